@@ -1,0 +1,323 @@
+/*
+ * cli.c — shared machinery of the `amp` command (see cli.h): environment,
+ * errors, passphrases, keystore loading and DID resolution.
+ */
+#include "cli.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define PASS_MAX 1024u
+#define KEYSTORE_FILE_MAX (64u * 1024u)
+
+int cli_env_init(cli_env *env)
+{
+	memset(env, 0, sizeof(*env));
+	env->passphrase_fd = -1;
+	const char *home = getenv("AMP_HOME");
+	int n;
+	if (home != NULL && *home != '\0') {
+		n = snprintf(env->home, sizeof(env->home), "%s", home);
+	} else {
+		const char *h = getenv("HOME");
+		n = snprintf(env->home, sizeof(env->home), "%s/.amp",
+			     h != NULL && *h != '\0' ? h : ".");
+	}
+	if (n < 0 || (size_t)n >= sizeof(env->home)) {
+		fprintf(stderr, "amp: AMP_HOME path is too long\n");
+		return CLI_FAIL;
+	}
+	const char *ks = getenv("AMP_KEYSTORE");
+	if (ks != NULL && *ks != '\0')
+		n = snprintf(env->keystore, sizeof(env->keystore), "%s", ks);
+	else
+		env->keystore[0] = '\0'; /* derived from home when needed */
+	if (n < 0 || (size_t)n >= sizeof(env->keystore)) {
+		fprintf(stderr, "amp: AMP_KEYSTORE path is too long\n");
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
+static const char *keystore_path(const cli_env *env, char buf[PATH_MAX])
+{
+	if (env->keystore[0] != '\0')
+		return env->keystore;
+	snprintf(buf, PATH_MAX, "%s/keystore.json", env->home);
+	return buf;
+}
+
+int cli_common_opt(cli_env *env, int c, const char *arg)
+{
+	uint64_t v;
+	int n;
+	switch (c) {
+	case OPT_HOME:
+		n = snprintf(env->home, sizeof(env->home), "%s", arg);
+		return n >= 0 && (size_t)n < sizeof(env->home) ? 1 : -1;
+	case OPT_KEYSTORE:
+		n = snprintf(env->keystore, sizeof(env->keystore), "%s", arg);
+		return n >= 0 && (size_t)n < sizeof(env->keystore) ? 1 : -1;
+	case OPT_PASSFD:
+		if (!util_parse_u64(arg, 0, 1023, &v))
+			return -1;
+		env->passphrase_fd = (int)v;
+		return 1;
+	case OPT_DOC:
+		if (env->n_docs == sizeof(env->docs) / sizeof(env->docs[0]))
+			return -1;
+		env->docs[env->n_docs++] = arg;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+void cli_err(const cli_env *env, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "amp: %s: ", env->cmd != NULL ? env->cmd : "error");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_fail(const cli_env *env, const char *what, amp_err e,
+	     const char *detail)
+{
+	cli_err(env, "%s: %s: %s", what, amp_err_name(e),
+		detail != NULL ? detail : amp_strerror(e));
+	return CLI_FAIL;
+}
+
+/* Read one line (without the newline) of at most PASS_MAX bytes from fd. */
+static int read_pass_line(int fd, char *buf, size_t *len_r)
+{
+	size_t n = 0;
+	for (;;) {
+		char c;
+		ssize_t r = read(fd, &c, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0 || c == '\n')
+			break;
+		if (n == PASS_MAX) {
+			errno = EFBIG;
+			return -1;
+		}
+		buf[n++] = c;
+	}
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	buf[n] = '\0';
+	*len_r = n;
+	return 0;
+}
+
+static int prompt_tty(const char *prompt, char *buf, size_t *len_r)
+{
+	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct termios old, noecho;
+	bool restore = tcgetattr(fd, &old) == 0;
+	if (restore) {
+		noecho = old;
+		noecho.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(fd, TCSAFLUSH, &noecho);
+	}
+	int r = util_write_all(fd, prompt, strlen(prompt));
+	if (r == 0)
+		r = read_pass_line(fd, buf, len_r);
+	if (restore)
+		tcsetattr(fd, TCSAFLUSH, &old);
+	if (util_write_all(fd, "\n", 1) != 0)
+		r = -1;
+	close(fd);
+	return r;
+}
+
+void cli_passphrase_free(char **pass, size_t len)
+{
+	(void)len;
+	if (pass != NULL && *pass != NULL) {
+		sodium_free(*pass); /* wipes */
+		*pass = NULL;
+	}
+}
+
+int cli_passphrase(const cli_env *env, bool confirm, char **pass_r,
+		   size_t *len_r)
+{
+	char *buf = sodium_malloc(PASS_MAX + 1);
+	size_t len = 0;
+	if (buf == NULL) {
+		cli_err(env, "cannot allocate secure memory for the passphrase");
+		return CLI_FAIL;
+	}
+	const char *envpass = getenv("AMP_PASSPHRASE");
+	if (env->passphrase_fd >= 0) {
+		if (read_pass_line(env->passphrase_fd, buf, &len) != 0) {
+			cli_err(env, "cannot read the passphrase from fd %d: %s",
+				env->passphrase_fd, strerror(errno));
+			sodium_free(buf);
+			return CLI_FAIL;
+		}
+	} else if (envpass != NULL) {
+		len = strlen(envpass);
+		if (len > PASS_MAX) {
+			cli_err(env, "AMP_PASSPHRASE is longer than %u bytes",
+				PASS_MAX);
+			sodium_free(buf);
+			return CLI_FAIL;
+		}
+		memcpy(buf, envpass, len + 1);
+	} else {
+		if (prompt_tty("Keystore passphrase: ", buf, &len) != 0) {
+			cli_err(env, "no passphrase: no terminal to ask on "
+				     "(use --passphrase-fd or AMP_PASSPHRASE)");
+			sodium_free(buf);
+			return CLI_FAIL;
+		}
+		if (confirm) {
+			char *again = sodium_malloc(PASS_MAX + 1);
+			size_t alen = 0;
+			int r = again == NULL ? -1
+					      : prompt_tty("Repeat passphrase: ",
+							   again, &alen);
+			bool same = r == 0 && alen == len &&
+				    sodium_memcmp(buf, again, len) == 0;
+			if (again != NULL)
+				sodium_free(again);
+			if (!same) {
+				cli_err(env, "the passphrases differ");
+				sodium_free(buf);
+				return CLI_FAIL;
+			}
+		}
+	}
+	if (len == 0) {
+		cli_err(env, "the passphrase is empty");
+		sodium_free(buf);
+		return CLI_FAIL;
+	}
+	*pass_r = buf;
+	*len_r = len;
+	return CLI_OK;
+}
+
+static int read_keystore(const cli_env *env, char **text_r, size_t *len_r,
+			 const char **path_r)
+{
+	static char pbuf[PATH_MAX];
+	const char *path = keystore_path(env, pbuf);
+	uint8_t *text;
+	if (util_read_file(path, KEYSTORE_FILE_MAX, &text, len_r) != 0) {
+		if (errno == ENOENT)
+			cli_err(env, "%s: no keystore (create one with "
+				     "`amp keygen --did DID`)", path);
+		else
+			cli_err(env, "%s: %s", path, strerror(errno));
+		return CLI_FAIL;
+	}
+	*text_r = (char *)text;
+	*path_r = path;
+	return CLI_OK;
+}
+
+int cli_load_public(const cli_env *env, amp_public_identity *pub_r)
+{
+	char *text;
+	size_t len;
+	const char *path, *detail = NULL;
+	if (read_keystore(env, &text, &len, &path) != CLI_OK)
+		return CLI_FAIL;
+	amp_err e = amp_keystore_public(text, len, pub_r, &detail);
+	free(text);
+	return e == AMP_OK ? CLI_OK : cli_fail(env, path, e, detail);
+}
+
+int cli_load_identity(const cli_env *env, amp_identity **id_r)
+{
+	char *text, *pass;
+	size_t len, plen;
+	const char *path, *detail = NULL;
+	if (read_keystore(env, &text, &len, &path) != CLI_OK)
+		return CLI_FAIL;
+	if (cli_passphrase(env, false, &pass, &plen) != CLI_OK) {
+		free(text);
+		return CLI_FAIL;
+	}
+	amp_err e = amp_keystore_open(text, len, pass, plen, id_r, &detail);
+	cli_passphrase_free(&pass, plen);
+	free(text);
+	return e == AMP_OK ? CLI_OK : cli_fail(env, path, e, detail);
+}
+
+int cli_read_doc(const cli_env *env, const char *path,
+		 amp_public_identity *pub_r)
+{
+	uint8_t *text;
+	size_t len;
+	const char *detail = NULL;
+	if (util_read_file(path, AMP_DIDDOC_MAX, &text, &len) != 0) {
+		cli_err(env, "%s: %s", path,
+			errno == EFBIG ? "DID document is larger than 64 KiB"
+				       : strerror(errno));
+		return CLI_FAIL;
+	}
+	amp_err e = amp_did_document_parse((const char *)text, len, pub_r,
+					   &detail);
+	free(text);
+	return e == AMP_OK ? CLI_OK : cli_fail(env, path, e, detail);
+}
+
+int cli_resolve(const cli_env *env, const char *did,
+		const amp_public_identity *me, amp_public_identity *pub_r)
+{
+	for (size_t i = 0; i < env->n_docs; i++) {
+		amp_public_identity p;
+		if (cli_read_doc(env, env->docs[i], &p) != CLI_OK)
+			return CLI_FAIL;
+		if (strcmp(p.did, did) == 0) {
+			*pub_r = p;
+			return CLI_OK;
+		}
+	}
+	if (me != NULL && strcmp(me->did, did) == 0) {
+		*pub_r = *me;
+		return CLI_OK;
+	}
+	/* A canonical DID has no '/', so it is safe as a file name. */
+	char path[PATH_MAX];
+	int n = snprintf(path, sizeof(path), "%s/known/%s.json", env->home, did);
+	if (n < 0 || (size_t)n >= sizeof(path) || access(path, R_OK) != 0) {
+		cli_err(env, "%s: unknown identity; import its DID document "
+			     "with `amp did import FILE` or pass --doc FILE",
+			did);
+		return CLI_FAIL;
+	}
+	return cli_read_doc(env, path, pub_r);
+}
+
+int cli_write_out(const cli_env *env, const char *path, const void *data,
+		  size_t len, mode_t mode)
+{
+	if (util_write_file_atomic(path, data, len, mode) != 0) {
+		cli_err(env, "%s: cannot write: %s",
+			strcmp(path, "-") == 0 ? "standard output" : path,
+			strerror(errno));
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}

@@ -1,0 +1,100 @@
+/*
+ * cli.h — what the `amp` command's files share: the environment (home
+ * directory, keystore path, passphrase source), error reporting, loading
+ * the keystore and resolving DIDs to public identities.
+ *
+ * Exit codes of every command: 0 success, 1 failure (bad input, failed
+ * verification, I/O), 2 usage error.
+ */
+#ifndef AMP_CLI_H
+#define AMP_CLI_H
+
+#include "amp/amp.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define CLI_OK 0
+#define CLI_FAIL 1
+#define CLI_USAGE 2
+
+typedef struct cli_env {
+	char home[3072];         /* $AMP_HOME or ~/.amp; short enough for home/known/DID.json */
+	char keystore[PATH_MAX]; /* --keystore, $AMP_KEYSTORE, home/keystore.json */
+	int passphrase_fd;       /* --passphrase-fd, or -1 */
+	const char *cmd;         /* "seal", "did document", … for messages */
+	const char *docs[64];    /* --doc FILE options, in order */
+	size_t n_docs;
+} cli_env;
+
+/* Options every command accepts; a command's long-option table starts with
+ * CLI_COMMON_LONGOPTS and its getopt loop calls cli_common_opt first. */
+enum {
+	OPT_HOME = 1000,
+	OPT_KEYSTORE,
+	OPT_PASSFD,
+	OPT_DOC,
+	OPT_HELP = 'h',
+};
+#define CLI_COMMON_LONGOPTS                                                   \
+	{ "home", required_argument, NULL, OPT_HOME },                        \
+	{ "keystore", required_argument, NULL, OPT_KEYSTORE },                \
+	{ "passphrase-fd", required_argument, NULL, OPT_PASSFD },             \
+	{ "doc", required_argument, NULL, OPT_DOC },                          \
+	{ "help", no_argument, NULL, OPT_HELP }
+#define CLI_COMMON_HELP                                                       \
+	"Common options:\n"                                                   \
+	"  --home DIR         state directory (default $AMP_HOME, else ~/.amp)\n" \
+	"  --keystore FILE    keystore (default $AMP_KEYSTORE, else\n"        \
+	"                     HOME/keystore.json)\n"                          \
+	"  --passphrase-fd N  read the keystore passphrase from file\n"       \
+	"                     descriptor N (else $AMP_PASSPHRASE, else a\n"   \
+	"                     prompt on the terminal)\n"                      \
+	"  --doc FILE         use this DID document to resolve a DID\n"       \
+	"                     (repeatable; else HOME/known/DID.json)\n"       \
+	"  -h, --help         show this help\n"
+
+/* Fill env from the environment. Returns CLI_OK or CLI_FAIL. */
+int cli_env_init(cli_env *env);
+/* Handle a common option. 1: handled; 0: not common; -1: bad value. */
+int cli_common_opt(cli_env *env, int c, const char *arg);
+
+void cli_err(const cli_env *env, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Print "amp: CMD: WHAT: AMP_E_X: detail" and return CLI_FAIL. */
+int cli_fail(const cli_env *env, const char *what, amp_err e,
+	     const char *detail);
+
+/* Passphrase from fd, $AMP_PASSPHRASE or the terminal (asked twice when
+ * confirm).  Returned in sodium_malloc()ed memory: free with
+ * cli_passphrase_free. */
+int cli_passphrase(const cli_env *env, bool confirm, char **pass_r,
+		   size_t *len_r);
+void cli_passphrase_free(char **pass, size_t len);
+
+int cli_load_public(const cli_env *env, amp_public_identity *pub_r);
+int cli_load_identity(const cli_env *env, amp_identity **id_r);
+
+/* Resolve a canonical DID: --doc files, then our own identity (me may be
+ * NULL), then HOME/known/DID.json. */
+int cli_resolve(const cli_env *env, const char *did,
+		const amp_public_identity *me, amp_public_identity *pub_r);
+
+/* Read a DID document file and validate it. */
+int cli_read_doc(const cli_env *env, const char *path,
+		 amp_public_identity *pub_r);
+
+/* Write output (file atomically or "-" for stdout); CLI_OK or CLI_FAIL. */
+int cli_write_out(const cli_env *env, const char *path, const void *data,
+		  size_t len, mode_t mode);
+
+int cmd_keygen(cli_env *env, int argc, char **argv);
+int cmd_did(cli_env *env, int argc, char **argv);
+int cmd_seal(cli_env *env, int argc, char **argv);
+int cmd_open(cli_env *env, int argc, char **argv);
+int cmd_verify(cli_env *env, int argc, char **argv);
+int cmd_pow(cli_env *env, int argc, char **argv);
+
+#endif
