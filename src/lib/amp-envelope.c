@@ -85,9 +85,7 @@ static void build_payload_ad(amp_wbuf *w, const uint8_t *envelope_id,
 	amp_wbuf_lp(w, ct, strlen(ct));
 }
 
-/* §5.5 signing input of a (complete) header and ciphertext; *len_r set.
- * Returns NULL on allocation failure. */
-static uint8_t *build_sig_input(const Amp__V1__EnvelopeHeader *h,
+uint8_t *amp_sig_input_build(const Amp__V1__EnvelopeHeader *h,
 				const uint8_t *ct, size_t ct_len, size_t *len_r)
 {
 	size_t sender_len = strlen(h->sender);
@@ -333,7 +331,7 @@ amp_err amp_seal(amp_ctx *ctx, const amp_identity *sender,
 	h.payload_nonce.len = sizeof(pnonce);
 
 	uint8_t sig[AMP_SIG_BYTES];
-	sig_input = build_sig_input(&h, payload, (size_t)padded_size + 16,
+	sig_input = amp_sig_input_build(&h, payload, (size_t)padded_size + 16,
 				    &sig_len);
 	if (sig_input == NULL) {
 		e = AMP_E_NOMEM;
@@ -687,7 +685,7 @@ amp_err amp_envelope_verify(const amp_envelope *env,
 		AMP_FAIL(AMP_E_SENDER_MISMATCH,
 			 "the given identity is not the envelope's sender");
 	size_t sig_len;
-	uint8_t *sig_input = build_sig_input(h, env->pb->ciphertext.data,
+	uint8_t *sig_input = amp_sig_input_build(h, env->pb->ciphertext.data,
 					     env->pb->ciphertext.len, &sig_len);
 	if (sig_input == NULL)
 		AMP_FAIL(AMP_E_NOMEM, "out of memory for the signing input");

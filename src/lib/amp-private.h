@@ -101,6 +101,13 @@ amp_err amp_zstd_decompress_bounded(const uint8_t *z, size_t z_len,
 				    size_t *out_len_r, const char **error_r)
 	AMP_WUR;
 
+/* §5.5 signing input of a complete header and its ciphertext, in a new
+ * buffer (free with free()); NULL when out of memory.  Used by the envelope
+ * code and by tests that re-sign tampered envelopes. */
+struct Amp__V1__EnvelopeHeader;
+uint8_t *amp_sig_input_build(const struct Amp__V1__EnvelopeHeader *h,
+			     const uint8_t *ct, size_t ct_len, size_t *len_r);
+
 /* Current time in unix seconds. */
 uint64_t amp_now(void);
 
