@@ -36,8 +36,7 @@ struct amp_envelope {
 
 /* ------------------------------------------------------------- helpers */
 
-/* §5.3 Padmé. L >= 2. */
-static uint64_t padme(uint64_t L)
+uint64_t amp_padme(uint64_t L)
 {
 	unsigned E = 63u - (unsigned)__builtin_clzll(L);
 	unsigned S = 32u - (unsigned)__builtin_clz(E | 1u);
@@ -49,7 +48,7 @@ static uint64_t padme(uint64_t L)
 
 static uint64_t padded_size_for(uint64_t z_len)
 {
-	uint64_t p = padme(4 + z_len);
+	uint64_t p = amp_padme(4 + z_len);
 	return p < PADDED_MIN ? PADDED_MIN : p;
 }
 

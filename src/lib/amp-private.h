@@ -108,6 +108,9 @@ struct Amp__V1__EnvelopeHeader;
 uint8_t *amp_sig_input_build(const struct Amp__V1__EnvelopeHeader *h,
 			     const uint8_t *ct, size_t ct_len, size_t *len_r);
 
+/* §5.3 Padmé rounding of L (L >= 2). */
+uint64_t amp_padme(uint64_t L);
+
 /* Current time in unix seconds. */
 uint64_t amp_now(void);
 

@@ -379,8 +379,15 @@ def unpad(padded, padded_size):
 _DECOMPRESS_CHUNK = 256
 
 
+# RFC 8878 §3.1.1: a Zstandard frame starts with this magic number (a
+# skippable frame has another, and is not "a zstd frame" here).
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
 def decompress_one_frame(z):
     """AMP-R-016: `z` is exactly one complete zstd frame of at most 32 MiB of output."""
+    if not z.startswith(ZSTD_MAGIC):
+        raise AmpError("AMP_E_DECOMPRESS", "not a Zstandard frame")
     dobj = zstandard.ZstdDecompressor().decompressobj()
     parts, total = [], 0
     try:
@@ -496,6 +503,13 @@ def seal(sender, recipients, body, content_type=DEFAULT_CONTENT_TYPE, *, created
 # --------------------------------------------------------------------------
 # §5.6 Opening: steps 1–3, decoding
 
+# The wire type of every field of the schema (0 varint, 2 length-delimited),
+# and which fields are nested messages.
+_WIRE_TYPES = {
+    "Envelope": {1: 2, 2: 2, 3: 2},
+    "EnvelopeHeader": {1: 0, 2: 2, 3: 2, 4: 2, 5: 2, 6: 0, 7: 0, 8: 0, 9: 2, 10: 0, 11: 2},
+    "Recipient": {1: 2, 2: 2},
+}
 _MESSAGE_FIELDS = {"Envelope": {1: "EnvelopeHeader"}, "EnvelopeHeader": {5: "Recipient"},
                    "Recipient": {}}
 
@@ -516,13 +530,19 @@ def _read_varint(buf, pos):
 
 
 def _scan_wire(buf, message):
-    """Walk the protobuf wire format and report input that ends inside a field
-    (at any nesting level) as AMP_E_TRUNCATED.  Everything else wrong with the
-    wire format is left for the real parser, which reports AMP_E_MALFORMED."""
+    """Walk the protobuf wire format: input that ends inside a field (at any
+    nesting level) is AMP_E_TRUNCATED; a known field with the wrong wire type
+    is AMP_E_MALFORMED (the protobuf runtime would keep it as an unknown field).
+    Other wire-format errors are left to the runtime's parser (AMP_E_MALFORMED);
+    unknown fields are left to the canonical check (AMP_E_NONCANONICAL)."""
     pos = 0
     while pos < len(buf):
         tag, pos = _read_varint(buf, pos)
         number, wire_type = tag >> 3, tag & 7
+        expected = _WIRE_TYPES[message].get(number)
+        if expected is not None and wire_type != expected:
+            raise AmpError("AMP_E_MALFORMED", f"{message} field {number} has wire type "
+                                              f"{wire_type}, not {expected}")
         if wire_type == 0:
             _, pos = _read_varint(buf, pos)
         elif wire_type in (1, 5):
@@ -697,8 +717,7 @@ class PowStamp:
 
     @classmethod
     def from_text(cls, text):
-        m = re.fullmatch(r"amp-pow-v1:(0|[1-9][0-9]*):(0|[1-9][0-9]*):([0-9a-f]{16})",
-                         text.strip())
+        m = re.fullmatch(r"amp-pow-v1:(0|[1-9][0-9]*):(0|[1-9][0-9]*):([0-9a-f]{16})", text)
         if not m or int(m.group(2)) >= 1 << 64:
             raise AmpError("AMP_E_MALFORMED", f"not a text stamp: {text!r}")
         return cls(int(m.group(1)), int(m.group(2)), int(m.group(3), 16))

@@ -213,6 +213,8 @@ def test_truncated(alice, bob, cut):
 
 def test_malformed_wire(alice, bob):
     assert code_of(ampy.decode_envelope, b"\x0f\x00") == "AMP_E_MALFORMED"  # wire type 7
+    assert code_of(ampy.decode_envelope, b"\x08\x01") == "AMP_E_MALFORMED"  # header as varint
+    assert code_of(ampy.decode_envelope, ld(1, b"\x0a\x01\x01")) == "AMP_E_MALFORMED"
     data = ampy.seal(alice, [bob.document()], b"x")
     env = parse(data)
     without_signature = ld(1, env.header.SerializeToString()) + ld(2, env.ciphertext)
@@ -375,13 +377,21 @@ def test_padding_checks(alice, bob):
                               alice.document()).body == b"padding"
 
 
+# RFC 8878 §3.1.2: a skippable frame with an empty payload.
+SKIPPABLE_FRAME = bytes.fromhex("502a4d18" "00000000")
+
+
 @pytest.mark.parametrize("z", [
     b"",
     b"not zstd at all",
     zstandard.ZstdCompressor().compress(b"two frames") * 2,
     zstandard.ZstdCompressor().compress(b"trailing") + b"\0",
     zstandard.ZstdCompressor().compress(b"truncated frame" * 20)[:-3],
-], ids=["empty", "garbage", "two-frames", "trailing", "truncated"])
+    SKIPPABLE_FRAME,
+    SKIPPABLE_FRAME + zstandard.ZstdCompressor().compress(b"after a skippable frame"),
+    zstandard.ZstdCompressor().compress(b"before a skippable frame") + SKIPPABLE_FRAME,
+], ids=["empty", "garbage", "two-frames", "trailing", "truncated", "skippable",
+        "skippable-first", "skippable-last"])
 def test_decompress_errors(alice, bob, z):
     data = ampy.seal(alice, [bob.document()], b"", z=z)
     assert code_of(ampy.open_envelope, data, bob, alice.document()) == "AMP_E_DECOMPRESS"
@@ -494,81 +504,99 @@ def unhex(s):
     return bytes.fromhex(s)
 
 
-def test_vectors_envelope():
-    for case in load_vectors("envelope.json")["cases"]:
-        s = case["sender"]
-        sender = ampy.Identity(s["did"], unhex(s["sign_seed"]), unhex(s["enc_sk"]))
-        assert sender.sign_pk.hex() == s["sign_pk"] and sender.enc_pk.hex() == s["enc_pk"]
-        envelope_id = unhex(case["envelope_id"])
-        content_key = unhex(case["content_key"])
-        recipients, docs = [], []
-        for r in case["recipients"]:
-            rid = ampy.Identity(r["did"], unhex(r["sign_seed"]), unhex(r["enc_sk"]))
-            assert rid.sign_pk.hex() == r["sign_pk"] and rid.enc_pk.hex() == r["enc_pk"]
-            dh = ampy.x25519(sender.enc_sk, rid.enc_pk)
-            assert dh.hex() == r["dh"] and ampy.x25519(rid.enc_sk, sender.enc_pk) == dh
-            ctx = ampy.wrap_context(envelope_id, sender.did, rid.did, sender.enc_pk, rid.enc_pk)
-            assert ctx.hex() == r["wrap_ctx"], rid.did
-            kek = ampy.key_encryption_key(dh, ctx)
-            assert kek.hex() == r["kek"], rid.did
-            wrapped = ampy.wrap_key(content_key, kek, ctx, unhex(r["wrap_nonce"]))
-            assert wrapped.hex() == r["wrapped_key"], rid.did
-            recipients.append(rid)
-            docs.append(rid.document())
+def envelope_cases():
+    """The cases of envelope.json, or [None] when it does not exist (yet)."""
+    path = os.path.join(VECTORS, "envelope.json")
+    if not os.path.exists(path):
+        return [None]
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)["cases"]
 
-        z = unhex(case["z"])
-        body = unhex(case["body"])
-        assert ampy.decompress_one_frame(z) == body
-        padded = ampy.pad(z)
-        assert len(padded) == case["padded_size"] and padded.hex() == case["padded"]
-        ad = ampy.payload_ad(envelope_id, sender.did, case["content_type"])
-        assert ad.hex() == case["payload_ad"]
-        ciphertext = ampy.aead_encrypt(content_key, unhex(case["payload_nonce"]), padded, ad)
-        assert ciphertext.hex() == case["ciphertext"]
 
-        envelope = ampy.seal(sender, docs, body, case["content_type"], created=case["created"],
-                             expires=case["expires"], lane=case["lane"],
-                             envelope_id=envelope_id, content_key=content_key,
-                             payload_nonce=unhex(case["payload_nonce"]),
-                             wrap_nonces=[unhex(r["wrap_nonce"]) for r in case["recipients"]],
-                             z=z)
-        env = parse(envelope)
-        assert ampy.signature_input(env.header, env.ciphertext).hex() == case["sig_input"]
-        assert env.signature.hex() == case["signature"]
-        assert envelope.hex() == case["envelope"]
+@pytest.mark.parametrize("case", envelope_cases(), ids=lambda c: c["name"] if c else "none")
+def test_vectors_envelope(case):
+    if case is None:
+        load_vectors("envelope.json")  # skips, or fails when other vectors exist
+    s = case["sender"]
+    sender = ampy.Identity(s["did"], unhex(s["sign_seed"]), unhex(s["enc_sk"]))
+    assert sender.sign_pk.hex() == s["sign_pk"] and sender.enc_pk.hex() == s["enc_pk"]
+    envelope_id = unhex(case["envelope_id"])
+    content_key = unhex(case["content_key"])
+    recipients, docs = [], []
+    for r in case["recipients"]:
+        rid = ampy.Identity(r["did"], unhex(r["sign_seed"]), unhex(r["enc_sk"]))
+        assert rid.sign_pk.hex() == r["sign_pk"] and rid.enc_pk.hex() == r["enc_pk"]
+        dh = ampy.x25519(sender.enc_sk, rid.enc_pk)
+        assert dh.hex() == r["dh"] and ampy.x25519(rid.enc_sk, sender.enc_pk) == dh
+        ctx = ampy.wrap_context(envelope_id, sender.did, rid.did, sender.enc_pk, rid.enc_pk)
+        assert ctx.hex() == r["wrap_ctx"], rid.did
+        kek = ampy.key_encryption_key(dh, ctx)
+        assert kek.hex() == r["kek"], rid.did
+        wrapped = ampy.wrap_key(content_key, kek, ctx, unhex(r["wrap_nonce"]))
+        assert wrapped.hex() == r["wrapped_key"], rid.did
+        recipients.append(rid)
+        docs.append(rid.document())
 
-        now = case["created"]
-        for rid in recipients:
-            opened = ampy.open_envelope(unhex(case["envelope"]), rid, sender.document(), now=now)
-            assert opened.body == body
+    z = unhex(case["z"])
+    body = unhex(case["body"])
+    assert ampy.decompress_one_frame(z) == body
+    padded = ampy.pad(z)
+    assert len(padded) == case["padded_size"] and padded.hex() == case["padded"]
+    ad = ampy.payload_ad(envelope_id, sender.did, case["content_type"])
+    assert ad.hex() == case["payload_ad"]
+    ciphertext = ampy.aead_encrypt(content_key, unhex(case["payload_nonce"]), padded, ad)
+    assert ciphertext.hex() == case["ciphertext"]
+
+    envelope = ampy.seal(sender, docs, body, case["content_type"], created=case["created"],
+                         expires=case["expires"], lane=case["lane"],
+                         envelope_id=envelope_id, content_key=content_key,
+                         payload_nonce=unhex(case["payload_nonce"]),
+                         wrap_nonces=[unhex(r["wrap_nonce"]) for r in case["recipients"]],
+                         z=z)
+    env = parse(envelope)
+    assert ampy.signature_input(env.header, env.ciphertext).hex() == case["sig_input"]
+    assert env.signature.hex() == case["signature"]
+    assert envelope.hex() == case["envelope"]
+
+    now = case["created"]
+    for rid in recipients:
+        opened = ampy.open_envelope(unhex(case["envelope"]), rid, sender.document(), now=now)
+        assert opened.body == body
 
 
 def test_vectors_did():
     vec = load_vectors("did.json")
     for did in vec["valid"]:
         assert ampy.is_valid_did(did), did
-    for did in vec["invalid"]:
-        assert not ampy.is_valid_did(did), did
+    for case in vec["invalid"]:
+        assert not ampy.is_valid_did(case["did"]), case
 
 
 def test_vectors_padme():
-    for case in load_vectors("padme.json")["cases"]:
-        assert ampy.padme(case["input"]) == case["output"], case
+    for length, padded in load_vectors("padme.json"):
+        assert ampy.padme(length) == padded, length
 
 
 def test_vectors_keys():
-    for case in load_vectors("keys.json")["cases"]:
+    for case in load_vectors("keys.json"):
         ident_ = ampy.Identity(case["did"], unhex(case["sign_seed"]), unhex(case["enc_sk"]))
         assert ident_.sign_pk.hex() == case["sign_pk"]
         assert ident_.enc_pk.hex() == case["enc_pk"]
-        assert ampy.key_id(ident_.sign_pk) == case["sign_key_id"]
+        assert ampy.key_id(ident_.sign_pk) == case["sig_key_id"]
         assert ampy.key_id(ident_.enc_pk) == case["enc_key_id"]
+        assert ident_.document().to_dict() == case["document"]
         assert ampy.DidDocument.parse(json.dumps(case["document"])) == ident_.document()
 
 
 def test_vectors_pow():
-    for case in load_vectors("pow.json")["cases"]:
+    for case in load_vectors("pow.json"):
         doc = ampy.DidDocument(case["did"], unhex(case["sign_pk"]), unhex(case["enc_pk"]))
         stamp = ampy.PowStamp(case["bits"], case["timestamp"], case["counter"])
+        assert stamp.to_text() == case["text"]
+        assert ampy.PowStamp.from_text(case["text"]) == stamp
+        prefix = ampy.pow_prefix(doc.did, doc.sign_pk, doc.enc_pk, stamp.timestamp, stamp.bits)
+        assert (prefix + ampy.u64(stamp.counter)).hex() == case["pow_input"]
         assert ampy.pow_digest(doc.did, doc.sign_pk, doc.enc_pk, stamp).hex() == case["digest"]
         ampy.pow_check(doc, stamp, case["bits"], now=case["timestamp"])
+        # Minting searches counter = 0, 1, 2, ...: the vector's counter is the first that works.
+        assert ampy.pow_mint(doc, stamp.bits, timestamp=stamp.timestamp) == stamp

@@ -372,6 +372,9 @@ SIGNED_TAMPERING = {
     "not-zstd": (lambda py, amp: _resealed(py, amp, z=b"not a zstd frame"), "AMP_E_DECOMPRESS"),
     "two-frames": (lambda py, amp: _resealed(py, amp, z=zstandard.ZstdCompressor().compress(
         b"x") * 2), "AMP_E_DECOMPRESS"),
+    "skippable-frame": (lambda py, amp: _resealed(py, amp, z=bytes.fromhex("502a4d1800000000")
+                                                  + zstandard.ZstdCompressor().compress(b"x")),
+                        "AMP_E_DECOMPRESS"),
     "bomb": (lambda py, amp: _resealed(py, amp, z=zstandard.ZstdCompressor().compress(
         bytes(ampy.MAX_BODY + 1))), "AMP_E_TOO_LARGE"),
 }
@@ -392,6 +395,22 @@ def test_not_recipient_both(amp, py, tmp_path):
     from_amp = amp.run("seal", "--to", other.did, stdin=b"not for ampy").stdout
     assert ampy_open(py.identity, amp.doc, from_amp)[0] == "AMP_E_NOT_RECIPIENT"
     assert amp_open(amp, from_amp)[0] == "AMP_E_NOT_RECIPIENT"
+
+
+def test_low_order_key_both(amp, py, tmp_path):
+    """A DID document whose X25519 key is a low-order point (AMP-R-005)."""
+    low = ampy.Identity.generate("did:aftersmtp:py.example.org:low")
+    low_doc = ampy.DidDocument(low.did, low.sign_pk, bytes(32))
+    path = tmp_path / "low.json"
+    path.write_text(low_doc.to_json())
+    amp.run("did", "import", path)
+    proc = amp.run("seal", "--to", low.did, stdin=b"x", check=False)
+    assert proc.returncode != 0 and error_code(proc.stderr) == "AMP_E_BAD_KEY"
+    with pytest.raises(ampy.AmpError) as info:
+        ampy.seal(py.identity, [low_doc], b"x")
+    assert info.value.code == "AMP_E_BAD_KEY"
+    from_low = ampy.seal(low, [amp.doc, py.doc], b"x")  # signed properly, bad published key
+    _check_same_code(amp, py, low_doc, from_low, "AMP_E_BAD_KEY")
 
 
 # ---- proof of work ----
