@@ -1,0 +1,43 @@
+#!/bin/sh
+# bootstrap.sh — install every Debian 12 package AfterSMTP needs to build,
+# run and test.  Idempotent: asks apt only for what is missing, and runs
+# `apt-get update` only when something is.  Must run as root (or via sudo)
+# when packages are missing.
+set -eu
+
+PACKAGES="
+make gcc clang libclang-rt-14-dev pkg-config meson ninja-build
+protobuf-c-compiler libprotobuf-c-dev libsodium-dev libzstd-dev
+libjansson-dev libcmocka-dev
+python3 python3-pytest python3-nacl python3-protobuf python3-zstandard
+protobuf-compiler
+"
+
+missing=""
+for p in $PACKAGES; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case "$status" in
+	"install ok installed") ;;
+	*) missing="$missing $p" ;;
+	esac
+done
+
+if [ -z "$missing" ]; then
+	echo "bootstrap: all $(echo $PACKAGES | wc -w) packages present"
+	exit 0
+fi
+
+echo "bootstrap: installing:$missing"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		SUDO=sudo
+	else
+		echo "bootstrap: need root to install:$missing" >&2
+		exit 1
+	fi
+fi
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+echo "bootstrap: done"
