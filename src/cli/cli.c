@@ -270,12 +270,11 @@ int cli_read_doc(const cli_env *env, const char *path,
 	uint8_t *text;
 	size_t len;
 	const char *detail = NULL;
-	if (util_read_file(path, AMP_DIDDOC_MAX, &text, &len) != 0) {
-		cli_err(env, "%s: %s", path,
-			errno == EFBIG ? "DID document is larger than 64 KiB"
-				       : strerror(errno));
-		return CLI_FAIL;
-	}
+	if (util_read_file(path, AMP_DIDDOC_MAX, &text, &len) != 0)
+		return errno == EFBIG
+			       ? cli_fail(env, path, AMP_E_TOO_LARGE,
+					  "DID document is larger than 64 KiB")
+			       : cli_fail(env, path, AMP_E_IO, strerror(errno));
 	amp_err e = amp_did_document_parse((const char *)text, len, pub_r,
 					   &detail);
 	free(text);

@@ -506,7 +506,7 @@ static amp_err check_canonical(const Amp__V1__Envelope *pb, const uint8_t *buf,
 			       size_t len, const char **error_r)
 {
 	if (has_unknown_fields(pb))
-		AMP_FAIL(AMP_E_MALFORMED, "envelope has unknown fields");
+		AMP_FAIL(AMP_E_NONCANONICAL, "envelope has unknown fields");
 	if (amp__v1__envelope__get_packed_size(pb) != len)
 		AMP_FAIL(AMP_E_NONCANONICAL, "envelope is not canonically encoded");
 	uint8_t *re = amp_malloc(len);

@@ -273,8 +273,14 @@ class DidDocument:
             data = data.encode("utf-8")
         if len(data) > MAX_DOCUMENT:
             raise AmpError("AMP_E_TOO_LARGE", "DID document over 64 KiB")
+        def no_duplicates(pairs):
+            names = [k for k, _ in pairs]
+            if len(names) != len(set(names)):
+                raise ValueError("a member name is repeated")
+            return dict(pairs)
+
         try:
-            doc = json.loads(data)
+            doc = json.loads(data, object_pairs_hook=no_duplicates)
         except ValueError as exc:
             raise AmpError("AMP_E_MALFORMED", f"DID document is not JSON: {exc}") from exc
 
@@ -288,20 +294,28 @@ class DidDocument:
         check_did(did)
         methods = doc.get("verificationMethod")
         require(isinstance(methods, list), "`verificationMethod` is not a list")
+        # Version 1 documents carry only JsonWebKey2020 OKP Ed25519/X25519 keys.
+        for m in methods:
+            require(isinstance(m, dict) and m.get("type") == "JsonWebKey2020"
+                    and isinstance(m.get("publicKeyJwk"), dict)
+                    and m["publicKeyJwk"].get("kty") == "OKP"
+                    and m["publicKeyJwk"].get("crv") in ("Ed25519", "X25519"),
+                    "a verification method is not a JsonWebKey2020 OKP "
+                    "Ed25519 or X25519 key")
 
         def the_method(crv):
-            found = [m for m in methods if isinstance(m, dict)
-                     and isinstance(m.get("publicKeyJwk"), dict)
-                     and m["publicKeyJwk"].get("crv") == crv]
+            found = [m for m in methods if m["publicKeyJwk"].get("crv") == crv]
             require(len(found) == 1, f"{len(found)} verification methods with crv {crv}")
             return found[0]
 
         def method_key(method, prefix):
             try:
                 pk = b64u_decode(method["publicKeyJwk"].get("x"))
-            except ValueError:
+            except (ValueError, TypeError):
                 pk = b""
-            require(len(pk) == 32, f"{prefix} key `x` does not decode to 32 bytes")
+            if len(pk) != 32:
+                raise AmpError("AMP_E_BAD_KEY",
+                               f"DID document: {prefix} key `x` is not 32 bytes of base64url")
             require(method.get("id") == f"{did}#{prefix}-{key_id(pk)}",
                     f"{prefix} method id is not <did>#{prefix}-<keyid>")
             require(method.get("controller") == did, f"{prefix} method controller is not `id`")

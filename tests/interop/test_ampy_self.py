@@ -138,12 +138,25 @@ def test_document_round_trip(alice):
     lambda d: d["verificationMethod"][1].update(controller="did:aftersmtp:example.org:eve"),
     lambda d: d.update(authentication=[]),
     lambda d: d.update(keyAgreement=[d["authentication"][0]]),
+    lambda d: d["verificationMethod"].append({"id": d["id"] + "#p256", "type": "JsonWebKey2020",
+                                              "controller": d["id"],
+                                              "publicKeyJwk": {"kty": "EC", "crv": "P-256"}}),
+    lambda d: d["verificationMethod"][1].update(type="X25519KeyAgreementKey2019"),
 ])
 def test_document_checks(alice, mutate):
     doc = alice.document().to_dict()
     mutate(doc)
     assert code_of(ampy.DidDocument.parse, json.dumps(doc)) in (
-        "AMP_E_MALFORMED", "AMP_E_BAD_DID")
+        "AMP_E_MALFORMED", "AMP_E_BAD_DID", "AMP_E_BAD_KEY")
+
+
+def test_document_bad_key_and_duplicate_members(alice):
+    doc = alice.document().to_dict()
+    doc["verificationMethod"][0]["publicKeyJwk"]["x"] = "AAAA"
+    assert code_of(ampy.DidDocument.parse, json.dumps(doc)) == "AMP_E_BAD_KEY"
+    text = alice.document().to_json()
+    dup = text.replace('"id":', '"id": "did:aftersmtp:x.org:y", "id":', 1)
+    assert code_of(ampy.DidDocument.parse, dup) == "AMP_E_MALFORMED"
 
 
 def test_document_ignores_unknown_members_and_refuses_oversize(alice):

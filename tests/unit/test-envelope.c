@@ -561,7 +561,7 @@ static void test_noncanonical(void **state)
 	memcpy(re, env, len);
 	re[len] = (15 << 3) | 0;
 	re[len + 1] = 1;
-	assert_int_equal(decode_only(re, len + 2), AMP_E_MALFORMED);
+	assert_int_equal(decode_only(re, len + 2), AMP_E_NONCANONICAL);
 
 	/* A non-minimal varint for a length: header length with an extra
 	 * 0x80 0x00 continuation is still the same value. */
