@@ -42,8 +42,8 @@ setup build
 meson compile -C build
 meson test -C build --suite unit --print-errorlogs && ok
 
-step "end-to-end and interop tests (pytest)"
-AMP_BIN=$ROOT/build/src/cli/amp $PY -m pytest -q tests/e2e tests/interop && ok
+step "end-to-end, interop and install tests (pytest)"
+AMP_BIN=$ROOT/build/src/cli/amp $PY -m pytest -q tests/e2e tests/interop tests/install && ok
 
 step "ASan + UBSan build, unit and end-to-end tests"
 setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
