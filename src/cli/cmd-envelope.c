@@ -402,6 +402,11 @@ int cmd_verify(cli_env *env, int argc, char **argv)
 	int r = parse_in_out(env, argc, argv, verify_help, &in, &out, &info);
 	if (r != CLI_OK)
 		return r < 0 ? CLI_OK : r;
+	if (strcmp(out, "-") != 0) {
+		cli_err(env, "verify writes nothing but its report; -o is not "
+			     "an option of verify");
+		return CLI_USAGE;
+	}
 	amp_public_identity sender;
 	amp_public_identity mine, *minep = NULL;
 	amp_envelope *envl = NULL;

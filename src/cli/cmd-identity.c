@@ -188,11 +188,19 @@ static int did_document(cli_env *env, const char *out)
 	amp_err e = amp_did_document_export(&pub, &json, &detail);
 	if (e != AMP_OK)
 		return cli_fail(env, pub.did, e, detail);
+	/* jansson's text has no final newline; files and terminals want one. */
 	size_t len = strlen(json);
-	json[len] = '\0';
-	int r = cli_write_out(env, out, json, len, 0644);
-	if (r == CLI_OK && strcmp(out, "-") == 0)
-		r = cli_write_out(env, out, "\n", 1, 0644);
+	char *text = malloc(len + 2);
+	if (text == NULL) {
+		amp_free(json);
+		cli_err(env, "out of memory");
+		return CLI_FAIL;
+	}
+	memcpy(text, json, len);
+	text[len] = '\n';
+	text[len + 1] = '\0';
+	int r = cli_write_out(env, out, text, len + 1, 0644);
+	free(text);
 	amp_free(json);
 	return r;
 }
