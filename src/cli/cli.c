@@ -54,7 +54,8 @@ static const char *keystore_path(const cli_env *env, char buf[PATH_MAX])
 	return buf;
 }
 
-int cli_common_opt(cli_env *env, int c, const char *arg)
+/* Handle a common option. 1: handled; 0: not common; -1: bad value. */
+static int common_opt(cli_env *env, int c, const char *arg)
 {
 	uint64_t v;
 	int n;
@@ -78,6 +79,28 @@ int cli_common_opt(cli_env *env, int c, const char *arg)
 	default:
 		return 0;
 	}
+}
+
+int cli_next_opt(cli_env *env, int argc, char **argv, const char *shorts,
+		 const struct option *longs)
+{
+	for (;;) {
+		int c = getopt_long(argc, argv, shorts, longs, NULL);
+		if (c == -1 || c == '?')
+			return c;
+		int r = common_opt(env, c, optarg);
+		if (r == 0)
+			return c;
+		if (r < 0) {
+			cli_err(env, "invalid value '%s'", optarg);
+			return '?';
+		}
+	}
+}
+
+void cli_usage_hint(const cli_env *env)
+{
+	fprintf(stderr, "Try 'amp %s --help' for the options.\n", env->cmd);
 }
 
 void cli_err(const cli_env *env, const char *fmt, ...)

@@ -30,7 +30,7 @@ typedef struct cli_env {
 } cli_env;
 
 /* Options every command accepts; a command's long-option table starts with
- * CLI_COMMON_LONGOPTS and its getopt loop calls cli_common_opt first. */
+ * CLI_COMMON_LONGOPTS and its option loop calls cli_next_opt. */
 enum {
 	OPT_HOME = 1000,
 	OPT_KEYSTORE,
@@ -58,9 +58,14 @@ enum {
 
 /* Fill env from the environment. Returns CLI_OK or CLI_FAIL. */
 int cli_env_init(cli_env *env);
-/* Handle a common option. 1: handled; 0: not common; -1: bad value. */
-int cli_common_opt(cli_env *env, int c, const char *arg);
+/* getopt_long that handles the common options itself.  Returns the next
+ * command-specific option, -1 at the end, or '?' after an unknown option
+ * or an invalid value (already reported). */
+int cli_next_opt(cli_env *env, int argc, char **argv, const char *shorts,
+		 const struct option *longs);
 
+/* "Try 'amp CMD --help'" on standard error, after a usage error. */
+void cli_usage_hint(const cli_env *env);
 void cli_err(const cli_env *env, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Print "amp: CMD: WHAT: AMP_E_X: detail" and return CLI_FAIL. */

@@ -178,14 +178,7 @@ int cmd_seal(cli_env *env, int argc, char **argv)
 		goto out;
 	}
 	params.created = now;
-	while ((c = getopt_long(argc, argv, "hi:o:a", opts, NULL)) != -1) {
-		if ((r = cli_common_opt(env, c, optarg)) == 1)
-			continue;
-		if (r < 0) {
-			cli_err(env, "invalid value '%s'", optarg);
-			r = CLI_USAGE;
-			goto out;
-		}
+	while ((c = cli_next_opt(env, argc, argv, "hi:o:a", opts)) != -1) {
 		r = CLI_OK;
 		switch (c) {
 		case 't':
@@ -219,7 +212,7 @@ int cmd_seal(cli_env *env, int argc, char **argv)
 			fputs(seal_help, stdout);
 			goto out;
 		default:
-			fputs(seal_help, stderr);
+			cli_usage_hint(env);
 			r = CLI_USAGE;
 		}
 		if (r != CLI_OK)
@@ -328,14 +321,8 @@ static int parse_in_out(cli_env *env, int argc, char **argv, const char *help,
 		{ "info", no_argument, NULL, 'I' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, r;
-	while ((c = getopt_long(argc, argv, "hi:o:", opts, NULL)) != -1) {
-		if ((r = cli_common_opt(env, c, optarg)) == 1)
-			continue;
-		if (r < 0) {
-			cli_err(env, "invalid value '%s'", optarg);
-			return CLI_USAGE;
-		}
+	int c;
+	while ((c = cli_next_opt(env, argc, argv, "hi:o:", opts)) != -1) {
 		switch (c) {
 		case 'i': *in = optarg; break;
 		case 'o': *out = optarg; break;
@@ -344,12 +331,12 @@ static int parse_in_out(cli_env *env, int argc, char **argv, const char *help,
 			fputs(help, stdout);
 			return -1;
 		default:
-			fputs(help, stderr);
+			cli_usage_hint(env);
 			return CLI_USAGE;
 		}
 	}
 	if (optind != argc) {
-		fputs(help, stderr);
+		cli_usage_hint(env);
 		return CLI_USAGE;
 	}
 	return CLI_OK;

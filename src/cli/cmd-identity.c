@@ -46,13 +46,7 @@ int cmd_keygen(cli_env *env, int argc, char **argv)
 	bool force = false;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if ((r = cli_common_opt(env, c, optarg)) == 1)
-			continue;
-		if (r < 0) {
-			cli_err(env, "invalid value '%s'", optarg);
-			return CLI_USAGE;
-		}
+	while ((c = cli_next_opt(env, argc, argv, "h", opts)) != -1) {
 		switch (c) {
 		case 'd':
 			did_arg = optarg;
@@ -79,7 +73,7 @@ int cmd_keygen(cli_env *env, int argc, char **argv)
 			fputs(keygen_help, stdout);
 			return CLI_OK;
 		default:
-			fputs(keygen_help, stderr);
+			cli_usage_hint(env);
 			return CLI_USAGE;
 		}
 	}
@@ -274,15 +268,9 @@ int cmd_did(cli_env *env, int argc, char **argv)
 	};
 	const char *out = "-";
 	bool force = false;
-	int c, r;
+	int c;
 
-	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-		if ((r = cli_common_opt(env, c, optarg)) == 1)
-			continue;
-		if (r < 0) {
-			cli_err(env, "invalid value '%s'", optarg);
-			return CLI_USAGE;
-		}
+	while ((c = cli_next_opt(env, argc, argv, "ho:", opts)) != -1) {
 		switch (c) {
 		case 'o':
 			out = optarg;
@@ -294,7 +282,7 @@ int cmd_did(cli_env *env, int argc, char **argv)
 			fputs(did_help, stdout);
 			return CLI_OK;
 		default:
-			fputs(did_help, stderr);
+			cli_usage_hint(env);
 			return CLI_USAGE;
 		}
 	}
@@ -318,6 +306,7 @@ int cmd_did(cli_env *env, int argc, char **argv)
 		printf("%s\n", did);
 		return CLI_OK;
 	}
-	fputs(did_help, stderr);
+	cli_err(env, "expected show, document, import FILE, list or check DID");
+	cli_usage_hint(env);
 	return CLI_USAGE;
 }

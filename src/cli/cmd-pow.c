@@ -41,15 +41,9 @@ int cmd_pow(cli_env *env, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t bits = 20, max_tries = 0;
-	int c, r;
+	int c;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if ((r = cli_common_opt(env, c, optarg)) == 1)
-			continue;
-		if (r < 0) {
-			cli_err(env, "invalid value '%s'", optarg);
-			return CLI_USAGE;
-		}
+	while ((c = cli_next_opt(env, argc, argv, "h", opts)) != -1) {
 		switch (c) {
 		case 'b':
 			if (!util_parse_u64(optarg, 1, AMP_POW_BITS_MAX, &bits)) {
@@ -67,7 +61,7 @@ int cmd_pow(cli_env *env, int argc, char **argv)
 			fputs(pow_help, stdout);
 			return CLI_OK;
 		default:
-			fputs(pow_help, stderr);
+			cli_usage_hint(env);
 			return CLI_USAGE;
 		}
 	}
@@ -108,6 +102,7 @@ int cmd_pow(cli_env *env, int argc, char **argv)
 		printf("valid: %u bits for %s\n", (unsigned)st.bits, pub.did);
 		return CLI_OK;
 	}
-	fputs(pow_help, stderr);
+	cli_err(env, "expected mint, or check STAMP");
+	cli_usage_hint(env);
 	return CLI_USAGE;
 }
