@@ -125,8 +125,11 @@ amp_err amp_replay_guard_check(amp_replay_guard *g, const amp_envelope *env,
 	if (now == 0)
 		now = amp_now();
 	amp_envelope_get_info(env, &info);
-	uint64_t forget_at = info.expires != 0 ? info.expires
-					       : info.created + g->window;
+	uint64_t forget_at = info.expires;
+	if (forget_at == 0) /* never expires: remember for the window */
+		forget_at = info.created > UINT64_MAX - g->window
+				    ? UINT64_MAX
+				    : info.created + g->window;
 	if (forget_at <= now)
 		forget_at = now + 1;
 

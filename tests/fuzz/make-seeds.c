@@ -134,10 +134,12 @@ static void write_seed(const char *target, const char *name, const void *data,
 
 	if (len > SEED_MAX)
 		die("a seed is over 64 KiB");
-	snprintf(path, sizeof(path), "%s/%s", outdir, target);
+	int n = snprintf(path, sizeof(path), "%s/%s", outdir, target);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		die("path too long");
 	if (mkdir(path, 0755) != 0 && errno != EEXIST)
 		die("cannot create a corpus directory");
-	int n = snprintf(path, sizeof(path), "%s/%s/%s", outdir, target, name);
+	n = snprintf(path, sizeof(path), "%s/%s/%s", outdir, target, name);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		die("path too long");
 	FILE *f = fopen(path, "wb");
@@ -173,6 +175,9 @@ typedef struct env_fields {
 	size_t ct_len;
 	uint8_t sig[AMP_SIG_BYTES];
 	uint8_t content_key[32]; /* known when we sealed it */
+	/* Encoded lengths, normally the full sizes; shortened by the
+	 * decoder-refusal seeds.  wk0_len applies to recipient 0 only. */
+	size_t id_len, pnonce_len, sig_len, wk0_len;
 } env_fields;
 
 static void copy_str(char *dst, size_t size, const char *src)
@@ -212,6 +217,10 @@ static env_fields *fields_from(const uint8_t *buf, size_t len)
 	f->ct = xcalloc(1, f->ct_len);
 	memcpy(f->ct, pb->ciphertext.data, f->ct_len);
 	memcpy(f->sig, pb->signature.data, sizeof(f->sig));
+	f->id_len = sizeof(f->id);
+	f->pnonce_len = sizeof(f->pnonce);
+	f->sig_len = sizeof(f->sig);
+	f->wk0_len = AMP_WRAPPED_KEY_BYTES;
 	amp__v1__envelope__free_unpacked(pb, NULL);
 	return f;
 }
@@ -234,13 +243,14 @@ static uint8_t *fields_pack(const env_fields *f, size_t *len_r)
 		amp__v1__recipient__init(&rs[i]);
 		rs[i].did = (char *)f->rdid[i];
 		rs[i].wrapped_key.data = (uint8_t *)f->wk[i];
-		rs[i].wrapped_key.len = AMP_WRAPPED_KEY_BYTES;
+		rs[i].wrapped_key.len = i == 0 ? f->wk0_len
+						: AMP_WRAPPED_KEY_BYTES;
 		rps[i] = &rs[i];
 	}
 	amp__v1__envelope_header__init(&h);
 	h.version = f->version;
 	h.envelope_id.data = (uint8_t *)f->id;
-	h.envelope_id.len = sizeof(f->id);
+	h.envelope_id.len = f->id_len;
 	h.sender = (char *)f->sender;
 	h.sealed_sender.data = (uint8_t *)f->sealed;
 	h.sealed_sender.len = f->sealed_len;
@@ -252,13 +262,13 @@ static uint8_t *fields_pack(const env_fields *f, size_t *len_r)
 	h.content_type = (char *)f->ctype;
 	h.padded_size = f->padded_size;
 	h.payload_nonce.data = (uint8_t *)f->pnonce;
-	h.payload_nonce.len = sizeof(f->pnonce);
+	h.payload_nonce.len = f->pnonce_len;
 	amp__v1__envelope__init(&env);
 	env.header = &h;
 	env.ciphertext.data = f->ct;
 	env.ciphertext.len = f->ct_len;
 	env.signature.data = (uint8_t *)f->sig;
-	env.signature.len = sizeof(f->sig);
+	env.signature.len = f->sig_len;
 	size_t len = amp__v1__envelope__get_packed_size(&env);
 	uint8_t *out = xcalloc(1, len);
 	amp__v1__envelope__pack(&env, out);
@@ -734,6 +744,18 @@ static void seeds_structure(void)
 		g->n = 0);
 	VARIANT("bad-ciphertext-short", AMP_E_MALFORMED,
 		g->ct_len -= 1);
+	VARIANT("bad-id-15", AMP_E_MALFORMED,
+		g->id_len = 15);
+	VARIANT("bad-nonce-23", AMP_E_MALFORMED,
+		g->pnonce_len = 23);
+	VARIANT("bad-signature-63", AMP_E_MALFORMED,
+		g->sig_len = 63);
+	VARIANT("bad-wrapped-key-71", AMP_E_MALFORMED,
+		g->wk0_len = 71);
+	VARIANT("bad-padded-over-40m", AMP_E_TOO_LARGE,
+		g->padded_size = AMP_PADDED_MAX + 256);
+	VARIANT("bad-signature", AMP_E_BAD_SIGNATURE,
+		g->sig[5] ^= 0x10);
 	fields_free(g);
 
 	/* Byte-level: truncated, an unknown field, fields out of order. */
@@ -745,7 +767,7 @@ static void seeds_structure(void)
 	u[len] = 0x20; /* field 4, varint */
 	u[len + 1] = 0x01;
 	write_seed("envelope", "bad-unknown-field", u, len + 2);
-	expect("bad-unknown-field", u, len + 2, AMP_E_MALFORMED);
+	expect("bad-unknown-field", u, len + 2, AMP_E_NONCANONICAL);
 	free(u);
 	/* The three top-level fields are length-delimited; reverse them. */
 	size_t spans[3][2], k = 0, pos = 0;
@@ -773,6 +795,19 @@ static void seeds_structure(void)
 	}
 	write_seed("envelope", "bad-noncanonical-order", u, len);
 	expect("bad-noncanonical-order", u, len, AMP_E_NONCANONICAL);
+	/* Ciphertext and signature without the header (field 1). */
+	size_t hl = spans[0][1] - spans[0][0];
+	write_seed("envelope", "bad-no-header", b + hl, len - hl);
+	expect("bad-no-header", b + hl, len - hl, AMP_E_MALFORMED);
+	/* The header field sent with a wire type other than length-delimited:
+	 * fixed64 (schema mismatch) and a group (not protobuf we accept). */
+	memcpy(u, b, len);
+	u[0] = 0x09;
+	write_seed("envelope", "bad-header-fixed64", u, len);
+	expect("bad-header-fixed64", u, len, AMP_E_MALFORMED);
+	u[0] = 0x0b;
+	write_seed("envelope", "bad-wire-group", u, len);
+	expect("bad-wire-group", u, len, AMP_E_MALFORMED);
 	free(u);
 	free(b);
 	fields_free(f);
@@ -904,6 +939,9 @@ static void seeds_did(void)
 	write_seed("did", "longest", big, n);
 	big[n] = 'z';
 	write_seed("did", "longest-plus-one", big, n + 1);
+	/* A 254-byte domain with a 1-byte local part: short, but refused. */
+	memcpy(big + 14 + 253, "a:b", 3);
+	write_seed("did", "domain-254", big, 14 + 256);
 }
 
 /* ---------------------------------------------------------- DID documents */
@@ -918,20 +956,22 @@ static char *dump(json_t *doc, size_t flags)
 
 static void seeds_diddoc(void)
 {
+	static const char *const names[] = { "alice", "bob", "carol" };
 	const char *err = NULL;
 	char *doc = NULL, *s;
 	json_error_t jerr;
 
 	for (int w = 0; w < 3; w++) {
-		static const char *const names[] = { "alice", "bob", "carol" };
 		if (amp_did_document_export(&fuzz_identity((fuzz_who)w)->pub, &doc,
 					    &err) != AMP_OK)
 			die(err);
 		write_str("diddoc", names[w], doc);
-		if (w > 0)
-			amp_free(doc);
+		amp_free(doc);
 	}
 	/* Variants of alice's document, edited as JSON. */
+	if (amp_did_document_export(&fuzz_identity(FUZZ_ALICE)->pub, &doc,
+				    &err) != AMP_OK)
+		die(err);
 	json_t *base = json_loads(doc, 0, &jerr);
 	amp_free(doc);
 	if (base == NULL)
@@ -981,6 +1021,9 @@ static void seeds_diddoc(void)
 		json_object_set_new(d, "id",
 				    json_string("did:aftersmtp:Example.org:alice")));
 	VARIANT("method-not-object", json_array_set_new(vm, 1, json_integer(7)));
+	VARIANT("method-type-ed25519vk2018",
+		json_object_set_new(m0, "type",
+				    json_string("Ed25519VerificationKey2018")));
 	json_decref(base);
 #undef VARIANT
 
@@ -1030,6 +1073,8 @@ static void seeds_pow(void)
 	write_str("pow", "bad-ts-overflow", "amp-pow-v1:8:18446744073709551616:0000000000000000");
 	write_str("pow", "bad-prefix", "amp-pow-v2:8:1767225600:0000000000000000");
 	write_str("pow", "bad-sign", "amp-pow-v1:+8:1767225600:0000000000000000");
+	write_str("pow", "bad-too-long",
+		  "amp-pow-v1:8:1767225600:0000000000000000:00000000000000000000");
 }
 
 /* --------------------------------------------------------------- keystore */
@@ -1136,6 +1181,8 @@ static void seeds_keystore(void)
 	VARIANT("tampered-did",
 		json_object_set_new(d, "did", json_string(FUZZ_DID_BOB)));
 	VARIANT("version-2", json_object_set_new(d, "version", json_integer(2)));
+	VARIANT("bad-did", json_object_set_new(d, "did",
+					       json_string("did:aftersmtp:a..b:c")));
 	VARIANT("ops-11", json_object_set_new(kdf, "opslimit", json_integer(11)));
 	VARIANT("mem-too-small",
 		json_object_set_new(kdf, "memlimit", json_integer(4096)));

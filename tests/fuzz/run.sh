@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# tests/fuzz/run.sh — replay each libFuzzer target's committed corpus, then
+# fuzz it for a while.
+#
+#   tests/fuzz/run.sh BUILD_DIR SECONDS
+#
+# BUILD_DIR was configured with -Dfuzz=true and clang (tests/fuzz/meson.build
+# says how) and has been built.  For every target: replay
+# tests/fuzz/corpus/<target> (-runs=0), then fuzz for SECONDS seconds on a
+# temporary copy of that corpus, so what the fuzzer finds is never written
+# into the tree; to keep an input, copy it into corpus/<target>/ by hand
+# (name reproducers regress-<what>).  Crash, leak and timeout artifacts go
+# to a temporary directory that is kept, and printed, when a target fails.
+#
+# Environment: FUZZ_TARGETS="did pow" runs only those targets.
+# Exit status: 0 when every target passed, 1 when one failed, 2 on usage.
+# The last line is "fuzz: N passed, M failed".
+set -u
+
+usage() {
+	echo "usage: $0 BUILD_DIR SECONDS" >&2
+	exit 2
+}
+
+[ $# -eq 2 ] || usage
+build=$1
+secs=$2
+case $secs in
+'' | *[!0-9]*) usage ;;
+esac
+here=$(cd "$(dirname "$0")" && pwd)
+bin=$build/tests/fuzz
+targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore}
+
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+
+# Longest input worth trying: DIDs stop at 332 bytes, stamps at 64.
+max_len() {
+	case $1 in
+	did) echo 400 ;;
+	pow) echo 80 ;;
+	*) echo 65536 ;;
+	esac
+}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/amp-fuzz.XXXXXX") || exit 1
+passed=0
+failed=0
+failures=""
+
+# fail TARGET PHASE LOG ARTIFACT_DIR
+fail() {
+	failed=$((failed + 1))
+	failures="$failures $1"
+	echo "FAIL fuzz-$1 ($2); log: $3"
+	tail -n 40 "$3" | sed 's/^/    /'
+	found=0
+	for f in "$4"/*; do
+		[ -f "$f" ] || continue
+		echo "    crash file: $f"
+		found=1
+	done
+	[ $found -eq 1 ] || echo "    (no artifact written; see the log)"
+}
+
+# stat NAME LOG: a value from libFuzzer's -print_final_stats lines.
+stat() {
+	sed -n "s/^stat::$1: *//p" "$2" | tail -n 1
+}
+
+for t in $targets; do
+	exe=$bin/fuzz-$t
+	corpus=$here/corpus/$t
+	if [ ! -x "$exe" ] || [ ! -d "$corpus" ]; then
+		echo "FAIL fuzz-$t: no $exe or no $corpus (built with -Dfuzz=true?)"
+		failed=$((failed + 1))
+		failures="$failures $t"
+		continue
+	fi
+	art=$tmp/$t/artifacts
+	work=$tmp/$t/corpus
+	mkdir -p "$art" "$work"
+	cp -R "$corpus/." "$work/"
+	dict=()
+	[ -f "$here/dict/$t.dict" ] && dict=("-dict=$here/dict/$t.dict")
+
+	log=$tmp/$t/replay.log
+	n=$(find "$corpus" -type f | wc -l)
+	if ! "$exe" -runs=0 -timeout=60 -artifact_prefix="$art/" \
+		"$corpus" >"$log" 2>&1; then
+		fail "$t" "replay of $n seeds" "$log" "$art"
+		continue
+	fi
+
+	log=$tmp/$t/fuzz.log
+	if ! "$exe" -max_total_time="$secs" -max_len="$(max_len "$t")" \
+		-timeout=30 -rss_limit_mb=2560 -print_final_stats=1 \
+		-artifact_prefix="$art/" "${dict[@]}" "$work" >"$log" 2>&1; then
+		fail "$t" "fuzzing" "$log" "$art"
+		continue
+	fi
+	runs=$(stat number_of_executed_units "$log")
+	eps=$(stat average_exec_per_sec "$log")
+	cov=$(sed -n 's/.*DONE *cov: \([0-9]*\).*/\1/p' "$log" | tail -n 1)
+	grown=$(find "$work" -type f | wc -l)
+	echo "ok   fuzz-$t: $n seeds replayed; ${runs:-?} runs in ${secs}s," \
+		"${eps:-?} exec/s, cov ${cov:-?}, corpus $n -> $grown"
+	passed=$((passed + 1))
+done
+
+if [ $failed -eq 0 ]; then
+	rm -rf "$tmp"
+else
+	echo "failed:$failures; logs and crash files kept in $tmp"
+fi
+echo "fuzz: $passed passed, $failed failed"
+[ $failed -eq 0 ]
