@@ -173,8 +173,12 @@ void amp_free(void *p);
 
 /* ------------------------------------------- shared-secret cache (amp_ctx) */
 /* An amp_ctx holds a bounded, thread-safe LRU cache of X25519 results keyed
- * by (own public key, peer public key).  Secrets are held in locked memory
- * and wiped on eviction and destroy.  capacity 0 disables caching. */
+ * by (own public key, peer public key), and a small pool of zstd contexts.
+ * Secrets are held in locked memory and wiped on eviction and destroy.
+ * capacity 0 disables the secret cache (the pool stays).  Passing no
+ * amp_ctx (NULL) works everywhere but creates a zstd context per call,
+ * which costs more than sealing a small message: long-lived programs
+ * should keep one amp_ctx. */
 typedef struct amp_ctx amp_ctx;
 amp_err amp_ctx_create(size_t cache_capacity, amp_ctx **ctx_r) AMP_WUR;
 void amp_ctx_destroy(amp_ctx **ctx);

@@ -9,11 +9,19 @@
  * choose keys that collide, and an intrusive doubly-linked LRU list.
  * A secret is wiped the moment its slot is evicted.  One mutex guards
  * everything; the X25519 itself runs outside the lock.
+ *
+ * amp_ctx also pools zstd compression and decompression contexts (at most
+ * ZPOOL_MAX idle of each), because creating one costs more than sealing a
+ * 10 KB message (bench/README.md).  Without an amp_ctx every call creates
+ * and frees its own.
  */
 #include "amp-private.h"
 
 #include <pthread.h>
 #include <sodium.h>
+#include <zstd.h>
+
+#define ZPOOL_MAX 8
 
 #define NIL UINT32_MAX
 
@@ -34,6 +42,9 @@ struct amp_ctx {
 	size_t entries;
 	uint8_t hash_key[crypto_shorthash_KEYBYTES];
 	amp_cache_stats stats;
+	ZSTD_CCtx *cpool[ZPOOL_MAX];
+	ZSTD_DCtx *dpool[ZPOOL_MAX];
+	size_t n_cpool, n_dpool;
 };
 
 amp_err amp_ctx_create(size_t capacity, amp_ctx **ctx_r)
@@ -76,6 +87,10 @@ void amp_ctx_destroy(amp_ctx **ctx)
 	if (ctx == NULL || *ctx == NULL)
 		return;
 	amp_ctx *c = *ctx;
+	for (size_t i = 0; i < c->n_cpool; i++)
+		ZSTD_freeCCtx(c->cpool[i]);
+	for (size_t i = 0; i < c->n_dpool; i++)
+		ZSTD_freeDCtx(c->dpool[i]);
 	pthread_mutex_destroy(&c->lock);
 	sodium_free(c->slots); /* wipes every secret */
 	free(c->index);
@@ -228,4 +243,60 @@ amp_err amp_ctx_dh(amp_ctx *ctx, const uint8_t own_sk[32],
 		pthread_mutex_unlock(&ctx->lock);
 	}
 	return AMP_OK;
+}
+
+/* ------------------------------------------------------ zstd context pool */
+
+ZSTD_CCtx *amp_ctx_cctx_get(amp_ctx *ctx)
+{
+	ZSTD_CCtx *c = NULL;
+	if (ctx != NULL) {
+		pthread_mutex_lock(&ctx->lock);
+		if (ctx->n_cpool > 0)
+			c = ctx->cpool[--ctx->n_cpool];
+		pthread_mutex_unlock(&ctx->lock);
+	}
+	return c != NULL ? c : ZSTD_createCCtx();
+}
+
+void amp_ctx_cctx_put(amp_ctx *ctx, ZSTD_CCtx *c)
+{
+	if (c == NULL)
+		return;
+	if (ctx != NULL) {
+		pthread_mutex_lock(&ctx->lock);
+		if (ctx->n_cpool < ZPOOL_MAX) {
+			ctx->cpool[ctx->n_cpool++] = c;
+			c = NULL;
+		}
+		pthread_mutex_unlock(&ctx->lock);
+	}
+	ZSTD_freeCCtx(c);
+}
+
+ZSTD_DCtx *amp_ctx_dctx_get(amp_ctx *ctx)
+{
+	ZSTD_DCtx *d = NULL;
+	if (ctx != NULL) {
+		pthread_mutex_lock(&ctx->lock);
+		if (ctx->n_dpool > 0)
+			d = ctx->dpool[--ctx->n_dpool];
+		pthread_mutex_unlock(&ctx->lock);
+	}
+	return d != NULL ? d : ZSTD_createDCtx();
+}
+
+void amp_ctx_dctx_put(amp_ctx *ctx, ZSTD_DCtx *d)
+{
+	if (d == NULL)
+		return;
+	if (ctx != NULL) {
+		pthread_mutex_lock(&ctx->lock);
+		if (ctx->n_dpool < ZPOOL_MAX) {
+			ctx->dpool[ctx->n_dpool++] = d;
+			d = NULL;
+		}
+		pthread_mutex_unlock(&ctx->lock);
+	}
+	ZSTD_freeDCtx(d);
 }

@@ -152,6 +152,9 @@ static void default_rng(void *ctx, uint8_t *buf, size_t len)
 
 /* ---------------------------------------------------------------- seal */
 
+/* Per-message secrets: on the stack and wiped before return.  (Guarded
+ * sodium_malloc pages cost seven system calls, more than the whole seal of
+ * a small message; they are kept for long-term keys.) */
 typedef struct seal_state {
 	uint8_t content_key[AMP_CONTENT_KEY_BYTES];
 	uint8_t dh[32];
@@ -202,8 +205,8 @@ static amp_err seal_check_args(const amp_identity *sender,
 
 /* Compress body into a buffer laid out as the padded plaintext with 16 spare
  * bytes for the tag, so it can be encrypted in place. */
-static amp_err seal_pad(const uint8_t *body, size_t len, int level,
-			uint8_t **buf_r, uint64_t *padded_size_r,
+static amp_err seal_pad(amp_ctx *ctx, const uint8_t *body, size_t len,
+			int level, uint8_t **buf_r, uint64_t *padded_size_r,
 			const char **error_r)
 {
 	size_t bound = ZSTD_compressBound(len);
@@ -213,7 +216,14 @@ static amp_err seal_pad(const uint8_t *body, size_t len, int level,
 	uint8_t *buf = amp_malloc((size_t)cap + 16);
 	if (buf == NULL)
 		AMP_FAIL(AMP_E_NOMEM, "out of memory for the payload");
-	size_t z = ZSTD_compress(buf + 4, (size_t)cap - 4, body, len, level);
+	ZSTD_CCtx *cctx = amp_ctx_cctx_get(ctx);
+	if (cctx == NULL) {
+		free(buf);
+		AMP_FAIL(AMP_E_NOMEM, "out of memory for zstd");
+	}
+	size_t z = ZSTD_compressCCtx(cctx, buf + 4, (size_t)cap - 4, body, len,
+				     level);
+	amp_ctx_cctx_put(ctx, cctx);
 	if (ZSTD_isError(z)) {
 		free(buf);
 		AMP_FAIL(AMP_E_TOO_LARGE, "compressed body exceeds the padded maximum");
@@ -256,14 +266,14 @@ amp_err amp_seal(amp_ctx *ctx, const amp_identity *sender,
 		AMP_FAIL(AMP_E_INVALID_ARG, "expiry must be after creation");
 
 	uint8_t envelope_id[AMP_ENVELOPE_ID_BYTES], pnonce[AMP_NONCE_BYTES];
-	seal_state *st = sodium_malloc(sizeof(*st));
+	seal_state st;
 	Amp__V1__Recipient *rs = calloc(n, sizeof(*rs));
 	Amp__V1__Recipient **rps = calloc(n, sizeof(*rps));
 	uint8_t *wrapped = calloc(n, AMP_WRAPPED_KEY_BYTES);
 	uint8_t *payload = NULL, *sig_input = NULL, *out = NULL;
 	uint64_t padded_size = 0;
 	size_t sig_len = 0;
-	if (st == NULL || rs == NULL || rps == NULL || wrapped == NULL) {
+	if (rs == NULL || rps == NULL || wrapped == NULL) {
 		e = AMP_E_NOMEM;
 		if (error_r != NULL)
 			*error_r = "out of memory";
@@ -271,10 +281,10 @@ amp_err amp_seal(amp_ctx *ctx, const amp_identity *sender,
 	}
 	/* Random values, in the order the test vectors document. */
 	rng(p->rng_ctx, envelope_id, sizeof(envelope_id));
-	rng(p->rng_ctx, st->content_key, sizeof(st->content_key));
+	rng(p->rng_ctx, st.content_key, sizeof(st.content_key));
 	rng(p->rng_ctx, pnonce, sizeof(pnonce));
 
-	e = seal_pad(body, len, p->zstd_level != 0 ? p->zstd_level : 3,
+	e = seal_pad(ctx, body, len, p->zstd_level != 0 ? p->zstd_level : 3,
 		     &payload, &padded_size, error_r);
 	if (e != AMP_OK)
 		goto out;
@@ -284,14 +294,14 @@ amp_err amp_seal(amp_ctx *ctx, const amp_identity *sender,
 	build_payload_ad(&w, envelope_id, sender->pub.did, ct);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(payload, NULL, payload,
 						   padded_size, ad, w.len, NULL,
-						   pnonce, st->content_key);
+						   pnonce, st.content_key);
 
 	/* §5.2: wrap the content key for each recipient. */
 	for (size_t i = 0; i < n; i++) {
 		uint8_t wctx[WRAP_CTX_MAX];
 		uint8_t *wk = wrapped + i * AMP_WRAPPED_KEY_BYTES;
 		e = amp_ctx_dh(ctx, sender->enc_sk, sender->pub.enc_pk,
-			       rcpt[i].enc_pk, st->dh);
+			       rcpt[i].enc_pk, st.dh);
 		if (e != AMP_OK) {
 			if (error_r != NULL)
 				*error_r = "a recipient's encryption key is a "
@@ -301,11 +311,11 @@ amp_err amp_seal(amp_ctx *ctx, const amp_identity *sender,
 		amp_wbuf_init(&w, wctx, sizeof(wctx));
 		build_wrap_ctx(&w, envelope_id, sender->pub.did, rcpt[i].did,
 			       sender->pub.enc_pk, rcpt[i].enc_pk);
-		crypto_generichash(st->kek, 32, wctx, w.len, st->dh, 32);
+		crypto_generichash(st.kek, 32, wctx, w.len, st.dh, 32);
 		rng(p->rng_ctx, wk, AMP_NONCE_BYTES);
 		crypto_aead_xchacha20poly1305_ietf_encrypt(
-			wk + AMP_NONCE_BYTES, NULL, st->content_key,
-			AMP_CONTENT_KEY_BYTES, wctx, w.len, NULL, wk, st->kek);
+			wk + AMP_NONCE_BYTES, NULL, st.content_key,
+			AMP_CONTENT_KEY_BYTES, wctx, w.len, NULL, wk, st.kek);
 		amp__v1__recipient__init(&rs[i]);
 		rs[i].did = (char *)rcpt[i].did;
 		rs[i].wrapped_key.data = wk;
@@ -367,7 +377,7 @@ amp_err amp_seal(amp_ctx *ctx, const amp_identity *sender,
 	out = NULL;
 	e = AMP_OK;
 out:
-	sodium_free(st);
+	sodium_memzero(&st, sizeof(st));
 	free(rs);
 	free(rps);
 	free(wrapped);
@@ -706,7 +716,8 @@ amp_err amp_envelope_verify(const amp_envelope *env,
 }
 
 /* Steps 8-9 after the content key is known: decrypt, unpad, decompress. */
-static amp_err open_payload(const amp_envelope *env, const uint8_t *key,
+static amp_err open_payload(amp_ctx *ctx, const amp_envelope *env,
+			    const uint8_t *key,
 			    uint8_t **body_r, size_t *body_len_r,
 			    const char **error_r)
 {
@@ -740,9 +751,19 @@ static amp_err open_payload(const amp_envelope *env, const uint8_t *key,
 		if (error_r != NULL)
 			*error_r = "padding bytes are not zero";
 	}
-	if (e == AMP_OK)
-		e = amp_zstd_decompress_bounded(padded + 4, z, AMP_BODY_MAX,
-						body_r, body_len_r, error_r);
+	if (e == AMP_OK) {
+		ZSTD_DCtx *dctx = amp_ctx_dctx_get(ctx);
+		if (dctx == NULL) {
+			e = AMP_E_NOMEM;
+			if (error_r != NULL)
+				*error_r = "out of memory for zstd";
+		} else {
+			e = amp_zstd_decompress_bounded(dctx, padded + 4, z,
+							AMP_BODY_MAX, body_r,
+							body_len_r, error_r);
+			amp_ctx_dctx_put(ctx, dctx);
+		}
+	}
 	sodium_memzero(padded, padded_len);
 	free(padded);
 	return e;
@@ -769,40 +790,37 @@ amp_err amp_envelope_open(amp_ctx *ctx, const amp_envelope *env,
 		AMP_FAIL(AMP_E_NOT_RECIPIENT,
 			 "our DID is not among the envelope's recipients");
 
-	seal_state *st = sodium_malloc(sizeof(*st));
-	if (st == NULL)
-		AMP_FAIL(AMP_E_NOMEM, "cannot allocate secure memory");
-	e = amp_ctx_dh(ctx, me->enc_sk, me->pub.enc_pk, sender->enc_pk, st->dh);
-	if (e != AMP_OK) {
-		sodium_free(st);
+	seal_state st;
+	e = amp_ctx_dh(ctx, me->enc_sk, me->pub.enc_pk, sender->enc_pk, st.dh);
+	if (e != AMP_OK)
 		AMP_FAIL(e, "the sender's encryption key is a low-order point");
-	}
 	uint8_t wctx[WRAP_CTX_MAX];
 	amp_wbuf w;
 	amp_wbuf_init(&w, wctx, sizeof(wctx));
 	build_wrap_ctx(&w, h->envelope_id.data, h->sender, me->pub.did,
 		       sender->enc_pk, me->pub.enc_pk);
-	crypto_generichash(st->kek, 32, wctx, w.len, st->dh, 32);
+	crypto_generichash(st.kek, 32, wctx, w.len, st.dh, 32);
 	const uint8_t *wk = mine->wrapped_key.data;
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-		    st->content_key, NULL, NULL, wk + AMP_NONCE_BYTES,
+		    st.content_key, NULL, NULL, wk + AMP_NONCE_BYTES,
 		    AMP_WRAPPED_KEY_BYTES - AMP_NONCE_BYTES, wctx, w.len, wk,
-		    st->kek) != 0) {
-		sodium_free(st);
+		    st.kek) != 0) {
+		sodium_memzero(&st, sizeof(st));
 		AMP_FAIL(AMP_E_KEY_UNWRAP,
 			 "our wrapped content key does not authenticate "
 			 "(AMP-R-014)");
 	}
-	e = open_payload(env, st->content_key, body_r, body_len_r, error_r);
-	sodium_free(st);
+	e = open_payload(ctx, env, st.content_key, body_r, body_len_r, error_r);
+	sodium_memzero(&st, sizeof(st));
 	return e;
 }
 
 /* ---------------------------------------------------------- zstd bound */
 
-amp_err amp_zstd_decompress_bounded(const uint8_t *z, size_t z_len,
-				    size_t max_out, uint8_t **out_r,
-				    size_t *out_len_r, const char **error_r)
+amp_err amp_zstd_decompress_bounded(ZSTD_DCtx *dctx, const uint8_t *z,
+				    size_t z_len, size_t max_out,
+				    uint8_t **out_r, size_t *out_len_r,
+				    const char **error_r)
 {
 	/* AMP-R-016: exactly one zstd frame (not skippable), nothing after. */
 	if (z_len < 4 || !(z[0] == 0x28 && z[1] == 0xb5 && z[2] == 0x2f &&
@@ -818,9 +836,7 @@ amp_err amp_zstd_decompress_bounded(const uint8_t *z, size_t z_len,
 	if (csize != ZSTD_CONTENTSIZE_UNKNOWN && csize > max_out)
 		AMP_FAIL(AMP_E_TOO_LARGE, "body would exceed 32 MiB");
 
-	ZSTD_DCtx *dctx = ZSTD_createDCtx();
-	if (dctx == NULL)
-		AMP_FAIL(AMP_E_NOMEM, "out of memory for zstd");
+	ZSTD_DCtx_reset(dctx, ZSTD_reset_session_and_parameters);
 	ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax, ZSTD_WINDOW_LOG_MAX);
 	size_t cap = csize != ZSTD_CONTENTSIZE_UNKNOWN ? (size_t)csize : 64 * 1024;
 	if (cap > max_out)
@@ -873,7 +889,6 @@ amp_err amp_zstd_decompress_bounded(const uint8_t *z, size_t z_len,
 			break;
 		}
 	}
-	ZSTD_freeDCtx(dctx);
 	if (e != AMP_OK) {
 		free(out);
 		return e;

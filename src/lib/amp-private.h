@@ -94,12 +94,23 @@ amp_err amp_ctx_dh(amp_ctx *ctx, const uint8_t own_sk[32],
 		   const uint8_t own_pk[32], const uint8_t peer_pk[32],
 		   uint8_t dh_r[32]) AMP_WUR;
 
-/* Decompress exactly one zstd frame z[0..z_len) into a new buffer of at
- * most max_out bytes (AMP-R-016); free with free(). */
-amp_err amp_zstd_decompress_bounded(const uint8_t *z, size_t z_len,
-				    size_t max_out, uint8_t **out_r,
-				    size_t *out_len_r, const char **error_r)
-	AMP_WUR;
+/* zstd contexts from ctx's pool (or new ones when ctx is NULL or the
+ * pool is empty); _put returns them (or frees them when the pool is full).
+ * NULL from _get means out of memory. */
+typedef struct ZSTD_CCtx_s ZSTD_CCtx;
+typedef struct ZSTD_DCtx_s ZSTD_DCtx;
+ZSTD_CCtx *amp_ctx_cctx_get(amp_ctx *ctx);
+void amp_ctx_cctx_put(amp_ctx *ctx, ZSTD_CCtx *c);
+ZSTD_DCtx *amp_ctx_dctx_get(amp_ctx *ctx);
+void amp_ctx_dctx_put(amp_ctx *ctx, ZSTD_DCtx *d);
+
+/* Decompress exactly one zstd frame z[0..z_len) with dctx (reset here)
+ * into a new buffer of at most max_out bytes (AMP-R-016); free with
+ * free(). */
+amp_err amp_zstd_decompress_bounded(ZSTD_DCtx *dctx, const uint8_t *z,
+				    size_t z_len, size_t max_out,
+				    uint8_t **out_r, size_t *out_len_r,
+				    const char **error_r) AMP_WUR;
 
 /* §5.5 signing input of a complete header and its ciphertext, in a new
  * buffer (free with free()); NULL when out of memory.  Used by the envelope

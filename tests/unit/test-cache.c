@@ -156,6 +156,65 @@ static void test_threads(void **state)
 	free(p);
 }
 
+/* Seal and open through one shared amp_ctx from several threads: the
+ * secret cache and the pooled zstd contexts stay correct under contention. */
+typedef struct sealer {
+	amp_ctx *ctx;
+	amp_identity *a, *b;
+	int errors;
+} sealer;
+
+static void *seal_open_loop(void *arg)
+{
+	sealer *s = arg;
+	amp_public_identity to = s->b->pub;
+	for (int i = 0; i < 150; i++) {
+		char msg[64];
+		int n = snprintf(msg, sizeof(msg), "message %d from %p", i, arg);
+		uint8_t *env, *body = NULL;
+		size_t len, blen;
+		amp_seal_params p = { .created = T_NOW };
+		if (amp_seal(s->ctx, s->a, &to, 1, &p, (uint8_t *)msg, (size_t)n,
+			     &env, &len, NULL) != AMP_OK) {
+			s->errors++;
+			continue;
+		}
+		if (t_open(s->ctx, env, len, s->b, &s->a->pub, T_NOW, &body,
+			   &blen) != AMP_OK ||
+		    blen != (size_t)n || memcmp(body, msg, blen) != 0)
+			s->errors++;
+		free(body);
+		amp_free(env);
+	}
+	return NULL;
+}
+
+static void test_shared_ctx_threads(void **state)
+{
+	(void)state;
+	amp_identity *a = t_identity("did:aftersmtp:a.org:a");
+	amp_identity *b = t_identity("did:aftersmtp:b.org:b");
+	for (size_t cap = 0; cap <= 4; cap += 4) {
+		amp_ctx *ctx;
+		assert_int_equal(amp_ctx_create(cap, &ctx), AMP_OK);
+		pthread_t t[6];
+		sealer s[6];
+		for (int i = 0; i < 6; i++) {
+			s[i] = (sealer){ ctx, a, b, 0 };
+			assert_int_equal(pthread_create(&t[i], NULL,
+							seal_open_loop, &s[i]),
+					 0);
+		}
+		for (int i = 0; i < 6; i++) {
+			pthread_join(t[i], NULL);
+			assert_int_equal(s[i].errors, 0);
+		}
+		amp_ctx_destroy(&ctx);
+	}
+	amp_identity_destroy(&a);
+	amp_identity_destroy(&b);
+}
+
 /* ------------------------------------------------------------- replay */
 
 static uint8_t *seal_one(amp_identity *a, amp_identity *b, uint64_t expires,
@@ -221,6 +280,7 @@ int main(void)
 		cmocka_unit_test(test_lru),
 		cmocka_unit_test(test_disabled_and_bad_key),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_shared_ctx_threads),
 		cmocka_unit_test(test_replay),
 	};
 	if (amp_init() != AMP_OK)
