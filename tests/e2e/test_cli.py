@@ -270,3 +270,55 @@ def test_no_keystore_message(tmp_path):
     a = Amp(tmp_path / "empty")
     p = a.run("did", "show", check=False)
     assert p.returncode == 1 and b"no keystore" in p.stderr and b"amp keygen" in p.stderr
+
+
+def _on_terminal(args, env, answers, timeout=30):
+    """Run amp with a pseudo-terminal as its controlling terminal, answering
+    each prompt as a person would: wait for it, then type the line."""
+    import pty
+    import select
+    import time
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(AMP_BIN, [AMP_BIN, *args], env)
+    out = b""
+    deadline = time.monotonic() + timeout
+    pending = list(answers)
+    while True:
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            raise AssertionError(f"amp {args} hung; output so far: {out!r}")
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            out += chunk
+            if pending and out.rstrip().endswith(b":"):
+                os.write(fd, pending.pop(0).encode() + b"\n")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out
+
+
+def test_passphrase_prompt_on_terminal(amp_bin, tmp_path):
+    a = Amp(tmp_path / "t")
+    env = a.env(AMP_PASSPHRASE=None)
+    did = "did:aftersmtp:example.org:tty"
+    rc, out = _on_terminal(["keygen", "--did", did, "--kdf", "min"], env,
+                           ["tty secret", "tty secret"])
+    assert rc == 0, out
+    assert b"Keystore passphrase:" in out and b"Repeat passphrase:" in out
+    assert b"tty secret" not in out          # not echoed
+    # the passphrase typed on the terminal is the one that opens it
+    p = a.run("seal", "--to", did, input=MSG, env=a.env(AMP_PASSPHRASE="tty secret"))
+    assert p.returncode == 0
+    # a mistyped confirmation creates nothing
+    b = Amp(tmp_path / "u")
+    rc, out = _on_terminal(["keygen", "--did", did, "--kdf", "min"], b.env(AMP_PASSPHRASE=None),
+                           ["one", "two"])
+    assert rc == 1 and b"passphrases differ" in out
+    assert not (tmp_path / "u" / "keystore.json").exists()
