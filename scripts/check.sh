@@ -19,14 +19,25 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_sta
 
 passed=0
 failed=0
+failures=""
 step() { echo; echo "=== check: $* ==="; }
-ok() { passed=$((passed + 1)); }
+# Run a test command and count it; `set -e` does not stop at a command
+# whose status is tested, so every test goes through here.
+t() {
+	if "$@"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		failures="$failures
+  $*"
+	fi
+}
 
 step "bootstrap"
 scripts/bootstrap.sh
 
 step "source checks"
-scripts/checksrc.sh && ok
+t scripts/checksrc.sh
 
 setup() { # dir, args...
 	local dir=$1; shift
@@ -40,24 +51,28 @@ setup() { # dir, args...
 step "build (-Werror) and unit tests"
 setup build
 meson compile -C build
-meson test -C build --suite unit --print-errorlogs && ok
+t meson test -C build --suite unit --print-errorlogs
 
 step "end-to-end, interop and install tests (pytest)"
-AMP_BIN=$ROOT/build/src/cli/amp $PY -m pytest -q tests/e2e tests/interop tests/install && ok
+t env AMP_BIN="$ROOT/build/src/cli/amp" $PY -m pytest -q tests/e2e tests/interop tests/install
 
 step "ASan + UBSan build, unit and end-to-end tests"
 setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 meson compile -C build-asan
-meson test -C build-asan --suite unit --print-errorlogs && ok
-AMP_BIN=$ROOT/build-asan/src/cli/amp $PY -m pytest -q tests/e2e && ok
+t meson test -C build-asan --suite unit --print-errorlogs
+t env AMP_BIN="$ROOT/build-asan/src/cli/amp" $PY -m pytest -q tests/e2e
 
 step "fuzz targets (clang, libFuzzer, ${FUZZ_SECONDS}s each)"
 CC=clang setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
 meson compile -C build-fuzz
-tests/fuzz/run.sh build-fuzz "$FUZZ_SECONDS" && ok
+t tests/fuzz/run.sh build-fuzz "$FUZZ_SECONDS"
 
 step "benchmark smoke run"
-build/bench/amp-bench-seal --quick >/dev/null && ok
+t build/bench/amp-bench-seal --quick
 
 echo
+if [ "$failed" -ne 0 ]; then
+	echo "check: failed steps:$failures"
+fi
 echo "check: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -282,6 +282,7 @@ def _on_terminal(args, env, answers, timeout=30):
     if pid == 0:
         os.execve(AMP_BIN, [AMP_BIN, *args], env)
     out = b""
+    answered_at = 0          # only output after our last answer can prompt
     deadline = time.monotonic() + timeout
     pending = list(answers)
     while True:
@@ -297,8 +298,9 @@ def _on_terminal(args, env, answers, timeout=30):
             if not chunk:
                 break
             out += chunk
-            if pending and out.rstrip().endswith(b":"):
+            if pending and out[answered_at:].rstrip().endswith(b"passphrase:"):
                 os.write(fd, pending.pop(0).encode() + b"\n")
+                answered_at = len(out)
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), out
