@@ -259,9 +259,13 @@ amp_err amp_envelope_open(amp_ctx *ctx, const amp_envelope *env,
 			  const char **error_r) AMP_WUR;
 
 /* ----------------------------------------------------------- replay guard */
-/* Remembers envelope ids until their expiry (or `window` seconds after
- * `created` when they never expire), at most `capacity` of them; when full,
- * the entry that would be forgotten soonest is dropped.  Thread-safe. */
+/* Remembers (sender, envelope id) pairs until the envelope's expiry or,
+ * when it never expires, `window` seconds after the later of its creation
+ * and its first sighting; at most `capacity` of them: when full, the entry
+ * that would be forgotten soonest is dropped.  Check envelopes only after
+ * amp_envelope_verify succeeded (the sender is then authenticated).
+ * Envelopes without an expiry are protected only for `window`: senders
+ * should set one.  Thread-safe. */
 typedef struct amp_replay_guard amp_replay_guard;
 amp_err amp_replay_guard_create(size_t capacity, uint64_t window,
 				amp_replay_guard **guard_r) AMP_WUR;

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -147,23 +148,49 @@ static int read_pass_line(int fd, char *buf, size_t *len_r)
 	return 0;
 }
 
+/* Terminal state while echo is off, for the signal handler to restore. */
+static volatile sig_atomic_t tty_fd = -1;
+static struct termios tty_saved;
+static const int tty_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP };
+
+static void tty_restore_and_reraise(int sig)
+{
+	if (tty_fd >= 0)
+		tcsetattr(tty_fd, TCSAFLUSH, &tty_saved);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* Ask on the controlling terminal with echo off.  Echo comes back on every
+ * path, also when a signal (Ctrl-C, Ctrl-Z, hang-up) ends the prompt. */
 static int prompt_tty(const char *prompt, char *buf, size_t *len_r)
 {
+	struct sigaction sa, old_sa[sizeof(tty_signals) / sizeof(tty_signals[0])];
+	struct termios noecho;
 	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	struct termios old, noecho;
-	bool restore = tcgetattr(fd, &old) == 0;
-	if (restore) {
-		noecho = old;
-		noecho.c_lflag &= ~(tcflag_t)ECHO;
-		tcsetattr(fd, TCSAFLUSH, &noecho);
+	if (tcgetattr(fd, &tty_saved) != 0) {
+		close(fd);
+		return -1; /* not a terminal: never ask with echo on */
 	}
-	int r = util_write_all(fd, prompt, strlen(prompt));
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = tty_restore_and_reraise;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(tty_signals) / sizeof(tty_signals[0]); i++)
+		sigaction(tty_signals[i], &sa, &old_sa[i]);
+	tty_fd = fd;
+	noecho = tty_saved;
+	noecho.c_lflag &= ~(tcflag_t)ECHO;
+	int r = tcsetattr(fd, TCSAFLUSH, &noecho);
+	if (r == 0)
+		r = util_write_all(fd, prompt, strlen(prompt));
 	if (r == 0)
 		r = read_pass_line(fd, buf, len_r);
-	if (restore)
-		tcsetattr(fd, TCSAFLUSH, &old);
+	tcsetattr(fd, TCSAFLUSH, &tty_saved);
+	tty_fd = -1;
+	for (size_t i = 0; i < sizeof(tty_signals) / sizeof(tty_signals[0]); i++)
+		sigaction(tty_signals[i], &old_sa[i], NULL);
 	if (util_write_all(fd, "\n", 1) != 0)
 		r = -1;
 	close(fd);
@@ -329,16 +356,23 @@ int cli_resolve(const cli_env *env, const char *did,
 			did);
 		return CLI_FAIL;
 	}
-	return cli_read_doc(env, path, pub_r);
+	if (cli_read_doc(env, path, pub_r) != CLI_OK)
+		return CLI_FAIL;
+	if (strcmp(pub_r->did, did) != 0) {
+		cli_err(env, "%s: holds the document of %s, not of %s; "
+			     "re-import the right document", path, pub_r->did, did);
+		return CLI_FAIL;
+	}
+	return CLI_OK;
 }
 
 int cli_write_out(const cli_env *env, const char *path, const void *data,
-		  size_t len, mode_t mode)
+		  size_t len, mode_t mode, int flags)
 {
-	if (util_write_file_atomic(path, data, len, mode) != 0) {
+	if (util_write_file_atomic(path, data, len, mode, flags) != 0) {
 		cli_err(env, "%s: cannot write: %s",
 			strcmp(path, "-") == 0 ? "standard output" : path,
-			strerror(errno));
+			errno == EEXIST ? "it already exists" : strerror(errno));
 		return CLI_FAIL;
 	}
 	return CLI_OK;

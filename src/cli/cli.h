@@ -91,9 +91,10 @@ int cli_resolve(const cli_env *env, const char *did,
 int cli_read_doc(const cli_env *env, const char *path,
 		 amp_public_identity *pub_r);
 
-/* Write output (file atomically or "-" for stdout); CLI_OK or CLI_FAIL. */
+/* Write output (file atomically or "-" for stdout); flags as for
+ * util_write_file_atomic.  CLI_OK or CLI_FAIL. */
 int cli_write_out(const cli_env *env, const char *path, const void *data,
-		  size_t len, mode_t mode);
+		  size_t len, mode_t mode, int flags);
 
 int cmd_keygen(cli_env *env, int argc, char **argv);
 int cmd_did(cli_env *env, int argc, char **argv);

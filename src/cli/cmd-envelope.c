@@ -252,9 +252,9 @@ int cmd_seal(cli_env *env, int argc, char **argv)
 			r = CLI_FAIL;
 			goto out;
 		}
-		r = cli_write_out(env, out, text, text_len, 0644);
+		r = cli_write_out(env, out, text, text_len, 0644, 0);
 	} else {
-		r = cli_write_out(env, out, env_bytes, env_len, 0644);
+		r = cli_write_out(env, out, env_bytes, env_len, 0644, 0);
 	}
 out:
 	amp_identity_destroy(&me);
@@ -372,7 +372,7 @@ int cmd_open(cli_env *env, int argc, char **argv)
 				     e, detail);
 	}
 	if (r == CLI_OK)
-		r = cli_write_out(env, out, body, body_len, 0600);
+		r = cli_write_out(env, out, body, body_len, 0600, 0);
 	if (body != NULL) {
 		sodium_memzero(body, body_len);
 		free(body);

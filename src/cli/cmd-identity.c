@@ -119,7 +119,10 @@ int cmd_keygen(cli_env *env, int argc, char **argv)
 		amp_identity_destroy(&id);
 		return cli_fail(env, did, e, detail);
 	}
-	r = cli_write_out(env, path, text, strlen(text), 0600);
+	/* Without --force, never replace a keystore, even one that appeared
+	 * while we were asking for the passphrase. */
+	r = cli_write_out(env, path, text, strlen(text), 0600,
+			  force ? 0 : UTIL_NO_REPLACE);
 	amp_free(text);
 	if (r == CLI_OK) {
 		char sk[AMP_KEY_ID_HEX + 1], ek[AMP_KEY_ID_HEX + 1];
@@ -193,7 +196,7 @@ static int did_document(cli_env *env, const char *out)
 	memcpy(text, json, len);
 	text[len] = '\n';
 	text[len + 1] = '\0';
-	int r = cli_write_out(env, out, text, len + 1, 0644);
+	int r = cli_write_out(env, out, text, len + 1, 0644, 0);
 	free(text);
 	amp_free(json);
 	return r;
@@ -233,7 +236,7 @@ static int did_import(cli_env *env, const char *file, bool force)
 	amp_err e = amp_did_document_export(&pub, &json, &detail);
 	if (e != AMP_OK)
 		return cli_fail(env, pub.did, e, detail);
-	int r = cli_write_out(env, path, json, strlen(json), 0644);
+	int r = cli_write_out(env, path, json, strlen(json), 0644, 0);
 	amp_free(json);
 	if (r == CLI_OK)
 		printf("imported %s\n", pub.did);

@@ -5,6 +5,7 @@
  * whitespace around lines, and refuses input over the armoured size of
  * AMP_ENVELOPE_MAX.
  */
+#define _GNU_SOURCE /* memmem */
 #include "amp-private.h"
 
 #include <sodium.h>
@@ -82,13 +83,18 @@ amp_err amp_armor_decode(const uint8_t *t, size_t len, uint8_t **bin_r,
 	if (!amp_armor_detect(t, len))
 		AMP_FAIL(AMP_E_MALFORMED, "armour does not start with " BEGIN_LINE);
 	size_t start = skip_space(t, len, 0) + bl;
-	/* The END line: the last non-space text must be exactly it. */
-	size_t end = len;
-	while (end > start && is_space(t[end - 1]))
-		end--;
-	if (end - start < el || memcmp(t + end - el, END_LINE, el) != 0)
+	/* Lines: the BEGIN line ends there, the END line starts a line. */
+	if (start < len && t[start] != '\n' && t[start] != '\r')
+		AMP_FAIL(AMP_E_MALFORMED, BEGIN_LINE " is not a line of its own");
+	const uint8_t *endp = memmem(t + start, len - start, END_LINE, el);
+	if (endp == NULL)
 		AMP_FAIL(AMP_E_TRUNCATED, "armour has no " END_LINE " line");
-	end -= el;
+	size_t end = (size_t)(endp - t);
+	if (t[end - 1] != '\n')
+		AMP_FAIL(AMP_E_MALFORMED, END_LINE " is not a line of its own");
+	/* Nothing but whitespace may follow the END line. */
+	if (skip_space(t, len, end + el) != len)
+		AMP_FAIL(AMP_E_MALFORMED, "text after " END_LINE);
 	/* Copy the base64 characters, dropping whitespace. */
 	char *b64 = malloc(end - start + 1);
 	if (b64 == NULL)

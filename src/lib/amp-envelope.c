@@ -417,8 +417,10 @@ static void pb_free(void *data, void *ptr)
 	free(blk);
 }
 
-/* Walk one message's wire format (no recursion) to tell a truncated input
- * from a malformed one before protobuf-c sees it. */
+/* Walk the wire format to tell a truncated input from a malformed one
+ * before protobuf-c sees it (PROTOCOL.md §4).  The schema nests three
+ * levels deep: Envelope.header (field 1) -> EnvelopeHeader.recipients
+ * (field 5) -> Recipient; every occurrence of those fields is walked. */
 typedef enum { WIRE_OK, WIRE_TRUNC, WIRE_BAD } wire_res;
 
 static wire_res read_varint(const uint8_t *p, size_t len, size_t *pos,
@@ -438,9 +440,10 @@ static wire_res read_varint(const uint8_t *p, size_t len, size_t *pos,
 	return WIRE_BAD;
 }
 
-static wire_res wire_scan(const uint8_t *p, size_t len, uint32_t nested_field,
-			  const uint8_t **sub, size_t *sub_len)
+/* level 0: Envelope, 1: EnvelopeHeader, 2: Recipient. */
+static wire_res wire_scan(const uint8_t *p, size_t len, int level)
 {
+	static const uint64_t nested_field[] = { 1, 5, 0 };
 	size_t pos = 0;
 	while (pos < len) {
 		uint64_t key, v;
@@ -469,9 +472,10 @@ static wire_res wire_scan(const uint8_t *p, size_t len, uint32_t nested_field,
 				return r;
 			if (v > len - pos)
 				return WIRE_TRUNC;
-			if ((key >> 3) == nested_field && sub != NULL) {
-				*sub = p + pos;
-				*sub_len = (size_t)v;
+			if (level < 2 && (key >> 3) == nested_field[level]) {
+				r = wire_scan(p + pos, (size_t)v, level + 1);
+				if (r != WIRE_OK)
+					return r;
 			}
 			pos += (size_t)v;
 			break;
@@ -484,11 +488,7 @@ static wire_res wire_scan(const uint8_t *p, size_t len, uint32_t nested_field,
 
 static amp_err wire_check(const uint8_t *buf, size_t len, const char **error_r)
 {
-	const uint8_t *hdr = NULL;
-	size_t hdr_len = 0;
-	wire_res r = wire_scan(buf, len, 1, &hdr, &hdr_len);
-	if (r == WIRE_OK && hdr != NULL)
-		r = wire_scan(hdr, hdr_len, 0, NULL, NULL);
+	wire_res r = wire_scan(buf, len, 0);
 	if (r == WIRE_TRUNC)
 		AMP_FAIL(AMP_E_TRUNCATED, "envelope ends inside a field");
 	if (r == WIRE_BAD)
@@ -868,11 +868,17 @@ amp_err amp_zstd_decompress_bounded(ZSTD_DCtx *dctx, const uint8_t *z,
 		if (r == 0)
 			break; /* frame complete */
 		if (ob.pos == ob.size) {
-			/* Grow, never past max_out + 1 (one byte to detect). */
+			/* Grow, never past max_out + 1 (one byte to detect);
+			 * by hand, so the old plaintext copy can be wiped. */
 			size_t ncap = ob.size * 2;
 			if (ncap > max_out + 1)
 				ncap = max_out + 1;
-			uint8_t *n = realloc(out, ncap);
+			uint8_t *n = malloc(ncap);
+			if (n != NULL) {
+				memcpy(n, out, ob.pos);
+				sodium_memzero(out, ob.size);
+				free(out);
+			}
 			if (n == NULL) {
 				e = AMP_E_NOMEM;
 				if (error_r != NULL)
@@ -890,10 +896,13 @@ amp_err amp_zstd_decompress_bounded(ZSTD_DCtx *dctx, const uint8_t *z,
 		}
 	}
 	if (e != AMP_OK) {
+		if (out != NULL)
+			sodium_memzero(out, ob.size);
 		free(out);
 		return e;
 	}
 	if (csize != ZSTD_CONTENTSIZE_UNKNOWN && ob.pos != csize) {
+		sodium_memzero(out, ob.size);
 		free(out);
 		AMP_FAIL(AMP_E_DECOMPRESS, "zstd frame content size is wrong");
 	}

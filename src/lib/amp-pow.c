@@ -147,8 +147,8 @@ amp_err amp_pow_parse(const char *s, size_t len, amp_pow_stamp *stamp_r,
 
 	if (s == NULL || stamp_r == NULL)
 		AMP_FAIL(AMP_E_INVALID_ARG, "no stamp given");
-	if (len > AMP_POW_TEXT_MAX)
-		AMP_FAIL(AMP_E_TOO_LARGE, "stamp text is too long");
+	if (len > AMP_POW_TEXT_MAX) /* a syntax limit: PROTOCOL.md §2 */
+		AMP_FAIL(AMP_E_MALFORMED, "stamp text is too long");
 	if (len < plen || memcmp(s, POW_PREFIX, plen) != 0)
 		AMP_FAIL(AMP_E_MALFORMED, bad);
 	const char *p = s + plen, *end = s + len;

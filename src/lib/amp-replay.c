@@ -4,9 +4,12 @@
  * AMP-R-019).
  *
  * Bounded: at most `capacity` ids in an open-addressing table of
- * 2*capacity buckets (SipHash under a random key).  An id is remembered
- * until the envelope expires, or `window` seconds after its creation when
- * it never expires.  When the table is full, forgotten ids are swept out
+ * 2*capacity buckets (SipHash under a random key).  An entry is keyed by
+ * the sender's DID and the envelope id together (BLAKE2b-128), so one
+ * sender cannot block another's envelope by reusing its id; callers check
+ * replays only after amp_envelope_verify.  An id is remembered until the
+ * envelope expires or, when it never expires, `window` seconds after the
+ * later of its creation and its first sighting.  When the table is full, forgotten ids are swept out
  * and, if none, the id due to be forgotten soonest is dropped (O(capacity)
  * only in that case).  One mutex guards the table.
  */
@@ -16,7 +19,7 @@
 #include <sodium.h>
 
 typedef struct replay_slot {
-	uint8_t id[AMP_ENVELOPE_ID_BYTES];
+	uint8_t id[16];       /* BLAKE2b-128(lp(sender) || envelope_id) */
 	uint64_t forget_at; /* 0: empty bucket */
 } replay_slot;
 
@@ -64,7 +67,7 @@ static size_t home_of(const amp_replay_guard *g, const uint8_t *id)
 {
 	uint8_t h[crypto_shorthash_BYTES];
 	uint64_t v = 0;
-	crypto_shorthash(h, id, AMP_ENVELOPE_ID_BYTES, g->hash_key);
+	crypto_shorthash(h, id, 16, g->hash_key);
 	for (size_t i = 0; i < sizeof(h); i++)
 		v = (v << 8) | h[i];
 	return (size_t)(v % g->n_buckets);
@@ -75,7 +78,7 @@ static size_t find(const amp_replay_guard *g, const uint8_t *id)
 {
 	size_t b = home_of(g, id);
 	while (g->slots[b].forget_at != 0 &&
-	       memcmp(g->slots[b].id, id, AMP_ENVELOPE_ID_BYTES) != 0)
+	       memcmp(g->slots[b].id, id, 16) != 0)
 		b = (b + 1) % g->n_buckets;
 	return b;
 }
@@ -125,16 +128,32 @@ amp_err amp_replay_guard_check(amp_replay_guard *g, const amp_envelope *env,
 	if (now == 0)
 		now = amp_now();
 	amp_envelope_get_info(env, &info);
+	/* forget_at is never 0 (0 marks an empty bucket) and saturates. */
 	uint64_t forget_at = info.expires;
-	if (forget_at == 0) /* never expires: remember for the window */
-		forget_at = info.created > UINT64_MAX - g->window
-				    ? UINT64_MAX
-				    : info.created + g->window;
+	if (forget_at == 0) {
+		/* Never expires: the window runs from the later of creation
+		 * and now, so an old envelope is not forgotten at once. */
+		uint64_t base = info.created > now ? info.created : now;
+		forget_at = base > UINT64_MAX - g->window ? UINT64_MAX
+							  : base + g->window;
+	}
 	if (forget_at <= now)
-		forget_at = now + 1;
+		forget_at = now == UINT64_MAX ? UINT64_MAX : now + 1;
+
+	uint8_t key[16];
+	crypto_generichash_state st;
+	uint8_t len_be[4];
+	size_t slen = strlen(info.sender);
+	len_be[0] = (uint8_t)(slen >> 24), len_be[1] = (uint8_t)(slen >> 16);
+	len_be[2] = (uint8_t)(slen >> 8), len_be[3] = (uint8_t)slen;
+	crypto_generichash_init(&st, NULL, 0, sizeof(key));
+	crypto_generichash_update(&st, len_be, 4);
+	crypto_generichash_update(&st, (const uint8_t *)info.sender, slen);
+	crypto_generichash_update(&st, info.envelope_id, AMP_ENVELOPE_ID_BYTES);
+	crypto_generichash_final(&st, key, sizeof(key));
 
 	pthread_mutex_lock(&g->lock);
-	size_t b = find(g, info.envelope_id);
+	size_t b = find(g, key);
 	if (g->slots[b].forget_at != 0 && g->slots[b].forget_at > now) {
 		pthread_mutex_unlock(&g->lock);
 		AMP_FAIL(AMP_E_REPLAY, "this envelope id was already accepted");
@@ -144,9 +163,9 @@ amp_err amp_replay_guard_check(amp_replay_guard *g, const amp_envelope *env,
 	} else {
 		if (g->entries == g->capacity) {
 			make_room(g, now);
-			b = find(g, info.envelope_id);
+			b = find(g, key);
 		}
-		memcpy(g->slots[b].id, info.envelope_id, AMP_ENVELOPE_ID_BYTES);
+		memcpy(g->slots[b].id, key, sizeof(key));
 		g->slots[b].forget_at = forget_at;
 		g->entries++;
 	}

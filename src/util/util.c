@@ -28,10 +28,15 @@ int util_read_file(const char *path, size_t max, uint8_t **buf_r,
 		if (len == cap) {
 			if (cap > max)
 				break;
+			/* Grown by hand so the old copy (it may be a message
+			 * about to be sealed) is wiped, not left in the heap. */
 			size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-			uint8_t *n = realloc(buf, ncap + 1);
+			uint8_t *n = malloc(ncap + 1);
 			if (n == NULL)
 				goto fail_nomem;
+			memcpy(n, buf, len);
+			explicit_bzero(buf, cap + 1);
+			free(buf);
 			buf = n;
 			cap = ncap;
 		}
@@ -109,21 +114,58 @@ static int fsync_dir_of(const char *path)
 	return r;
 }
 
-int util_write_file_atomic(const char *path, const void *data, size_t len,
-			   mode_t mode)
+/* Write into an existing non-regular file (FIFO, device, socket). */
+static int write_into(const char *path, const void *data, size_t len)
 {
-	char tmp[PATH_MAX];
+	int fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (util_write_all(fd, data, len) != 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return close(fd);
+}
+
+int util_write_file_atomic(const char *path, const void *data, size_t len,
+			   mode_t mode, int flags)
+{
+	char tmp[PATH_MAX], real[PATH_MAX];
+	struct stat st;
+	const char *target = path;
+
 	if (strcmp(path, "-") == 0)
 		return util_write_all(STDOUT_FILENO, data, len);
-	int n = snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
+	if (lstat(path, &st) == 0) {
+		if (flags & UTIL_NO_REPLACE) {
+			errno = EEXIST;
+			return -1;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			if (realpath(path, real) == NULL) {
+				if (errno != ENOENT)
+					return -1;
+				/* dangling link: replace the link itself */
+			} else {
+				target = real;
+			}
+		}
+		if (stat(target, &st) == 0 && !S_ISREG(st.st_mode))
+			return write_into(target, data, len);
+	}
+	int n = snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", target);
 	if (n < 0 || (size_t)n >= sizeof(tmp)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
+	mode_t um = umask(0);
+	umask(um);
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	if (fchmod(fd, mode) != 0 || util_write_all(fd, data, len) != 0 ||
+	if (fchmod(fd, mode & ~um) != 0 || util_write_all(fd, data, len) != 0 ||
 	    fsync(fd) != 0) {
 		int saved = errno;
 		close(fd);
@@ -131,13 +173,24 @@ int util_write_file_atomic(const char *path, const void *data, size_t len,
 		errno = saved;
 		return -1;
 	}
-	if (close(fd) != 0 || rename(tmp, path) != 0) {
+	int r = close(fd);
+	if (r == 0) {
+		if (flags & UTIL_NO_REPLACE) {
+			/* link() fails with EEXIST if the name appeared meanwhile */
+			r = link(tmp, target);
+			if (r == 0)
+				unlink(tmp);
+		} else {
+			r = rename(tmp, target);
+		}
+	}
+	if (r != 0) {
 		int saved = errno;
 		unlink(tmp);
 		errno = saved;
 		return -1;
 	}
-	return fsync_dir_of(path);
+	return fsync_dir_of(target);
 }
 
 bool util_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *v_r)

@@ -24,11 +24,17 @@ int util_read_file(const char *path, size_t max, uint8_t **buf_r,
 		   size_t *len_r) UTIL_WUR;
 
 /* Write data to path atomically: a temporary file in the same directory,
- * written, fsync()ed, given `mode`, renamed over path, and the directory
- * fsync()ed.  Nothing is left half-written.  "-" writes to standard output.
+ * written, fsync()ed, given `mode` (less the umask), renamed over path, and
+ * the directory fsync()ed.  Nothing is left half-written.
+ *  - "-" writes to standard output;
+ *  - an existing FIFO, device or socket is written into, not replaced;
+ *  - a symbolic link is followed: its target is replaced, not the link;
+ *  - with UTIL_NO_REPLACE an existing path is never replaced: the call fails
+ *    with EEXIST, even if the path appears while the data is written.
  * Returns 0, or -1 with errno set. */
+#define UTIL_NO_REPLACE 1
 int util_write_file_atomic(const char *path, const void *data, size_t len,
-			   mode_t mode) UTIL_WUR;
+			   mode_t mode, int flags) UTIL_WUR;
 
 /* Write all of data to fd, retrying on EINTR and short writes. */
 int util_write_all(int fd, const void *data, size_t len) UTIL_WUR;

@@ -272,7 +272,7 @@ def test_no_keystore_message(tmp_path):
     assert p.returncode == 1 and b"no keystore" in p.stderr and b"amp keygen" in p.stderr
 
 
-def _on_terminal(args, env, answers, timeout=30):
+def _on_terminal(args, env, answers, timeout=30, check_echo=None):
     """Run amp with a pseudo-terminal as its controlling terminal, answering
     each prompt as a person would: wait for it, then type the line."""
     import pty
@@ -302,6 +302,9 @@ def _on_terminal(args, env, answers, timeout=30):
                 os.write(fd, pending.pop(0).encode() + b"\n")
                 answered_at = len(out)
     _, status = os.waitpid(pid, 0)
+    if check_echo is not None:
+        import termios
+        check_echo.append(bool(termios.tcgetattr(fd)[3] & termios.ECHO))
     os.close(fd)
     return os.waitstatus_to_exitcode(status), out
 
@@ -324,3 +327,23 @@ def test_passphrase_prompt_on_terminal(amp_bin, tmp_path):
                            ["one", "two"])
     assert rc == 1 and b"passphrases differ" in out
     assert not (tmp_path / "u" / "keystore.json").exists()
+
+
+def test_ctrl_c_at_prompt_restores_echo(amp_bin, tmp_path):
+    a = Amp(tmp_path / "c")
+    echo = []
+    # "\x03" is typed as the answer: the terminal turns it into SIGINT
+    rc, out = _on_terminal(["keygen", "--did", "did:aftersmtp:example.org:c", "--kdf", "min"],
+                           a.env(AMP_PASSPHRASE=None), ["\x03"], check_echo=echo)
+    assert rc == -2, out                      # killed by SIGINT, as it should
+    assert echo == [True]                     # and the terminal echoes again
+    assert not (tmp_path / "c" / "keystore.json").exists()
+
+
+def test_known_document_must_match_its_name(pair, make_identity, tmp_path):
+    alice, bob = pair
+    carol_did = "did:aftersmtp:example.org:carol"
+    known = alice.home / "known"
+    (known / f"{carol_did}.json").write_bytes((known / f"{bob.did}.json").read_bytes())
+    p = alice.run("seal", "--to", carol_did, input=MSG, check=False)
+    assert p.returncode == 1 and b"not of " + carol_did.encode() in p.stderr

@@ -179,9 +179,10 @@ def is_valid_did(did):
 
 
 def check_did(did):
-    """Raise AMP_E_TOO_LARGE over the §2 limit, AMP_E_BAD_DID for any other invalid DID."""
+    """Raise AMP_E_BAD_DID for an invalid DID; its length is part of its
+    syntax, so an over-long DID is bad syntax too (§2)."""
     if len(did.encode("utf-8")) > MAX_DID:
-        raise AmpError("AMP_E_TOO_LARGE", f"DID longer than {MAX_DID} bytes")
+        raise AmpError("AMP_E_BAD_DID", f"DID longer than {MAX_DID} bytes")
     if not is_valid_did(did):
         raise AmpError("AMP_E_BAD_DID", f"not a canonical DID: {did!r}")
 
@@ -455,7 +456,7 @@ def signature_ok(sign_pk, signature, message):
 def _check_content_type(content_type):
     raw = content_type.encode("utf-8")
     if len(raw) > MAX_CONTENT_TYPE:
-        raise AmpError("AMP_E_TOO_LARGE", "content type longer than 255 bytes")
+        raise AmpError("AMP_E_MALFORMED", "content type longer than 255 bytes")
     if not raw or any(not (0x20 <= b <= 0x7e) for b in raw):
         raise AmpError("AMP_E_MALFORMED", "content type is not 1..255 printable ASCII bytes")
 
@@ -702,8 +703,12 @@ def dearmor(text):
         except UnicodeDecodeError as exc:
             raise AmpError("AMP_E_MALFORMED", "armour is not ASCII") from exc
     lines = [line.strip() for line in text.strip().splitlines()]
-    if len(lines) < 2 or lines[0] != ARMOR_BEGIN or lines[-1] != ARMOR_END:
-        raise AmpError("AMP_E_MALFORMED", "missing armour BEGIN/END lines")
+    if not lines or lines[0] != ARMOR_BEGIN:
+        raise AmpError("AMP_E_MALFORMED", "armour does not start with its BEGIN line")
+    if ARMOR_END not in lines[1:]:
+        raise AmpError("AMP_E_TRUNCATED", "armour has no END line")    # §5.8
+    if lines[-1] != ARMOR_END:
+        raise AmpError("AMP_E_MALFORMED", "text after the armour END line")
     try:
         return base64.b64decode("".join(lines[1:-1]), validate=True)
     except binascii.Error as exc:
@@ -768,8 +773,8 @@ def pow_mint(doc, bits, timestamp=None):
 
 def pow_check(doc, stamp, required_bits, now=None):
     """AMP-R-020, checks in the order the requirement lists them."""
-    if stamp.bits > MAX_POW_BITS:
-        raise AmpError("AMP_E_TOO_LARGE", "stamp bits over 64")
+    if not 1 <= stamp.bits <= MAX_POW_BITS:
+        raise AmpError("AMP_E_MALFORMED", "stamp bits outside 1..64")
     if stamp.bits < required_bits or not has_leading_zero_bits(
             pow_digest(doc.did, doc.sign_pk, doc.enc_pk, stamp), stamp.bits):
         raise AmpError("AMP_E_POW_INSUFFICIENT", "not enough proof of work")

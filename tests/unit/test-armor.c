@@ -61,7 +61,10 @@ static void test_tolerance_and_refusals(void **state)
 	assert_int_equal(dec("-----BEGIN AMP ENVELOPE-----\nYW*j\n-----END AMP ENVELOPE-----\n"), AMP_E_MALFORMED);
 	assert_int_equal(dec("-----BEGIN AMP ENVELOPE-----\nYWJ\n-----END AMP ENVELOPE-----\n"), AMP_E_MALFORMED);
 	assert_int_equal(dec("-----BEGIN AMP ENVELOPE-----\n\n-----END AMP ENVELOPE-----\n"), AMP_E_MALFORMED);
-	assert_int_equal(dec("-----BEGIN AMP ENVELOPE-----\nYWJj\n-----END AMP ENVELOPE-----\ntrailing"), AMP_E_TRUNCATED);
+	assert_int_equal(dec("-----BEGIN AMP ENVELOPE-----\nYWJj\n-----END AMP ENVELOPE-----\ntrailing"), AMP_E_MALFORMED);
+	/* Review finding: BEGIN and END must be lines of their own. */
+	assert_int_equal(dec("-----BEGIN AMP ENVELOPE-----YWJj\n-----END AMP ENVELOPE-----"), AMP_E_MALFORMED);
+	assert_int_equal(dec("-----BEGIN AMP ENVELOPE-----\nYWJj-----END AMP ENVELOPE-----"), AMP_E_MALFORMED);
 	assert_false(amp_armor_detect((const uint8_t *)"-----BEGIN AMP", 14));
 	assert_false(amp_armor_detect((const uint8_t *)"", 0));
 }

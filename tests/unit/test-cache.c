@@ -274,6 +274,94 @@ static void test_replay(void **state)
 	amp_identity_destroy(&b);
 }
 
+static uint8_t *seal_at(amp_identity *a, amp_identity *b, uint64_t created,
+		       size_t *len)
+{
+	uint8_t *env;
+	amp_seal_params p = { .created = created };
+	assert_int_equal(amp_seal(NULL, a, &b->pub, 1, &p, (const uint8_t *)"x",
+				  1, &env, len, NULL),
+			 AMP_OK);
+	return env;
+}
+
+/* Review finding: an old envelope that never expires must not be
+ * forgotten one second after it is first seen. */
+static void test_replay_old_never_expiring(void **state)
+{
+	(void)state;
+	amp_identity *a = t_identity("did:aftersmtp:a.org:a");
+	amp_identity *b = t_identity("did:aftersmtp:b.org:b");
+	amp_replay_guard *g;
+	size_t len;
+	assert_int_equal(amp_replay_guard_create(8, 3600, &g), AMP_OK);
+	uint8_t *env = seal_at(a, b, T_NOW - 7200, &len);
+	assert_int_equal(check(g, env, len, T_NOW), AMP_OK);
+	assert_int_equal(check(g, env, len, T_NOW + 2), AMP_E_REPLAY);
+	assert_int_equal(check(g, env, len, T_NOW + 3599), AMP_E_REPLAY);
+	assert_int_equal(check(g, env, len, T_NOW + 3601), AMP_OK);
+	amp_free(env);
+	/* At the end of time nothing can be remembered "until later", but the
+	 * table neither wraps to empty buckets nor overfills and hangs: 20
+	 * inserts into 8 slots all return. */
+	env = seal_at(a, b, T_NOW, &len);
+	assert_int_equal(check(g, env, len, UINT64_MAX), AMP_OK);
+	for (int i = 0; i < 20; i++) {
+		uint8_t *e2 = seal_at(a, b, T_NOW, &len);
+		amp_err r = check(g, e2, len, UINT64_MAX);
+		assert_true(r == AMP_OK || r == AMP_E_REPLAY);
+		amp_free(e2);
+	}
+	/* and the guard still works at ordinary times afterwards */
+	assert_int_equal(check(g, env, len, T_NOW), AMP_OK);
+	assert_int_equal(check(g, env, len, T_NOW + 1), AMP_E_REPLAY);
+	amp_free(env);
+	amp_replay_guard_destroy(&g);
+	amp_identity_destroy(&a);
+	amp_identity_destroy(&b);
+}
+
+/* The same envelope id from two senders: independent entries. */
+static void fixed_id_rng(void *ctx, uint8_t *buf, size_t len)
+{
+	int *calls = ctx;
+	if ((*calls)++ == 0 && len == AMP_ENVELOPE_ID_BYTES)
+		memcpy(buf, "same-id-16-bytes", AMP_ENVELOPE_ID_BYTES);
+	else
+		randombytes_buf(buf, len);
+}
+
+static void test_replay_keyed_by_sender(void **state)
+{
+	(void)state;
+	amp_identity *a = t_identity("did:aftersmtp:a.org:a");
+	amp_identity *c = t_identity("did:aftersmtp:c.org:c");
+	amp_identity *b = t_identity("did:aftersmtp:b.org:b");
+	amp_replay_guard *g;
+	uint8_t *env[2];
+	size_t len[2];
+	assert_int_equal(amp_replay_guard_create(8, 3600, &g), AMP_OK);
+	for (int k = 0; k < 2; k++) {
+		int calls = 0;
+		amp_seal_params p = { .created = T_NOW, .rng = fixed_id_rng,
+				      .rng_ctx = &calls };
+		assert_int_equal(amp_seal(NULL, k == 0 ? a : c, &b->pub, 1, &p,
+					  (const uint8_t *)"x", 1, &env[k],
+					  &len[k], NULL),
+				 AMP_OK);
+	}
+	assert_int_equal(check(g, env[0], len[0], T_NOW), AMP_OK);
+	assert_int_equal(check(g, env[1], len[1], T_NOW), AMP_OK);
+	assert_int_equal(check(g, env[0], len[0], T_NOW), AMP_E_REPLAY);
+	assert_int_equal(check(g, env[1], len[1], T_NOW), AMP_E_REPLAY);
+	amp_free(env[0]);
+	amp_free(env[1]);
+	amp_replay_guard_destroy(&g);
+	amp_identity_destroy(&a);
+	amp_identity_destroy(&b);
+	amp_identity_destroy(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -282,6 +370,8 @@ int main(void)
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_shared_ctx_threads),
 		cmocka_unit_test(test_replay),
+		cmocka_unit_test(test_replay_old_never_expiring),
+		cmocka_unit_test(test_replay_keyed_by_sender),
 	};
 	if (amp_init() != AMP_OK)
 		return 1;

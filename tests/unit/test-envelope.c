@@ -521,6 +521,11 @@ static void test_truncated_every_length(void **state)
 			    e == AMP_E_NONCANONICAL);
 		free(p);
 	}
+	/* A recipient whose did claims 5 bytes but holds 1, inside a
+	 * complete header: truncation at the third nesting level. */
+	static const uint8_t nested[] = { 0x0a, 0x07, 0x08, 0x01, 0x2a, 0x03,
+					  0x0a, 0x05, 0x61 };
+	assert_int_equal(decode_only(nested, sizeof(nested)), AMP_E_TRUNCATED);
 	/* Cutting inside the ciphertext field is reported as truncation. */
 	assert_int_equal(decode_only(env, len - 100), AMP_E_TRUNCATED);
 	assert_int_equal(decode_only(env, 0), AMP_E_TRUNCATED);

@@ -118,7 +118,7 @@ static void test_parse(void **state)
 	memset(longs, '1', sizeof(longs));
 	amp_pow_stamp st;
 	assert_int_equal(amp_pow_parse(longs, sizeof(longs), &st, NULL),
-			 AMP_E_TOO_LARGE);
+			 AMP_E_MALFORMED);
 }
 
 int main(void)
