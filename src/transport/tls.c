@@ -1,0 +1,383 @@
+/*
+ * tls.c — see tls.h.  GnuTLS in non-blocking mode with its transport
+ * pointed at two bounded byte queues of the session (in: from the network;
+ * out: to the network).  The pull callback reports EAGAIN when the input
+ * queue is empty, which surfaces as "need more" to the caller.
+ */
+#include "tls.h"
+
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
+#include <gnutls/x509.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+
+typedef struct bytebuf {
+	uint8_t *p;
+	size_t off, len, cap; /* live bytes are p[off .. off+len) */
+} bytebuf;
+
+struct tls_creds {
+	gnutls_certificate_credentials_t cred;
+};
+
+struct tls_session {
+	gnutls_session_t g;
+	bytebuf in, out;
+	bool done;
+	bool failed;
+};
+
+/* ------------------------------------------------------------- buffers */
+
+static int buf_append(bytebuf *b, const uint8_t *d, size_t n)
+{
+	if (n > TLS_BUF_MAX - b->len)
+		return -1;
+	if (b->off + b->len + n > b->cap) {
+		if (b->off > 0) { /* compact first */
+			memmove(b->p, b->p + b->off, b->len);
+			b->off = 0;
+		}
+		if (b->len + n > b->cap) {
+			size_t cap = b->cap == 0 ? 16384 : b->cap;
+			while (cap < b->len + n)
+				cap *= 2;
+			if (cap > TLS_BUF_MAX)
+				cap = TLS_BUF_MAX;
+			uint8_t *p = realloc(b->p, cap);
+			if (p == NULL)
+				return -1;
+			b->p = p;
+			b->cap = cap;
+		}
+	}
+	memcpy(b->p + b->off + b->len, d, n);
+	b->len += n;
+	return 0;
+}
+
+static void buf_consume(bytebuf *b, size_t n)
+{
+	if (n >= b->len) {
+		b->off = b->len = 0;
+	} else {
+		b->off += n;
+		b->len -= n;
+	}
+}
+
+static ssize_t push_fn(gnutls_transport_ptr_t ptr, const void *data, size_t n)
+{
+	tls_session *s = ptr;
+	if (buf_append(&s->out, data, n) != 0) {
+		gnutls_transport_set_errno(s->g, ENOBUFS);
+		return -1;
+	}
+	return (ssize_t)n;
+}
+
+static ssize_t pull_fn(gnutls_transport_ptr_t ptr, void *data, size_t n)
+{
+	tls_session *s = ptr;
+	if (s->in.len == 0) {
+		gnutls_transport_set_errno(s->g, EAGAIN);
+		return -1;
+	}
+	if (n > s->in.len)
+		n = s->in.len;
+	memcpy(data, s->in.p + s->in.off, n);
+	buf_consume(&s->in, n);
+	return (ssize_t)n;
+}
+
+static int pull_timeout_fn(gnutls_transport_ptr_t ptr, unsigned int ms)
+{
+	tls_session *s = ptr;
+	(void)ms;
+	return s->in.len > 0 ? 1 : 0;
+}
+
+/* ---------------------------------------------------------- credentials */
+
+static char *dup_datum(const gnutls_datum_t *d)
+{
+	char *s = malloc(d->size + 1);
+	if (s != NULL) {
+		memcpy(s, d->data, d->size);
+		s[d->size] = '\0';
+	}
+	return s;
+}
+
+int tls_creds_generate(const char *name, unsigned days, char **cert_pem_r,
+		       char **key_pem_r, const char **error_r)
+{
+	gnutls_x509_privkey_t key = NULL;
+	gnutls_x509_crt_t crt = NULL;
+	gnutls_datum_t cd = { NULL, 0 }, kd = { NULL, 0 };
+	uint8_t serial[16];
+	int rc;
+	time_t now = time(NULL);
+
+	if (gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof(serial)) < 0) {
+		*error_r = "no randomness";
+		return -1;
+	}
+	serial[0] &= 0x7f; /* a positive serial number */
+	rc = gnutls_x509_privkey_init(&key);
+	if (rc >= 0)
+		rc = gnutls_x509_privkey_generate(key, GNUTLS_PK_EDDSA_ED25519, 0, 0);
+	if (rc >= 0)
+		rc = gnutls_x509_crt_init(&crt);
+	if (rc >= 0)
+		rc = gnutls_x509_crt_set_version(crt, 3);
+	if (rc >= 0)
+		rc = gnutls_x509_crt_set_serial(crt, serial, sizeof(serial));
+	if (rc >= 0)
+		rc = gnutls_x509_crt_set_activation_time(crt, now - 3600);
+	if (rc >= 0)
+		rc = gnutls_x509_crt_set_expiration_time(crt, now + (time_t)days * 86400);
+	if (rc >= 0)
+		rc = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME,
+						   0, name, (unsigned)strlen(name));
+	if (rc >= 0)
+		rc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME,
+							  name, (unsigned)strlen(name),
+							  GNUTLS_FSAN_SET);
+	if (rc >= 0)
+		rc = gnutls_x509_crt_set_key(crt, key);
+	if (rc >= 0)
+		rc = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE);
+	if (rc >= 0)
+		rc = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA512, 0);
+	if (rc >= 0)
+		rc = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &cd);
+	if (rc >= 0)
+		rc = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM,
+						       NULL, GNUTLS_PKCS_PLAIN, &kd);
+	if (rc >= 0) {
+		*cert_pem_r = dup_datum(&cd);
+		*key_pem_r = dup_datum(&kd);
+		if (*cert_pem_r == NULL || *key_pem_r == NULL) {
+			free(*cert_pem_r);
+			free(*key_pem_r);
+			rc = GNUTLS_E_MEMORY_ERROR;
+		}
+	}
+	if (kd.data != NULL) {
+		gnutls_memset(kd.data, 0, kd.size);
+		gnutls_free(kd.data);
+	}
+	gnutls_free(cd.data);
+	gnutls_x509_crt_deinit(crt);
+	gnutls_x509_privkey_deinit(key);
+	if (rc < 0) {
+		*error_r = gnutls_strerror(rc);
+		return -1;
+	}
+	return 0;
+}
+
+static int creds_new(tls_creds **creds_r, const char **error_r)
+{
+	tls_creds *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	int rc = gnutls_certificate_allocate_credentials(&c->cred);
+	if (rc < 0) {
+		free(c);
+		*error_r = gnutls_strerror(rc);
+		return -1;
+	}
+	*creds_r = c;
+	return 0;
+}
+
+int tls_creds_server(const char *cert_pem, const char *key_pem,
+		     tls_creds **creds_r, const char **error_r)
+{
+	tls_creds *c;
+	if (creds_new(&c, error_r) != 0)
+		return -1;
+	gnutls_datum_t cd = { (unsigned char *)cert_pem, (unsigned)strlen(cert_pem) };
+	gnutls_datum_t kd = { (unsigned char *)key_pem, (unsigned)strlen(key_pem) };
+	int rc = gnutls_certificate_set_x509_key_mem2(c->cred, &cd, &kd,
+						      GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (rc < 0) {
+		*error_r = gnutls_strerror(rc);
+		tls_creds_free(&c);
+		return -1;
+	}
+	*creds_r = c;
+	return 0;
+}
+
+int tls_creds_client(tls_creds **creds_r, const char **error_r)
+{
+	return creds_new(creds_r, error_r);
+}
+
+void tls_creds_free(tls_creds **creds)
+{
+	if (creds == NULL || *creds == NULL)
+		return;
+	gnutls_certificate_free_credentials((*creds)->cred);
+	free(*creds);
+	*creds = NULL;
+}
+
+/* -------------------------------------------------------------- sessions */
+
+int tls_session_new(tls_creds *creds, bool server, tls_session **s_r,
+		    const char **error_r)
+{
+	tls_session *s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	gnutls_datum_t alpn = { (unsigned char *)TLS_ALPN, sizeof(TLS_ALPN) - 1 };
+	int rc = gnutls_init(&s->g, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
+					    GNUTLS_NONBLOCK);
+	if (rc >= 0)
+		rc = gnutls_priority_set_direct(s->g, PRIORITY, NULL);
+	if (rc >= 0)
+		rc = gnutls_credentials_set(s->g, GNUTLS_CRD_CERTIFICATE, creds->cred);
+	if (rc >= 0)
+		rc = gnutls_alpn_set_protocols(s->g, &alpn, 1, GNUTLS_ALPN_MANDATORY);
+	if (rc < 0) {
+		*error_r = gnutls_strerror(rc);
+		tls_session_free(&s);
+		return -1;
+	}
+	gnutls_transport_set_ptr(s->g, s);
+	gnutls_transport_set_push_function(s->g, push_fn);
+	gnutls_transport_set_pull_function(s->g, pull_fn);
+	gnutls_transport_set_pull_timeout_function(s->g, pull_timeout_fn);
+	*s_r = s;
+	return 0;
+}
+
+void tls_session_free(tls_session **sp)
+{
+	if (sp == NULL || *sp == NULL)
+		return;
+	tls_session *s = *sp;
+	if (s->g != NULL)
+		gnutls_deinit(s->g);
+	free(s->in.p);
+	free(s->out.p);
+	free(s);
+	*sp = NULL;
+}
+
+int tls_feed(tls_session *s, const uint8_t *data, size_t len)
+{
+	return len == 0 ? 0 : buf_append(&s->in, data, len);
+}
+
+bool tls_handshake_done(const tls_session *s)
+{
+	return s->done;
+}
+
+int tls_progress(tls_session *s, const char **error_r)
+{
+	if (s->failed) {
+		*error_r = "TLS session already failed";
+		return -1;
+	}
+	if (s->done)
+		return 1;
+	int rc = gnutls_handshake(s->g);
+	if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED)
+		return 0;
+	if (rc < 0) {
+		if (!gnutls_error_is_fatal(rc))
+			return 0;
+		s->failed = true;
+		*error_r = gnutls_strerror(rc);
+		return -1;
+	}
+	gnutls_datum_t sel;
+	if (gnutls_alpn_get_selected_protocol(s->g, &sel) < 0 ||
+	    sel.size != sizeof(TLS_ALPN) - 1 ||
+	    memcmp(sel.data, TLS_ALPN, sel.size) != 0 ||
+	    gnutls_protocol_get_version(s->g) != GNUTLS_TLS1_3) {
+		s->failed = true;
+		*error_r = "peer did not negotiate TLS 1.3 with ALPN amp/1";
+		return -1;
+	}
+	s->done = true;
+	return 1;
+}
+
+long tls_read(tls_session *s, uint8_t *buf, size_t len, const char **error_r)
+{
+	if (!s->done || s->failed || len == 0)
+		return 0;
+	ssize_t n = gnutls_record_recv(s->g, buf, len);
+	if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+		return 0;
+	if (n < 0) {
+		if (!gnutls_error_is_fatal((int)n))
+			return 0;
+		s->failed = true;
+		*error_r = gnutls_strerror((int)n);
+		return -1;
+	}
+	return (long)n;
+}
+
+int tls_write(tls_session *s, const uint8_t *data, size_t len,
+	      const char **error_r)
+{
+	if (!s->done || s->failed) {
+		*error_r = "TLS session is not established";
+		return -1;
+	}
+	while (len > 0) {
+		/* Our push never blocks (it fails when the output queue is
+		 * full), so GNUTLS_E_AGAIN cannot loop here. */
+		ssize_t n = gnutls_record_send(s->g, data, len);
+		if (n == GNUTLS_E_INTERRUPTED)
+			continue;
+		if (n < 0) {
+			s->failed = true;
+			*error_r = gnutls_strerror((int)n);
+			return -1;
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+size_t tls_take_output(tls_session *s, const uint8_t **out_r)
+{
+	*out_r = s->out.p != NULL ? s->out.p + s->out.off : NULL;
+	return s->out.len;
+}
+
+void tls_output_consumed(tls_session *s, size_t n)
+{
+	buf_consume(&s->out, n);
+}
+
+int tls_exporter(tls_session *s, uint8_t out[TLS_EXPORTER_BYTES])
+{
+	if (!s->done)
+		return -1;
+	return gnutls_prf_rfc5705(s->g, sizeof(TLS_EXPORTER_LABEL) - 1,
+				  TLS_EXPORTER_LABEL, 0, NULL,
+				  TLS_EXPORTER_BYTES, (char *)out) < 0
+		       ? -1
+		       : 0;
+}
