@@ -1,0 +1,33 @@
+/*
+ * node.h — what aftersmtpd's files share: its configuration schema and the
+ * node's data directory (keys, certificate, store).
+ *
+ * Data directory layout (all secrets 0600, the directory 0700):
+ *   node.key        the node identity (did:aftersmtp:<domain>:node), a
+ *                   libamp keystore (Argon2id-wrapped)
+ *   node.pass       the passphrase of node.key, generated at init; an
+ *                   operator may move it (node_key_passphrase_file) to a
+ *                   systemd credential or other protected place
+ *   storage.key     32 random bytes: keys the hashes and encryption of
+ *                   metadata at rest (src/store)
+ *   tls.crt/.key    self-signed Ed25519 certificate for the TLS transport
+ *   node.db         the store (SQLite, WAL)
+ */
+#ifndef AMP_NODE_H
+#define AMP_NODE_H
+
+#include "config.h"
+
+#include "amp/amp.h"
+
+extern const cfg_schema node_schema;
+
+/* Create what is missing in the data directory (never replaces a file).
+ * domain: the first of `domains`.  Prints one line per file created.
+ * 0, or -1 after printing why. */
+int node_init_data_dir(const cfg *c, bool quiet);
+
+/* Load the node identity (reads node.key and its passphrase file). */
+int node_load_identity(const cfg *c, amp_identity **id_r);
+
+#endif
