@@ -47,11 +47,15 @@ int cli_env_init(cli_env *env)
 	return CLI_OK;
 }
 
-static const char *keystore_path(const cli_env *env, char buf[PATH_MAX])
+const char *cli_keystore_path(const cli_env *env, char buf[PATH_MAX])
 {
 	if (env->keystore[0] != '\0')
 		return env->keystore;
-	snprintf(buf, PATH_MAX, "%s/keystore.json", env->home);
+	int n = snprintf(buf, PATH_MAX, "%s/keystore.json", env->home);
+	if (n < 0 || n >= PATH_MAX) {
+		cli_err(env, "keystore path is too long");
+		return NULL;
+	}
 	return buf;
 }
 
@@ -270,8 +274,10 @@ static int read_keystore(const cli_env *env, char **text_r, size_t *len_r,
 			 const char **path_r)
 {
 	static char pbuf[PATH_MAX];
-	const char *path = keystore_path(env, pbuf);
+	const char *path = cli_keystore_path(env, pbuf);
 	uint8_t *text;
+	if (path == NULL)
+		return CLI_FAIL;
 	if (util_read_file(path, KEYSTORE_FILE_MAX, &text, len_r) != 0) {
 		if (errno == ENOENT)
 			cli_err(env, "%s: no keystore (create one with "
@@ -331,15 +337,19 @@ int cli_read_doc(const cli_env *env, const char *path,
 	return e == AMP_OK ? CLI_OK : cli_fail(env, path, e, detail);
 }
 
-int cli_resolve(const cli_env *env, const char *did,
+int cli_resolve(cli_env *env, const char *did,
 		const amp_public_identity *me, amp_public_identity *pub_r)
 {
+	if (!env->docs_loaded) {
+		for (size_t i = 0; i < env->n_docs; i++) {
+			if (cli_read_doc(env, env->docs[i], &env->doc_ids[i]) != CLI_OK)
+				return CLI_FAIL;
+		}
+		env->docs_loaded = true;
+	}
 	for (size_t i = 0; i < env->n_docs; i++) {
-		amp_public_identity p;
-		if (cli_read_doc(env, env->docs[i], &p) != CLI_OK)
-			return CLI_FAIL;
-		if (strcmp(p.did, did) == 0) {
-			*pub_r = p;
+		if (strcmp(env->doc_ids[i].did, did) == 0) {
+			*pub_r = env->doc_ids[i];
 			return CLI_OK;
 		}
 	}

@@ -27,6 +27,9 @@ typedef struct cli_env {
 	const char *cmd;         /* "seal", "did document", … for messages */
 	const char *docs[64];    /* --doc FILE options, in order */
 	size_t n_docs;
+	/* The --doc files, read and validated once, on first use. */
+	amp_public_identity doc_ids[64];
+	bool docs_loaded;
 } cli_env;
 
 /* Options every command accepts; a command's long-option table starts with
@@ -79,12 +82,15 @@ int cli_passphrase(const cli_env *env, bool confirm, char **pass_r,
 		   size_t *len_r);
 void cli_passphrase_free(char **pass, size_t len);
 
+/* The keystore's path: --keystore, $AMP_KEYSTORE or HOME/keystore.json.
+ * NULL (after an error message) when it does not fit. */
+const char *cli_keystore_path(const cli_env *env, char buf[PATH_MAX]);
 int cli_load_public(const cli_env *env, amp_public_identity *pub_r);
 int cli_load_identity(const cli_env *env, amp_identity **id_r);
 
 /* Resolve a canonical DID: --doc files, then our own identity (me may be
  * NULL), then HOME/known/DID.json. */
-int cli_resolve(const cli_env *env, const char *did,
+int cli_resolve(cli_env *env, const char *did,
 		const amp_public_identity *me, amp_public_identity *pub_r);
 
 /* Read a DID document file and validate it. */

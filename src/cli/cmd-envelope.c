@@ -401,8 +401,12 @@ int cmd_verify(cli_env *env, int argc, char **argv)
 		return CLI_FAIL;
 	/* Our own identity is optional for verify. */
 	char ks[PATH_MAX];
-	snprintf(ks, sizeof(ks), "%s/keystore.json", env->home);
-	if (env->keystore[0] != '\0' || access(ks, R_OK) == 0) {
+	const char *ks_path = cli_keystore_path(env, ks);
+	if (ks_path == NULL) {
+		amp_envelope_free(&envl);
+		return CLI_FAIL;
+	}
+	if (env->keystore[0] != '\0' || access(ks_path, R_OK) == 0) {
 		if (cli_load_public(env, &mine) != CLI_OK) {
 			amp_envelope_free(&envl);
 			return CLI_FAIL;

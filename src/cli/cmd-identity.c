@@ -87,15 +87,10 @@ int cmd_keygen(cli_env *env, int argc, char **argv)
 	if (e != AMP_OK)
 		return cli_fail(env, did_arg, e, detail);
 
-	char path[PATH_MAX];
-	int n = env->keystore[0] != '\0'
-			? snprintf(path, sizeof(path), "%s", env->keystore)
-			: snprintf(path, sizeof(path), "%s/keystore.json",
-				   env->home);
-	if (n < 0 || (size_t)n >= sizeof(path)) {
-		cli_err(env, "keystore path is too long");
+	char pbuf[PATH_MAX];
+	const char *path = cli_keystore_path(env, pbuf);
+	if (path == NULL)
 		return CLI_FAIL;
-	}
 	if (!force && access(path, F_OK) == 0) {
 		cli_err(env, "%s: a keystore already exists (use --force to "
 			     "replace it and lose its keys)", path);

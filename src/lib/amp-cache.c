@@ -42,8 +42,8 @@ struct amp_ctx {
 	size_t entries;
 	uint8_t hash_key[crypto_shorthash_KEYBYTES];
 	amp_cache_stats stats;
-	ZSTD_CCtx *cpool[ZPOOL_MAX];
-	ZSTD_DCtx *dpool[ZPOOL_MAX];
+	void *cpool[ZPOOL_MAX];       /* idle ZSTD_CCtx */
+	void *dpool[ZPOOL_MAX];       /* idle ZSTD_DCtx */
 	size_t n_cpool, n_dpool;
 };
 
@@ -247,56 +247,50 @@ amp_err amp_ctx_dh(amp_ctx *ctx, const uint8_t own_sk[32],
 
 /* ------------------------------------------------------ zstd context pool */
 
+/* Take an idle context from one of ctx's pools (NULL if none). */
+static void *pool_take(amp_ctx *ctx, void **pool, size_t *n)
+{
+	void *x = NULL;
+	pthread_mutex_lock(&ctx->lock);
+	if (*n > 0)
+		x = pool[--*n];
+	pthread_mutex_unlock(&ctx->lock);
+	return x;
+}
+
+/* Keep x in the pool; false when it is full (the caller frees x). */
+static bool pool_give(amp_ctx *ctx, void **pool, size_t *n, void *x)
+{
+	bool kept = false;
+	pthread_mutex_lock(&ctx->lock);
+	if (*n < ZPOOL_MAX) {
+		pool[(*n)++] = x;
+		kept = true;
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	return kept;
+}
+
 ZSTD_CCtx *amp_ctx_cctx_get(amp_ctx *ctx)
 {
-	ZSTD_CCtx *c = NULL;
-	if (ctx != NULL) {
-		pthread_mutex_lock(&ctx->lock);
-		if (ctx->n_cpool > 0)
-			c = ctx->cpool[--ctx->n_cpool];
-		pthread_mutex_unlock(&ctx->lock);
-	}
+	ZSTD_CCtx *c = ctx != NULL ? pool_take(ctx, ctx->cpool, &ctx->n_cpool) : NULL;
 	return c != NULL ? c : ZSTD_createCCtx();
 }
 
 void amp_ctx_cctx_put(amp_ctx *ctx, ZSTD_CCtx *c)
 {
-	if (c == NULL)
-		return;
-	if (ctx != NULL) {
-		pthread_mutex_lock(&ctx->lock);
-		if (ctx->n_cpool < ZPOOL_MAX) {
-			ctx->cpool[ctx->n_cpool++] = c;
-			c = NULL;
-		}
-		pthread_mutex_unlock(&ctx->lock);
-	}
-	ZSTD_freeCCtx(c);
+	if (c != NULL && (ctx == NULL || !pool_give(ctx, ctx->cpool, &ctx->n_cpool, c)))
+		ZSTD_freeCCtx(c);
 }
 
 ZSTD_DCtx *amp_ctx_dctx_get(amp_ctx *ctx)
 {
-	ZSTD_DCtx *d = NULL;
-	if (ctx != NULL) {
-		pthread_mutex_lock(&ctx->lock);
-		if (ctx->n_dpool > 0)
-			d = ctx->dpool[--ctx->n_dpool];
-		pthread_mutex_unlock(&ctx->lock);
-	}
+	ZSTD_DCtx *d = ctx != NULL ? pool_take(ctx, ctx->dpool, &ctx->n_dpool) : NULL;
 	return d != NULL ? d : ZSTD_createDCtx();
 }
 
 void amp_ctx_dctx_put(amp_ctx *ctx, ZSTD_DCtx *d)
 {
-	if (d == NULL)
-		return;
-	if (ctx != NULL) {
-		pthread_mutex_lock(&ctx->lock);
-		if (ctx->n_dpool < ZPOOL_MAX) {
-			ctx->dpool[ctx->n_dpool++] = d;
-			d = NULL;
-		}
-		pthread_mutex_unlock(&ctx->lock);
-	}
-	ZSTD_freeDCtx(d);
+	if (d != NULL && (ctx == NULL || !pool_give(ctx, ctx->dpool, &ctx->n_dpool, d)))
+		ZSTD_freeDCtx(d);
 }

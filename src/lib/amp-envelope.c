@@ -27,8 +27,7 @@
 #define ZSTD_WINDOW_LOG_MAX 25 /* 32 MiB: no frame may ask for more memory */
 
 struct amp_envelope {
-	Amp__V1__Envelope *pb;
-	const Amp__V1__EnvelopeHeader *h;
+	Amp__V1__Envelope *pb;    /* pb->header is never NULL once decoded */
 	ProtobufCAllocator alloc;
 	size_t alloc_used, alloc_max;
 	bool alloc_exceeded;
@@ -644,7 +643,6 @@ amp_err amp_envelope_decode(const uint8_t *buf, size_t len,
 		amp_envelope_free(&env);
 		return e;
 	}
-	env->h = h;
 	*env_r = env;
 	return AMP_OK;
 }
@@ -662,7 +660,7 @@ void amp_envelope_free(amp_envelope **env)
 
 void amp_envelope_get_info(const amp_envelope *env, amp_envelope_info *info_r)
 {
-	const Amp__V1__EnvelopeHeader *h = env->h;
+	const Amp__V1__EnvelopeHeader *h = env->pb->header;
 	info_r->version = h->version;
 	info_r->envelope_id = h->envelope_id.data;
 	info_r->sender = h->sender;
@@ -676,9 +674,9 @@ void amp_envelope_get_info(const amp_envelope *env, amp_envelope_info *info_r)
 
 const char *amp_envelope_recipient(const amp_envelope *env, size_t i)
 {
-	if (i >= env->h->n_recipients)
+	if (i >= env->pb->header->n_recipients)
 		return NULL;
-	return env->h->recipients[i]->did;
+	return env->pb->header->recipients[i]->did;
 }
 
 /* -------------------------------------------------------- verify / open */
@@ -689,7 +687,7 @@ amp_err amp_envelope_verify(const amp_envelope *env,
 {
 	if (env == NULL || sender == NULL)
 		AMP_FAIL(AMP_E_INVALID_ARG, "no envelope or sender given");
-	const Amp__V1__EnvelopeHeader *h = env->h;
+	const Amp__V1__EnvelopeHeader *h = env->pb->header;
 	if (strcmp(h->sender, sender->did) != 0)
 		AMP_FAIL(AMP_E_SENDER_MISMATCH,
 			 "the given identity is not the envelope's sender");
@@ -721,7 +719,7 @@ static amp_err open_payload(amp_ctx *ctx, const amp_envelope *env,
 			    uint8_t **body_r, size_t *body_len_r,
 			    const char **error_r)
 {
-	const Amp__V1__EnvelopeHeader *h = env->h;
+	const Amp__V1__EnvelopeHeader *h = env->pb->header;
 	uint8_t ad[PAYLOAD_AD_MAX];
 	amp_wbuf w;
 	amp_wbuf_init(&w, ad, sizeof(ad));
@@ -780,7 +778,7 @@ amp_err amp_envelope_open(amp_ctx *ctx, const amp_envelope *env,
 	amp_err e = amp_envelope_verify(env, sender, now, error_r);
 	if (e != AMP_OK)
 		return e;
-	const Amp__V1__EnvelopeHeader *h = env->h;
+	const Amp__V1__EnvelopeHeader *h = env->pb->header;
 	const Amp__V1__Recipient *mine = NULL;
 	for (size_t i = 0; i < h->n_recipients && mine == NULL; i++) {
 		if (strcmp(h->recipients[i]->did, me->pub.did) == 0)

@@ -79,6 +79,15 @@ void amp_free(void *p)
 	free(p);
 }
 
+bool amp_b64u_decode_exact(const char *s, uint8_t *out, size_t n)
+{
+	size_t len;
+	return s != NULL &&
+	       sodium_base642bin(out, n, s, strlen(s), NULL, &len, NULL,
+				 sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
+	       len == n;
+}
+
 uint64_t amp_now(void)
 {
 	time_t t = time(NULL);

@@ -142,7 +142,6 @@ static amp_err method_parse(json_t *m, const char *did, uint8_t pk[32],
 	const char *kty = json_string_value(json_object_get(jwk, "kty"));
 	const char *crv = json_string_value(json_object_get(jwk, "crv"));
 	const char *x = json_string_value(json_object_get(jwk, "x"));
-	size_t pk_len;
 	char want[AMP_DID_MAX + 32], kid[AMP_KEY_ID_HEX + 1];
 
 	if (mid == NULL || type == NULL || ctl == NULL || kty == NULL ||
@@ -164,9 +163,7 @@ static amp_err method_parse(json_t *m, const char *did, uint8_t pk[32],
 	else
 		AMP_FAIL(AMP_E_MALFORMED,
 			 "DID document: key curve is neither Ed25519 nor X25519");
-	if (sodium_base642bin(pk, 32, x, strlen(x), NULL, &pk_len, NULL,
-			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-	    pk_len != 32)
+	if (!amp_b64u_decode_exact(x, pk, 32))
 		AMP_FAIL(AMP_E_BAD_KEY,
 			 "DID document: key x is not 32 bytes of base64url");
 	amp_key_id(pk, kid);

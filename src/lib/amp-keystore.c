@@ -122,13 +122,8 @@ amp_err amp_keystore_seal(const amp_identity *id, const char *pass,
 /* Decode a base64url member into exactly n bytes. */
 static bool get_b64(json_t *obj, const char *key, uint8_t *out, size_t n)
 {
-	const char *s = json_string_value(json_object_get(obj, key));
-	size_t len;
-	if (s == NULL)
-		return false;
-	return sodium_base642bin(out, n, s, strlen(s), NULL, &len, NULL, B64U) ==
-		       0 &&
-	       len == n;
+	return amp_b64u_decode_exact(json_string_value(json_object_get(obj, key)),
+				     out, n);
 }
 
 typedef struct ks_parsed {

@@ -122,6 +122,9 @@ uint8_t *amp_sig_input_build(const struct Amp__V1__EnvelopeHeader *h,
 /* §5.3 Padmé rounding of L (L >= 2). */
 uint64_t amp_padme(uint64_t L);
 
+/* Strict base64url without padding decoding to exactly n bytes. */
+bool amp_b64u_decode_exact(const char *s, uint8_t *out, size_t n);
+
 /* Current time in unix seconds. */
 uint64_t amp_now(void);
 

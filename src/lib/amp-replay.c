@@ -140,17 +140,12 @@ amp_err amp_replay_guard_check(amp_replay_guard *g, const amp_envelope *env,
 	if (forget_at <= now)
 		forget_at = now == UINT64_MAX ? UINT64_MAX : now + 1;
 
-	uint8_t key[16];
-	crypto_generichash_state st;
-	uint8_t len_be[4];
-	size_t slen = strlen(info.sender);
-	len_be[0] = (uint8_t)(slen >> 24), len_be[1] = (uint8_t)(slen >> 16);
-	len_be[2] = (uint8_t)(slen >> 8), len_be[3] = (uint8_t)slen;
-	crypto_generichash_init(&st, NULL, 0, sizeof(key));
-	crypto_generichash_update(&st, len_be, 4);
-	crypto_generichash_update(&st, (const uint8_t *)info.sender, slen);
-	crypto_generichash_update(&st, info.envelope_id, AMP_ENVELOPE_ID_BYTES);
-	crypto_generichash_final(&st, key, sizeof(key));
+	uint8_t key[16], in[4 + AMP_DID_MAX + AMP_ENVELOPE_ID_BYTES];
+	amp_wbuf w;
+	amp_wbuf_init(&w, in, sizeof(in));
+	amp_wbuf_lp(&w, info.sender, strlen(info.sender));
+	amp_wbuf_put(&w, info.envelope_id, AMP_ENVELOPE_ID_BYTES);
+	crypto_generichash(key, sizeof(key), in, w.len, NULL, 0);
 
 	pthread_mutex_lock(&g->lock);
 	size_t b = find(g, key);

@@ -87,6 +87,30 @@ static void did_hash(const store *s, const char *label, const char *did,
 	crypto_generichash_final(&st, out, 32);
 }
 
+/* Hash lp(str): a 4-byte big-endian length, then the bytes. */
+static void hash_lp(crypto_generichash_state *st, const char *str)
+{
+	size_t n = strlen(str);
+	uint8_t l[4] = { (uint8_t)(n >> 24), (uint8_t)(n >> 16),
+			 (uint8_t)(n >> 8), (uint8_t)n };
+	crypto_generichash_update(st, l, 4);
+	crypto_generichash_update(st, (const uint8_t *)str, n);
+}
+
+/* KH(key, "dedupe" ‖ lp(sender) ‖ envelope id ‖ lp(rcpt)). */
+static void dedupe_hash(const store *s, const char *sender,
+			const uint8_t envelope_id[16], const char *rcpt,
+			uint8_t out[32])
+{
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, s->key, STORE_KEY_BYTES, 32);
+	crypto_generichash_update(&st, (const uint8_t *)"dedupe", 7);
+	hash_lp(&st, sender);
+	crypto_generichash_update(&st, envelope_id, 16);
+	hash_lp(&st, rcpt);
+	crypto_generichash_final(&st, out, 32);
+}
+
 /* ---------------------------------------------------------------- writer */
 
 static bool exec_ok(sqlite3 *db, const char *sql)
@@ -345,21 +369,7 @@ int store_inbox_put(store *s, const char *rcpt, const char *sender,
 	memcpy(copy, env, env_len);
 	j->kind = JOB_PUT;
 	did_hash(s, "rcpt", rcpt, j->rcpt);
-	crypto_generichash_state st;
-	uint8_t l[4];
-	size_t sl = strlen(sender), rl = strlen(rcpt);
-	crypto_generichash_init(&st, s->key, STORE_KEY_BYTES, 32);
-	crypto_generichash_update(&st, (const uint8_t *)"dedupe", 7);
-	l[0] = (uint8_t)(sl >> 24), l[1] = (uint8_t)(sl >> 16);
-	l[2] = (uint8_t)(sl >> 8), l[3] = (uint8_t)sl;
-	crypto_generichash_update(&st, l, 4);
-	crypto_generichash_update(&st, (const uint8_t *)sender, sl);
-	crypto_generichash_update(&st, envelope_id, 16);
-	l[0] = (uint8_t)(rl >> 24), l[1] = (uint8_t)(rl >> 16);
-	l[2] = (uint8_t)(rl >> 8), l[3] = (uint8_t)rl;
-	crypto_generichash_update(&st, l, 4);
-	crypto_generichash_update(&st, (const uint8_t *)rcpt, rl);
-	crypto_generichash_final(&st, j->dedupe, 32);
+	dedupe_hash(s, sender, envelope_id, rcpt, j->dedupe);
 	j->env = copy;
 	j->env_len = env_len;
 	j->received = received;
