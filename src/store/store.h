@@ -72,8 +72,107 @@ void store_items_free(store_item *items, size_t n);
 int store_inbox_ack(store *s, const char *rcpt, const uint64_t *seqs,
 		    size_t n) __attribute__((warn_unused_result));
 
+
+/* ------------------------------------------------------------------
+ * Deliveries (issue 3): one job stores an envelope for its local
+ * recipients and queues it for each remote domain, atomically, deduplicated
+ * by (sender, envelope id) as a whole (AMP-R-033).
+ *
+ * At rest every envelope, inbox `received` time and queue entry is sealed
+ * (XChaCha20-Poly1305) under a subkey of the storage key, with the row's
+ * identity (table, recipient hash or queue id) as associated data, so a
+ * row moved or altered on disk fails to open.  DIDs appear only as keyed
+ * hashes.
+ */
+typedef struct store_delivery {
+	const char *sender;                    /* canonical DID */
+	const uint8_t *envelope_id;            /* 16 bytes */
+	const uint8_t *env;                    /* canonical envelope bytes */
+	size_t env_len;
+	uint64_t received;                     /* unix seconds */
+	const char *const *local;              /* local recipient DIDs */
+	size_t n_local;
+	const char *const *domains;            /* remote domains to relay to */
+	size_t n_domains;
+	uint64_t expires;                      /* queue entries: give up after */
+} store_delivery;
+
+/* Writer thread, once durable (result 0) or failed (-1, nothing stored).
+ * duplicate: (sender, envelope id) was delivered before; nothing was
+ * stored this time. */
+typedef void store_deliver_cb(void *arg, int result, bool duplicate);
+
+/* Copies everything; the callback runs exactly once unless -1 is returned
+ * (closing, out of memory, or n_local + n_domains == 0). */
+int store_deliver(store *s, const store_delivery *d, store_deliver_cb *cb,
+		  void *arg) __attribute__((warn_unused_result));
+
+/* ------------------------------------------------------------------
+ * Identity registry.  The DID document is sealed at rest; the DID is only
+ * a keyed hash.  Registration consumes a one-time token (the hash of a
+ * proof-of-work stamp or of an invite, chosen by the caller) in the same
+ * transaction, so neither a DID nor a token can be used twice, also under
+ * concurrent requests.
+ */
+typedef enum store_reg_res {
+	STORE_REG_OK = 0,
+	STORE_REG_TAKEN,        /* the DID is registered already */
+	STORE_REG_TOKEN_USED,   /* the token was consumed before */
+} store_reg_res;
+
+/* Synchronous; durable when it returns 0 with *res_r == STORE_REG_OK.
+ * token_expires: the token may be forgotten after this (unix seconds). */
+int store_register(store *s, const char *did, const char *doc,
+		   size_t doc_len, const uint8_t token[32],
+		   uint64_t token_expires, store_reg_res *res_r)
+	__attribute__((warn_unused_result));
+
+/* 1 and the document (malloc'ed, NUL-terminated) when registered, 0 when
+ * not, -1 on error. */
+int store_identity_get(store *s, const char *did, char **doc_r,
+		       size_t *len_r) __attribute__((warn_unused_result));
+
+/* ------------------------------------------------------------------
+ * Relay queue: entries written by store_deliver, one per remote domain.
+ */
+typedef struct store_queue_item {
+	uint64_t id;
+	char domain[256];
+	uint8_t *envelope;                     /* free with store_queue_free */
+	size_t envelope_len;
+	uint32_t attempts;                     /* failed attempts so far */
+	uint64_t created, expires;             /* unix seconds */
+} store_queue_item;
+
+/* Lease up to max entries that are due: next_attempt <= now, or
+ * next_attempt > now + max_delay (the clock went back).  A leased entry's
+ * next_attempt becomes now + lease, so the entries of a worker that died
+ * come back after the lease.  Rows that fail to open (corrupt, or sealed
+ * under another key) are moved to the quarantine table, counted in
+ * store_stats.quarantined and skipped. */
+int store_queue_lease(store *s, uint64_t now, uint64_t lease,
+		      uint64_t max_delay, unsigned max,
+		      store_queue_item **items_r, size_t *n_r)
+	__attribute__((warn_unused_result));
+void store_queue_free(store_queue_item *items, size_t n);
+
+/* Delivered: delete the entry (durable on return). */
+int store_queue_done(store *s, uint64_t id) __attribute__((warn_unused_result));
+/* Failed for now: attempts + 1, next try at next_attempt. */
+int store_queue_retry(store *s, uint64_t id, uint64_t next_attempt)
+	__attribute__((warn_unused_result));
+/* Failed for good: delete the entry and deliver the non-delivery notice
+ * ndn (to the sender, a local recipient) in the same transaction. */
+int store_queue_bounce(store *s, uint64_t id, const store_delivery *ndn)
+	__attribute__((warn_unused_result));
+/* The earliest next_attempt of any entry: 1 and *when_r, or 0 if the
+ * queue is empty, -1 on error. */
+int store_queue_next(store *s, uint64_t *when_r) __attribute__((warn_unused_result));
+
 typedef struct store_stats {
 	uint64_t writes, commits;              /* commits <= writes */
+	uint64_t quarantined;                  /* queue rows that failed to open */
+	uint64_t queued;                       /* queue entries now */
 } store_stats;
 void store_get_stats(store *s, store_stats *stats_r);
 
