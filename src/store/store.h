@@ -13,7 +13,7 @@
  *
  * At rest, recipient and sender DIDs are stored only as keyed BLAKE2b
  * hashes under the node storage key; envelopes are end-to-end ciphertext
- * already and are stored as they are.
+ * already, and are sealed again with their metadata (see "Deliveries").
  *
  * Implementation: store-sqlite.c (SQLite, WAL, synchronous=FULL).
  */
@@ -61,7 +61,8 @@ typedef struct store_item {
 	size_t envelope_len;
 } store_item;
 
-/* Items of rcpt with seq > cursor, oldest first, at most limit. */
+/* Items of rcpt with seq > cursor, oldest first, at most limit.  -1 on
+ * error, also when a row fails to open (corrupt, or another key). */
 int store_inbox_fetch(store *s, const char *rcpt, uint64_t cursor,
 		      unsigned limit, store_item **items_r, size_t *n_r)
 	__attribute__((warn_unused_result));
@@ -128,12 +129,14 @@ int store_register(store *s, const char *did, const char *doc,
 	__attribute__((warn_unused_result));
 
 /* 1 and the document (malloc'ed, NUL-terminated) when registered, 0 when
- * not, -1 on error. */
+ * not, -1 on error (also when the document fails to open). */
 int store_identity_get(store *s, const char *did, char **doc_r,
 		       size_t *len_r) __attribute__((warn_unused_result));
 
 /* ------------------------------------------------------------------
  * Relay queue: entries written by store_deliver, one per remote domain.
+ * A new entry has created = the delivery's received time and is due then.
+ * Ids are in [1, 2^63); done, retry and bounce ignore unknown ids.
  */
 typedef struct store_queue_item {
 	uint64_t id;
@@ -158,11 +161,13 @@ void store_queue_free(store_queue_item *items, size_t n);
 
 /* Delivered: delete the entry (durable on return). */
 int store_queue_done(store *s, uint64_t id) __attribute__((warn_unused_result));
-/* Failed for now: attempts + 1, next try at next_attempt. */
+/* Failed for now: attempts + 1, next try at next_attempt.  (An entry that
+ * no longer opens is quarantined instead.) */
 int store_queue_retry(store *s, uint64_t id, uint64_t next_attempt)
 	__attribute__((warn_unused_result));
 /* Failed for good: delete the entry and deliver the non-delivery notice
- * ndn (to the sender, a local recipient) in the same transaction. */
+ * ndn (to the sender, a local recipient) in the same transaction.  If the
+ * entry is gone already, nothing is delivered.  -1 if ndn is invalid. */
 int store_queue_bounce(store *s, uint64_t id, const store_delivery *ndn)
 	__attribute__((warn_unused_result));
 /* The earliest next_attempt of any entry: 1 and *when_r, or 0 if the
@@ -171,7 +176,8 @@ int store_queue_next(store *s, uint64_t *when_r) __attribute__((warn_unused_resu
 
 typedef struct store_stats {
 	uint64_t writes, commits;              /* commits <= writes */
-	uint64_t quarantined;                  /* queue rows that failed to open */
+	uint64_t quarantined;                  /* queue rows that failed to open
+						  (quarantine table rows) */
 	uint64_t queued;                       /* queue entries now */
 } store_stats;
 void store_get_stats(store *s, store_stats *stats_r);
