@@ -13,7 +13,8 @@ static const char usage[] =
 	"\n"
 	"amp is the command line of AfterSMTP: it makes identities, seals and\n"
 	"opens end-to-end encrypted envelopes, and mints registration proofs\n"
-	"of work.  Private keys stay in a passphrase-protected keystore.\n"
+	"of work, and talks to AfterSMTP nodes.  Private keys stay in a\n"
+	"passphrase-protected keystore.\n"
 	"\n"
 	"Commands:\n"
 	"  keygen            create an identity (DID and keys) in the keystore\n"
@@ -27,6 +28,12 @@ static const char usage[] =
 	"  verify            check an envelope's signature without decrypting\n"
 	"  pow mint          mint a registration proof-of-work stamp\n"
 	"  pow check STAMP   check a stamp against an identity\n"
+	"  register          register our identity with its home node\n"
+	"  send DID...       seal a message and send it through the home node\n"
+	"  fetch             fetch, verify and open our mail (Maildir or mbox)\n"
+	"  inbox             list the messages waiting on the node\n"
+	"  ack SEQ...        delete messages from the node\n"
+	"  lookup DID        fetch a DID's document through the node\n"
 	"  help COMMAND      show the help of a command (same as COMMAND --help)\n"
 	"  version           print the version\n"
 	"\n"
@@ -92,6 +99,9 @@ int main(int argc, char **argv)
 		{ "keygen", cmd_keygen }, { "did", cmd_did },
 		{ "seal", cmd_seal },     { "open", cmd_open },
 		{ "verify", cmd_verify }, { "pow", cmd_pow },
+		{ "register", cmd_register }, { "send", cmd_send },
+		{ "fetch", cmd_fetch },   { "inbox", cmd_inbox },
+		{ "ack", cmd_ack },       { "lookup", cmd_lookup },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) == 0) {

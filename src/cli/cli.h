@@ -108,5 +108,11 @@ int cmd_seal(cli_env *env, int argc, char **argv);
 int cmd_open(cli_env *env, int argc, char **argv);
 int cmd_verify(cli_env *env, int argc, char **argv);
 int cmd_pow(cli_env *env, int argc, char **argv);
+int cmd_register(cli_env *env, int argc, char **argv);
+int cmd_send(cli_env *env, int argc, char **argv);
+int cmd_fetch(cli_env *env, int argc, char **argv);
+int cmd_inbox(cli_env *env, int argc, char **argv);
+int cmd_ack(cli_env *env, int argc, char **argv);
+int cmd_lookup(cli_env *env, int argc, char **argv);
 
 #endif

@@ -1,13 +1,11 @@
 /*
  * aftersmtpd.c — the AfterSMTP node daemon's command line.
  *
- * Implemented so far (issue 3 in progress): configuration checking and
- * display, the data directory's first-start initialisation (node identity,
- * storage key, TLS certificate) and `quickstart DOMAIN`.  The AMP
- * listeners (QUIC, TLS) are not there yet: there is deliberately no "run"
- * command until they are.
+ * Commands: run (node-run.c), init, configuration checking and display,
+ * show-node, invite, quickstart DOMAIN.
  */
 #include "node.h"
+#include "nodeproto.h"
 #include "util.h"
 
 #include <errno.h>
@@ -17,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_CONFIG "/etc/aftersmtp/aftersmtpd.conf"
@@ -24,10 +23,21 @@
 static const char usage[] =
 	"Usage: aftersmtpd [--config FILE] COMMAND [OPTIONS]\n"
 	"\n"
-	"aftersmtpd is the AfterSMTP node.  This build can prepare a node; the\n"
-	"AMP listeners (QUIC and TLS) are being built and are not in it yet.\n"
+	"aftersmtpd is the AfterSMTP node: it keeps the identities of its\n"
+	"domains, accepts end-to-end encrypted envelopes over QUIC and TLS\n"
+	"(PROTOCOL.md), stores them for its users and relays them to other\n"
+	"nodes.\n"
 	"\n"
 	"Commands:\n"
+	"  run                    serve (foreground; logs to standard error):\n"
+	"                         initialises data_dir on first start, binds\n"
+	"                         the listeners, drops to `user` if root.\n"
+	"                         SIGHUP reloads the configuration, SIGTERM\n"
+	"                         drains and stops\n"
+	"  invite [--valid DURATION]\n"
+	"                         print a one-time invite token that registers\n"
+	"                         one identity without proof of work (default\n"
+	"                         validity 7d; units s m h d)\n"
 	"  init                   create what is missing in data_dir: the node\n"
 	"                         identity (did:aftersmtp:<domain>:node, an\n"
 	"                         Argon2id keystore), its passphrase file, the\n"
@@ -54,6 +64,7 @@ static const char usage[] =
 	"Exit status: 0 success, 1 failure, 2 usage error.\n"
 	"\n"
 	"Example:\n"
+	"  aftersmtpd -c aftersmtp-example.org/aftersmtpd.conf run\n"
 	"  aftersmtpd quickstart example.org --host mail.example.org\n"
 	"  aftersmtpd -c aftersmtp-example.org/aftersmtpd.conf show-config -n\n";
 
@@ -212,6 +223,53 @@ static int quickstart(int argc, char **argv)
 	return 0;
 }
 
+static int invite(const cfg *c, int argc, char **argv)
+{
+	uint64_t valid = 7 * 86400;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--valid") == 0 && i + 1 < argc) {
+			const char *v = argv[++i];
+			size_t n = strlen(v);
+			uint64_t mult = 1, num;
+			char num_s[32];
+			if (n > 0 && strchr("smhd", v[n - 1]) != NULL) {
+				mult = v[n - 1] == 's' ? 1 : v[n - 1] == 'm' ? 60
+				     : v[n - 1] == 'h' ? 3600 : 86400;
+				n--;
+			}
+			if (n == 0 || n >= sizeof(num_s)) {
+				fprintf(stderr, "aftersmtpd: invite: bad --valid\n");
+				return 2;
+			}
+			memcpy(num_s, v, n);
+			num_s[n] = '\0';
+			if (!util_parse_u64(num_s, 1, 3650u * 86400u, &num) ||
+			    num * mult > 3650u * 86400u) {
+				fprintf(stderr, "aftersmtpd: invite: bad --valid "
+					"(1s to 3650d)\n");
+				return 2;
+			}
+			valid = num * mult;
+		} else {
+			fprintf(stderr, "aftersmtpd: invite: unexpected '%s'\n",
+				argv[i]);
+			return 2;
+		}
+	}
+	uint8_t skey[32], ikey[32];
+	char token[NP_INVITE_MAX];
+	if (node_load_storage_key(c, skey) != 0)
+		return 1;
+	node_subkey(skey, "AMPv1-invite-key", ikey);
+	sodium_memzero(skey, sizeof(skey));
+	int r = np_invite_make(ikey, (uint64_t)time(NULL) + valid, token);
+	sodium_memzero(ikey, sizeof(ikey));
+	if (r != 0)
+		return 1;
+	printf("%s\n", token);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -254,6 +312,15 @@ int main(int argc, char **argv)
 		cfg_print_doc(&node_schema, stdout);
 		return 0;
 	}
+	if (strcmp(cmd, "invite") == 0) {
+		cfg *ic;
+		const char *ifrom;
+		if (load_config(config_path, &ic, &ifrom) != 0)
+			return 1;
+		int ir = invite(ic, argc - optind, argv + optind);
+		cfg_free(&ic);
+		return ir;
+	}
 	bool non_default = false;
 	if (strcmp(cmd, "show-config") == 0 && optind < argc &&
 	    strcmp(argv[optind], "-n") == 0) {
@@ -278,6 +345,12 @@ int main(int argc, char **argv)
 			return 1;
 		cfg_print(conf, non_default, stdout);
 		r = 0;
+	} else if (strcmp(cmd, "run") == 0) {
+		if (load_config(config_path, &conf, &from) != 0)
+			return 1;
+		/* run owns conf (it swaps it on reload) */
+		return node_run_main(conf, strcmp(from, "built-in defaults") == 0
+						   ? NULL : from);
 	} else if (strcmp(cmd, "init") == 0) {
 		if (load_config(config_path, &conf, &from) != 0)
 			return 1;

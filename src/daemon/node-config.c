@@ -17,6 +17,68 @@ static const cfg_key keys[] = {
 	  "File holding the passphrase of node.key. Empty: <data_dir>/node.pass, "
 	  "generated at init. Point it at a systemd credential or another "
 	  "protected file to keep the passphrase away from the data directory." },
+	{ "listen", CFG_LIST, "127.0.0.1", 0, 0, false,
+	  "Addresses to listen on (numeric IPv4 or IPv6), each for QUIC on UDP "
+	  "and TLS on TCP at `port`. Use 0.0.0.0 and :: for every address." },
+	{ "port", CFG_INT, "4434", 0, 65535, false,
+	  "Port of both AMP transports (UDP for QUIC, TCP for TLS). 0 picks a "
+	  "free port (logged at start; for tests)." },
+	{ "transports", CFG_LIST, "quic tls", 0, 0, false,
+	  "Which transports to serve: quic, tls or both." },
+	{ "user", CFG_STRING, "", 0, 0, false,
+	  "After binding its ports the node switches to this user (and its "
+	  "group) when started as root. Empty: keep the current user; a root "
+	  "node without `user` refuses to start." },
+	{ "log_level", CFG_STRING, "info", 0, 0, true,
+	  "Least level logged: debug, info, notice, warn, err, crit." },
+	{ "pow_bits", CFG_INT, "22", 8, 40, true,
+	  "Proof-of-work difficulty RegisterIdentity demands without an invite "
+	  "(each bit doubles the sender's work; 22 is about 4 million hashes, "
+	  "a few seconds on one core)." },
+	{ "max_connections", CFG_INT, "10000", 1, 1000000, false,
+	  "Connections at once, both transports together." },
+	{ "max_connections_per_ip", CFG_INT, "100", 1, 1000000, false,
+	  "Connections at once from one IP address." },
+	{ "max_streams", CFG_INT, "32", 1, 1000, false,
+	  "Requests in progress at once on one connection (QUIC streams, or "
+	  "pipelined TLS requests; more are not read until one finishes)." },
+	{ "max_frame", CFG_SIZE, "49216k", 65536, 50397184, false,
+	  "Largest frame accepted after authentication (before it, 64 KiB). "
+	  "The default fits the largest envelope (48 MiB)." },
+	{ "max_message_size", CFG_SIZE, "48m", 1024, 50331648, true,
+	  "Largest envelope DeliverMessage accepts (TOO_LARGE above)." },
+	{ "idle_timeout", CFG_DURATION, "120s", 5, 86400, false,
+	  "A connection with no request in progress for this long is closed." },
+	{ "handshake_timeout", CFG_DURATION, "10s", 1, 600, false,
+	  "Time a new connection has to finish its TLS handshake." },
+	{ "rate_per_ip", CFG_INT, "200", 1, 10000000, true,
+	  "Requests per second from one IP address (token bucket, burst of "
+	  "twice this); beyond it: RATE_LIMITED." },
+	{ "rate_per_identity", CFG_INT, "100", 1, 10000000, true,
+	  "Requests per second of one authenticated identity (burst twice)." },
+	{ "workers", CFG_INT, "0", 0, 256, false,
+	  "Threads for CPU-heavy work (signature checks, sealing notices). "
+	  "0: one per core." },
+	{ "max_jobs", CFG_INT, "4096", 1, 1000000, true,
+	  "Requests waiting for or in the worker pool; beyond it: RETRY_LATER." },
+	{ "fetch_wait_max", CFG_DURATION, "60s", 0, 3600, true,
+	  "Longest a FetchInbox long poll may wait for new mail." },
+	{ "transport_map", CFG_STRING, "", 0, 0, true,
+	  "File of peer routes, one per line: `DOMAIN HOST:PORT [tls|quic] "
+	  "[key=NODE_SIGNING_KEY]`. A route overrides DNS SRV; key= pins the "
+	  "peer node's key. Empty: DNS only." },
+	{ "relay_threads", CFG_INT, "2", 1, 64, false,
+	  "Threads delivering the relay queue to peer nodes." },
+	{ "relay_retry_min", CFG_DURATION, "30s", 1, 86400, true,
+	  "First retry delay of a failed relay; it doubles (with jitter) each "
+	  "attempt up to relay_retry_max." },
+	{ "relay_retry_max", CFG_DURATION, "1h", 1, 604800, true,
+	  "Longest delay between two relay attempts." },
+	{ "relay_lifetime", CFG_DURATION, "5d", 60, 2592000, true,
+	  "A message that could not be relayed for this long is given up, and "
+	  "a signed non-delivery notice goes to the sender's inbox." },
+	{ "peer_timeout", CFG_DURATION, "15s", 1, 600, true,
+	  "Timeout of one connection or request to a peer node." },
 	{ "tls_cert_days", CFG_INT, "3650", 1, 36500, false,
 	  "Validity in days of the self-signed certificate made at init "
 	  "(clients authenticate the node by its node key, not by X.509)." },

@@ -214,3 +214,39 @@ int node_load_identity(const cfg *c, amp_identity **id_r)
 	}
 	return 0;
 }
+
+int node_load_storage_key(const cfg *c, uint8_t key[32])
+{
+	char path[PATH_MAX];
+	uint8_t *buf;
+	size_t len;
+	if (path_in(c, "storage.key", path) != 0)
+		return -1;
+	if (util_read_file(path, 64, &buf, &len) != 0) {
+		fprintf(stderr, "aftersmtpd: %s: %s (run `aftersmtpd init`)\n",
+			path, strerror(errno));
+		return -1;
+	}
+	if (len != 32) {
+		fprintf(stderr, "aftersmtpd: %s: not a 32-byte key\n", path);
+		sodium_memzero(buf, len);
+		free(buf);
+		return -1;
+	}
+	memcpy(key, buf, 32);
+	sodium_memzero(buf, len);
+	free(buf);
+	return 0;
+}
+
+void node_subkey(const uint8_t storage_key[32], const char *label,
+		 uint8_t out[32])
+{
+	crypto_generichash(out, 32, (const uint8_t *)label, strlen(label),
+			   storage_key, 32);
+}
+
+int node_data_path(const cfg *c, const char *name, char out[PATH_MAX])
+{
+	return path_in(c, name, out);
+}

@@ -18,6 +18,9 @@
 
 #include "config.h"
 
+#include <limits.h>
+#include <stdint.h>
+
 #include "amp/amp.h"
 
 extern const cfg_schema node_schema;
@@ -29,5 +32,21 @@ int node_init_data_dir(const cfg *c, bool quiet);
 
 /* Load the node identity (reads node.key and its passphrase file). */
 int node_load_identity(const cfg *c, amp_identity **id_r);
+
+/* Read <data_dir>/storage.key (32 bytes). */
+int node_load_storage_key(const cfg *c, uint8_t key[32]);
+
+/* A key for one purpose derived from the storage key:
+ * BLAKE2b-256 keyed with the storage key over the label.  Labels:
+ * "AMPv1-invite-key" (invite MACs), "AMPv1-token-key" (used tokens). */
+void node_subkey(const uint8_t storage_key[32], const char *label,
+		 uint8_t out[32]);
+
+/* `aftersmtpd run` (node-run.c): serve until SIGTERM; owns conf.
+ * config_path: the file to re-read on SIGHUP, or NULL. */
+int node_run_main(cfg *conf, const char *config_path);
+
+/* <data_dir>/name into out; -1 if too long. */
+int node_data_path(const cfg *c, const char *name, char out[PATH_MAX]);
 
 #endif

@@ -1,0 +1,837 @@
+/*
+ * cmd-node.c — the `amp` commands that talk to a node (PROTOCOL.md §8–10):
+ * register, send, fetch, inbox, ack, lookup.
+ *
+ * `amp register` writes HOME/client.conf (0600), which the others read:
+ *     node = HOST:PORT        the home node
+ *     transport = quic|tls
+ *     node_key = BASE64URL    the node's Ed25519 key, pinned (AMP-R-032)
+ *     node_did = DID
+ * DID documents learnt from the node are kept in HOME/known/DID.json
+ * (trust on first use); a document given with --doc or already known
+ * wins over the node's answer.
+ */
+#include "cli.h"
+
+#include "client.h"
+#include "config.h"
+#include "util.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MSG_MAX AMP_BODY_MAX
+
+static const cfg_key client_keys[] = {
+	{ "node", CFG_STRING, "", 0, 0, false, "HOST:PORT of the home node." },
+	{ "transport", CFG_STRING, "quic", 0, 0, false, "quic or tls." },
+	{ "node_key", CFG_STRING, "", 0, 0, false,
+	  "The node's Ed25519 signing key (base64url), checked on every "
+	  "connection." },
+	{ "node_did", CFG_STRING, "", 0, 0, false, "The node's DID." },
+};
+static const cfg_schema client_schema = {
+	"amp client", client_keys, sizeof(client_keys) / sizeof(client_keys[0])
+};
+
+typedef struct conn_opts {
+	const char *node;              /* --node, else client.conf */
+	const char *transport;         /* --transport, else client.conf */
+	const char *node_key;          /* --node-key, else client.conf */
+	unsigned timeout_ms;
+} conn_opts;
+
+static bool split_hostport(const char *s, char *host, size_t hostlen,
+			   uint16_t *port)
+{
+	const char *colon = strrchr(s, ':');
+	uint64_t p;
+	size_t hl;
+	if (colon == NULL || !util_parse_u64(colon + 1, 1, 65535, &p))
+		return false;
+	const char *h = s;
+	hl = (size_t)(colon - s);
+	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= hostlen)
+		return false;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (uint16_t)p;
+	return true;
+}
+
+static int client_conf_path(const cli_env *env, char out[PATH_MAX])
+{
+	int n = snprintf(out, PATH_MAX, "%s/client.conf", env->home);
+	return n > 0 && n < PATH_MAX ? 0 : -1;
+}
+
+/* Load client.conf (missing: defaults). */
+static int load_client_conf(const cli_env *env, cfg **c_r)
+{
+	char path[PATH_MAX];
+	cfg_errors errs;
+	uint8_t *text;
+	size_t len;
+	if (client_conf_path(env, path) != 0)
+		return CLI_FAIL;
+	if (util_read_file(path, CFG_FILE_MAX, &text, &len) != 0) {
+		if (errno != ENOENT) {
+			cli_err(env, "%s: %s", path, strerror(errno));
+			return CLI_FAIL;
+		}
+		return cfg_defaults(&client_schema, c_r, &errs) == 0 ? CLI_OK : CLI_FAIL;
+	}
+	int r = cfg_parse(&client_schema, (const char *)text, len, c_r, &errs);
+	free(text);
+	if (r != 0) {
+		cfg_print_errors(&errs, path, stderr);
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
+/* Connect to the home node: options over client.conf. */
+static int connect_node(cli_env *env, const conn_opts *co, nclient **c_r)
+{
+	cfg *cc;
+	if (load_client_conf(env, &cc) != CLI_OK)
+		return CLI_FAIL;
+	const char *node = co->node != NULL ? co->node : cfg_str(cc, "node");
+	const char *tname = co->transport != NULL ? co->transport
+						  : cfg_str(cc, "transport");
+	const char *key = co->node_key != NULL ? co->node_key : cfg_str(cc, "node_key");
+	char host[256];
+	uint8_t pin[32];
+	size_t pl;
+	nclient_opts o = { .timeout_ms = co->timeout_ms };
+	int r = CLI_FAIL;
+	if (*node == '\0') {
+		cli_err(env, "no node: give --node HOST:PORT or run `amp register` "
+			"first");
+		goto out;
+	}
+	if (!split_hostport(node, host, sizeof(host), &o.port)) {
+		cli_err(env, "'%s' is not HOST:PORT", node);
+		goto out;
+	}
+	o.host = host;
+	if (!nclient_transport_parse(tname, &o.transport)) {
+		cli_err(env, "transport must be quic or tls");
+		goto out;
+	}
+	if (*key != '\0') {
+		if (sodium_base642bin(pin, sizeof(pin), key, strlen(key), NULL, &pl,
+				      NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+		    pl != 32) {
+			cli_err(env, "the node key is not a base64url Ed25519 key");
+			goto out;
+		}
+		o.pin_sign_pk = pin;
+	}
+	const char *err = NULL;
+	if (nclient_connect(&o, c_r, &err) != 0) {
+		cli_err(env, "%s (%s): %s", node, nclient_transport_name(o.transport),
+			err);
+		goto out;
+	}
+	r = CLI_OK;
+out:
+	cfg_free(&cc);
+	return r;
+}
+
+static int connect_auth(cli_env *env, const conn_opts *co, amp_identity **id_r,
+			nclient **c_r)
+{
+	const char *err = NULL;
+	if (cli_load_identity(env, id_r) != CLI_OK)
+		return CLI_FAIL;
+	if (connect_node(env, co, c_r) != CLI_OK) {
+		amp_identity_destroy(id_r);
+		return CLI_FAIL;
+	}
+	if (nclient_auth(*c_r, *id_r, NULL, &err) != 0) {
+		cli_err(env, "authentication: %s", err);
+		nclient_close(c_r);
+		amp_identity_destroy(id_r);
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
+/* Resolve a DID: --doc files, ourselves, HOME/known; else ask the node
+ * and remember the answer in HOME/known. */
+static int resolve(cli_env *env, nclient *c, const char *did,
+		   const amp_public_identity *me, amp_public_identity *pub_r)
+{
+	char path[PATH_MAX];
+	int n = snprintf(path, sizeof(path), "%s/known/%s.json", env->home, did);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return CLI_FAIL;
+	if (me != NULL && strcmp(me->did, did) == 0) {
+		*pub_r = *me;
+		return CLI_OK;
+	}
+	if (access(path, F_OK) == 0 || env->n_docs > 0) {
+		int r = cli_resolve(env, did, me, pub_r);
+		if (r == CLI_OK || access(path, F_OK) == 0)
+			return r;
+	}
+	char *doc = NULL;
+	const char *err = NULL;
+	if (nclient_lookup(c, did, &doc, NULL, &err) != 0) {
+		cli_err(env, "lookup %s: %s", did, err);
+		return CLI_FAIL;
+	}
+	amp_err e = amp_did_document_parse(doc, strlen(doc), pub_r, &err);
+	if (e != AMP_OK || strcmp(pub_r->did, did) != 0) {
+		free(doc);
+		cli_err(env, "lookup %s: the node answered with an invalid document",
+			did);
+		return CLI_FAIL;
+	}
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/known", env->home);
+	if (util_mkdirs(dir, 0700) != 0 ||
+	    util_write_file_atomic(path, doc, strlen(doc), 0644, 0) != 0)
+		cli_err(env, "warning: cannot remember %s in %s: %s", did, dir,
+			strerror(errno));
+	free(doc);
+	return CLI_OK;
+}
+
+static int parse_conn_opt(cli_env *env, int c, conn_opts *co)
+{
+	uint64_t v;
+	switch (c) {
+	case 'N': co->node = optarg; return 1;
+	case 'T': co->transport = optarg; return 1;
+	case 'K': co->node_key = optarg; return 1;
+	case 'W':
+		if (!util_parse_u64(optarg, 1, 3600, &v)) {
+			cli_err(env, "--timeout must be 1-3600 seconds");
+			return -1;
+		}
+		co->timeout_ms = (unsigned)v * 1000u;
+		return 1;
+	}
+	return 0;
+}
+
+#define CONN_LONGOPTS                                                         \
+	{ "node", required_argument, NULL, 'N' },                             \
+	{ "transport", required_argument, NULL, 'T' },                        \
+	{ "node-key", required_argument, NULL, 'K' },                         \
+	{ "timeout", required_argument, NULL, 'W' }
+#define CONN_HELP                                                             \
+	"Connection options (default: HOME/client.conf, written by register):\n" \
+	"  --node HOST:PORT   the home node\n"                               \
+	"  --transport T      quic (default) or tls (TLS 1.3 over TCP, for\n" \
+	"                     networks that block UDP)\n"                     \
+	"  --node-key KEY     the node's signing key (base64url); the node\n" \
+	"                     must prove it holds it (else: trust on first use)\n" \
+	"  --timeout SECONDS  per request (default 10)\n"
+
+/* ------------------------------------------------------------- register */
+
+static const char register_help[] =
+	"Usage: amp register --node HOST:PORT [--invite TOKEN] [OPTIONS]\n"
+	"\n"
+	"Register our identity (the keystore's, made by `amp keygen`) with its\n"
+	"home node, the node serving its domain.  Without an invite, a\n"
+	"proof-of-work stamp of the difficulty the node asks for is minted\n"
+	"first (it takes seconds).  The node proves its identity by signing\n"
+	"the session; we prove ours: the request is signed with the identity\n"
+	"key and carries a proof that we hold the encryption key.\n"
+	"\n"
+	"On success HOME/client.conf is written with the node's address,\n"
+	"transport and key, so later commands need no options.\n"
+	"\n"
+	"  --invite TOKEN     an invite from the node's operator\n"
+	"                     (`aftersmtpd invite`) instead of proof of work\n"
+	"  --stamp STAMP      use this stamp (`amp pow mint`) instead of minting\n"
+	"\n" CONN_HELP "\n" CLI_COMMON_HELP
+	"\n"
+	"Example:\n"
+	"  amp keygen --did did:aftersmtp:example.org:alice\n"
+	"  amp register --node mail.example.org:4434\n";
+
+int cmd_register(cli_env *env, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		CLI_COMMON_LONGOPTS, CONN_LONGOPTS,
+		{ "invite", required_argument, NULL, 'i' },
+		{ "stamp", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	conn_opts co = { 0 };
+	const char *invite = NULL, *stamp = NULL;
+	int c, k;
+	while ((c = cli_next_opt(env, argc, argv, "h", opts)) != -1) {
+		if ((k = parse_conn_opt(env, c, &co)) != 0) {
+			if (k < 0)
+				return CLI_USAGE;
+			continue;
+		}
+		switch (c) {
+		case 'i': invite = optarg; break;
+		case 's': stamp = optarg; break;
+		case 'h': fputs(register_help, stdout); return CLI_OK;
+		default: cli_usage_hint(env); return CLI_USAGE;
+		}
+	}
+	if (optind != argc) {
+		cli_usage_hint(env);
+		return CLI_USAGE;
+	}
+	amp_identity *id = NULL;
+	nclient *cl = NULL;
+	const char *err = NULL;
+	char stamp_buf[AMP_POW_TEXT_MAX + 1];
+	int r = CLI_FAIL;
+	if (cli_load_identity(env, &id) != CLI_OK)
+		return CLI_FAIL;
+	if (connect_node(env, &co, &cl) != CLI_OK)
+		goto out;
+	const amp_public_identity *node = nclient_node(cl);
+	amp_did mine, theirs;
+	if (amp_did_parse(id->pub.did, strlen(id->pub.did), &mine, NULL) != AMP_OK ||
+	    amp_did_parse(node->did, strlen(node->did), &theirs, NULL) != AMP_OK ||
+	    strcmp(mine.domain, theirs.domain) != 0) {
+		cli_err(env, "that node is %s; %s belongs to the node of %s",
+			node->did, id->pub.did, mine.domain);
+		goto out;
+	}
+	if (invite == NULL && stamp == NULL) {
+		amp_pow_stamp st;
+		uint32_t bits = nclient_pow_bits(cl);
+		fprintf(stderr, "amp: register: minting a proof-of-work stamp of %u "
+			"bits (about 2^%u hashes)...\n", bits, bits);
+		amp_err e = amp_pow_mint(&id->pub, bits, 0, 0, &st, &err);
+		if (e != AMP_OK || amp_pow_format(&st, stamp_buf, sizeof(stamp_buf)) != AMP_OK) {
+			cli_fail(env, "proof of work", e, err);
+			goto out;
+		}
+		stamp = stamp_buf;
+		/* minting may take longer than the node keeps us: reconnect */
+		nclient_close(&cl);
+		if (connect_node(env, &co, &cl) != CLI_OK)
+			goto out;
+		node = nclient_node(cl);
+	}
+	if (nclient_register(cl, id, stamp, invite, NULL, &err) != 0) {
+		cli_err(env, "%s", err);
+		goto out;
+	}
+	/* Remember the node (pinned from now on). */
+	char key[64], path[PATH_MAX], text[1024];
+	sodium_bin2base64(key, sizeof(key), node->sign_pk, 32,
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	cfg *cc;
+	if (load_client_conf(env, &cc) != CLI_OK)
+		goto out;
+	const char *nodeaddr = co.node != NULL ? co.node : cfg_str(cc, "node");
+	const char *tname = co.transport != NULL ? co.transport : cfg_str(cc, "transport");
+	int n = snprintf(text, sizeof(text),
+			 "# written by `amp register`\nnode = %s\ntransport = %s\n"
+			 "node_key = %s\nnode_did = %s\n",
+			 nodeaddr, tname, key, node->did);
+	cfg_free(&cc);
+	if (n < 0 || (size_t)n >= sizeof(text) || client_conf_path(env, path) != 0 ||
+	    util_mkdirs(env->home, 0700) != 0 ||
+	    util_write_file_atomic(path, text, (size_t)n, 0600, 0) != 0) {
+		cli_err(env, "registered, but cannot write the client "
+			"configuration: %s", strerror(errno));
+		goto out;
+	}
+	printf("registered %s at %s (%s, %s)\nnode key %s (pinned in %s)\n",
+	       id->pub.did, node->did, nodeaddr, tname, key, path);
+	r = CLI_OK;
+out:
+	nclient_close(&cl);
+	amp_identity_destroy(&id);
+	return r;
+}
+
+/* ----------------------------------------------------------------- send */
+
+static const char send_help[] =
+	"Usage: amp send [-f FILE] [OPTIONS] DID...\n"
+	"\n"
+	"Seal a message end to end for each recipient DID, sign it with our\n"
+	"identity, and hand it to our home node, which stores it for its own\n"
+	"users and relays it to the other recipients' nodes.  The message is\n"
+	"read from FILE or standard input: an RFC 5322 message (sent as\n"
+	"message/rfc822) or plain text (text/plain).  Recipients' keys come\n"
+	"from --doc files, HOME/known, or a lookup through the node (then\n"
+	"remembered in HOME/known).\n"
+	"\n"
+	"Prints one line per recipient: DID, then OK or the node's reason.\n"
+	"Exit status 0 when every recipient was accepted.\n"
+	"\n"
+	"  -f, --file FILE    the message (default: standard input)\n"
+	"  --expires SECONDS  the message expires this long after sending\n"
+	"\n" CONN_HELP "\n" CLI_COMMON_HELP
+	"\n"
+	"Example:\n"
+	"  amp send did:aftersmtp:example.net:bob < letter.eml\n";
+
+/* Does the text start with an RFC 5322 header field? */
+static bool looks_like_rfc5322(const uint8_t *b, size_t n)
+{
+	size_t i = 0;
+	while (i < n && i < 80 && b[i] > 32 && b[i] < 127 && b[i] != ':')
+		i++;
+	return i > 0 && i < n && b[i] == ':';
+}
+
+int cmd_send(cli_env *env, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		CLI_COMMON_LONGOPTS, CONN_LONGOPTS,
+		{ "file", required_argument, NULL, 'f' },
+		{ "expires", required_argument, NULL, 'e' },
+		{ NULL, 0, NULL, 0 },
+	};
+	conn_opts co = { 0 };
+	const char *file = "-";
+	uint64_t expires_in = 0;
+	int c, k;
+	while ((c = cli_next_opt(env, argc, argv, "hf:", opts)) != -1) {
+		if ((k = parse_conn_opt(env, c, &co)) != 0) {
+			if (k < 0)
+				return CLI_USAGE;
+			continue;
+		}
+		switch (c) {
+		case 'f': file = optarg; break;
+		case 'e':
+			if (!util_parse_u64(optarg, 60, 10u * 365u * 86400u, &expires_in)) {
+				cli_err(env, "--expires must be 60 seconds to 10 years");
+				return CLI_USAGE;
+			}
+			break;
+		case 'h': fputs(send_help, stdout); return CLI_OK;
+		default: cli_usage_hint(env); return CLI_USAGE;
+		}
+	}
+	size_t n = (size_t)(argc - optind);
+	if (n == 0 || n > AMP_RECIPIENTS_MAX) {
+		cli_err(env, "give 1 to %u recipient DIDs", AMP_RECIPIENTS_MAX);
+		return CLI_USAGE;
+	}
+	uint8_t *body;
+	size_t len;
+	if (util_read_file(file, MSG_MAX, &body, &len) != 0) {
+		cli_err(env, "%s: %s", file, errno == EFBIG ? "larger than 32 MiB"
+							    : strerror(errno));
+		return CLI_FAIL;
+	}
+	amp_identity *id = NULL;
+	nclient *cl = NULL;
+	amp_public_identity *rcpts = calloc(n, sizeof(*rcpts));
+	uint8_t *env_bytes = NULL;
+	size_t env_len = 0;
+	const char *err = NULL;
+	int r = CLI_FAIL;
+	if (rcpts == NULL || connect_auth(env, &co, &id, &cl) != CLI_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		char canon[AMP_DID_MAX + 1];
+		if (amp_did_normalize(argv[optind + i], canon, sizeof(canon), &err) !=
+		    AMP_OK) {
+			cli_err(env, "%s: %s", argv[optind + i], err);
+			goto out;
+		}
+		if (resolve(env, cl, canon, &id->pub, &rcpts[i]) != CLI_OK)
+			goto out;
+	}
+	amp_seal_params sp = {
+		.content_type = looks_like_rfc5322(body, len) ? "message/rfc822"
+							      : "text/plain",
+		.expires = expires_in > 0 ? (uint64_t)time(NULL) + expires_in : 0,
+	};
+	amp_err e = amp_seal(NULL, id, rcpts, n, &sp, body, len, &env_bytes,
+			     &env_len, &err);
+	if (e != AMP_OK) {
+		cli_fail(env, "seal", e, err);
+		goto out;
+	}
+	Amp__V1__Response *resp = NULL;
+	int status;
+	int dr = nclient_deliver(cl, env_bytes, env_len, &resp, &status, &err);
+	if (dr != 0 && status < 0) {
+		cli_err(env, "deliver: %s", err);
+		goto out;
+	}
+	if (dr != 0 && (resp == NULL || resp->result_case != AMP__V1__RESPONSE__RESULT_DELIVER)) {
+		cli_err(env, "deliver: %s", err);
+		goto out;
+	}
+	r = CLI_OK;
+	for (size_t i = 0; resp != NULL && i < resp->deliver->n_recipients; i++) {
+		Amp__V1__RecipientResult *rr = resp->deliver->recipients[i];
+		bool ok = rr->status == AMP__V1__STATUS__STATUS_OK;
+		printf("%s %s%s%s\n", rr->did, ok ? "OK" : nclient_status_name((int)rr->status),
+		       rr->error[0] != '\0' ? " " : "", rr->error);
+		if (!ok)
+			r = CLI_FAIL;
+	}
+	if (resp != NULL && resp->deliver->duplicate)
+		fprintf(stderr, "amp: send: the node had this message already\n");
+	if (resp != NULL)
+		amp__v1__response__free_unpacked(resp, NULL);
+out:
+	amp_free(env_bytes);
+	free(rcpts);
+	sodium_memzero(body, len);
+	free(body);
+	nclient_close(&cl);
+	amp_identity_destroy(&id);
+	return r;
+}
+
+/* --------------------------------------------------------- fetch, inbox */
+
+static const char fetch_help[] =
+	"Usage: amp fetch [--maildir DIR] [--ack] [--wait SECONDS] [OPTIONS]\n"
+	"\n"
+	"Fetch our inbox from the home node, verify each message's signature\n"
+	"and open it.  Messages go to a Maildir (DIR/new, one file each,\n"
+	"written and synced before anything is acknowledged) or, without\n"
+	"--maildir, to standard output in mbox form.  A message that fails to\n"
+	"verify or open is reported and left on the node.\n"
+	"\n"
+	"  --maildir DIR      deliver into this Maildir (created if missing)\n"
+	"  --ack              delete each message from the node once written\n"
+	"  --wait SECONDS     if the inbox is empty, wait this long for mail\n"
+	"                     (long poll; no polling)\n"
+	"\n" CONN_HELP "\n" CLI_COMMON_HELP
+	"\n"
+	"Example:\n"
+	"  amp fetch --maildir ~/Maildir --ack\n";
+
+static const char inbox_help[] =
+	"Usage: amp inbox [OPTIONS]\n"
+	"\n"
+	"List the messages waiting on the home node, without opening them:\n"
+	"SEQ, received time (UTC), sender DID, size in bytes, envelope id.\n"
+	"Use the SEQ with `amp ack`.\n"
+	"\n" CONN_HELP "\n" CLI_COMMON_HELP;
+
+static int maildir_write(cli_env *env, const char *dir, const char *name,
+			 const uint8_t *data, size_t len)
+{
+	char tmp[PATH_MAX], fin[PATH_MAX], sub[PATH_MAX];
+	static const char *const subs[] = { "tmp", "new", "cur" };
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(sub, sizeof(sub), "%s/%s", dir, subs[i]);
+		if (util_mkdirs(sub, 0700) != 0) {
+			cli_err(env, "%s: %s", sub, strerror(errno));
+			return CLI_FAIL;
+		}
+	}
+	int a = snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, name);
+	int b = snprintf(fin, sizeof(fin), "%s/new/%s", dir, name);
+	if (a < 0 || b < 0 || (size_t)a >= sizeof(tmp) || (size_t)b >= sizeof(fin)) {
+		cli_err(env, "%s: path too long", dir);
+		return CLI_FAIL;
+	}
+	/* written and fsync'd in tmp/, then moved to new/ (the rename is
+	 * made durable by util_write_file_atomic's directory sync of new/ on
+	 * the next message; sync it here too) */
+	if (util_write_file_atomic(tmp, data, len, 0600, 0) != 0 ||
+	    rename(tmp, fin) != 0) {
+		cli_err(env, "%s: %s", fin, strerror(errno));
+		return CLI_FAIL;
+	}
+	snprintf(sub, sizeof(sub), "%s/new", dir);
+	FILE *d = fopen(sub, "r");
+	if (d != NULL) {
+		fsync(fileno(d));
+		fclose(d);
+	}
+	return CLI_OK;
+}
+
+static void mbox_write(const char *sender, uint64_t received, const uint8_t *b,
+		       size_t len)
+{
+	time_t t = (time_t)received;
+	char date[64];
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm);
+	printf("From %s %s\n", sender, date);
+	/* mboxrd: ">From " quoting of body lines */
+	size_t i = 0;
+	while (i < len) {
+		const uint8_t *nl = memchr(b + i, '\n', len - i);
+		size_t ll = nl != NULL ? (size_t)(nl - (b + i)) + 1 : len - i;
+		size_t j = 0;
+		while (j < ll && b[i + j] == '>')
+			j++;
+		if (ll - j >= 5 && memcmp(b + i + j, "From ", 5) == 0)
+			putchar('>');
+		fwrite(b + i, 1, ll, stdout);
+		i += ll;
+	}
+	if (len == 0 || b[len - 1] != '\n')
+		putchar('\n');
+	putchar('\n');
+}
+
+static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
+{
+	static const struct option opts[] = {
+		CLI_COMMON_LONGOPTS, CONN_LONGOPTS,
+		{ "maildir", required_argument, NULL, 'm' },
+		{ "ack", no_argument, NULL, 'a' },
+		{ "wait", required_argument, NULL, 'w' },
+		{ NULL, 0, NULL, 0 },
+	};
+	conn_opts co = { 0 };
+	const char *maildir = NULL;
+	bool ack = false;
+	uint64_t wait_s = 0;
+	int c, k;
+	while ((c = cli_next_opt(env, argc, argv, "h", opts)) != -1) {
+		if ((k = parse_conn_opt(env, c, &co)) != 0) {
+			if (k < 0)
+				return CLI_USAGE;
+			continue;
+		}
+		switch (c) {
+		case 'm': if (list) goto usage; maildir = optarg; break;
+		case 'a': if (list) goto usage; ack = true; break;
+		case 'w':
+			if (!util_parse_u64(optarg, 0, 3600, &wait_s)) {
+				cli_err(env, "--wait must be 0-3600 seconds");
+				return CLI_USAGE;
+			}
+			break;
+		case 'h':
+			fputs(list ? inbox_help : fetch_help, stdout);
+			return CLI_OK;
+		default:
+			goto usage;
+		}
+	}
+	if (optind != argc)
+		goto usage;
+	amp_identity *id = NULL;
+	nclient *cl = NULL;
+	if (connect_auth(env, &co, &id, &cl) != CLI_OK)
+		return CLI_FAIL;
+	uint64_t cursor = 0;
+	int r = CLI_OK;
+	size_t got = 0, bad = 0;
+	for (;;) {
+		Amp__V1__Response *resp;
+		const char *err = NULL;
+		uint32_t wait_ms = got == 0 && bad == 0 ? (uint32_t)(wait_s * 1000u) : 0;
+		if (nclient_fetch(cl, cursor, 100, wait_ms, &resp, NULL, &err) != 0) {
+			cli_err(env, "fetch: %s", err);
+			r = CLI_FAIL;
+			break;
+		}
+		Amp__V1__FetchResult *fr = resp->result_case ==
+			AMP__V1__RESPONSE__RESULT_FETCH ? resp->fetch : NULL;
+		size_t n = fr != NULL ? fr->n_items : 0;
+		for (size_t i = 0; i < n; i++) {
+			Amp__V1__InboxItem *it = fr->items[i];
+			amp_envelope *env_d = NULL;
+			amp_envelope_info info;
+			amp_err e = amp_envelope_decode(it->envelope.data, it->envelope.len,
+							&env_d, &err);
+			if (e != AMP_OK) {
+				cli_err(env, "message %llu: %s: %s",
+					(unsigned long long)it->seq, amp_err_name(e), err);
+				bad++;
+				continue;
+			}
+			amp_envelope_get_info(env_d, &info);
+			char idhex[33];
+			sodium_bin2hex(idhex, sizeof(idhex), info.envelope_id, 16);
+			if (list) {
+				time_t t = (time_t)it->received;
+				struct tm tm;
+				char date[32];
+				gmtime_r(&t, &tm);
+				strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm);
+				printf("%llu  %s  %s  %zu  %s\n",
+				       (unsigned long long)it->seq, date, info.sender,
+				       (size_t)it->envelope.len, idhex);
+				got++;
+				amp_envelope_free(&env_d);
+				continue;
+			}
+			amp_public_identity sender;
+			uint8_t *body = NULL;
+			size_t blen = 0;
+			if (resolve(env, cl, info.sender, &id->pub, &sender) != CLI_OK) {
+				bad++;
+				amp_envelope_free(&env_d);
+				continue;
+			}
+			e = amp_envelope_open(NULL, env_d, id, &sender, 0, &body, &blen, &err);
+			amp_envelope_free(&env_d);
+			if (e != AMP_OK) {
+				cli_err(env, "message %llu from %s: %s: %s",
+					(unsigned long long)it->seq, info.sender,
+					amp_err_name(e), err);
+				bad++;
+				continue;
+			}
+			int w = CLI_OK;
+			if (maildir != NULL) {
+				char name[128];
+				snprintf(name, sizeof(name), "%llu.%s.amp",
+					 (unsigned long long)it->received, idhex);
+				w = maildir_write(env, maildir, name, body, blen);
+			} else {
+				mbox_write(info.sender, it->received, body, blen);
+				if (fflush(stdout) != 0)
+					w = CLI_FAIL;
+			}
+			sodium_memzero(body, blen);
+			amp_free(body);
+			if (w != CLI_OK) {
+				r = CLI_FAIL;
+				break;
+			}
+			got++;
+			fprintf(stderr, "amp: fetch: %llu from %s (verified)\n",
+				(unsigned long long)it->seq, info.sender);
+			if (ack && nclient_ack(cl, &it->seq, 1, NULL, &err) != 0) {
+				cli_err(env, "ack %llu: %s", (unsigned long long)it->seq, err);
+				r = CLI_FAIL;
+				break;
+			}
+		}
+		if (fr != NULL)
+			cursor = fr->cursor;
+		amp__v1__response__free_unpacked(resp, NULL);
+		if (n == 0 || r != CLI_OK)
+			break;
+	}
+	if (!list)
+		fprintf(stderr, "amp: fetch: %zu message%s%s\n", got,
+			got == 1 ? "" : "s", bad > 0 ? " (some failed, see above)" : "");
+	nclient_close(&cl);
+	amp_identity_destroy(&id);
+	return bad > 0 ? CLI_FAIL : r;
+usage:
+	cli_usage_hint(env);
+	return CLI_USAGE;
+}
+
+int cmd_fetch(cli_env *env, int argc, char **argv)
+{
+	return fetch_or_list(env, argc, argv, false);
+}
+
+int cmd_inbox(cli_env *env, int argc, char **argv)
+{
+	return fetch_or_list(env, argc, argv, true);
+}
+
+/* ------------------------------------------------------------ ack, lookup */
+
+static const char ack_help[] =
+	"Usage: amp ack [OPTIONS] SEQ...\n"
+	"\n"
+	"Delete messages from our inbox on the home node, by the SEQ that\n"
+	"`amp inbox` shows.  The deletion is durable when this returns 0.\n"
+	"\n" CONN_HELP "\n" CLI_COMMON_HELP;
+
+static const char lookup_help[] =
+	"Usage: amp lookup [OPTIONS] DID\n"
+	"\n"
+	"Ask the home node for DID's document (its keys); the node asks the\n"
+	"DID's own node when it is remote.  Prints the JSON document.\n"
+	"\n" CONN_HELP "\n" CLI_COMMON_HELP;
+
+static int ack_or_lookup(cli_env *env, int argc, char **argv, bool ack)
+{
+	static const struct option opts[] = {
+		CLI_COMMON_LONGOPTS, CONN_LONGOPTS, { NULL, 0, NULL, 0 },
+	};
+	conn_opts co = { 0 };
+	int c, k;
+	while ((c = cli_next_opt(env, argc, argv, "h", opts)) != -1) {
+		if ((k = parse_conn_opt(env, c, &co)) != 0) {
+			if (k < 0)
+				return CLI_USAGE;
+			continue;
+		}
+		if (c == 'h') {
+			fputs(ack ? ack_help : lookup_help, stdout);
+			return CLI_OK;
+		}
+		cli_usage_hint(env);
+		return CLI_USAGE;
+	}
+	size_t n = (size_t)(argc - optind);
+	if (n == 0 || (!ack && n != 1) || n > 10000) {
+		cli_usage_hint(env);
+		return CLI_USAGE;
+	}
+	amp_identity *id = NULL;
+	nclient *cl = NULL;
+	const char *err = NULL;
+	int r = CLI_FAIL;
+	if (connect_auth(env, &co, &id, &cl) != CLI_OK)
+		return CLI_FAIL;
+	if (ack) {
+		uint64_t *seqs = calloc(n, sizeof(*seqs));
+		if (seqs == NULL)
+			goto out;
+		for (size_t i = 0; i < n; i++) {
+			if (!util_parse_u64(argv[optind + i], 1, INT64_MAX, &seqs[i])) {
+				cli_err(env, "'%s' is not a SEQ", argv[optind + i]);
+				free(seqs);
+				r = CLI_USAGE;
+				goto out;
+			}
+		}
+		if (nclient_ack(cl, seqs, n, NULL, &err) != 0)
+			cli_err(env, "%s", err);
+		else
+			r = CLI_OK;
+		free(seqs);
+	} else {
+		char *doc = NULL;
+		if (nclient_lookup(cl, argv[optind], &doc, NULL, &err) != 0) {
+			cli_err(env, "%s", err);
+		} else {
+			printf("%s\n", doc);
+			r = CLI_OK;
+		}
+		free(doc);
+	}
+out:
+	nclient_close(&cl);
+	amp_identity_destroy(&id);
+	return r;
+}
+
+int cmd_ack(cli_env *env, int argc, char **argv)
+{
+	return ack_or_lookup(env, argc, argv, true);
+}
+
+int cmd_lookup(cli_env *env, int argc, char **argv)
+{
+	return ack_or_lookup(env, argc, argv, false);
+}
