@@ -576,7 +576,30 @@ int nclient_deliver(nclient *c, const uint8_t *env, size_t len,
 	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
 	f.body_case = AMP__V1__FRAME__BODY_DELIVER;
 	f.deliver = &d;
-	return op(c, &f, c->timeout_ms, resp_r, status_r, error_r);
+	/* Also on a refusal the per-recipient results are worth having. */
+	Amp__V1__Response *resp;
+	*status_r = -1;
+	*resp_r = NULL;
+	if (call_timeout(c, &f, c->timeout_ms, &resp, error_r) != 0)
+		return -1;
+	*status_r = (int)resp->status;
+	if (resp->status != AMP__V1__STATUS__STATUS_OK) {
+		snprintf(c->errbuf, sizeof(c->errbuf), "%s%s%.200s",
+			 nclient_status_name((int)resp->status),
+			 resp->error[0] != '\0' ? ": " : "", resp->error);
+		*error_r = c->errbuf;
+	}
+	if (resp->result_case != AMP__V1__RESPONSE__RESULT_DELIVER &&
+	    resp->status == AMP__V1__STATUS__STATUS_OK) {
+		*error_r = "the node's deliver answer is malformed";
+		amp__v1__response__free_unpacked(resp, NULL);
+		return -1;
+	}
+	if (resp->result_case == AMP__V1__RESPONSE__RESULT_DELIVER)
+		*resp_r = resp;
+	else
+		amp__v1__response__free_unpacked(resp, NULL);
+	return resp->status == AMP__V1__STATUS__STATUS_OK ? 0 : -1;
 }
 
 int nclient_fetch(nclient *c, uint64_t cursor, uint32_t limit,

@@ -65,7 +65,8 @@ int nclient_register(nclient *c, const amp_identity *id, const char *stamp,
 /* *doc_r: malloc'ed JSON. */
 int nclient_lookup(nclient *c, const char *did, char **doc_r, int *status_r,
 		   const char **error_r) __attribute__((warn_unused_result));
-/* *resp_r keeps the per-recipient results (free as in nclient_call). */
+/* *resp_r keeps the per-recipient results (free as in nclient_call); it is
+ * set whenever the node answered with them, also on a refusal (-1). */
 int nclient_deliver(nclient *c, const uint8_t *env, size_t len,
 		    Amp__V1__Response **resp_r, int *status_r,
 		    const char **error_r) __attribute__((warn_unused_result));

@@ -469,12 +469,8 @@ int cmd_send(cli_env *env, int argc, char **argv)
 	}
 	Amp__V1__Response *resp = NULL;
 	int status;
-	int dr = nclient_deliver(cl, env_bytes, env_len, &resp, &status, &err);
-	if (dr != 0 && status < 0) {
-		cli_err(env, "deliver: %s", err);
-		goto out;
-	}
-	if (dr != 0 && (resp == NULL || resp->result_case != AMP__V1__RESPONSE__RESULT_DELIVER)) {
+	if (nclient_deliver(cl, env_bytes, env_len, &resp, &status, &err) != 0 &&
+	    resp == NULL) {
 		cli_err(env, "deliver: %s", err);
 		goto out;
 	}

@@ -223,18 +223,18 @@ static void attempt(relay *r, const store_queue_item *it, relay_settings set)
 				snprintf(why, sizeof(why), "auth: %s", err);
 			Amp__V1__Response *resp = NULL;
 			if (nclient_deliver(c, it->envelope, it->envelope_len, &resp,
-					    &status, &err) == 0) {
-				for (size_t i = 0; i < resp->deliver->n_recipients; i++) {
-					Amp__V1__RecipientResult *rr =
-						resp->deliver->recipients[i];
-					if (rr->status != AMP__V1__STATUS__STATUS_OK &&
-					    permanent((int)rr->status))
-						failure_add(&f, rr->did, rr->error);
-				}
-				amp__v1__response__free_unpacked(resp, NULL);
-			} else {
+					    &status, &err) != 0)
 				snprintf(why, sizeof(why), "%s", err);
+			for (size_t i = 0; resp != NULL &&
+			     i < resp->deliver->n_recipients; i++) {
+				Amp__V1__RecipientResult *rr =
+					resp->deliver->recipients[i];
+				if (rr->status != AMP__V1__STATUS__STATUS_OK &&
+				    permanent((int)rr->status))
+					failure_add(&f, rr->did, rr->error);
 			}
+			if (resp != NULL)
+				amp__v1__response__free_unpacked(resp, NULL);
 			nclient_close(&c);
 		}
 	}
@@ -256,7 +256,8 @@ static void attempt(relay *r, const store_queue_item *it, relay_settings set)
 		r->stats.delivered++;
 		pthread_mutex_unlock(&r->lock);
 	} else if (status >= 0 && permanent(status)) {
-		fail_all(&f, env, it->domain, why);
+		if (f.n == 0) /* no per-recipient reasons: the overall one */
+			fail_all(&f, env, it->domain, why);
 		bounce(r, it, env, &f, attempts);
 	} else {
 		/* Exponential backoff with jitter in [1/2, 1] of the step. */
@@ -302,7 +303,9 @@ static void *relay_main(void *arg)
 		uint64_t now = (uint64_t)time(NULL);
 		store_queue_item *items = NULL;
 		size_t n = 0;
-		uint64_t lease = set.timeout_ms / 1000u * 4 + 60;
+		/* an attempt is a connect and a request, each within the
+		 * peer timeout: a lease outlives it */
+		uint64_t lease = set.timeout_ms / 1000u * 2 + 5;
 		if (store_queue_lease(r->p.st, now, lease, set.retry_max * 2 + lease,
 				      RELAY_BATCH, &items, &n) != 0) {
 			log_msg(LOG_ERR, "msg=\"store failed leasing the relay queue\"");

@@ -1,0 +1,173 @@
+"""Real aftersmtpd nodes for end-to-end tests.
+
+A Node is a daemon process with its own directory, configuration, log
+file and free port (TCP and UDP alike), listening on 127.0.0.1 only.
+When the tests run as root the node drops to `nobody`, so its directory
+is created world-traversable under /tmp (pytest's tmp_path is 0700).
+Every node started is stopped by the fixture that made it.
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+AMP_BIN = os.environ.get("AMP_BIN", str(ROOT / "build" / "src" / "cli" / "amp"))
+AMPD = os.environ.get("AMPD_BIN", str(Path(AMP_BIN).parents[1] / "daemon" / "aftersmtpd"))
+PASS = "e2e passphrase"
+
+
+def free_port() -> int:
+    """A port free for both TCP and UDP on 127.0.0.1."""
+    for _ in range(100):
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        t.bind(("127.0.0.1", 0))
+        port = t.getsockname()[1]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            u.close()
+            t.close()
+        return port
+    raise RuntimeError("no free port")
+
+
+class Node:
+    def __init__(self, base: Path, domain: str, **conf):
+        self.domain = domain
+        self.dir = base / domain
+        self.dir.mkdir(mode=0o755)
+        self.port = free_port()
+        self.proc = None
+        self.log = self.dir / "node.log"
+        self.map = self.dir / "transport.map"
+        self.map.write_text("")
+        self.conf = {
+            "domains": domain,
+            "data_dir": str(self.dir / "data"),
+            "port": str(self.port),
+            "pow_bits": "8",
+            "transport_map": str(self.map),
+            "relay_retry_min": "1s",
+            "relay_retry_max": "2s",
+            "peer_timeout": "3s",
+            "log_level": "debug",
+        }
+        if os.geteuid() == 0:
+            self.conf["user"] = "nobody"
+        self.conf.update({k: str(v) for k, v in conf.items()})
+        self.write_conf()
+        self.ampd("init")
+        self.key = re.search(r"p=([A-Za-z0-9_-]+);", self.ampd("show-node").stdout).group(1)
+
+    @property
+    def conf_path(self):
+        return self.dir / "aftersmtpd.conf"
+
+    def write_conf(self):
+        self.conf_path.write_text("".join(f"{k} = {v}\n" for k, v in self.conf.items()))
+
+    def ampd(self, *args, check=True):
+        p = subprocess.run([AMPD, "-c", str(self.conf_path), *args], capture_output=True,
+                           text=True, timeout=60)
+        if check and p.returncode != 0:
+            raise AssertionError(f"aftersmtpd {args}: {p.returncode}: {p.stderr}")
+        return p
+
+    def route_to(self, other: "Node", transport="tls", pin=True):
+        line = f"{other.domain} 127.0.0.1:{other.port} {transport}"
+        if pin:
+            line += f" key={other.key}"
+        with self.map.open("a") as f:
+            f.write(line + "\n")
+
+    def start(self, wait=True):
+        assert self.proc is None
+        ready_before = self.log_text().count('msg="node ready"')
+        self.logf = self.log.open("ab")
+        self.proc = subprocess.Popen([AMPD, "-c", str(self.conf_path), "run"],
+                                     stdout=self.logf, stderr=self.logf)
+        if wait:
+            self.wait_log('msg="node ready"', count=ready_before + 1)
+        return self
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_log(self, pattern: str, timeout=20.0, count=1):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_text()
+            if len(re.findall(pattern, text)) >= count:
+                return text
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"{self.domain} exited {self.proc.returncode}:\n{text[-3000:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"{self.domain}: no {pattern!r} in the log:\n{self.log_text()[-3000:]}")
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            raise AssertionError(f"{self.domain} did not stop on {sig}")
+        finally:
+            self.proc = None
+            self.logf.close()
+        return rc
+
+    def kill9(self):
+        return self.stop(signal.SIGKILL)
+
+
+class User:
+    """One identity with its own AMP_HOME, talking to its home node."""
+
+    def __init__(self, base: Path, name: str, node: Node):
+        self.node = node
+        self.did = f"did:aftersmtp:{node.domain}:{name}"
+        self.home = base / f"{name}@{node.domain}"
+        self.run("keygen", "--did", self.did, "--kdf", "min")
+
+    def env(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AMP_")}
+        env["AMP_HOME"] = str(self.home)
+        env["AMP_PASSPHRASE"] = PASS
+        return env
+
+    def run(self, *args, input=None, check=True, timeout=60):
+        p = subprocess.run([AMP_BIN, *args], input=input, capture_output=True,
+                           env=self.env(), timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError(f"amp {' '.join(args)} exited {p.returncode}: "
+                                 f"{p.stderr.decode(errors='replace')}")
+        return p
+
+    def register(self, transport="tls", invite=None, check=True):
+        args = ["register", "--node", f"127.0.0.1:{self.node.port}", "--transport", transport]
+        if invite:
+            args += ["--invite", invite]
+        return self.run(*args, check=check)
+
+
+def make_base() -> Path:
+    base = Path(tempfile.mkdtemp(prefix="amp-e2e-"))
+    base.chmod(0o755)
+    return base
+
+
+def remove_base(base: Path):
+    shutil.rmtree(base, ignore_errors=True)
