@@ -1,11 +1,15 @@
 # AfterSMTP — the two commands of the README, and a few helpers.
-#   make run     install what is missing, build, run the demo
+#   make run     install what is missing, build, start a node on localhost
 #   make check   install what is missing, run every test (what CI runs)
-.PHONY: run check bootstrap build vectors bench clean
+#   make demo    the protocol library's demo (seal, open, verify)
+.PHONY: run demo check bootstrap build vectors bench clean
 
 BUILD ?= build
 
 run: build
+	scripts/run-node.sh $(BUILD)
+
+demo: build
 	scripts/demo.sh $(BUILD)/src/cli/amp
 
 check:

@@ -14,6 +14,21 @@ python3 python3-pytest python3-nacl python3-protobuf python3-zstandard
 protobuf-compiler
 "
 
+# The unprivileged account the node switches to when started as root
+# (aftersmtpd's `user` setting).
+account() {
+	if ! getent passwd aftersmtp >/dev/null 2>&1; then
+		if [ "$(id -u)" -eq 0 ]; then
+			useradd --system --no-create-home --home-dir /var/lib/aftersmtp \
+				--shell /usr/sbin/nologin aftersmtp
+			echo "bootstrap: created the system account aftersmtp"
+		elif command -v sudo >/dev/null 2>&1; then
+			sudo useradd --system --no-create-home --home-dir /var/lib/aftersmtp \
+				--shell /usr/sbin/nologin aftersmtp
+		fi
+	fi
+}
+
 missing=""
 for p in $PACKAGES; do
 	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
@@ -25,6 +40,7 @@ done
 
 if [ -z "$missing" ]; then
 	echo "bootstrap: all $(echo $PACKAGES | wc -w) packages present"
+	account
 	exit 0
 fi
 
@@ -41,4 +57,5 @@ fi
 $SUDO apt-get update -q
 # shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+account
 echo "bootstrap: done"

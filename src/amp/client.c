@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -113,6 +115,11 @@ static int tcp_connect(const char *host, uint16_t port, uint64_t deadline,
 		}
 	}
 	freeaddrinfo(res);
+	if (fd >= 0) {
+		/* requests are small writes answered at once: no Nagle delay */
+		int one = 1;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	return fd;
 }
 

@@ -25,10 +25,12 @@ static const cfg_key keys[] = {
 	  "free port (logged at start; for tests)." },
 	{ "transports", CFG_LIST, "quic tls", 0, 0, false,
 	  "Which transports to serve: quic, tls or both." },
-	{ "user", CFG_STRING, "", 0, 0, false,
-	  "After binding its ports the node switches to this user (and its "
-	  "group) when started as root. Empty: keep the current user; a root "
-	  "node without `user` refuses to start." },
+	{ "user", CFG_STRING, "aftersmtp", 0, 0, false,
+	  "When started as root, the node gives data_dir to this user and "
+	  "switches to it (and its group) after binding its ports "
+	  "(scripts/bootstrap.sh creates the system account `aftersmtp`). "
+	  "Ignored when not started as root. Empty: a root node refuses to "
+	  "start." },
 	{ "log_level", CFG_STRING, "info", 0, 0, true,
 	  "Least level logged: debug, info, notice, warn, err, crit." },
 	{ "pow_bits", CFG_INT, "22", 8, 40, true,

@@ -20,7 +20,7 @@
 #include <time.h>
 
 #define RELAY_TICK_S 5u
-#define RELAY_BATCH 8u
+#define RELAY_BATCH 64u
 #define NDN_TEXT_MAX 8192u
 
 typedef struct relay_settings {
@@ -185,7 +185,21 @@ static void fail_all(failure *f, const amp_envelope *env, const char *domain,
 	}
 }
 
-static void attempt(relay *r, const store_queue_item *it, relay_settings set)
+/* One open connection per relay thread, reused while the leased entries
+ * go to the same domain and it keeps working. */
+typedef struct peer_conn {
+	nclient *c;
+	char domain[256];
+} peer_conn;
+
+static void peer_close(peer_conn *pc)
+{
+	nclient_close(&pc->c);
+	pc->domain[0] = '\0';
+}
+
+static void attempt(relay *r, const store_queue_item *it, relay_settings set,
+		    peer_conn *pc)
 {
 	amp_envelope *env = NULL;
 	const char *err = NULL;
@@ -202,41 +216,54 @@ static void attempt(relay *r, const store_queue_item *it, relay_settings set)
 	int status = -1;
 	char why[300] = "";
 	route rt;
-	nclient *c = NULL;
-	if (router_find(r->p.routes, it->domain, &rt, &err) != 0) {
-		snprintf(why, sizeof(why), "no route: %s", err);
-	} else {
-		nclient_opts o = {
-			.host = rt.host, .port = rt.port, .transport = rt.transport,
-			.timeout_ms = set.timeout_ms,
-			.pin_sign_pk = rt.pinned ? rt.pin : NULL,
-			.expect_domain = it->domain,
-		};
-		if (nclient_connect(&o, &c, &err) != 0) {
-			snprintf(why, sizeof(why), "%s:%u (%s): %s", rt.host, rt.port,
-				 nclient_transport_name(rt.transport), err);
+	if (pc->c != NULL && strcmp(pc->domain, it->domain) != 0)
+		peer_close(pc);
+	if (pc->c == NULL) {
+		if (router_find(r->p.routes, it->domain, &rt, &err) != 0) {
+			snprintf(why, sizeof(why), "no route: %s", err);
 		} else {
-			int ast;
-			/* A peer that has not pinned us refuses: delivery to its
-			 * own users needs no authentication. */
-			if (nclient_auth(c, r->p.node, &ast, &err) != 0 && ast < 0)
-				snprintf(why, sizeof(why), "auth: %s", err);
-			Amp__V1__Response *resp = NULL;
-			if (nclient_deliver(c, it->envelope, it->envelope_len, &resp,
-					    &status, &err) != 0)
-				snprintf(why, sizeof(why), "%s", err);
-			for (size_t i = 0; resp != NULL &&
-			     i < resp->deliver->n_recipients; i++) {
-				Amp__V1__RecipientResult *rr =
-					resp->deliver->recipients[i];
-				if (rr->status != AMP__V1__STATUS__STATUS_OK &&
-				    permanent((int)rr->status))
-					failure_add(&f, rr->did, rr->error);
+			nclient_opts o = {
+				.host = rt.host, .port = rt.port,
+				.transport = rt.transport,
+				.timeout_ms = set.timeout_ms,
+				.pin_sign_pk = rt.pinned ? rt.pin : NULL,
+				.expect_domain = it->domain,
+			};
+			if (nclient_connect(&o, &pc->c, &err) != 0) {
+				snprintf(why, sizeof(why), "%s:%u (%s): %s", rt.host,
+					 rt.port, nclient_transport_name(rt.transport),
+					 err);
+			} else {
+				int ast;
+				/* A peer that has not pinned us refuses: delivery
+				 * to its own users needs no authentication. */
+				if (nclient_auth(pc->c, r->p.node, &ast, &err) != 0 &&
+				    ast < 0) {
+					snprintf(why, sizeof(why), "auth: %s", err);
+					peer_close(pc);
+				} else {
+					snprintf(pc->domain, sizeof(pc->domain), "%s",
+						 it->domain);
+				}
 			}
-			if (resp != NULL)
-				amp__v1__response__free_unpacked(resp, NULL);
-			nclient_close(&c);
 		}
+	}
+	if (pc->c != NULL) {
+		Amp__V1__Response *resp = NULL;
+		if (nclient_deliver(pc->c, it->envelope, it->envelope_len, &resp,
+				    &status, &err) != 0) {
+			snprintf(why, sizeof(why), "%s", err);
+			if (status < 0) /* the connection failed */
+				peer_close(pc);
+		}
+		for (size_t i = 0; resp != NULL && i < resp->deliver->n_recipients; i++) {
+			Amp__V1__RecipientResult *rr = resp->deliver->recipients[i];
+			if (rr->status != AMP__V1__STATUS__STATUS_OK &&
+			    permanent((int)rr->status))
+				failure_add(&f, rr->did, rr->error);
+		}
+		if (resp != NULL)
+			amp__v1__response__free_unpacked(resp, NULL);
 	}
 	char idhex[33];
 	amp_envelope_info info;
@@ -311,8 +338,10 @@ static void *relay_main(void *arg)
 			log_msg(LOG_ERR, "msg=\"store failed leasing the relay queue\"");
 			n = 0;
 		}
+		peer_conn pc = { .c = NULL };
 		for (size_t i = 0; i < n; i++)
-			attempt(r, &items[i], set);
+			attempt(r, &items[i], set, &pc);
+		peer_close(&pc);
 		store_queue_free(items, n);
 		if (n > 0)
 			continue;
