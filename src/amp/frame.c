@@ -1,12 +1,18 @@
 /*
  * frame.c — see frame.h.  States: reading the 4 header bytes (hdr_have <
  * 4), then reading `need` payload bytes into buf.  Refuses a zero or
- * over-maximum length from the header alone, before allocating.
+ * over-maximum length from the header alone, before allocating.  The
+ * payload buffer grows with the bytes that actually arrive (doubling, at
+ * most `need`), so a peer that only sends headers — e.g. on many QUIC
+ * streams — holds almost no memory: a reader never holds more than twice
+ * the bytes it was given, plus FRAME_FIRST_ALLOC.
  */
 #include "frame.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#define FRAME_FIRST_ALLOC 4096u
 
 void frame_reader_init(frame_reader *r, size_t max)
 {
@@ -29,7 +35,7 @@ void frame_reader_set_max(frame_reader *r, size_t max)
 
 bool frame_reader_idle(const frame_reader *r)
 {
-	return r->hdr_have == 0 && r->buf == NULL;
+	return r->hdr_have == 0;
 }
 
 void frame_header(size_t len, uint8_t out[FRAME_HEADER_BYTES])
@@ -53,7 +59,7 @@ frame_res frame_reader_feed(frame_reader *r, const uint8_t *data, size_t len,
 	}
 	if (len == 0)
 		return FRAME_NEED_MORE;
-	if (r->buf == NULL) {
+	if (r->hdr_have < FRAME_HEADER_BYTES) {
 		size_t k = FRAME_HEADER_BYTES - r->hdr_have;
 		if (k > len)
 			k = len;
@@ -79,19 +85,33 @@ frame_res frame_reader_feed(frame_reader *r, const uint8_t *data, size_t len,
 			*error_r = "frame is larger than the maximum";
 			return FRAME_ERROR;
 		}
-		r->buf = malloc(n);
-		if (r->buf == NULL) {
+		r->need = n;
+		r->have = 0;
+		r->cap = 0;
+	}
+	size_t k = r->need - r->have;
+	if (k > len - used)
+		k = len - used;
+	if (k == 0) {
+		*consumed_r = used;
+		return FRAME_NEED_MORE;
+	}
+	if (r->have + k > r->cap) {
+		size_t cap = r->cap == 0 ? FRAME_FIRST_ALLOC : r->cap;
+		while (cap < r->have + k)
+			cap *= 2;
+		if (cap > r->need)
+			cap = r->need;
+		uint8_t *p = realloc(r->buf, cap);
+		if (p == NULL) {
 			r->failed = true;
 			*consumed_r = used;
 			*error_r = "out of memory for a frame";
 			return FRAME_ERROR;
 		}
-		r->need = n;
-		r->have = 0;
+		r->buf = p;
+		r->cap = cap;
 	}
-	size_t k = r->need - r->have;
-	if (k > len - used)
-		k = len - used;
 	memcpy(r->buf + r->have, data + used, k);
 	r->have += k;
 	used += k;
@@ -102,6 +122,6 @@ frame_res frame_reader_feed(frame_reader *r, const uint8_t *data, size_t len,
 	*frame_len_r = r->need;
 	r->buf = NULL;
 	r->hdr_have = 0;
-	r->need = r->have = 0;
+	r->need = r->have = r->cap = 0;
 	return FRAME_COMPLETE;
 }

@@ -7,8 +7,10 @@
  * frame_reader is a pure incremental parser: bytes in, whole frames out.
  * The length is checked against the reader's maximum before any payload
  * byte is read or any memory is allocated for it; the maximum can change
- * between frames (tighter before authentication).  The payload buffer is
- * allocated once per frame at its exact size.  No I/O.
+ * between frames (tighter before authentication).  The payload buffer
+ * grows with the bytes received (never beyond the declared length), so
+ * memory follows what the peer actually sent, not what it announced.
+ * No I/O.
  */
 #ifndef AMP_FRAME_H
 #define AMP_FRAME_H
@@ -27,7 +29,7 @@ typedef struct frame_reader {
 	uint8_t hdr[FRAME_HEADER_BYTES];
 	size_t hdr_have;
 	uint8_t *buf;                     /* payload being read, or NULL */
-	size_t need, have;
+	size_t need, have, cap;           /* declared, received, allocated */
 	bool failed;                      /* after an error: refuse all */
 } frame_reader;
 

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -435,6 +436,18 @@ int node_run_main(cfg *conf, const char *config_path)
 	log_level_parse(cfg_str(conf, "log_level"), &lv);
 	log_init(2, lv, "aftersmtpd");
 	signal(SIGPIPE, SIG_IGN);
+	/* Every connection is a descriptor: take the hard limit. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur < (rlim_t)cfg_int(conf, "max_connections") + 64)
+		log_msg(LOG_WARN, "msg=\"the descriptor limit is below "
+			"max_connections\" limit=%llu max_connections=%lld",
+			(unsigned long long)rl.rlim_cur,
+			(long long)cfg_int(conf, "max_connections"));
 
 	/* libuv's pool runs the handlers: size it before first use. */
 	long workers = cfg_int(conf, "workers");

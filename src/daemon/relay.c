@@ -38,6 +38,7 @@ struct relay {
 	bool stop, woken;
 	relay_settings set;
 	relay_stats stats;
+	uint64_t quarantined_seen;   /* under lock: quarantines already logged */
 };
 
 static relay_settings read_settings(const cfg *conf)
@@ -339,6 +340,17 @@ static void *relay_main(void *arg)
 			n = 0;
 		}
 		peer_conn pc = { .c = NULL };
+		store_stats ss;
+		store_get_stats(r->p.st, &ss);
+		pthread_mutex_lock(&r->lock);
+		uint64_t newly = ss.quarantined > r->quarantined_seen
+				 ? ss.quarantined - r->quarantined_seen : 0;
+		r->quarantined_seen += newly;
+		pthread_mutex_unlock(&r->lock);
+		if (newly > 0)
+			log_msg(LOG_WARN, "msg=\"corrupt relay queue entries "
+				"quarantined (kept in the quarantine table)\" "
+				"count=%llu", (unsigned long long)newly);
 		for (size_t i = 0; i < n; i++)
 			attempt(r, &items[i], set, &pc);
 		peer_close(&pc);
@@ -370,6 +382,12 @@ int relay_start(const relay_params *p, const cfg *conf, relay **r_r,
 	}
 	r->p = *p;
 	r->set = read_settings(conf);
+	store_stats ss;
+	store_get_stats(p->st, &ss);
+	r->quarantined_seen = ss.quarantined;
+	if (ss.quarantined > 0)
+		log_msg(LOG_NOTICE, "msg=\"relay queue entries in quarantine "
+			"from before\" count=%llu", (unsigned long long)ss.quarantined);
 	r->n_threads = (unsigned)cfg_int(conf, "relay_threads");
 	r->threads = calloc(r->n_threads, sizeof(pthread_t));
 	if (r->threads == NULL || amp_ctx_create(64, &r->ctx) != AMP_OK) {

@@ -117,7 +117,16 @@ class Node:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            # under strace (or another wrapper) signal the daemon itself:
+            # its pid is in its "node ready" line
+            pids = re.findall(r'msg="node ready" .*pid=(\d+)', self.log_text())
+            if getattr(self, "wrapped", False) and pids:
+                try:
+                    os.kill(int(pids[-1]), sig)
+                except ProcessLookupError:
+                    pass
+            else:
+                self.proc.send_signal(sig)
         try:
             rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -126,6 +135,7 @@ class Node:
             raise AssertionError(f"{self.domain} did not stop on {sig}")
         finally:
             self.proc = None
+            self.wrapped = False
             self.logf.close()
         return rc
 
