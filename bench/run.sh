@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 #
-# run.sh — build AfterSMTP, run amp-bench-seal with --markdown and write
+# run.sh — build AfterSMTP, run amp-bench-seal with --markdown and the node
+# benchmark (run-node.sh: amp-bench-node against two real nodes), and write
 # bench/RESULTS.md: date, machine (nproc, CPU model), library versions, the
 # exact command, and the benchmark's own Markdown (table, target verdict,
 # fixed costs).  The file is replaced only when the run succeeds.
@@ -54,6 +55,11 @@ trap 'rm -f "$tmp"' EXIT
 } >"$tmp"
 
 "$bin" --markdown "$@" | tee -a "$tmp"
+echo | tee -a "$tmp"
+# The node: deliveries per second over TLS and QUIC, local and relayed.
+node_args=()
+for a in "$@"; do [ "$a" = "--quick" ] && node_args=(--quick); done
+"$here/run-node.sh" "${node_args[@]}" | tee -a "$tmp"
 {
 	echo
 	echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" \

@@ -69,6 +69,7 @@ t tests/fuzz/run.sh build-fuzz "$FUZZ_SECONDS"
 
 step "benchmark smoke run"
 t build/bench/amp-bench-seal --quick
+t bench/run-node.sh --quick
 
 echo
 if [ "$failed" -ne 0 ]; then

@@ -602,11 +602,12 @@ int nclient_deliver(nclient *c, const uint8_t *env, size_t len,
 		amp__v1__response__free_unpacked(resp, NULL);
 		return -1;
 	}
+	int r = resp->status == AMP__V1__STATUS__STATUS_OK ? 0 : -1;
 	if (resp->result_case == AMP__V1__RESPONSE__RESULT_DELIVER)
 		*resp_r = resp;
 	else
 		amp__v1__response__free_unpacked(resp, NULL);
-	return resp->status == AMP__V1__STATUS__STATUS_OK ? 0 : -1;
+	return r;
 }
 
 int nclient_fetch(nclient *c, uint64_t cursor, uint32_t limit,

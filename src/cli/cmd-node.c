@@ -681,10 +681,10 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 				continue;
 			}
 			e = amp_envelope_open(NULL, env_d, id, &sender, 0, &body, &blen, &err);
-			amp_envelope_free(&env_d);
+			amp_envelope_free(&env_d); /* info points into it: use sender.did */
 			if (e != AMP_OK) {
 				cli_err(env, "message %llu from %s: %s: %s",
-					(unsigned long long)it->seq, info.sender,
+					(unsigned long long)it->seq, sender.did,
 					amp_err_name(e), err);
 				bad++;
 				continue;
@@ -696,7 +696,7 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 					 (unsigned long long)it->received, idhex);
 				w = maildir_write(env, maildir, name, body, blen);
 			} else {
-				mbox_write(info.sender, it->received, body, blen);
+				mbox_write(sender.did, it->received, body, blen);
 				if (fflush(stdout) != 0)
 					w = CLI_FAIL;
 			}
@@ -708,7 +708,7 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 			}
 			got++;
 			fprintf(stderr, "amp: fetch: %llu from %s (verified)\n",
-				(unsigned long long)it->seq, info.sender);
+				(unsigned long long)it->seq, sender.did);
 			if (ack && nclient_ack(cl, &it->seq, 1, NULL, &err) != 0) {
 				cli_err(env, "ack %llu: %s", (unsigned long long)it->seq, err);
 				r = CLI_FAIL;

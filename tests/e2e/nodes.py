@@ -181,3 +181,27 @@ def make_base() -> Path:
 
 def remove_base(base: Path):
     shutil.rmtree(base, ignore_errors=True)
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "Sanitizer has encountered a fatal error")
+
+
+def stop_all(nodes):
+    """Stop every node the way an operator does (SIGTERM, drain) and fail
+    if a sanitizer reported anything in any node's log (ASan builds)."""
+    problems = []
+    for n in nodes:
+        try:
+            rc = n.stop(signal.SIGTERM)
+            if rc not in (None, 0):
+                problems.append(f"{n.domain} exited {rc}")
+        except Exception as e:  # a node that would not stop is killed
+            problems.append(str(e))
+        text = n.log_text()
+        for mark in SANITIZER_MARKS:
+            if mark in text:
+                i = text.index(mark)
+                problems.append(f"{n.domain}: {text[max(0, i - 200):i + 3000]}")
+    if problems:
+        raise AssertionError("\n".join(problems))

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from nodes import AMPD, Node, User, make_base, remove_base
+from nodes import AMPD, Node, User, make_base, remove_base, stop_all
 
 
 @pytest.fixture
@@ -22,12 +22,20 @@ def base():
     b = make_base()
     nodes = []
     yield b, nodes
-    for n in nodes:
-        try:
-            n.stop(signal.SIGKILL)
-        except Exception:
-            pass
-    remove_base(b)
+    try:
+        stop_all(nodes)
+    finally:
+        remove_base(b)
+
+
+def sanitized() -> bool:
+    """The daemon under test is an ASan build: its allocations carry
+    redzones and a quarantine, so memory bounds are scaled (x4)."""
+    out = subprocess.run(["ldd", AMPD], capture_output=True, text=True).stdout
+    return "libasan" in out
+
+
+MEM_SCALE = 4 if sanitized() else 1
 
 
 def rss_kb(pid: int) -> int:
@@ -98,7 +106,7 @@ def test_flood_of_idle_connections_is_bounded_and_others_are_served(base):
         assert held >= ips * per_ip - 5
         per_conn = (during - before) * 1024 / held
         # docs/node.md: an idle TLS connection costs ~13-20 KB of node memory
-        assert per_conn < 48 * 1024, f"{per_conn:.0f} bytes per idle connection"
+        assert per_conn < 48 * 1024 * MEM_SCALE, f"{per_conn:.0f} bytes per idle connection"
         # a normal user is served during the flood
         p = alice.run("send", bob.did, input=b"through the flood\n")
         assert p.stdout.decode().strip() == f"{bob.did} OK"
@@ -141,7 +149,8 @@ def test_quic_flood_is_bounded_and_others_are_served(base):
     per_conn = (during - before) * 1024 / max(connected, 1)
     # docs/node.md: ~100 KB per idle QUIC connection, most of it ngtcp2
     # 0.12's own per-connection state
-    assert per_conn < 160 * 1024, f"{per_conn:.0f} bytes per idle QUIC connection"
+    assert per_conn < 160 * 1024 * MEM_SCALE, \
+        f"{per_conn:.0f} bytes per idle QUIC connection"
     print(f"quic flood: {connected} connections, {streams} streams, {per_conn:.0f} B each")
 
 
