@@ -393,3 +393,36 @@ def test_privileges_dropped_after_binding(base):
     n.write_conf()
     p = n.ampd("run", check=False)
     assert p.returncode == 1 and "refusing to run as root" in p.stderr
+
+
+def test_full_worker_pool_answers_retry_later(base):
+    """AMP-R-031: with max_jobs=1, requests pipelined on one connection
+    find the pool full and are answered RETRY_LATER with a retry time,
+    not queued without bound; the node then serves normally."""
+    b, nodes = base
+    n = Node(b, "alpha.test", max_jobs=1, workers=1)
+    nodes.append(n)
+    n.start()
+    alice, bob = User(b, "alice", n), User(b, "bob", n)
+    alice.register()
+    bob.register()
+    adoc, bdoc = b / "a.json", b / "b.json"
+    alice.run("did", "document", "-o", str(adoc))
+    bob.run("did", "document", "-o", str(bdoc))
+    envs = [alice.run("seal", "--doc", str(bdoc), "--to", bob.did,
+                      input=f"n{i}\n".encode()).stdout for i in range(20)]
+    r = Raw(n)
+    for i, env in enumerate(envs):
+        f = pb.Frame(request_id=i + 1, deliver=pb.DeliverRequest(envelope=env))
+        r.send_frame(f.SerializeToString())
+    answers = {}
+    for _ in envs:
+        f = r.recv_frame()
+        answers[f.request_id] = f.response
+    r.close()
+    assert sorted(answers) == list(range(1, 21))
+    busy = [a for a in answers.values() if a.status == pb.STATUS_RETRY_LATER]
+    ok = [a for a in answers.values() if a.status == pb.STATUS_OK]
+    assert busy and ok and len(busy) + len(ok) == 20
+    assert all(a.retry_after_ms > 0 for a in busy)
+    assert len(bob.run("inbox").stdout.splitlines()) == len(ok)
