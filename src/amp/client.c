@@ -200,6 +200,22 @@ static int tls_open(nclient *c, const nclient_opts *o, uint64_t deadline,
 	return 0;
 }
 
+/* Encrypt and send len bytes; tls_write queues at most TLS_BUF_MAX, so
+ * big payloads go in parts. */
+static int tls_send_all(nclient *c, const uint8_t *data, size_t len,
+			uint64_t deadline, const char **error_r)
+{
+	while (len > 0) {
+		size_t part = len > 1024u * 1024u ? 1024u * 1024u : len;
+		if (tls_write(c->tls, data, part, error_r) != 0 ||
+		    tls_flush(c, deadline, error_r) != 0)
+			return -1;
+		data += part;
+		len -= part;
+	}
+	return 0;
+}
+
 static int tls_send_frame(nclient *c, const uint8_t *payload, size_t len,
 			  uint64_t deadline, const char **error_r)
 {
@@ -207,16 +223,7 @@ static int tls_send_frame(nclient *c, const uint8_t *payload, size_t len,
 	frame_header(len, hdr);
 	if (tls_write(c->tls, hdr, sizeof(hdr), error_r) != 0)
 		return -1;
-	/* tls_write queues at most TLS_BUF_MAX: send big payloads in parts */
-	while (len > 0) {
-		size_t part = len > 1024u * 1024u ? 1024u * 1024u : len;
-		if (tls_write(c->tls, payload, part, error_r) != 0 ||
-		    tls_flush(c, deadline, error_r) != 0)
-			return -1;
-		payload += part;
-		len -= part;
-	}
-	return tls_flush(c, deadline, error_r);
+	return tls_send_all(c, payload, len, deadline, error_r);
 }
 
 static int tls_recv_frame(nclient *c, uint64_t deadline, uint8_t **frame_r,
@@ -264,25 +271,6 @@ static int exchange(nclient *c, const uint8_t *payload, size_t len,
 	if (tls_send_frame(c, payload, len, deadline, error_r) != 0)
 		return -1;
 	return tls_recv_frame(c, deadline, resp_r, resp_len_r, error_r);
-}
-
-int nclient_send_raw(nclient *c, const uint8_t *data, size_t len,
-		     const char **error_r)
-{
-	if (c->transport != NCLIENT_TLS) {
-		*error_r = "raw sending is for TLS only";
-		return -1;
-	}
-	uint64_t deadline = now_ms() + c->timeout_ms;
-	while (len > 0) {
-		size_t part = len > 1024u * 1024u ? 1024u * 1024u : len;
-		if (tls_write(c->tls, data, part, error_r) != 0 ||
-		    tls_flush(c, deadline, error_r) != 0)
-			return -1;
-		data += part;
-		len -= part;
-	}
-	return 0;
 }
 
 static int call_timeout(nclient *c, Amp__V1__Frame *req, unsigned timeout_ms,

@@ -76,10 +76,6 @@ int nclient_fetch(nclient *c, uint64_t cursor, uint32_t limit,
 int nclient_ack(nclient *c, const uint64_t *seqs, size_t n, int *status_r,
 		const char **error_r) __attribute__((warn_unused_result));
 
-/* Send raw bytes as they are (tests of the node's parser; TLS only). */
-int nclient_send_raw(nclient *c, const uint8_t *data, size_t len,
-		     const char **error_r) __attribute__((warn_unused_result));
-
 /* "STATUS_NOT_FOUND" -> "NOT_FOUND" */
 const char *nclient_status_name(int status);
 

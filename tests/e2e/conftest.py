@@ -64,3 +64,18 @@ def amp_bin():
     if not os.access(AMP_BIN, os.X_OK):
         pytest.fail(f"amp binary not found at {AMP_BIN}; build first (make check)")
     return AMP_BIN
+
+
+@pytest.fixture
+def base():
+    """A world-traversable directory for real nodes (tests/e2e/nodes.py)
+    and the list of nodes a test starts: each is stopped with SIGTERM at
+    the end, and any sanitizer report in a node's log fails the test."""
+    from nodes import make_base, remove_base, stop_all
+    b = make_base()
+    nodes = []
+    yield b, nodes
+    try:
+        stop_all(nodes)
+    finally:
+        remove_base(b)

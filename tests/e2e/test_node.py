@@ -16,24 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from nodes import AMP_BIN, AMPD, Node, User, make_base, remove_base, stop_all
+from nodes import AMP_BIN, AMPD, Node, User
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
 import ampy  # noqa: E402
 
 pb = ampy.pb
 TRANSPORTS = os.environ.get("AMP_TEST_TRANSPORTS", "tls quic").split()
-
-
-@pytest.fixture
-def base():
-    b = make_base()
-    nodes = []
-    yield b, nodes
-    try:
-        stop_all(nodes)
-    finally:
-        remove_base(b)
 
 
 @pytest.fixture

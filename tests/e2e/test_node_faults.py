@@ -14,18 +14,7 @@ import time
 
 import pytest
 
-from nodes import AMPD, Node, User, make_base, remove_base, stop_all
-
-
-@pytest.fixture
-def base():
-    b = make_base()
-    nodes = []
-    yield b, nodes
-    try:
-        stop_all(nodes)
-    finally:
-        remove_base(b)
+from nodes import AMPD, Node, User
 
 
 def sanitized() -> bool:
