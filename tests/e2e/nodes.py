@@ -89,11 +89,13 @@ class Node:
         with self.map.open("a") as f:
             f.write(line + "\n")
 
-    def start(self, wait=True):
+    def start(self, wait=True, wrapper=()):
+        """wrapper: a command that execs the daemon given after it, e.g.
+        unshare (the pid stays the daemon's)."""
         assert self.proc is None
         ready_before = self.log_text().count('msg="node ready"')
         self.logf = self.log.open("ab")
-        self.proc = subprocess.Popen([AMPD, "-c", str(self.conf_path), "run"],
+        self.proc = subprocess.Popen([*wrapper, AMPD, "-c", str(self.conf_path), "run"],
                                      stdout=self.logf, stderr=self.logf)
         if wait:
             self.wait_log('msg="node ready"', count=ready_before + 1)

@@ -11,6 +11,7 @@ import ssl
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -415,3 +416,83 @@ def test_full_worker_pool_answers_retry_later(base):
     assert busy and ok and len(busy) + len(ok) == 20
     assert all(a.retry_after_ms > 0 for a in busy)
     assert len(bob.run("inbox").stdout.splitlines()) == len(ok)
+
+
+class SrvResponder(threading.Thread):
+    """A tiny authoritative DNS server on 127.0.0.1:53 (UDP) answering SRV
+    queries from a table, NXDOMAIN otherwise (RFC 1035 wire format,
+    RFC 2782 SRV)."""
+
+    def __init__(self, records):
+        super().__init__(daemon=True)
+        self.records = records          # name -> (priority, weight, port, target)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 53))
+        self.sock.settimeout(0.2)
+        self.running = True
+        self.queries = []
+
+    @staticmethod
+    def encode_name(name):
+        return b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".")) + b"\0"
+
+    def run(self):
+        while self.running:
+            try:
+                q, addr = self.sock.recvfrom(512)
+            except socket.timeout:
+                continue
+            qid, flags = struct.unpack(">HH", q[:4])
+            labels, i = [], 12
+            while q[i]:
+                labels.append(q[i + 1:i + 1 + q[i]].decode())
+                i += q[i] + 1
+            qname, question = ".".join(labels).lower(), q[12:i + 5]
+            qtype = struct.unpack(">H", q[i + 1:i + 3])[0]
+            self.queries.append((qname, qtype))
+            rec = self.records.get(qname) if qtype == 33 else None
+            rcode = 0 if rec else 3
+            hdr = struct.pack(">HHHHHH", qid, 0x8400 | rcode, 1, 1 if rec else 0, 0, 0)
+            ans = b""
+            if rec:
+                prio, weight, port, target = rec
+                rdata = struct.pack(">HHH", prio, weight, port) + self.encode_name(target)
+                ans = b"\xc0\x0c" + struct.pack(">HHIH", 33, 1, 60, len(rdata)) + rdata
+            self.sock.sendto(hdr + question + ans, addr)
+
+    def stop(self):
+        self.running = False
+        self.join()
+        self.sock.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: DNS on port 53 and a mount namespace")
+@pytest.mark.parametrize("srv", ["_amp._tcp", "_amp._udp"])
+def test_peer_found_through_dns_srv(base, srv):
+    """No transport map entry: alpha finds beta's node through the SRV
+    record (_amp._udp: QUIC, _amp._tcp: TLS) served by a local DNS
+    server; alpha runs in a mount namespace whose /etc/resolv.conf points
+    at it."""
+    b, nodes = base
+    alpha, beta = Node(b, "alpha.test"), Node(b, "beta.test")
+    nodes += [alpha, beta]
+    beta.route_to(alpha)
+    dns = SrvResponder({f"{srv}.beta.test": (10, 10, beta.port, "localhost.")})
+    dns.start()
+    try:
+        resolv = b / "resolv.conf"
+        resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+        resolv.chmod(0o644)
+        alpha.start(wrapper=["unshare", "--mount", "--", "sh", "-c",
+                             f"mount --bind {resolv} /etc/resolv.conf && exec \"$0\" \"$@\""])
+        beta.start()
+        alice, bob = User(b, "alice", alpha), User(b, "bob", beta)
+        alice.register()
+        bob.register()
+        p = alice.run("send", bob.did, input=b"found you\n")   # lookup via SRV too
+        assert p.stdout.decode().strip() == f"{bob.did} OK"
+        assert b"found you" in bob.run("fetch", "--wait", "20").stdout
+        assert (f"{srv}.beta.test", 33) in dns.queries
+        alpha.wait_log(r'msg="relayed" .*domain=beta.test')
+    finally:
+        dns.stop()
