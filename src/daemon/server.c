@@ -44,6 +44,8 @@
 #define LIMIT_SLOTS 65536u         /* rate-limit buckets (hashed keys) */
 #define DIRCACHE_SLOTS 1024u       /* remote DID documents cached */
 #define DIRCACHE_TTL 600u          /* seconds */
+#define UNREACH_SLOTS 256u         /* domains whose node failed recently */
+#define UNREACH_TTL 60u            /* seconds they are not tried again */
 #define FETCH_LIMIT_DEFAULT 100u
 #define FETCH_LIMIT_MAX 1000u
 #define DECODE_SLACK (1024u * 1024u)
@@ -64,6 +66,11 @@ typedef struct dircache_slot {
 	char *doc;
 	uint64_t expires;
 } dircache_slot;
+
+typedef struct unreach_slot {
+	char domain[AMP_DID_DOMAIN_MAX + 1];
+	uint64_t until;
+} unreach_slot;
 
 typedef struct settings {          /* the reloadable ones */
 	uint32_t pow_bits;
@@ -112,6 +119,7 @@ struct server {
 	server_stats stats;
 	pthread_mutex_t dir_lock;
 	dircache_slot *dircache;
+	unreach_slot *unreach;       /* under dir_lock */
 };
 
 struct sconn {
@@ -441,6 +449,26 @@ static int dir_get(server *s, const char *did, bool remote,
 	}
 	pthread_mutex_unlock(&s->dir_lock);
 
+	/* A node that just failed is not tried again for a while: remote
+	 * lookups run on the workers, and an unreachable domain must not
+	 * hold them all. */
+	unsigned us;
+	{
+		uint8_t h[8];
+		crypto_shorthash(h, (const uint8_t *)d.domain, strlen(d.domain),
+				 s->limit_key);
+		uint64_t v;
+		memcpy(&v, h, 8);
+		us = (unsigned)(v % UNREACH_SLOTS);
+	}
+	pthread_mutex_lock(&s->dir_lock);
+	bool recently_failed = strcmp(s->unreach[us].domain, d.domain) == 0 &&
+			       s->unreach[us].until > now;
+	pthread_mutex_unlock(&s->dir_lock);
+	if (recently_failed) {
+		*error_r = "the identity's home node cannot be reached";
+		return -1;
+	}
 	route rt;
 	if (router_find(s->routes, d.domain, &rt, error_r) != 0)
 		return -1;
@@ -454,6 +482,10 @@ static int dir_get(server *s, const char *did, bool remote,
 	if (nclient_connect(&o, &cl, error_r) != 0) {
 		log_msg(LOG_WARN, "peer=%s msg=\"lookup: cannot reach the home "
 			"node\" error=\"%s\"", d.domain, *error_r);
+		pthread_mutex_lock(&s->dir_lock);
+		memcpy(s->unreach[us].domain, d.domain, strlen(d.domain) + 1);
+		s->unreach[us].until = now + UNREACH_TTL;
+		pthread_mutex_unlock(&s->dir_lock);
 		*error_r = "the identity's home node cannot be reached";
 		return -1;
 	}
@@ -1244,7 +1276,9 @@ static void sweep_cb(uv_timer_t *t)
 			pp = &w->wnext;
 		}
 	}
-	for (sconn *c = s->conns; c != NULL; c = c->next) {
+	sconn *next;
+	for (sconn *c = s->conns; c != NULL; c = next) {
+		next = c->next; /* closing may free c (QUIC closes at once) */
 		if (c->closed)
 			continue;
 		if (!c->ready && now - c->opened_ms > s->handshake_ms) {
@@ -1290,7 +1324,9 @@ int server_create(const server_params *p, const cfg *conf, server **s_r,
 	s->domains = calloc(s->n_domains + 1, sizeof(char *));
 	s->buckets = calloc(LIMIT_SLOTS, sizeof(bucket));
 	s->dircache = calloc(DIRCACHE_SLOTS, sizeof(dircache_slot));
-	if (s->domains == NULL || s->buckets == NULL || s->dircache == NULL) {
+	s->unreach = calloc(UNREACH_SLOTS, sizeof(unreach_slot));
+	if (s->domains == NULL || s->buckets == NULL || s->dircache == NULL ||
+	    s->unreach == NULL) {
 		*error_r = "out of memory";
 		server_destroy(&s);
 		return -1;
@@ -1353,6 +1389,7 @@ static void server_free(server *s)
 		for (size_t i = 0; i < DIRCACHE_SLOTS; i++)
 			free(s->dircache[i].doc);
 	free(s->dircache);
+	free(s->unreach);
 	amp_free(s->node_doc);
 	sodium_memzero(s->invite_key, sizeof(s->invite_key));
 	sodium_memzero(s->token_key, sizeof(s->token_key));
