@@ -263,3 +263,112 @@ def test_q5_corrupt_queue_entry_is_quarantined_and_the_rest_delivered(base):
     db = sqlite3.connect(alpha.dir / "data" / "node.db")
     assert db.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 1
     db.close()
+
+
+def test_q2_kill9_during_deliveries_loses_and_duplicates_nothing(base):
+    """Q2: deliveries stream in while the node is killed with SIGKILL at
+    random moments; after each restart the sender retries what was not
+    acknowledged.  Every acknowledged envelope is in the inbox after the
+    restarts, and at the end each of them is there exactly once."""
+    import random
+    import threading
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
+    import ampy
+    pb = ampy.pb
+
+    b, nodes = base
+    n = Node(b, "alpha.test", log_level="notice", rate_per_ip=100000)
+    nodes.append(n)
+    n.start()
+    alice, bob = User(b, "alice", n), User(b, "bob", n)
+    alice.register()
+    bob.register()
+    bdoc = b / "b.json"
+    bob.run("did", "document", "-o", str(bdoc))
+    total = 600
+    envs = [alice.run("seal", "--doc", str(bdoc), "--to", bob.did,
+                      input=f"q2 {i}\n".encode()).stdout for i in range(total)]
+    ids = [ampy.decode_envelope(e).header.envelope_id.hex() for e in envs]
+    acked = set()
+    kills_with_work = 0
+    rng = random.Random(1234)
+    for round_ in range(8):
+        todo = [i for i in range(total) if i not in acked]
+        if not todo:
+            break
+        ctx = tls_ctx()
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", n.port), timeout=10))
+
+        def reader():
+            buf = b""
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except (OSError, ssl.SSLError):
+                    return
+                if not chunk:
+                    return
+                buf += chunk
+                while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+                    ln = struct.unpack(">I", buf[:4])[0]
+                    f = pb.Frame()
+                    f.ParseFromString(buf[4:4 + ln])
+                    buf = buf[4 + ln:]
+                    if f.response.status == pb.STATUS_OK:
+                        acked.add(f.request_id - 1)
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        # kill once a random share of this round's deliveries is answered
+        base_acks, target = len(acked), rng.randint(1, max(1, len(todo) - 1))
+
+        def writer():
+            for i in todo:
+                f = pb.Frame(request_id=i + 1, deliver=pb.DeliverRequest(envelope=envs[i]))
+                data = f.SerializeToString()
+                try:
+                    s.sendall(struct.pack(">I", len(data)) + data)
+                except (OSError, ssl.SSLError, ValueError):
+                    return
+
+        w = threading.Thread(target=writer, daemon=True)
+        w.start()
+        deadline = time.monotonic() + 20
+        while len(acked) - base_acks < target and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        seen_before_kill = set(acked)
+        if 0 < len(seen_before_kill) < total:
+            kills_with_work += 1
+        n.kill9()
+        print(f"q2 round {round_}: {len(todo)} sent, {len(seen_before_kill)} acked so far")
+        t.join(timeout=10)
+        s.close()
+        w.join(timeout=10)
+        n.start()
+        # everything acknowledged before the kill is stored
+        inbox = {line.split()[-1] for line in bob.run("inbox").stdout.decode().splitlines()}
+        missing = {ids[i] for i in seen_before_kill} - inbox
+        assert not missing, f"round {round_}: acknowledged but lost: {missing}"
+    # finish: retry the rest without killing, then count
+    r_todo = [i for i in range(total) if i not in acked]
+    if r_todo:
+        ctx = tls_ctx()
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", n.port), timeout=10))
+        for i in r_todo:
+            f = pb.Frame(request_id=i + 1, deliver=pb.DeliverRequest(envelope=envs[i]))
+            data = f.SerializeToString()
+            s.sendall(struct.pack(">I", len(data)) + data)
+            hdr = s.recv(4, socket.MSG_WAITALL)
+            body = b""
+            while len(body) < struct.unpack(">I", hdr)[0]:
+                body += s.recv(65536)
+            resp = pb.Frame()
+            resp.ParseFromString(body)
+            assert resp.response.status == pb.STATUS_OK
+        s.close()
+    lines = bob.run("inbox").stdout.decode().splitlines()
+    got = [line.split()[-1] for line in lines]
+    assert sorted(got) == sorted(ids)          # all, each exactly once
+    assert kills_with_work >= 2, "the kills never hit deliveries in flight"
