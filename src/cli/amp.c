@@ -34,6 +34,7 @@ static const char usage[] =
 	"  inbox             list the messages waiting on the node\n"
 	"  ack SEQ...        delete messages from the node\n"
 	"  lookup DID        fetch a DID's document through the node\n"
+	"  admin invite      (operator) print a one-time registration invite\n"
 	"  help COMMAND      show the help of a command (same as COMMAND --help)\n"
 	"  version           print the version\n"
 	"\n"
@@ -102,6 +103,7 @@ int main(int argc, char **argv)
 		{ "register", cmd_register }, { "send", cmd_send },
 		{ "fetch", cmd_fetch },   { "inbox", cmd_inbox },
 		{ "ack", cmd_ack },       { "lookup", cmd_lookup },
+		{ "admin", cmd_admin },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) == 0) {

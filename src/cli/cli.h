@@ -114,5 +114,6 @@ int cmd_fetch(cli_env *env, int argc, char **argv);
 int cmd_inbox(cli_env *env, int argc, char **argv);
 int cmd_ack(cli_env *env, int argc, char **argv);
 int cmd_lookup(cli_env *env, int argc, char **argv);
+int cmd_admin(cli_env *env, int argc, char **argv);
 
 #endif

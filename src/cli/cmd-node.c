@@ -831,3 +831,83 @@ int cmd_lookup(cli_env *env, int argc, char **argv)
 {
 	return ack_or_lookup(env, argc, argv, false);
 }
+
+/* ---------------------------------------------------------------- admin */
+
+static const char admin_help[] =
+	"Usage: amp admin invite [--config FILE] [--valid DURATION]\n"
+	"\n"
+	"Operator commands, run on the node's machine (they need the node's\n"
+	"storage key, so they run `aftersmtpd` from beside `amp` or from\n"
+	"PATH with the same configuration).\n"
+	"\n"
+	"  invite   print a one-time invite token: RegisterIdentity accepts it\n"
+	"           instead of a proof of work, once, until it expires\n"
+	"\n"
+	"  --config FILE      the node's configuration (default: aftersmtpd's)\n"
+	"  --valid DURATION   validity, N[s|m|h|d] (default 7d)\n"
+	"\n"
+	"Example:\n"
+	"  amp admin invite --config /etc/aftersmtp/aftersmtpd.conf --valid 2d\n";
+
+int cmd_admin(cli_env *env, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "valid", required_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = NULL, *valid = NULL;
+	int c;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'v': valid = optarg; break;
+		case 'h': fputs(admin_help, stdout); return CLI_OK;
+		default: cli_usage_hint(env); return CLI_USAGE;
+		}
+	}
+	if (optind != argc - 1 || strcmp(argv[optind], "invite") != 0) {
+		cli_err(env, "the only admin command is `invite`");
+		cli_usage_hint(env);
+		return CLI_USAGE;
+	}
+	/* aftersmtpd beside this program (a build tree or an install), else
+	 * from PATH. */
+	char self[PATH_MAX], path[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	const char *prog = "aftersmtpd";
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			static const char *const rel[] = { "aftersmtpd", "../daemon/aftersmtpd" };
+			for (size_t i = 0; i < 2; i++) {
+				int k = snprintf(path, sizeof(path), "%s/%s", self, rel[i]);
+				if (k > 0 && (size_t)k < sizeof(path) && access(path, X_OK) == 0) {
+					prog = path;
+					break;
+				}
+			}
+		}
+	}
+	char *args[8];
+	int k = 0;
+	args[k++] = (char *)"aftersmtpd";
+	if (config != NULL) {
+		args[k++] = (char *)"-c";
+		args[k++] = (char *)config;
+	}
+	args[k++] = (char *)"invite";
+	if (valid != NULL) {
+		args[k++] = (char *)"--valid";
+		args[k++] = (char *)valid;
+	}
+	args[k] = NULL;
+	execvp(prog, args);
+	cli_err(env, "cannot run %s: %s", prog, strerror(errno));
+	return CLI_FAIL;
+}
