@@ -24,6 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Two more, for multi-recipient and not-a-recipient seeds. */
 #define FUZZ_DID_BOB "did:aftersmtp:example.org:bob"
 #define FUZZ_DID_CAROL "did:aftersmtp:mail.example.net:carol.c"
+/* The node that alice and bob register with (node protocol targets). */
+#define FUZZ_DID_NODE "did:aftersmtp:example.org:node"
 
 /* The clock the targets run at: 2026-01-01T00:00:00Z.  A fixed "now" keeps
  * every execution deterministic; seeds are dated around it. */
@@ -36,6 +38,7 @@ typedef enum fuzz_who {
 	FUZZ_ALICE = 0,
 	FUZZ_BOB = 1,
 	FUZZ_CAROL = 2,
+	FUZZ_NODE = 3,
 } fuzz_who;
 
 /* amp_init() once per process; aborts if libsodium cannot start. */
@@ -47,6 +50,12 @@ const amp_identity *fuzz_identity(fuzz_who who);
 
 /* The fixed secrets of `who` (for make-seeds, which re-signs envelopes). */
 void fuzz_secrets(fuzz_who who, uint8_t sign_seed[32], uint8_t enc_sk[32]);
+
+/* The node protocol session the request and response seeds are signed
+ * for (PROTOCOL.md §9): the TLS exporter value x, the node's challenge
+ * (fixed patterns), and the node's invite key (nodeproto.h). */
+void fuzz_session(uint8_t x[32], uint8_t challenge[32]);
+void fuzz_invite_key(uint8_t key[32]);
 
 /* Print what broke and abort(), so libFuzzer saves the input. */
 void fuzz_fail(const char *target, const char *what)

@@ -4,8 +4,9 @@
  *     fuzz-make-seeds OUTDIR       (normally tests/fuzz/corpus)
  *
  * creates OUTDIR/<target>/<name> for the targets envelope, armor, did,
- * diddoc, pow and keystore, overwriting files of the same name and leaving
- * every other file (regress-* reproducers) alone.
+ * diddoc, pow, keystore, request, response, routes and invite, overwriting
+ * files of the same name and leaving every other file (regress-*
+ * reproducers) alone.
  *
  * The seeds are built with the fixed identities, clock and passphrase of
  * fuzz-common.h, so the targets reach the paths behind a valid signature,
@@ -19,11 +20,17 @@
  * deterministic rng per seed, so running this twice writes the same bytes.
  * Never link this replacement into anything but a seed generator.
  *
+ * Node-protocol seeds (request, response, invite) are signed for the fixed
+ * session of fuzz-common.h (x, challenge, the node of example.org, its
+ * invite key) with nodeproto.c, so the targets reach the paths behind a
+ * valid auth, register and hello signature and an authentic invite.
+ *
  * Limits: every seed stays under 64 KiB (the targets' -max_len) and the
  * whole corpus well under 1 MB.
  */
 #include "fuzz-common.h"
 #include "amp.pb-c.h"
+#include "nodeproto.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -1195,6 +1202,491 @@ static void seeds_keystore(void)
 	write_str("keystore", "not-json", "{\"type\": \"amp-keystore\",");
 }
 
+/* ---------------------------------------------------------- node protocol */
+
+/* The session of fuzz-common.h: x, challenge, the node, its invite key. */
+static uint8_t s_x[NP_X_BYTES], s_ch[NP_CHALLENGE_BYTES], s_ikey[32];
+
+static void write_frame(const char *target, const char *name,
+			const Amp__V1__Frame *f)
+{
+	size_t n = amp__v1__frame__get_packed_size(f);
+	uint8_t *b = xcalloc(1, n + 1);
+	if (amp__v1__frame__pack(f, b) != n)
+		die("pack");
+	write_seed(target, name, b, n);
+	free(b);
+}
+
+static ProtobufCBinaryData bin(const void *p, size_t n)
+{
+	return (ProtobufCBinaryData){ .len = n, .data = (uint8_t *)p };
+}
+
+/* A protobuf varint at p; returns its length. */
+static size_t varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	do {
+		p[n] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		n++;
+		v >>= 7;
+	} while (v != 0);
+	return n;
+}
+
+static void seed_auth(const char *name, const amp_identity *id,
+		      const uint8_t *challenge, size_t sig_len)
+{
+	uint8_t sig[AMP_SIG_BYTES];
+	np_auth_sign(id, s_x, challenge, FUZZ_DID_NODE, sig);
+	Amp__V1__AuthRequest a = AMP__V1__AUTH_REQUEST__INIT;
+	a.did = (char *)id->pub.did;
+	a.signature = bin(sig, sig_len);
+	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
+	f.request_id = 2;
+	f.body_case = AMP__V1__FRAME__BODY_AUTH;
+	f.auth = &a;
+	write_frame("request", name, &f);
+}
+
+static char *stamp_text(const amp_public_identity *pub, uint32_t bits)
+{
+	static char text[AMP_POW_TEXT_MAX + 1];
+	amp_pow_stamp st;
+	const char *err = NULL;
+	if (amp_pow_mint(pub, bits, FUZZ_NOW - 60, 0, &st, &err) != AMP_OK ||
+	    amp_pow_format(&st, text, sizeof(text)) != AMP_OK)
+		die("cannot mint");
+	return text;
+}
+
+/* A RegisterRequest of id signed as §10.1 says; broken as asked. */
+static void seed_register(const char *name, const amp_identity *id,
+			  const char *doc_override, const char *stamp,
+			  const char *invite, bool bad_proof, bool bad_sig)
+{
+	const amp_identity *node = fuzz_identity(FUZZ_NODE);
+	const char *err = NULL;
+	char *doc = NULL;
+	uint8_t dh[32], proof[NP_ENC_PROOF_BYTES], sig[AMP_SIG_BYTES];
+	if (amp_did_document_export(&id->pub, &doc, &err) != AMP_OK)
+		die(err);
+	const char *d = doc_override != NULL ? doc_override : doc;
+	if (crypto_scalarmult(dh, id->enc_sk, node->pub.enc_pk) != 0)
+		die("X25519");
+	np_enc_proof(dh, s_ch, id->pub.did, proof);
+	if (bad_proof)
+		proof[0] ^= 1;
+	if (np_register_sign(id, s_x, s_ch, d, stamp, invite, proof, sig) != 0)
+		die("np_register_sign");
+	if (bad_sig)
+		sig[5] ^= 0x10;
+	Amp__V1__RegisterRequest q = AMP__V1__REGISTER_REQUEST__INIT;
+	q.did_document = (char *)d;
+	q.pow_stamp = (char *)stamp;
+	q.invite = (char *)invite;
+	q.enc_proof = bin(proof, sizeof(proof));
+	q.signature = bin(sig, sizeof(sig));
+	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
+	f.request_id = 3;
+	f.body_case = AMP__V1__FRAME__BODY_REGISTER;
+	f.register_ = &q;
+	write_frame("request", name, &f);
+	amp_free(doc);
+}
+
+/* Envelope bytes sealed by alice (free with free()). */
+static uint8_t *sealed_bytes(const char *name, const fuzz_who *to, size_t n,
+			     size_t *len_r)
+{
+	amp_seal_params p = { 0 };
+	env_fields *f = seal(name, FUZZ_ALICE, to, n, &p, mail, sizeof(mail) - 1);
+	uint8_t *b = fields_pack(f, len_r);
+	fields_free(f);
+	return b;
+}
+
+static void seeds_request(void)
+{
+	const amp_identity *alice = fuzz_identity(FUZZ_ALICE);
+	const amp_identity *bob = fuzz_identity(FUZZ_BOB);
+	const amp_identity *node = fuzz_identity(FUZZ_NODE);
+	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
+	char inv[NP_INVITE_MAX], old_inv[NP_INVITE_MAX];
+	uint8_t other_ch[NP_CHALLENGE_BYTES];
+	const char *err = NULL;
+
+	Amp__V1__HelloRequest h = AMP__V1__HELLO_REQUEST__INIT;
+	f.request_id = 1;
+	f.body_case = AMP__V1__FRAME__BODY_HELLO;
+	f.hello = &h;
+	write_frame("request", "hello", &f);
+
+	seed_auth("auth-alice", alice, s_ch, AMP_SIG_BYTES);
+	seed_auth("auth-bob", bob, s_ch, AMP_SIG_BYTES);
+	seed_auth("auth-short-sig", alice, s_ch, AMP_SIG_BYTES - 1);
+	memcpy(other_ch, s_ch, sizeof(other_ch));
+	other_ch[3] ^= 0x40;
+	seed_auth("auth-other-challenge", alice, other_ch, AMP_SIG_BYTES);
+	/* a peer node: the node's keys under another domain's node DID */
+	uint8_t seed[32], esk[32];
+	amp_identity *peer = NULL;
+	fuzz_secrets(FUZZ_NODE, seed, esk);
+	if (amp_identity_from_secrets("did:aftersmtp:mail.example.net:node", seed,
+				      esk, &peer, &err) != AMP_OK)
+		die(err);
+	seed_auth("auth-peer-node", peer, s_ch, AMP_SIG_BYTES);
+	amp_identity_destroy(&peer);
+	Amp__V1__AuthRequest a = AMP__V1__AUTH_REQUEST__INIT;
+	a.did = "did:aftersmtp:Example.org:alice";
+	f.request_id = 2;
+	f.body_case = AMP__V1__FRAME__BODY_AUTH;
+	f.auth = &a;
+	write_frame("request", "auth-bad-did", &f);
+
+	if (np_invite_make(s_ikey, FUZZ_NOW + 7 * 86400, inv) != 0 ||
+	    np_invite_make(s_ikey, FUZZ_NOW - 1, old_inv) != 0)
+		die("np_invite_make");
+	char stamp[AMP_POW_TEXT_MAX + 1];
+	memcpy(stamp, stamp_text(&alice->pub, 8), sizeof(stamp));
+	seed_register("register-stamp", alice, NULL, stamp, "", false, false);
+	seed_register("register-invite", bob, NULL, "", inv, false, false);
+	seed_register("register-both", alice, NULL, stamp, inv, false, false);
+	seed_register("register-neither", alice, NULL, "", "", false, false);
+	seed_register("register-bad-proof", bob, NULL, "", inv, true, false);
+	seed_register("register-bad-sig", alice, NULL, stamp, "", false, true);
+	seed_register("register-expired-invite", bob, NULL, "", old_inv, false,
+		      false);
+	seed_register("register-reserved-node", node, NULL,
+		      stamp_text(&node->pub, 8), "", false, false);
+	seed_register("register-doc-not-json", alice, "{\"id\": ", stamp, "",
+		      false, false);
+
+	Amp__V1__LookupRequest l = AMP__V1__LOOKUP_REQUEST__INIT;
+	f.request_id = 4;
+	f.body_case = AMP__V1__FRAME__BODY_LOOKUP;
+	f.lookup = &l;
+	l.did = FUZZ_DID_ALICE;
+	write_frame("request", "lookup-alice", &f);
+	l.did = FUZZ_DID_CAROL;
+	write_frame("request", "lookup-remote", &f);
+	char longdid[AMP_DID_MAX + 40];
+	memset(longdid, 'a', sizeof(longdid) - 1);
+	memcpy(longdid, "did:aftersmtp:example.org:", 26);
+	longdid[sizeof(longdid) - 1] = '\0';
+	l.did = longdid;
+	write_frame("request", "lookup-too-long", &f);
+
+	const fuzz_who self[] = { FUZZ_ALICE };
+	const fuzz_who three[] = { FUZZ_BOB, FUZZ_ALICE, FUZZ_CAROL };
+	size_t elen;
+	uint8_t *env = sealed_bytes("deliver-self", self, 1, &elen);
+	Amp__V1__DeliverRequest d = AMP__V1__DELIVER_REQUEST__INIT;
+	d.envelope = bin(env, elen);
+	f.request_id = 5;
+	f.body_case = AMP__V1__FRAME__BODY_DELIVER;
+	f.deliver = &d;
+	write_frame("request", "deliver-self", &f);
+	free(env);
+	env = sealed_bytes("deliver-3rcpt", three, 3, &elen);
+	d.envelope = bin(env, elen);
+	write_frame("request", "deliver-3rcpt", &f);
+	free(env);
+	d.envelope = bin("not an envelope", 15);
+	write_frame("request", "deliver-garbage", &f);
+
+	Amp__V1__FetchRequest fr = AMP__V1__FETCH_REQUEST__INIT;
+	fr.cursor = 7;
+	fr.limit = 100;
+	fr.wait_ms = 30000;
+	f.request_id = 6;
+	f.body_case = AMP__V1__FRAME__BODY_FETCH;
+	f.fetch = &fr;
+	write_frame("request", "fetch", &f);
+	fr.cursor = UINT64_MAX;
+	fr.limit = UINT32_MAX;
+	fr.wait_ms = UINT32_MAX;
+	f.request_id = UINT64_MAX;
+	write_frame("request", "fetch-max", &f);
+
+	uint64_t seqs[] = { 1, 2, 3, 1000000, UINT64_MAX };
+	Amp__V1__AckRequest ak = AMP__V1__ACK_REQUEST__INIT;
+	ak.seq = seqs;
+	ak.n_seq = 5;
+	f.request_id = 7;
+	f.body_case = AMP__V1__FRAME__BODY_ACK;
+	f.ack = &ak;
+	write_frame("request", "ack", &f);
+	ak.n_seq = 0;
+	write_frame("request", "ack-empty", &f);
+
+	/* Encodings written by hand. */
+	static const uint8_t two[] = { 0x08, 0x01, 0x12, 0x00, 0x1a, 0x02, 0x0a, 0x00 };
+	write_seed("request", "two-bodies", two, sizeof(two));
+	static const uint8_t unknown[] = { 0x08, 0x01, 0x12, 0x02, 0x48, 0x05,
+					   0x48, 0x00, 0xa2, 0x06, 0x03, 'a', 'b', 'c',
+					   0x75, 1, 2, 3, 4 };
+	write_seed("request", "unknown-fields", unknown, sizeof(unknown));
+	static const uint8_t longvar[] = { 0x08, 0xff, 0xff, 0xff, 0xff, 0xff,
+					   0xff, 0xff, 0xff, 0xff, 0x01, 0x12, 0x00 };
+	write_seed("request", "varint-10-bytes", longvar, sizeof(longvar));
+	static const uint8_t badvar[] = { 0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+					  0xff, 0xff, 0xff, 0xff, 0x01 };
+	write_seed("request", "varint-11-bytes", badvar, sizeof(badvar));
+	static const uint8_t unpacked[] = { 0x42, 0x06, 0x08, 0x01, 0x08, 0x02,
+					    0x08, 0x03 };
+	write_seed("request", "ack-unpacked", unpacked, sizeof(unpacked));
+	static const uint8_t group[] = { 0x08, 0x01, 0x13, 0x14 };
+	write_seed("request", "wire-group", group, sizeof(group));
+	static const uint8_t overlen[] = { 0x08, 0x01, 0x22, 0xff, 0xff, 0xff,
+					   0xff, 0x0f, 0x0a };
+	write_seed("request", "length-past-end", overlen, sizeof(overlen));
+	write_seed("request", "empty", "", 0);
+
+	/* Budget edge: 2-byte unknown fields cost more than 1 MiB to scan. */
+	size_t n = 0;
+	uint8_t *big = xcalloc(1, SEED_MAX);
+	while (n + 2 <= 60000) {
+		big[n++] = 0x48;
+		big[n++] = 0x00;
+	}
+	write_seed("request", "budget-unknown-fields", big, n);
+	/* ... and an ack of 20000 unpacked seqs (inside one submessage). */
+	n = 0;
+	big[n++] = 0x42;
+	n += varint(big + n, 40000);
+	for (int i = 0; i < 20000; i++) {
+		big[n++] = 0x08;
+		big[n++] = (uint8_t)(i & 0x7f);
+	}
+	write_seed("request", "budget-ack-unpacked", big, n);
+	free(big);
+}
+
+static void seed_response(const char *name, Amp__V1__Response *r)
+{
+	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
+	f.request_id = 9;
+	f.body_case = AMP__V1__FRAME__BODY_RESPONSE;
+	f.response = r;
+	write_frame("response", name, &f);
+}
+
+static void seed_hello_result(const char *name, const amp_identity *node,
+			      uint64_t signed_time, size_t sign_pk_len)
+{
+	uint8_t sig[AMP_SIG_BYTES];
+	np_hello_sign(node, s_x, s_ch, signed_time, sig);
+	Amp__V1__HelloResult hr = AMP__V1__HELLO_RESULT__INIT;
+	hr.node_did = (char *)node->pub.did;
+	hr.node_sign_pk = bin(node->pub.sign_pk, sign_pk_len);
+	hr.node_enc_pk = bin(node->pub.enc_pk, 32);
+	hr.challenge = bin(s_ch, sizeof(s_ch));
+	hr.server_time = FUZZ_NOW;
+	hr.max_frame = 16u * 1024u * 1024u;
+	hr.pow_bits = 20;
+	hr.signature = bin(sig, sizeof(sig));
+	Amp__V1__Response r = AMP__V1__RESPONSE__INIT;
+	r.result_case = AMP__V1__RESPONSE__RESULT_HELLO;
+	r.hello = &hr;
+	seed_response(name, &r);
+}
+
+static void seeds_response(void)
+{
+	const amp_identity *node = fuzz_identity(FUZZ_NODE);
+	const char *err = NULL;
+
+	seed_hello_result("hello", node, FUZZ_NOW, 32);
+	seed_hello_result("hello-bad-sig", node, FUZZ_NOW + 1, 32);
+	seed_hello_result("hello-short-key", node, FUZZ_NOW, 31);
+	seed_hello_result("hello-not-a-node", fuzz_identity(FUZZ_ALICE), FUZZ_NOW,
+			  32);
+
+	char *doc = NULL;
+	if (amp_did_document_export(&fuzz_identity(FUZZ_ALICE)->pub, &doc,
+				    &err) != AMP_OK)
+		die(err);
+	Amp__V1__LookupResult lr = AMP__V1__LOOKUP_RESULT__INIT;
+	lr.did_document = doc;
+	Amp__V1__Response r = AMP__V1__RESPONSE__INIT;
+	r.result_case = AMP__V1__RESPONSE__RESULT_LOOKUP;
+	r.lookup = &lr;
+	seed_response("lookup", &r);
+	amp_free(doc);
+
+	Amp__V1__RecipientResult rr[3] = {
+		AMP__V1__RECIPIENT_RESULT__INIT, AMP__V1__RECIPIENT_RESULT__INIT,
+		AMP__V1__RECIPIENT_RESULT__INIT,
+	};
+	Amp__V1__RecipientResult *rrp[3] = { &rr[0], &rr[1], &rr[2] };
+	rr[0].did = FUZZ_DID_ALICE;
+	rr[1].did = FUZZ_DID_BOB;
+	rr[1].status = AMP__V1__STATUS__STATUS_NOT_FOUND;
+	rr[1].error = "unknown identity";
+	rr[2].did = FUZZ_DID_CAROL;
+	rr[2].status = AMP__V1__STATUS__STATUS_FORBIDDEN;
+	rr[2].error = "relay denied";
+	Amp__V1__DeliverResult dr = AMP__V1__DELIVER_RESULT__INIT;
+	dr.recipients = rrp;
+	dr.n_recipients = 3;
+	r = (Amp__V1__Response)AMP__V1__RESPONSE__INIT;
+	r.result_case = AMP__V1__RESPONSE__RESULT_DELIVER;
+	r.deliver = &dr;
+	seed_response("deliver", &r);
+	dr.duplicate = true;
+	r.status = AMP__V1__STATUS__STATUS_BAD_REQUEST;
+	r.error = "some recipients refused";
+	seed_response("deliver-refused-duplicate", &r);
+
+	const fuzz_who self[] = { FUZZ_ALICE };
+	const fuzz_who three[] = { FUZZ_BOB, FUZZ_ALICE, FUZZ_CAROL };
+	size_t l1, l2;
+	uint8_t *e1 = sealed_bytes("fetch-1", self, 1, &l1);
+	uint8_t *e2 = sealed_bytes("fetch-2", three, 3, &l2);
+	Amp__V1__InboxItem it[3] = {
+		AMP__V1__INBOX_ITEM__INIT, AMP__V1__INBOX_ITEM__INIT,
+		AMP__V1__INBOX_ITEM__INIT,
+	};
+	Amp__V1__InboxItem *itp[3] = { &it[0], &it[1], &it[2] };
+	it[0].seq = 1;
+	it[0].received = FUZZ_NOW - 10;
+	it[0].envelope = bin(e1, l1);
+	it[1].seq = 2;
+	it[1].received = FUZZ_NOW;
+	it[1].envelope = bin(e2, l2);
+	it[2].seq = UINT64_MAX;
+	it[2].envelope = bin("garbage", 7);
+	Amp__V1__FetchResult fres = AMP__V1__FETCH_RESULT__INIT;
+	fres.items = itp;
+	fres.n_items = 3;
+	fres.cursor = 2;
+	r = (Amp__V1__Response)AMP__V1__RESPONSE__INIT;
+	r.result_case = AMP__V1__RESPONSE__RESULT_FETCH;
+	r.fetch = &fres;
+	seed_response("fetch", &r);
+	fres.n_items = 0;
+	seed_response("fetch-empty", &r);
+	free(e1);
+	free(e2);
+
+	r = (Amp__V1__Response)AMP__V1__RESPONSE__INIT;
+	r.status = AMP__V1__STATUS__STATUS_RATE_LIMITED;
+	r.error = "too many requests";
+	r.retry_after_ms = 1000;
+	seed_response("rate-limited", &r);
+	r.status = (Amp__V1__Status)99;
+	seed_response("status-unknown", &r);
+	r.status = (Amp__V1__Status)-1;
+	seed_response("status-negative", &r);
+
+	Amp__V1__HelloRequest h = AMP__V1__HELLO_REQUEST__INIT;
+	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
+	f.body_case = AMP__V1__FRAME__BODY_HELLO;
+	f.hello = &h;
+	write_frame("response", "not-a-response", &f);
+	write_seed("response", "empty", "", 0);
+
+	/* 20000 empty inbox items: what protobuf-c allocates per byte. */
+	uint8_t *big = xcalloc(1, SEED_MAX);
+	size_t inner = 20000 * 2, mid = 1 + 3 + inner, n = 0;
+	big[n++] = 0x7a; /* 15: response */
+	n += varint(big + n, mid);
+	big[n++] = 0x3a; /* 7: fetch */
+	n += varint(big + n, inner);
+	for (int i = 0; i < 20000; i++) {
+		big[n++] = 0x0a; /* 1: items */
+		big[n++] = 0x00;
+	}
+	write_seed("response", "many-empty-items", big, n);
+	free(big);
+}
+
+static void seeds_routes(void)
+{
+	const amp_identity *node = fuzz_identity(FUZZ_NODE);
+	char key[64], text[1024];
+	sodium_bin2base64(key, sizeof(key), node->pub.sign_pk, 32,
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	snprintf(text, sizeof(text),
+		 "# transport map\n"
+		 "example.org   mx.example.org:4434\n"
+		 "\n"
+		 "Example.NET   [::1]:4434  quic   key=%s  # pinned\n"
+		 "mail.example.com\t192.0.2.1:443\ttls\r\n"
+		 "   # indented comment\n"
+		 "v6.example   [2001:db8::1]:65535 key=%s quic",
+		 key, key);
+	write_str("routes", "valid", text);
+	write_str("routes", "empty", "");
+	write_str("routes", "comments-only", "# a\n\n   \n#b\n");
+	write_str("routes", "missing-port", "example.org mx.example.org\n");
+	write_str("routes", "port-0", "example.org mx.example.org:0\n");
+	write_str("routes", "port-70000", "example.org mx.example.org:70000\n");
+	write_str("routes", "bad-domain", "exa_mple.org mx:1\n");
+	write_str("routes", "bad-key", "example.org mx:1 key=abc\n");
+	write_str("routes", "unknown-word", "example.org mx:1 udp\n");
+	write_str("routes", "too-many-words", "example.org mx:1 tls key=x tls\n");
+	write_str("routes", "one-word", "example.org\n");
+	write_str("routes", "v6-no-port", "example.org [::1]\n");
+	write_str("routes", "v6-unclosed", "example.org [::1:4434\n");
+	char *longline = xcalloc(1, 1100);
+	memset(longline, 'a', 1030);
+	memcpy(longline + 1030, ".org mx:1\n", 10);
+	write_str("routes", "overlong-line", longline);
+	free(longline);
+	write_seed("routes", "nul-inside", "example.org mx:1\0 tls\n", 22);
+}
+
+static void seeds_invite(void)
+{
+	char tok[NP_INVITE_MAX];
+	if (np_invite_make(s_ikey, FUZZ_NOW + 86400, tok) != 0)
+		die("np_invite_make");
+	write_str("invite", "valid", tok);
+	char t2[NP_INVITE_MAX + 8];
+	memcpy(t2, tok, strlen(tok) + 1);
+	t2[strlen(t2) - 1] = t2[strlen(t2) - 1] == 'A' ? 'B' : 'A';
+	write_str("invite", "tampered-mac", t2);
+	memcpy(t2, tok, strlen(tok) + 1);
+	t2[strlen(NP_INVITE_PREFIX)] = '2';
+	write_str("invite", "tampered-expiry", t2);
+	memcpy(t2, tok, strlen(tok) + 1);
+	t2[strlen(tok) / 2]++;
+	write_str("invite", "tampered-middle", t2);
+	memcpy(t2, tok, strlen(tok) + 1);
+	t2[strlen(tok) - 5] = '\0';
+	write_str("invite", "truncated", t2);
+	if (np_invite_make(s_ikey, FUZZ_NOW, tok) != 0)
+		die("np_invite_make");
+	write_str("invite", "expired-now", tok);
+	if (np_invite_make(s_ikey, UINT64_MAX, tok) != 0)
+		die("np_invite_make");
+	write_str("invite", "expires-max", tok);
+	if (np_invite_make(s_ikey, 0, tok) != 0)
+		die("np_invite_make");
+	write_str("invite", "expires-0", tok);
+	char big[200];
+	memset(big, 'A', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big, NP_INVITE_PREFIX "1:", strlen(NP_INVITE_PREFIX) + 2);
+	write_str("invite", "overlong", big);
+	write_str("invite", "prefix-only", NP_INVITE_PREFIX);
+	write_str("invite", "no-colons", NP_INVITE_PREFIX "123");
+	write_str("invite", "garbage", "amp-pow-v1:8:1767225600:0000000000000000");
+}
+
+static void seeds_node(void)
+{
+	fuzz_session(s_x, s_ch);
+	fuzz_invite_key(s_ikey);
+	seeds_request();
+	seeds_response();
+	seeds_routes();
+	seeds_invite();
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -1215,5 +1707,6 @@ int main(int argc, char **argv)
 	seeds_diddoc();
 	seeds_pow();
 	seeds_keystore();
+	seeds_node();
 	return 0;
 }

@@ -30,16 +30,19 @@ case $secs in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$build/tests/fuzz
-targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame}
+targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite}
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 
-# Longest input worth trying: DIDs stop at 332 bytes, stamps at 64.
+# Longest input worth trying: DIDs stop at 332 bytes, stamps at 64,
+# invites at 127; a map line at 1023.
 max_len() {
 	case $1 in
 	did) echo 400 ;;
 	pow) echo 80 ;;
+	invite) echo 256 ;;
+	routes) echo 8192 ;;
 	*) echo 65536 ;;
 	esac
 }
