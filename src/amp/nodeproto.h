@@ -2,8 +2,9 @@
  * nodeproto.h — the byte strings of the node protocol (PROTOCOL.md §9–10)
  * that are signed or keyed, and the invite token format.  Pure functions:
  * no I/O, no state; the client (src/amp/client.c, `amp`) and the node
- * (src/daemon) build the same bytes from the same code, and
- * tests/interop/ampy.py builds them independently.
+ * (src/daemon) build the same bytes from the same code.  (No independent
+ * implementation checks these inputs yet: the e2e tests exercise them only
+ * through `amp` against the node.)
  */
 #ifndef AMP_NODEPROTO_H
 #define AMP_NODEPROTO_H

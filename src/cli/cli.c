@@ -337,8 +337,7 @@ int cli_read_doc(const cli_env *env, const char *path,
 	return e == AMP_OK ? CLI_OK : cli_fail(env, path, e, detail);
 }
 
-int cli_resolve(cli_env *env, const char *did,
-		const amp_public_identity *me, amp_public_identity *pub_r)
+int cli_doc_find(cli_env *env, const char *did, amp_public_identity *pub_r)
 {
 	if (!env->docs_loaded) {
 		for (size_t i = 0; i < env->n_docs; i++) {
@@ -353,6 +352,15 @@ int cli_resolve(cli_env *env, const char *did,
 			return CLI_OK;
 		}
 	}
+	return 1;
+}
+
+int cli_resolve(cli_env *env, const char *did,
+		const amp_public_identity *me, amp_public_identity *pub_r)
+{
+	int r = cli_doc_find(env, did, pub_r);
+	if (r != 1)
+		return r;
 	if (me != NULL && strcmp(me->did, did) == 0) {
 		*pub_r = *me;
 		return CLI_OK;

@@ -93,6 +93,10 @@ int cli_load_identity(const cli_env *env, amp_identity **id_r);
 int cli_resolve(cli_env *env, const char *did,
 		const amp_public_identity *me, amp_public_identity *pub_r);
 
+/* Find did among the --doc files (read on first use): CLI_OK, 1 when it
+ * is not among them, CLI_FAIL when a --doc file is unreadable. */
+int cli_doc_find(cli_env *env, const char *did, amp_public_identity *pub_r);
+
 /* Read a DID document file and validate it. */
 int cli_read_doc(const cli_env *env, const char *path,
 		 amp_public_identity *pub_r);

@@ -182,11 +182,11 @@ static int resolve(cli_env *env, nclient *c, const char *did,
 		*pub_r = *me;
 		return CLI_OK;
 	}
-	if (access(path, F_OK) == 0 || env->n_docs > 0) {
-		int r = cli_resolve(env, did, me, pub_r);
-		if (r == CLI_OK || access(path, F_OK) == 0)
-			return r;
-	}
+	int found = cli_doc_find(env, did, pub_r);
+	if (found != 1)
+		return found;
+	if (access(path, F_OK) == 0)
+		return cli_resolve(env, did, me, pub_r);
 	char *doc = NULL;
 	const char *err = NULL;
 	if (nclient_lookup(c, did, &doc, NULL, &err) != 0) {
@@ -340,13 +340,16 @@ int cmd_register(cli_env *env, int argc, char **argv)
 	cfg *cc;
 	if (load_client_conf(env, &cc) != CLI_OK)
 		goto out;
-	const char *nodeaddr = co.node != NULL ? co.node : cfg_str(cc, "node");
-	const char *tname = co.transport != NULL ? co.transport : cfg_str(cc, "transport");
+	char nodeaddr[300], tname[16];
+	snprintf(nodeaddr, sizeof(nodeaddr), "%s",
+		 co.node != NULL ? co.node : cfg_str(cc, "node"));
+	snprintf(tname, sizeof(tname), "%s",
+		 co.transport != NULL ? co.transport : cfg_str(cc, "transport"));
+	cfg_free(&cc);
 	int n = snprintf(text, sizeof(text),
 			 "# written by `amp register`\nnode = %s\ntransport = %s\n"
 			 "node_key = %s\nnode_did = %s\n",
 			 nodeaddr, tname, key, node->did);
-	cfg_free(&cc);
 	if (n < 0 || (size_t)n >= sizeof(text) || client_conf_path(env, path) != 0 ||
 	    util_mkdirs(env->home, 0700) != 0 ||
 	    util_write_file_atomic(path, text, (size_t)n, 0600, 0) != 0) {

@@ -167,7 +167,9 @@ static int quickstart(int argc, char **argv)
 		snprintf(dirbuf, sizeof(dirbuf), "aftersmtp-%s", domain);
 		dir = dirbuf;
 	}
-	if (util_mkdirs(dir, 0700) != 0 ||
+	/* 0755: the node switches to an unprivileged user that must reach
+	 * data/ (which is 0700 and given to that user at start). */
+	if (util_mkdirs(dir, 0755) != 0 ||
 	    snprintf(conf, sizeof(conf), "%s/aftersmtpd.conf", dir) >= (int)sizeof(conf)) {
 		fprintf(stderr, "aftersmtpd: %s: %s\n", dir, strerror(errno));
 		return 1;
@@ -183,7 +185,9 @@ static int quickstart(int argc, char **argv)
 			   "# Every key and its default: `aftersmtpd "
 			   "config-reference` (docs/CONFIG.md).\n"
 			   "domains = %s\n"
-			   "data_dir = %s/data\n",
+			   "data_dir = %s/data\n"
+			   "# every address, IPv4 and IPv6\n"
+			   "listen = ::\n",
 			   domain, domain, absdir);
 	if (len < 0 || (size_t)len >= sizeof(text) ||
 	    util_write_file_atomic(conf, text, (size_t)len, 0644, UTIL_NO_REPLACE) != 0) {

@@ -19,7 +19,8 @@ static const cfg_key keys[] = {
 	  "protected file to keep the passphrase away from the data directory." },
 	{ "listen", CFG_LIST, "127.0.0.1", 0, 0, false,
 	  "Addresses to listen on (numeric IPv4 or IPv6), each for QUIC on UDP "
-	  "and TLS on TCP at `port`. Use 0.0.0.0 and :: for every address." },
+	  "and TLS on TCP at `port`. `::` alone serves every IPv4 and IPv6 "
+	  "address on Linux (do not add 0.0.0.0 beside it)." },
 	{ "port", CFG_INT, "4434", 0, 65535, false,
 	  "Port of both AMP transports (UDP for QUIC, TCP for TLS). 0 picks a "
 	  "free port (logged at start; for tests)." },
@@ -66,9 +67,10 @@ static const cfg_key keys[] = {
 	{ "fetch_wait_max", CFG_DURATION, "60s", 0, 3600, true,
 	  "Longest a FetchInbox long poll may wait for new mail." },
 	{ "transport_map", CFG_STRING, "", 0, 0, true,
-	  "File of peer routes, one per line: `DOMAIN HOST:PORT [tls|quic] "
-	  "[key=NODE_SIGNING_KEY]`. A route overrides DNS SRV; key= pins the "
-	  "peer node's key. Empty: DNS only." },
+	  "File of peer routes, one per line: `DOMAIN HOST:PORT [TRANSPORT] "
+	  "[key=NODE_SIGNING_KEY]`, TRANSPORT being tls (default) or quic. A "
+	  "route overrides DNS SRV; key= pins the peer node's key. Empty: DNS "
+	  "only." },
 	{ "relay_threads", CFG_INT, "2", 1, 64, false,
 	  "Threads delivering the relay queue to peer nodes." },
 	{ "relay_retry_min", CFG_DURATION, "30s", 1, 86400, true,

@@ -257,10 +257,15 @@ static void attempt(relay *r, const store_queue_item *it, relay_settings set,
 			if (status < 0) /* the connection failed */
 				peer_close(pc);
 		}
+		/* Only this entry's domain: the peer refuses the others (they
+		 * are another entry's business). */
 		for (size_t i = 0; resp != NULL && i < resp->deliver->n_recipients; i++) {
 			Amp__V1__RecipientResult *rr = resp->deliver->recipients[i];
+			amp_did rd;
 			if (rr->status != AMP__V1__STATUS__STATUS_OK &&
-			    permanent((int)rr->status))
+			    permanent((int)rr->status) &&
+			    amp_did_parse(rr->did, strlen(rr->did), &rd, NULL) == AMP_OK &&
+			    strcmp(rd.domain, it->domain) == 0)
 				failure_add(&f, rr->did, rr->error);
 		}
 		if (resp != NULL)
@@ -304,9 +309,11 @@ static void attempt(relay *r, const store_queue_item *it, relay_settings set,
 			fail_all(&f, env, it->domain, gave);
 			bounce(r, it, env, &f, attempts);
 		} else {
+			char q[LOG_QUOTE_MAX];
 			log_msg(LOG_INFO, "msg=\"relay deferred\" envelope=%s domain=%s "
-				"attempts=%u retry_in=%llus error=\"%s\"", idhex,
-				it->domain, attempts, (unsigned long long)delay, why);
+				"attempts=%u retry_in=%llus error=%s", idhex,
+				it->domain, attempts, (unsigned long long)delay,
+				log_quote(why, strlen(why), q));
 			if (store_queue_retry(r->p.st, it->id, now + delay) != 0)
 				log_msg(LOG_ERR, "msg=\"store failed rescheduling\"");
 			pthread_mutex_lock(&r->lock);
@@ -351,8 +358,19 @@ static void *relay_main(void *arg)
 			log_msg(LOG_WARN, "msg=\"corrupt relay queue entries "
 				"quarantined (kept in the quarantine table)\" "
 				"count=%llu", (unsigned long long)newly);
-		for (size_t i = 0; i < n; i++)
+		/* Stop early on relay_stop, and before the leases run out (the
+		 * entries not attempted come back when their lease ends). */
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (size_t i = 0; i < n; i++) {
+			pthread_mutex_lock(&r->lock);
+			stop = r->stop;
+			pthread_mutex_unlock(&r->lock);
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			if (stop || (uint64_t)(t1.tv_sec - t0.tv_sec) > lease / 2)
+				break;
 			attempt(r, &items[i], set, &pc);
+		}
 		peer_close(&pc);
 		store_queue_free(items, n);
 		if (n > 0)

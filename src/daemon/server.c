@@ -480,8 +480,10 @@ static int dir_get(server *s, const char *did, bool remote,
 	};
 	nclient *cl;
 	if (nclient_connect(&o, &cl, error_r) != 0) {
+		char q[LOG_QUOTE_MAX];
 		log_msg(LOG_WARN, "peer=%s msg=\"lookup: cannot reach the home "
-			"node\" error=\"%s\"", d.domain, *error_r);
+			"node\" error=%s", d.domain,
+			log_quote(*error_r, strlen(*error_r), q));
 		pthread_mutex_lock(&s->dir_lock);
 		memcpy(s->unreach[us].domain, d.domain, strlen(d.domain) + 1);
 		s->unreach[us].until = now + UNREACH_TTL;
@@ -517,6 +519,13 @@ static int dir_get(server *s, const char *did, bool remote,
 	return 1;
 }
 
+static bool is_local_sender(const server *s, const char *did)
+{
+	amp_did d;
+	return amp_did_parse(did, strlen(did), &d, NULL) == AMP_OK &&
+	       is_local_domain(s, d.domain);
+}
+
 /* ------------------------------------------------------------ handlers */
 
 static void op_auth(sreq *r)
@@ -542,11 +551,24 @@ static void op_auth(sreq *r)
 		kind = AUTH_USER;
 	} else if (strcmp(d.local, "node") == 0 &&
 		   router_pinned_key(r->s->routes, d.domain, pub.sign_pk)) {
+		/* pinned in the transport map */
 		memcpy(pub.did, a->did, strlen(a->did) + 1);
+		kind = AUTH_PEER;
+	} else if (strcmp(d.local, "node") == 0) {
+		/* Not pinned: the peer node's key from its own DID document
+		 * (its registry), as for any remote identity. */
+		int found = dir_get(r->s, a->did, true, &pub, NULL, &err);
+		if (found != 1) {
+			pack_status(r, found < 0 ? AMP__V1__STATUS__STATUS_RETRY_LATER
+						 : AMP__V1__STATUS__STATUS_UNAUTHENTICATED,
+				    found < 0 ? err : "unknown peer node",
+				    found < 0 ? 30000 : 0);
+			return;
+		}
 		kind = AUTH_PEER;
 	} else {
 		pack_status(r, AMP__V1__STATUS__STATUS_UNAUTHENTICATED,
-			    "neither a local identity nor a pinned peer node", 0);
+			    "neither a local identity nor a node", 0);
 		return;
 	}
 	if (!np_auth_verify(&pub, r->x, r->challenge, r->s->node->pub.did,
@@ -775,12 +797,20 @@ static void op_deliver(sreq *r)
 	}
 	amp_envelope_info info;
 	amp_envelope_get_info(env, &info);
+	/* A remote sender's keys come from its home node: only for an
+	 * authenticated peer or user, so that anonymous clients cannot make
+	 * the node connect out (relaying nodes authenticate as themselves). */
 	amp_public_identity sender;
-	int found = dir_get(s, info.sender, true, &sender, NULL, &err);
+	int found = dir_get(s, info.sender, r->auth != AUTH_NONE, &sender, NULL,
+			    &err);
 	if (found <= 0) {
 		amp_envelope_free(&env);
 		if (found < 0)
 			pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER, err, 30000);
+		else if (r->auth == AUTH_NONE && !is_local_sender(s, info.sender))
+			pack_status(r, AMP__V1__STATUS__STATUS_UNAUTHENTICATED,
+				    "mail from a remote sender needs an "
+				    "authenticated node", 0);
 		else
 			pack_status(r, AMP__V1__STATUS__STATUS_NOT_FOUND,
 				    "unknown sender", 0);
@@ -834,6 +864,17 @@ static void op_deliver(sreq *r)
 				       strlen(rd.domain) + 1);
 		}
 	}
+	/* Deduplication is by the whole envelope, so a recipient that could
+	 * not be checked now makes the whole delivery wait: nothing is
+	 * stored and the sender retries all of it. */
+	for (size_t i = 0; i < n; i++) {
+		if (d->status[i] == AMP__V1__STATUS__STATUS_RETRY_LATER) {
+			amp_envelope_free(&env);
+			pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
+				    "a recipient cannot be checked now", 5000);
+			return;
+		}
+	}
 	if (d->n_local + d->n_domains == 0) {
 		amp_envelope_free(&env);
 		pack_deliver(r, false);
@@ -852,15 +893,13 @@ static void op_deliver(sreq *r)
 		.domains = domains, .n_domains = d->n_domains,
 		.expires = now + s->set.relay_lifetime,
 	};
-	/* From here the store's callback owns the answer and one reference
-	 * (the loop does not touch refs while this worker runs; it may run
-	 * before this worker returns, so r is not touched after the call). */
+	/* From here the store's callback owns the answer and the reference
+	 * queue_work reserved for it; it may run before this worker returns,
+	 * so r is not touched after the call. */
 	free(r->out);
 	r->out = NULL;
-	r->async = true;
-	r->refs++;
+	r->async = true; /* uses the reference queue_work reserved */
 	if (store_deliver(s->st, &sd, deliver_done, r) != 0) {
-		r->refs--;
 		r->async = false;
 		pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
 			    "the store is busy or closing", 1000);
@@ -959,10 +998,12 @@ static void after_work_cb(uv_work_t *w, int status)
 	sreq *r = w->data;
 	server *s = r->s;
 	s->jobs--;
-	if (r->async) { /* deliver_done answers */
+	if (r->async) { /* deliver_done answers and drops the store's ref */
 		req_unref(r);
 		return;
 	}
+	if (r->op == AMP__V1__FRAME__BODY_DELIVER)
+		req_unref(r); /* the store's reference, unused */
 	if (status == UV_ECANCELED)
 		pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
 			    "the node is stopping", 1000);
@@ -987,15 +1028,19 @@ static void after_work_cb(uv_work_t *w, int status)
 	req_unref(r);
 }
 
+/* The work holds a reference; a delivery holds a second one for the
+ * store's callback (taken here, on the loop: reference counts never
+ * change on a worker). */
 static void queue_work(sreq *r)
 {
 	server *s = r->s;
+	int refs = r->op == AMP__V1__FRAME__BODY_DELIVER ? 2 : 1;
 	r->work.data = r;
-	r->refs++;
+	r->refs += refs;
 	s->jobs++;
 	if (uv_queue_work(s->loop, &r->work, work_cb, after_work_cb) != 0) {
 		s->jobs--;
-		r->refs--;
+		r->refs -= refs;
 		pack_status(r, AMP__V1__STATUS__STATUS_INTERNAL,
 			    "cannot queue the request", 1000);
 		req_answer(r);

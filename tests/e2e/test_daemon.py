@@ -72,7 +72,7 @@ def test_check_and_show_config(node, tmp_path):
     assert "configuration is valid" in ampd("-c", conf, "check-config").stdout
     assert ampd("--config", conf, "--check-config").returncode == 0
     nondefault = ampd("-c", conf, "show-config", "-n").stdout.splitlines()
-    assert sorted(l.split(" = ")[0] for l in nondefault) == ["data_dir", "domains"]
+    assert sorted(l.split(" = ")[0] for l in nondefault) == ["data_dir", "domains", "listen"]
     full = ampd("-c", conf, "show-config").stdout
     assert "tls_cert_days = 3650" in full
     bad = tmp_path / "bad.conf"

@@ -498,3 +498,55 @@ def test_peer_found_through_dns_srv(base, srv):
         alpha.wait_log(r'msg="relayed" .*domain=beta.test')
     finally:
         dns.stop()
+
+
+def test_unpinned_peers_authenticate_through_the_registry(base):
+    """No key= in either transport map: the relaying node authenticates
+    with its node key, which the receiving node checks against the node's
+    own DID document (a lookup at its home node), so big messages (over
+    the 64 KiB pre-authentication frame limit) relay too.  A message to a
+    remote and a local recipient gives no notice for the local one."""
+    b, nodes = base
+    alpha, beta = Node(b, "alpha.test"), Node(b, "beta.test")
+    alpha.route_to(beta, pin=False)
+    beta.route_to(alpha, pin=False)
+    nodes += [alpha, beta]
+    alpha.start()
+    beta.start()
+    alice, bob = User(b, "alice", alpha), User(b, "bob", beta)
+    alice.register()
+    bob.register()
+    big = b"Subject: big\r\n\r\n" + (b"0123456789abcdef" * 16384)   # 256 KiB
+    p = alice.run("send", bob.did, alice.did, input=big)
+    assert sorted(p.stdout.decode().split("\n")[:2]) == sorted(
+        [f"{bob.did} OK", f"{alice.did} OK"])
+    md = b / "bob-mail"
+    bob.run("fetch", "--maildir", str(md), "--wait", "20")
+    assert [f.read_bytes() for f in maildir_files(md)] == [big]
+    beta.wait_log(r'msg="authenticated" as=peer-node')
+    time.sleep(1.5)
+    out = alice.run("fetch").stdout
+    assert out.count(b"Subject: big") == 1 and b"Undelivered" not in out
+
+
+def test_anonymous_delivery_from_a_remote_sender_is_refused(two):
+    """An unauthenticated client cannot make the node fetch a remote
+    sender's keys: mail from remote senders comes from authenticated
+    nodes."""
+    b, alpha, beta = two
+    bob = User(b, "bob", alpha)
+    bob.register()
+    carol = User(b, "carol", beta)
+    carol.register()
+    bdoc = b / "b.json"
+    bob.run("did", "document", "-o", str(bdoc))
+    env = carol.run("seal", "--doc", str(bdoc), "--to", bob.did, input=b"hi\n").stdout
+    r = Raw(alpha)
+    resp = r.call(deliver=pb.DeliverRequest(envelope=env))
+    r.close()
+    assert resp.status == pb.STATUS_UNAUTHENTICATED
+    assert "authenticated node" in resp.error
+    # the same message through carol's node arrives
+    p = carol.run("send", bob.did, input=b"hi\n")
+    assert p.stdout.decode().strip() == f"{bob.did} OK"
+    assert b"hi" in bob.run("fetch", "--wait", "20").stdout
