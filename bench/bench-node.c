@@ -223,7 +223,7 @@ int main(int argc, char **argv)
 	target node = { .domain = NULL }, rnode = { .domain = NULL };
 	bool relayed = false;
 	uint64_t clients = 1, messages = 2000, size = 10240, idle = 0, hold = 5;
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		bool ok = v != NULL;
 		if (strcmp(a, "--node") == 0 && ok)
@@ -252,7 +252,6 @@ int main(int argc, char **argv)
 			fprintf(stderr, "usage: see the top of bench/bench-node.c\n");
 			return 2;
 		}
-		i++;
 	}
 	if (amp_init() != AMP_OK || node.port == 0)
 		die("usage", "--node HOST:PORT is required");

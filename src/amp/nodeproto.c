@@ -209,6 +209,12 @@ int np_invite_check(const uint8_t key[32], const char *token, uint64_t now,
 	    !amp_b64u_decode_exact(c1 + 1, nonce, 16) ||
 	    !amp_b64u_decode_exact(c2 + 1, mac, 16))
 		AMP_FAIL(-1, "not an invite token");
+	/* One spelling per token (the node remembers used tokens by their
+	 * text): the decimal without leading zeros. */
+	char canon[32];
+	snprintf(canon, sizeof(canon), "%llu", (unsigned long long)expires);
+	if (strcmp(canon, buf) != 0)
+		AMP_FAIL(-1, "not an invite token");
 	invite_mac(key, expires, nonce, want);
 	if (sodium_memcmp(mac, want, 16) != 0)
 		AMP_FAIL(-1, "the invite was not issued by this node");

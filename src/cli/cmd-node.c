@@ -14,6 +14,7 @@
 #include "cli.h"
 
 #include "client.h"
+#include "amp-private.h"
 #include "config.h"
 #include "util.h"
 
@@ -112,7 +113,6 @@ static int connect_node(cli_env *env, const conn_opts *co, nclient **c_r)
 	const char *key = co->node_key != NULL ? co->node_key : cfg_str(cc, "node_key");
 	char host[256];
 	uint8_t pin[32];
-	size_t pl;
 	nclient_opts o = { .timeout_ms = co->timeout_ms };
 	int r = CLI_FAIL;
 	if (*node == '\0') {
@@ -130,9 +130,7 @@ static int connect_node(cli_env *env, const conn_opts *co, nclient **c_r)
 		goto out;
 	}
 	if (*key != '\0') {
-		if (sodium_base642bin(pin, sizeof(pin), key, strlen(key), NULL, &pl,
-				      NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-		    pl != 32) {
+		if (!amp_b64u_decode_exact(key, pin, sizeof(pin))) {
 			cli_err(env, "the node key is not a base64url Ed25519 key");
 			goto out;
 		}

@@ -7,6 +7,8 @@
 
 #include "util.h"
 
+#include "amp-private.h"
+
 #include <arpa/nameser.h>
 #include <ctype.h>
 #include <errno.h>
@@ -60,6 +62,10 @@ static bool parse_hostport(const char *s, route *r)
 	if (hl == 0 || hl > ROUTE_HOST_MAX ||
 	    !util_parse_u64(colon + 1, 1, 65535, &port))
 		return false;
+	for (size_t i = 0; i < hl; i++) /* a name or an address, nothing else */
+		if (!(isalnum((unsigned char)s[i]) || s[i] == '.' || s[i] == '-' ||
+		      s[i] == ':' || s[i] == '_'))
+			return false;
 	memcpy(r->host, s, hl);
 	r->host[hl] = '\0';
 	r->port = (uint16_t)port;
@@ -117,12 +123,7 @@ int router_parse(const char *text, size_t len, route_entry **e_r, size_t *n_r,
 		}
 		for (int i = 2; i < nw; i++) {
 			if (strncmp(w[i], "key=", 4) == 0) {
-				size_t bl;
-				if (sodium_base642bin(en.r.pin, 32, w[i] + 4,
-						      strlen(w[i] + 4), NULL, &bl,
-						      NULL,
-						      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-				    bl != 32) {
+				if (!amp_b64u_decode_exact(w[i] + 4, en.r.pin, 32)) {
 					snprintf(err, errlen, "line %u: key= is not "
 						 "a base64url Ed25519 key", lineno);
 					goto fail;

@@ -81,11 +81,22 @@ void amp_free(void *p)
 
 bool amp_b64u_decode_exact(const char *s, uint8_t *out, size_t n)
 {
-	size_t len;
-	return s != NULL &&
-	       sodium_base642bin(out, n, s, strlen(s), NULL, &len, NULL,
-				 sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
-	       len == n;
+	/* Only the canonical spelling: libsodium 1.0.18 reads bytes 0x80-0xff
+	 * as '_' and ignores non-zero trailing bits, so one value would have
+	 * many spellings.  Decode, re-encode and compare. */
+	size_t len, sl;
+	char again[256];
+	if (s == NULL || (sl = strlen(s)) >= sizeof(again) ||
+	    sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING) >
+		    sizeof(again))
+		return false;
+	if (sodium_base642bin(out, n, s, sl, NULL, &len, NULL,
+			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    len != n)
+		return false;
+	sodium_bin2base64(again, sizeof(again), out, n,
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	return strcmp(again, s) == 0;
 }
 
 uint64_t amp_now(void)
