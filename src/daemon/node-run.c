@@ -460,12 +460,12 @@ int node_run_main(cfg *conf, const char *config_path)
 	struct passwd pw;
 	char pwbuf[4096];
 	int as_root = lookup_user(conf, &pw, pwbuf, sizeof(pwbuf));
-	if (as_root < 0 || node_init_data_dir(conf, true) != 0)
+	if (as_root < 0 || node_init_data_dir(conf, true) != 0 ||
+	    (as_root == 1 && chown_data_dir(conf, pw.pw_uid, pw.pw_gid) != 0) ||
+	    uv_loop_init(&n.loop) != 0) {
+		cfg_free(&n.conf);
 		return 1;
-	if (as_root == 1 && chown_data_dir(conf, pw.pw_uid, pw.pw_gid) != 0)
-		return 1;
-	if (uv_loop_init(&n.loop) != 0)
-		return 1;
+	}
 	int rc = 1;
 	if (bind_all(&n) != 0)
 		goto out;

@@ -804,10 +804,11 @@ static void op_deliver(sreq *r)
 	int found = dir_get(s, info.sender, r->auth != AUTH_NONE, &sender, NULL,
 			    &err);
 	if (found <= 0) {
-		amp_envelope_free(&env);
+		bool remote = !is_local_sender(s, info.sender);
+		amp_envelope_free(&env); /* info points into it */
 		if (found < 0)
 			pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER, err, 30000);
-		else if (r->auth == AUTH_NONE && !is_local_sender(s, info.sender))
+		else if (r->auth == AUTH_NONE && remote)
 			pack_status(r, AMP__V1__STATUS__STATUS_UNAUTHENTICATED,
 				    "mail from a remote sender needs an "
 				    "authenticated node", 0);

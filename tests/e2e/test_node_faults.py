@@ -150,9 +150,11 @@ def strace_available():
 def start_under_strace(node: Node, strace_args):
     ready_before = node.log_text().count('msg="node ready"')
     node.logf = node.log.open("ab")
+    # LeakSanitizer cannot work under ptrace: off for a traced ASan build
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:" + os.environ.get("ASAN_OPTIONS", ""))
     node.proc = subprocess.Popen(["strace", *strace_args, "--", AMPD, "-c",
                                   str(node.conf_path), "run"],
-                                 stdout=node.logf, stderr=node.logf)
+                                 stdout=node.logf, stderr=node.logf, env=env)
     node.wrapped = True
     node.wait_log('msg="node ready"', count=ready_before + 1, timeout=60)
 
@@ -360,12 +362,17 @@ def test_q2_kill9_during_deliveries_loses_and_duplicates_nothing(base):
             f = pb.Frame(request_id=i + 1, deliver=pb.DeliverRequest(envelope=envs[i]))
             data = f.SerializeToString()
             s.sendall(struct.pack(">I", len(data)) + data)
-            hdr = s.recv(4, socket.MSG_WAITALL)
-            body = b""
-            while len(body) < struct.unpack(">I", hdr)[0]:
-                body += s.recv(65536)
+
+            def exactly(k):
+                got = b""
+                while len(got) < k:
+                    chunk = s.recv(k - len(got))
+                    assert chunk, "the node closed the connection"
+                    got += chunk
+                return got
+
             resp = pb.Frame()
-            resp.ParseFromString(body)
+            resp.ParseFromString(exactly(struct.unpack(">I", exactly(4))[0]))
             assert resp.response.status == pb.STATUS_OK
         s.close()
     lines = bob.run("inbox").stdout.decode().splitlines()
