@@ -330,7 +330,7 @@ def test_expired_relay_gives_a_notice_after_a_clock_jump(two):
     # (an ASan build must not insist on coming first in the preload list)
     env = dict(os.environ, LD_PRELOAD=faketime, FAKETIME="+6d",
                FAKETIME_DONT_FAKE_MONOTONIC="1",
-               ASAN_OPTIONS="verify_asan_link_order=0:" + os.environ.get("ASAN_OPTIONS", ""))
+               ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
     alpha.logf = alpha.log.open("ab")
     alpha.proc = subprocess.Popen([AMPD, "-c", str(alpha.conf_path), "run"],
                                   stdout=alpha.logf, stderr=alpha.logf, env=env)

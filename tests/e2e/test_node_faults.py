@@ -151,7 +151,7 @@ def start_under_strace(node: Node, strace_args):
     ready_before = node.log_text().count('msg="node ready"')
     node.logf = node.log.open("ab")
     # LeakSanitizer cannot work under ptrace: off for a traced ASan build
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:" + os.environ.get("ASAN_OPTIONS", ""))
+    env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")
     node.proc = subprocess.Popen(["strace", *strace_args, "--", AMPD, "-c",
                                   str(node.conf_path), "run"],
                                  stdout=node.logf, stderr=node.logf, env=env)
