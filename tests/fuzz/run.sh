@@ -30,19 +30,22 @@ case $secs in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$build/tests/fuzz
-targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite}
+targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data}
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 
 # Longest input worth trying: DIDs stop at 332 bytes, stamps at 64,
-# invites at 127; a map line at 1023.
+# invites at 127; a map line at 1023; a MAIL/RCPT argument is a 256-octet
+# path and at most 16 parameters.
 max_len() {
 	case $1 in
 	did) echo 400 ;;
 	pow) echo 80 ;;
 	invite) echo 256 ;;
 	routes) echo 8192 ;;
+	smtp-addr) echo 8192 ;;
+	smtp-data) echo 16384 ;;
 	*) echo 65536 ;;
 	esac
 }
