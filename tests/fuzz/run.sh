@@ -30,7 +30,7 @@ case $secs in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$build/tests/fuzz
-targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session}
+targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session maps}
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -44,6 +44,7 @@ max_len() {
 	pow) echo 80 ;;
 	invite) echo 256 ;;
 	routes) echo 8192 ;;
+	maps) echo 8192 ;;
 	smtp-addr) echo 8192 ;;
 	smtp-data) echo 16384 ;;
 	*) echo 65536 ;;
