@@ -83,6 +83,19 @@ static const cfg_key keys[] = {
 	  "a signed non-delivery notice goes to the sender's inbox." },
 	{ "peer_timeout", CFG_DURATION, "15s", 1, 600, true,
 	  "Timeout of one connection or request to a peer node." },
+	{ "smtp_listen", CFG_LIST, "", 0, 0, false,
+	  "Legacy Bridge, inbound: addresses to accept Internet mail on (SMTP, "
+	  "plain ESMTP for now; STARTTLS comes next). Empty: no SMTP listener." },
+	{ "smtp_port", CFG_INT, "25", 0, 65535, false,
+	  "Port of the SMTP listener (0: any free port, logged at start)." },
+	{ "smtp_hostname", CFG_STRING, "", 0, 0, false,
+	  "Name in the SMTP greeting and Received: headers. Empty: the first "
+	  "of `domains`." },
+	{ "smtp_message_size_limit", CFG_SIZE, "25m", 1024, 33488896, false,
+	  "Largest message accepted over SMTP (announced with SIZE; larger ones "
+	  "are read to their end and refused with 552 5.3.4)." },
+	{ "smtp_max_connections", CFG_INT, "1000", 1, 100000, false,
+	  "SMTP connections at once; more are answered 421 4.3.2 and closed." },
 	{ "tls_cert_days", CFG_INT, "3650", 1, 36500, false,
 	  "Validity in days of the self-signed certificate made at init "
 	  "(clients authenticate the node by its node key, not by X.509)." },

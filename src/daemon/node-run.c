@@ -19,6 +19,7 @@
 #include "quic.h"
 #include "relay.h"
 #include "server.h"
+#include "smtpd.h"
 #include "tcp.h"
 #include "tls.h"
 #include "util.h"
@@ -52,6 +53,7 @@ typedef struct node_run {
 	tcp_listener *tcp[MAX_LISTEN];
 	quic_server *quic[MAX_LISTEN];
 	size_t n_tcp, n_quic;
+	smtpd *smtp;
 	uv_signal_t sig_hup, sig_term, sig_int;
 	uv_timer_t drain_timer;
 	bool stopping;
@@ -183,6 +185,7 @@ static void close_everything(node_run *n)
 		tcp_listener_close(&n->tcp[i]);
 	for (size_t i = 0; i < n->n_quic; i++)
 		quic_server_stop(&n->quic[i]);
+	smtpd_stop(&n->smtp);
 	uv_close((uv_handle_t *)&n->sig_hup, NULL);
 	uv_close((uv_handle_t *)&n->sig_term, NULL);
 	uv_close((uv_handle_t *)&n->sig_int, NULL);
@@ -309,6 +312,13 @@ static int read_text(const cfg *c, const char *name, char **text_r)
 	return 0;
 }
 
+static void smtp_notify(void *arg, const char *did)
+{
+	node_run *n = arg;
+	if (n->srv != NULL)
+		server_notify(n->srv, did);
+}
+
 static int bind_all(node_run *n)
 {
 	const cfg *c = n->conf;
@@ -383,6 +393,17 @@ static int bind_all(node_run *n)
 	sodium_memzero(key, strlen(key));
 	free(key);
 	free(crt);
+	if (r == 0) {
+		smtpd_params sp = {
+			.loop = &n->loop, .st = &n->st, .node = &n->id,
+			.notify = smtp_notify, .notify_arg = n,
+		};
+		if (smtpd_start(&sp, c, &n->smtp, &err) != 0) {
+			log_msg(LOG_CRIT, "msg=\"cannot listen\" transport=smtp "
+				"error=\"%s\"", err);
+			r = -1;
+		}
+	}
 	return r;
 }
 
@@ -492,6 +513,7 @@ out:
 			tcp_listener_close(&n.tcp[i]);
 		for (size_t i = 0; i < n.n_quic; i++)
 			quic_server_stop(&n.quic[i]);
+		smtpd_stop(&n.smtp);
 	}
 	relay_stop(&n.rl);
 	store_close(&n.st); /* finishes the writes in flight */
