@@ -185,7 +185,7 @@ static void close_everything(node_run *n)
 		tcp_listener_close(&n->tcp[i]);
 	for (size_t i = 0; i < n->n_quic; i++)
 		quic_server_stop(&n->quic[i]);
-	smtpd_stop(&n->smtp);
+	smtpd_stop(n->smtp);
 	uv_close((uv_handle_t *)&n->sig_hup, NULL);
 	uv_close((uv_handle_t *)&n->sig_term, NULL);
 	uv_close((uv_handle_t *)&n->sig_int, NULL);
@@ -513,8 +513,12 @@ out:
 			tcp_listener_close(&n.tcp[i]);
 		for (size_t i = 0; i < n.n_quic; i++)
 			quic_server_stop(&n.quic[i]);
-		smtpd_stop(&n.smtp);
+		smtpd_stop(n.smtp);
 	}
+	/* SMTP messages being sealed finish while the store is open */
+	while (!smtpd_idle(n.smtp))
+		uv_run(&n.loop, UV_RUN_ONCE);
+	smtpd_free(&n.smtp);
 	relay_stop(&n.rl);
 	store_close(&n.st); /* finishes the writes in flight */
 	server_destroy(&n.srv); /* freed when its sessions are */

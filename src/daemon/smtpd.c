@@ -34,8 +34,9 @@ struct smtpd {
 	uint64_t size_max;
 	unsigned max_conns, n_conns;
 	uv_tcp_t listener;
-	bool listening, stopping, async_closing;
+	bool listening, stopping, async_closing, freeing;
 	int handles;
+	unsigned inflight;           /* messages on the workers or the store */
 	uv_async_t done_async;
 	pthread_mutex_t done_lock;
 	struct msg *done_head;
@@ -300,6 +301,7 @@ static void done_async_cb(uv_async_t *a)
 		free(m->body);
 		free(m->rcpts);
 		free(m);
+		d->inflight--;
 		conn_unref(c);
 	}
 }
@@ -336,6 +338,7 @@ static void cb_end(void *arg)
 	tx_clear(c);
 	m->work.data = m;
 	c->refs++;
+	d->inflight++;
 	if (uv_queue_work(d->loop, &m->work, seal_work, seal_after) != 0) {
 		m->result = -1;
 		pthread_mutex_lock(&d->done_lock);
@@ -500,7 +503,7 @@ static void on_connection(uv_stream_t *ls, int status)
  * have closed. */
 static void maybe_free(smtpd *d)
 {
-	if (!d->stopping || d->conns != NULL)
+	if (!d->freeing || d->conns != NULL || d->inflight > 0)
 		return;
 	if (!d->async_closing) {
 		d->async_closing = true;
@@ -560,7 +563,7 @@ int smtpd_start(const smtpd_params *p, const cfg *conf, smtpd **d_r,
 	if (uv_ip4_addr(addr, port, (struct sockaddr_in *)&sa) != 0 &&
 	    uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&sa) != 0) {
 		*error_r = "smtp_listen: not a numeric IP address";
-		smtpd_stop(&d);
+		smtpd_free(&d);
 		return -1;
 	}
 	uv_tcp_init(d->loop, &d->listener);
@@ -572,7 +575,7 @@ int smtpd_start(const smtpd_params *p, const cfg *conf, smtpd **d_r,
 		r = uv_listen((uv_stream_t *)&d->listener, 511, on_connection);
 	if (r != 0) {
 		*error_r = uv_strerror(r);
-		smtpd_stop(&d);
+		smtpd_free(&d);
 		return -1;
 	}
 	log_msg(LOG_NOTICE, "msg=\"listening\" transport=smtp addr=%s port=%u",
@@ -591,16 +594,29 @@ uint16_t smtpd_port(const smtpd *d)
 				       : ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
 }
 
-void smtpd_stop(smtpd **dp)
+void smtpd_stop(smtpd *d)
 {
-	smtpd *d = *dp;
-	if (d == NULL)
+	if (d == NULL || d->stopping)
 		return;
-	*dp = NULL;
 	d->stopping = true;
 	for (sconn_smtp *c = d->conns; c != NULL; c = c->next)
 		conn_close(c);
 	if (d->listening)
 		uv_close((uv_handle_t *)&d->listener, handle_closed);
+}
+
+bool smtpd_idle(const smtpd *d)
+{
+	return d == NULL || d->inflight == 0;
+}
+
+void smtpd_free(smtpd **dp)
+{
+	smtpd *d = *dp;
+	if (d == NULL)
+		return;
+	*dp = NULL;
+	smtpd_stop(d);
+	d->freeing = true;
 	maybe_free(d);
 }

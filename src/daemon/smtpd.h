@@ -38,8 +38,13 @@ typedef struct smtpd_params {
 /* Bind every `smtp_listen` address (none: no listener, *d_r NULL). */
 int smtpd_start(const smtpd_params *p, const cfg *conf, smtpd **d_r,
 		const char **error_r) __attribute__((warn_unused_result));
-/* Stop accepting; close connections; freed once the handles closed. */
-void smtpd_stop(smtpd **d);
+/* Stop accepting and close the connections.  Messages already being
+ * sealed and stored finish (their answers are dropped): run the loop
+ * until smtpd_idle() before closing the store. */
+void smtpd_stop(smtpd *d);
+bool smtpd_idle(const smtpd *d);
+/* After smtpd_stop: freed once its handles have closed (run the loop). */
+void smtpd_free(smtpd **d);
 uint16_t smtpd_port(const smtpd *d);
 
 #endif
