@@ -273,38 +273,6 @@ static int exchange(nclient *c, const uint8_t *payload, size_t len,
 	return tls_recv_frame(c, deadline, resp_r, resp_len_r, error_r);
 }
 
-/* Decode a response within a memory budget of its size plus 1 MiB (as
- * the node does for requests): a hostile node cannot make a small frame
- * of empty repeated items expand without bound.  The blocks come from
- * malloc, so the result is freed with the default allocator. */
-typedef struct budget {
-	ProtobufCAllocator a;
-	size_t left;
-} budget;
-
-static void *budget_alloc(void *data, size_t n)
-{
-	budget *b = data;
-	if (n > b->left)
-		return NULL;
-	b->left -= n;
-	return malloc(n);
-}
-
-static void budget_free(void *data, void *p)
-{
-	(void)data;
-	free(p);
-}
-
-static Amp__V1__Frame *unpack_bounded(const uint8_t *buf, size_t len)
-{
-	budget b = { .a = { budget_alloc, budget_free, NULL },
-		     .left = len + 1024u * 1024u };
-	b.a.allocator_data = &b;
-	return amp__v1__frame__unpack(&b.a, len, buf);
-}
-
 static int call_timeout(nclient *c, Amp__V1__Frame *req, unsigned timeout_ms,
 			Amp__V1__Response **resp_r, const char **error_r)
 {
@@ -332,7 +300,7 @@ static int call_timeout(nclient *c, Amp__V1__Frame *req, unsigned timeout_ms,
 						    &resp, &rlen, error_r);
 		if (r != 0)
 			break;
-		f = unpack_bounded(resp, rlen);
+		f = np_frame_unpack(resp, rlen);
 		free(resp);
 		if (f == NULL || f->body_case != AMP__V1__FRAME__BODY_RESPONSE) {
 			*error_r = "the node sent a malformed response";

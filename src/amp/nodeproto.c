@@ -14,6 +14,34 @@
 
 #define SMALL_INPUT_MAX 1024u
 
+typedef struct budget {
+	ProtobufCAllocator a;
+	size_t left;
+} budget;
+
+static void *budget_alloc(void *data, size_t n)
+{
+	budget *b = data;
+	if (n > b->left)
+		return NULL;
+	b->left -= n;
+	return malloc(n);
+}
+
+static void budget_free(void *data, void *p)
+{
+	(void)data;
+	free(p);
+}
+
+Amp__V1__Frame *np_frame_unpack(const uint8_t *buf, size_t len)
+{
+	budget b = { .a = { budget_alloc, budget_free, NULL },
+		     .left = len + NP_DECODE_SLACK };
+	b.a.allocator_data = &b;
+	return amp__v1__frame__unpack(&b.a, len, buf);
+}
+
 static size_t hello_input(const amp_public_identity *node,
 			  const uint8_t x[NP_X_BYTES],
 			  const uint8_t challenge[NP_CHALLENGE_BYTES],

@@ -10,6 +10,7 @@
 #define AMP_NODEPROTO_H
 
 #include "amp/amp.h"
+#include "amp.pb-c.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,6 +22,15 @@
 #define NP_PREAUTH_FRAME_MAX (64u * 1024u)   /* §8.2 */
 #define NP_INVITE_MAX 128u                   /* text form, with NUL */
 #define NP_INVITE_PREFIX "amp-invite-v1:"
+
+/* Decode one Frame (a request on the node, a response on the client)
+ * within a memory budget of its length plus NP_DECODE_SLACK: protobuf-c
+ * allocates per repeated item, so a small frame of empty items could
+ * otherwise expand many times over.  The blocks come from malloc: free
+ * with amp__v1__frame__free_unpacked(f, NULL).  NULL when malformed or
+ * over budget. */
+#define NP_DECODE_SLACK (1024u * 1024u)
+Amp__V1__Frame *np_frame_unpack(const uint8_t *buf, size_t len);
 
 /* §9.1: the node signs hello_input. */
 void np_hello_sign(const amp_identity *node, const uint8_t x[NP_X_BYTES],

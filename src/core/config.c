@@ -106,6 +106,8 @@ static bool parse_i64(const char *s, size_t len, int64_t *v_r)
 	return true;
 }
 
+static const int64_t dur_f[] = { 1, 60, 3600, 86400 };
+
 /* N with an optional unit letter from `units`, each multiplying by the
  * matching factor. */
 static bool parse_scaled(const char *s, size_t len, const char *units,
@@ -123,6 +125,11 @@ static bool parse_scaled(const char *s, size_t len, const char *units,
 		return false;
 	*v_r = v * mult;
 	return true;
+}
+
+bool cfg_parse_duration(const char *s, int64_t *seconds_r)
+{
+	return parse_scaled(s, strlen(s), "smhd", dur_f, seconds_r);
 }
 
 static void free_items(cfg_value *v)
@@ -163,7 +170,6 @@ static int split_list(cfg_value *v)
 /* Convert v->raw for key k; on failure add an error at v->line. */
 static bool convert(const cfg_key *k, cfg_value *v, cfg_errors *errs)
 {
-	static const int64_t dur_f[] = { 1, 60, 3600, 86400 };
 	static const int64_t size_f[] = { 1024, 1024 * 1024, 1024 * 1024 * 1024 };
 	const char *s = v->raw;
 	size_t len = strlen(s);

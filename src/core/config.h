@@ -97,6 +97,10 @@ bool cfg_bool(const cfg *c, const char *key);
 size_t cfg_list_len(const cfg *c, const char *key);
 const char *cfg_list_item(const cfg *c, const char *key, size_t i);
 
+/* A CFG_DURATION value ("N" with an optional unit s, m, h, d) in seconds,
+ * for command-line options that take the same syntax. */
+bool cfg_parse_duration(const char *s, int64_t *seconds_r);
+
 /* Keys whose value differs between old and new that are not reloadable;
  * writes their names into errs.  0 when a reload may proceed. */
 int cfg_reload_check(const cfg *old_cfg, const cfg *new_cfg, cfg_errors *errs);

@@ -232,28 +232,14 @@ static int invite(const cfg *c, int argc, char **argv)
 	uint64_t valid = 7 * 86400;
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--valid") == 0 && i + 1 < argc) {
-			const char *v = argv[++i];
-			size_t n = strlen(v);
-			uint64_t mult = 1, num;
-			char num_s[32];
-			if (n > 0 && strchr("smhd", v[n - 1]) != NULL) {
-				mult = v[n - 1] == 's' ? 1 : v[n - 1] == 'm' ? 60
-				     : v[n - 1] == 'h' ? 3600 : 86400;
-				n--;
-			}
-			if (n == 0 || n >= sizeof(num_s)) {
-				fprintf(stderr, "aftersmtpd: invite: bad --valid\n");
-				return 2;
-			}
-			memcpy(num_s, v, n);
-			num_s[n] = '\0';
-			if (!util_parse_u64(num_s, 1, 3650u * 86400u, &num) ||
-			    num * mult > 3650u * 86400u) {
+			int64_t v;
+			if (!cfg_parse_duration(argv[++i], &v) || v < 1 ||
+			    v > 3650 * 86400) {
 				fprintf(stderr, "aftersmtpd: invite: bad --valid "
 					"(1s to 3650d)\n");
 				return 2;
 			}
-			valid = num * mult;
+			valid = (uint64_t)v;
 		} else {
 			fprintf(stderr, "aftersmtpd: invite: unexpected '%s'\n",
 				argv[i]);

@@ -48,7 +48,6 @@
 #define UNREACH_TTL 60u            /* seconds they are not tried again */
 #define FETCH_LIMIT_DEFAULT 100u
 #define FETCH_LIMIT_MAX 1000u
-#define DECODE_SLACK (1024u * 1024u)
 #define INFLIGHT_BYTES_MAX (1024ull * 1024u * 1024u)
 
 enum { ST_ANY, ST_HELLO, ST_USER };
@@ -144,11 +143,6 @@ typedef struct notice {
 	char did[AMP_DID_MAX + 1];
 } notice;
 
-typedef struct pb_budget {
-	ProtobufCAllocator a;
-	size_t left;
-} pb_budget;
-
 typedef struct deliver_ctx {
 	size_t n;
 	char (*dids)[AMP_DID_MAX + 1];
@@ -165,7 +159,6 @@ typedef struct sreq {
 	sconn *c;
 	uint64_t tag, rid;
 	size_t in_len;
-	pb_budget budget;
 	Amp__V1__Frame *f;
 	int op;
 	/* copies of the session's state the worker may read */
@@ -216,23 +209,6 @@ static const op_def op_table[] = {
 static uint64_t now_ms(server *s)
 {
 	return uv_now(s->loop);
-}
-
-/* ------------------------------------------------------------- budget */
-
-static void *pb_alloc(void *data, size_t n)
-{
-	pb_budget *b = data;
-	if (n > b->left)
-		return NULL;
-	b->left -= n;
-	return malloc(n);
-}
-
-static void pb_free(void *data, void *p)
-{
-	(void)data;
-	free(p);
 }
 
 /* ---------------------------------------------------------- responses */
@@ -302,7 +278,7 @@ static void req_free(sreq *r)
 	server *s = r->s;
 	sconn *c = r->c;
 	if (r->f != NULL)
-		amp__v1__frame__free_unpacked(r->f, &r->budget.a);
+		amp__v1__frame__free_unpacked(r->f, NULL);
 	free(r->out);
 	if (r->d != NULL) {
 		free(r->d->dids);
@@ -1165,11 +1141,7 @@ void server_conn_request(sconn *c, uint64_t tag, uint8_t *payload, size_t len)
 		c->paused = true;
 		c->ops->pause(c->t, true);
 	}
-	r->budget.a.alloc = pb_alloc;
-	r->budget.a.free = pb_free;
-	r->budget.a.allocator_data = &r->budget;
-	r->budget.left = len + DECODE_SLACK;
-	r->f = amp__v1__frame__unpack(&r->budget.a, len, payload);
+	r->f = np_frame_unpack(payload, len);
 	sodium_memzero(payload, len);
 	free(payload);
 	uint32_t retry = 0;

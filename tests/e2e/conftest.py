@@ -79,3 +79,17 @@ def base():
         stop_all(nodes)
     finally:
         remove_base(b)
+
+
+@pytest.fixture
+def two(base):
+    """alpha.test and beta.test, each routing to the other with pinned keys."""
+    from nodes import Node
+    b, nodes = base
+    alpha, beta = Node(b, "alpha.test"), Node(b, "beta.test")
+    alpha.route_to(beta)
+    beta.route_to(alpha)
+    nodes += [alpha, beta]
+    alpha.start()
+    beta.start()
+    return b, alpha, beta

@@ -26,19 +26,6 @@ pb = ampy.pb
 TRANSPORTS = os.environ.get("AMP_TEST_TRANSPORTS", "tls quic").split()
 
 
-@pytest.fixture
-def two(base):
-    """alpha.test and beta.test, each routing to the other with pinned keys."""
-    b, nodes = base
-    alpha, beta = Node(b, "alpha.test"), Node(b, "beta.test")
-    alpha.route_to(beta)
-    beta.route_to(alpha)
-    nodes += [alpha, beta]
-    alpha.start()
-    beta.start()
-    return b, alpha, beta
-
-
 def maildir_files(d: Path):
     return sorted((d / "new").iterdir()) if (d / "new").exists() else []
 

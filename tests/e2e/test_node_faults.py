@@ -4,7 +4,6 @@ fault injection, sqlite3 for corrupting the queue at rest."""
 import os
 import re
 import resource
-import signal
 import socket
 import sqlite3
 import ssl
@@ -231,14 +230,8 @@ def test_q3_fsync_failure_never_acknowledges(base):
     assert b"after the fault" in bob.run("fetch").stdout
 
 
-def test_q5_corrupt_queue_entry_is_quarantined_and_the_rest_delivered(base):
-    b, nodes = base
-    alpha, beta = Node(b, "alpha.test"), Node(b, "beta.test")
-    alpha.route_to(beta)
-    beta.route_to(alpha)
-    nodes += [alpha, beta]
-    alpha.start()
-    beta.start()
+def test_q5_corrupt_queue_entry_is_quarantined_and_the_rest_delivered(two):
+    b, alpha, beta = two
     alice, bob = User(b, "alice", alpha), User(b, "bob", beta)
     alice.register()
     bob.register()

@@ -3,8 +3,9 @@
  * shared by fuzz-request and fuzz-response; see fuzz-pb.h.
  *
  * Each block carries a hidden header with its size so frees can be
- * counted; the header is not part of the budget (server.c's pb_alloc
- * counts the n protobuf-c asks for, and so does this one).
+ * counted; the header is not part of the budget (np_frame_unpack in
+ * src/amp/nodeproto.c counts the n protobuf-c asks for, and so does
+ * this one; fuzz-request checks that the two agree).
  */
 #include "fuzz-pb.h"
 #include "fuzz-common.h"
@@ -22,7 +23,7 @@ static void *budget_alloc(void *data, size_t n)
 {
 	fuzz_pb_budget *b = data;
 	b->calls++;
-	/* server.c pb_alloc, as written there */
+	/* as np_frame_unpack's budget does */
 	if (b->limited) {
 		if (n > b->left)
 			return NULL;

@@ -1,7 +1,8 @@
 /*
  * fuzz-request.c — libFuzzer target for the node's request decoding
  * (PROTOCOL.md §8-§10): one transport frame payload, decoded as an
- * amp.v1.Frame exactly as server_conn_request (src/daemon/server.c) does,
+ * amp.v1.Frame as server_conn_request (src/daemon/server.c) does with
+ * np_frame_unpack,
  * under the same budgeted allocator (fuzz-pb.c: input length + 1 MiB,
  * never refilled), then walked the way the handlers walk it (op_auth,
  * op_register, op_lookup, op_deliver, op_fetch, op_ack) with the fixed
@@ -204,6 +205,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_pb_budget b;
 	fuzz_pb_budget_init(&b, true, size + FUZZ_PB_SLACK);
 	Amp__V1__Frame *f = fuzz_pb_unpack(T, &b, data, size);
+	/* The node's own decoder (np_frame_unpack) accepts exactly what the
+	 * counting copy here accepts. */
+	Amp__V1__Frame *real = np_frame_unpack(data, size);
+	if ((real == NULL) != (f == NULL))
+		fuzz_fail(T, "np_frame_unpack and the counted budget disagree");
+	if (real != NULL)
+		amp__v1__frame__free_unpacked(real, NULL);
 	if (f == NULL)
 		return 0;
 	size_t granted = b.granted;
