@@ -10,6 +10,7 @@ make gcc clang libclang-rt-14-dev pkg-config meson ninja-build
 protobuf-c-compiler libprotobuf-c-dev libsodium-dev libzstd-dev
 libjansson-dev libcmocka-dev libsqlite3-dev libgnutls28-dev
 libuv1-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev faketime strace swaks
+postfix nmap socat testssl.sh
 python3 python3-pytest python3-nacl python3-protobuf python3-zstandard
 protobuf-compiler
 "
@@ -55,6 +56,10 @@ if [ "$(id -u)" -ne 0 ]; then
 	fi
 fi
 $SUDO apt-get update -q
+# Postfix is a test peer and the benchmark baseline, started only with
+# private configurations: install it without configuring a system MTA.
+echo "postfix postfix/main_mailer_type select No configuration" |
+	$SUDO debconf-set-selections
 # shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
 account

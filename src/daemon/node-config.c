@@ -84,18 +84,97 @@ static const cfg_key keys[] = {
 	{ "peer_timeout", CFG_DURATION, "15s", 1, 600, true,
 	  "Timeout of one connection or request to a peer node." },
 	{ "smtp_listen", CFG_LIST, "", 0, 0, false,
-	  "Legacy Bridge, inbound: addresses to accept Internet mail on (SMTP, "
-	  "plain ESMTP for now; STARTTLS comes next). Empty: no SMTP listener." },
+	  "Legacy Bridge, inbound: addresses (numeric IPv4 or IPv6) to accept "
+	  "Internet mail on with ESMTP at `smtp_port`, STARTTLS offered. Empty: "
+	  "no SMTP listener." },
 	{ "smtp_port", CFG_INT, "25", 0, 65535, false,
 	  "Port of the SMTP listener (0: any free port, logged at start)." },
+	{ "smtps_listen", CFG_LIST, "", 0, 0, false,
+	  "Addresses for SMTP over implicit TLS (RFC 8314) at `smtps_port`. "
+	  "Empty: none." },
+	{ "smtps_port", CFG_INT, "465", 0, 65535, false,
+	  "Port of the implicit-TLS SMTP listener (0: any free port)." },
 	{ "smtp_hostname", CFG_STRING, "", 0, 0, false,
-	  "Name in the SMTP greeting and Received: headers. Empty: the first "
-	  "of `domains`." },
+	  "Name in the SMTP greeting, Received: and Authentication-Results: "
+	  "headers. Empty: the first of `domains`." },
+	{ "smtp_starttls", CFG_BOOL, "yes", 0, 0, false,
+	  "Offer STARTTLS (RFC 3207) on `smtp_listen`." },
+	{ "smtp_tls_cert_file", CFG_STRING, "", 0, 0, false,
+	  "PEM certificate chain for STARTTLS and implicit TLS. Empty: the "
+	  "node's self-signed certificate (good for opportunistic TLS between "
+	  "MTAs; set a CA-signed one for clients that check names)." },
+	{ "smtp_tls_key_file", CFG_STRING, "", 0, 0, false,
+	  "PEM private key of `smtp_tls_cert_file` (read before the privilege "
+	  "drop, so it may be readable by root only)." },
 	{ "smtp_message_size_limit", CFG_SIZE, "25m", 1024, 33488896, false,
 	  "Largest message accepted over SMTP (announced with SIZE; larger ones "
 	  "are read to their end and refused with 552 5.3.4)." },
 	{ "smtp_max_connections", CFG_INT, "1000", 1, 100000, false,
 	  "SMTP connections at once; more are answered 421 4.3.2 and closed." },
+	{ "smtp_max_connections_per_ip", CFG_INT, "50", 1, 100000, false,
+	  "SMTP connections at once from one IP address (IPv6: one /64); more "
+	  "are answered 421 4.7.0 and closed." },
+	{ "smtp_connection_rate_per_ip", CFG_INT, "0", 0, 1000000, false,
+	  "New SMTP connections per minute from one IP address (IPv6: one /64); "
+	  "more are answered 421 4.7.0. 0: no limit." },
+	{ "smtp_message_rate_per_ip", CFG_INT, "0", 0, 1000000, false,
+	  "Messages per minute accepted from one IP address; beyond it MAIL is "
+	  "answered 450 4.7.0. 0: no limit." },
+	{ "smtp_recipient_limit", CFG_INT, "1000", 100, 100000, false,
+	  "Recipients of one message (RFC 5321 asks for at least 100); the "
+	  "extra ones are answered 452 4.5.3 and the earlier ones kept." },
+	{ "smtp_timeout", CFG_DURATION, "300s", 1, 3600, false,
+	  "How long the server waits for the next command, or for more message "
+	  "text (RFC 5321 §4.5.3.2: at least 5 minutes); then 421 4.4.2." },
+	{ "smtp_session_max", CFG_DURATION, "1h", 1, 86400, false,
+	  "Longest an SMTP session may last; then 421 4.4.2 after the current "
+	  "message." },
+	{ "smtp_tls_timeout", CFG_DURATION, "60s", 1, 600, false,
+	  "Time a client has to complete the TLS handshake (STARTTLS or "
+	  "implicit TLS)." },
+	{ "smtp_soft_error_limit", CFG_INT, "10", 0, 1000, false,
+	  "Errors in a session after which every reply is delayed by "
+	  "`smtp_error_sleep` (tarpit)." },
+	{ "smtp_hard_error_limit", CFG_INT, "20", 1, 1000, false,
+	  "Errors in a session after which it is closed with 421 4.7.0." },
+	{ "smtp_error_sleep", CFG_DURATION, "1s", 0, 60, false,
+	  "Delay of each reply once `smtp_soft_error_limit` is passed." },
+	{ "smtp_bare_newline", CFG_STRING, "reject", 0, 0, false,
+	  "A bare CR or LF in message text: `reject` (550 5.5.2 once the "
+	  "message has ended; SMTP smuggling cannot start a second message) or "
+	  "`normalize` (turn it into CRLF and accept)." },
+	{ "smtp_hopcount_limit", CFG_INT, "50", 1, 1000, false,
+	  "Messages with more Received: headers than this are refused with "
+	  "554 5.4.6 (a mail loop)." },
+	{ "smtp_header_size_limit", CFG_SIZE, "100k", 1024, 16777216, false,
+	  "Largest header section (bytes); a larger one is refused with "
+	  "552 5.3.4." },
+	{ "smtp_header_count_limit", CFG_INT, "1000", 10, 1000000, false,
+	  "Most header fields in a message; more are refused with 552 5.3.4." },
+	{ "smtp_relay_networks", CFG_LIST, "", 0, 0, true,
+	  "Client networks (CIDR, e.g. 192.0.2.0/24 2001:db8::/32) whose mail "
+	  "may go to any destination. Empty: none: only mail for `domains`, "
+	  "virtual alias domains and `relay_domains` is accepted." },
+	{ "access_map", CFG_STRING, "", 0, 0, true,
+	  "Access table file (docs/maps.md): client IP, network and host name, "
+	  "sender and recipient addresses -> OK, REJECT, DEFER, DISCARD, HOLD. "
+	  "Consulted at RCPT after the relay check. Empty: none." },
+	{ "relay_domains", CFG_STRING, "", 0, 0, true,
+	  "Domains (besides `domains`) mail is accepted for and relayed to: a "
+	  "list, or the path of a table file. Empty: none." },
+	{ "virtual_alias_maps", CFG_STRING, "", 0, 0, true,
+	  "Alias table file: user@domain or @domain -> addresses and DIDs, "
+	  "expanded recursively. Empty: none." },
+	{ "virtual_alias_expansion_limit", CFG_INT, "1000", 1, 100000, true,
+	  "Most final recipients one address may expand to." },
+	{ "virtual_alias_recursion_limit", CFG_INT, "100", 1, 1000, true,
+	  "Deepest nesting of aliases." },
+	{ "canonical_maps", CFG_STRING, "", 0, 0, true,
+	  "Canonical table file: address <-> DID rewriting (inbound: address to "
+	  "DID; outbound: DID to address). Empty: none." },
+	{ "transport_maps", CFG_STRING, "", 0, 0, true,
+	  "Transport table file: domain -> amp:host or smtp:[host]:port, "
+	  "overriding DNS for mail leaving through the bridge. Empty: none." },
 	{ "tls_cert_days", CFG_INT, "3650", 1, 36500, false,
 	  "Validity in days of the self-signed certificate made at init "
 	  "(clients authenticate the node by its node key, not by X.509)." },
