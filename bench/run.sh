@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 #
-# run.sh — build AfterSMTP, run amp-bench-seal with --markdown and the node
-# benchmark (run-node.sh: amp-bench-node against two real nodes), and write
+# run.sh — build AfterSMTP, run amp-bench-seal with --markdown, the node
+# benchmark (run-node.sh: amp-bench-node against two real nodes) and the
+# SMTP benchmark (smtp-bench.sh: aftersmtpd next to Postfix), and write
 # bench/RESULTS.md: date, machine (nproc, CPU model), library versions, the
 # exact command, and the benchmark's own Markdown (table, target verdict,
 # fixed costs).  The file is replaced only when the run succeeds.
@@ -60,6 +61,9 @@ echo | tee -a "$tmp"
 node_args=()
 for a in "$@"; do [ "$a" = "--quick" ] && node_args=(--quick); done
 "$here/run-node.sh" "${node_args[@]}" | tee -a "$tmp"
+echo | tee -a "$tmp"
+# SMTP: the inbound bridge next to Postfix under the same smtp-source load.
+"$here/smtp-bench.sh" "${node_args[@]}" | tee -a "$tmp"
 {
 	echo
 	echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" \
