@@ -33,7 +33,9 @@
 #
 # Usage: bench/smtp-bench.sh [--quick] [--rounds N]
 # Environment: BUILD_DIR (default <repo>/build), KEEP=1 keeps the work
-# directory (/var/tmp/amp-smtp-bench.*) for inspection.
+# directory (/var/tmp/amp-smtp-bench.*) for inspection, ONLY="real:10:20:0
+# l:1:1:0" runs only those cells (payload:KB:sessions:reuse), e.g. under a
+# profiler.
 # Needs root (Postfix's master runs as root) and the packages of
 # scripts/bootstrap.sh (postfix for postfix(1) and smtp-source(1)).
 set -euo pipefail
@@ -340,6 +342,10 @@ raw=()
 verdicts=()
 cell() { # payload kb sessions reuse
 	local payload=$1 kb=$2 s=$3 reuse=$4 m
+	case " ${ONLY:-$payload:$kb:$s:$reuse} " in
+	*" $payload:$kb:$s:$reuse "*) ;;
+	*) return 0 ;;
+	esac
 	[ "$s" = 1 ] && m=$m1 || m=$m20
 	local pr=() ar=() r out err=
 	for r in $(seq "$rounds"); do
@@ -360,8 +366,8 @@ cell() { # payload kb sessions reuse
 	if [ -n "$err" ]; then
 		errors=$((errors + 1))
 		rows+=("| $pname | $kb KB | $kname | $m x $rounds | ERROR | ERROR | - | $err |")
-		[ "$reuse" = 0 ] && verdicts+=("$payload:ERROR")
-		return
+		if [ "$reuse" = 0 ]; then verdicts+=("$payload:ERROR"); fi
+		return 0
 	fi
 	local pm am ratio need verdict
 	pm=$(echo "${pr[*]}" | median)
@@ -400,7 +406,13 @@ overall() { # payload
 		"$1":*) seen=1 bad=1 ;;
 		esac
 	done
-	[ "$seen" = 1 ] && [ "$bad" = 0 ] && echo PASS || echo MISS
+	if [ "$seen" = 0 ]; then
+		echo "not measured"
+	elif [ "$bad" = 0 ]; then
+		echo PASS
+	else
+		echo MISS
+	fi
 }
 
 cpu=$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//')
