@@ -129,6 +129,10 @@ static const cfg_key keys[] = {
 	{ "smtp_session_max", CFG_DURATION, "1h", 1, 86400, false,
 	  "Longest an SMTP session may last; then 421 4.4.2 after the current "
 	  "message." },
+	{ "smtp_greet_delay", CFG_DURATION, "0", 0, 60, false,
+	  "Wait this long before the 220 greeting; a client that talks first "
+	  "is refused with 554 5.5.0 (postscreen's pregreet test). 0: greet at "
+	  "once." },
 	{ "smtp_tls_timeout", CFG_DURATION, "60s", 1, 600, false,
 	  "Time a client has to complete the TLS handshake (STARTTLS or "
 	  "implicit TLS)." },

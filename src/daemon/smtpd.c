@@ -1,42 +1,94 @@
 /*
- * smtpd.c — see smtpd.h.  One uv_tcp_t per connection feeding an
- * smtp_session; the session's replies go out with uv_write.  The end of
- * a message is sealed and stored on libuv's worker pool; the store's
- * commit callback (writer thread) posts the answer back to the loop with
- * a uv_async, so the 250 follows the fsync.
+ * smtpd.c — see smtpd.h.  One uv_tcp_t and one uv_timer_t per
+ * connection feeding an smtp_session; replies go out with uv_write,
+ * through GnuTLS (memory sessions of src/transport/tls.c) once TLS is up.
+ *
+ * Threads: everything here runs on the node's loop except
+ *  - rcpt_work (worker pool): canonical and alias expansion and the
+ *    registry reads for one RCPT, on a table snapshot taken on the loop;
+ *  - seal_work (worker pool): sealing and handing the message to the
+ *    store, whose commit callback (writer thread) posts the answer back
+ *    with done_async, so the 250 follows the fsync.
+ * A connection is reference counted: its two handles and every job it
+ * has on a worker; it is freed when the last one is gone.
  */
 #include "smtpd.h"
 
 #include "log.h"
+#include "mail-date.h"
+#include "mail-header.h"
 #include "smtp-server.h"
+#include "tls.h"
+#include "util.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
-#define SMTPD_RCPT_MAX 1000u
+#define SMTPD_LISTEN_MAX 16u
+#define SMTPD_READ_MAX 65536u          /* one read, and the held-back input */
+#define SMTPD_WRITE_QUEUE_MAX (1u << 20) /* unsent replies: stop reading */
+#define SMTPD_IP_BUCKETS 4096u
+#define SMTPD_IP_ENTRIES_MAX 200000u   /* client IPs remembered for rates */
+#define SMTPD_SWEEP_MS 60000u
 
 typedef struct sconn_smtp sconn_smtp;
+typedef struct ipent ipent;
+
+typedef struct slisten {
+	uv_tcp_t h;
+	struct smtpd *d;
+	bool implicit_tls;
+} slisten;
+
+/* Per client IP (IPv4, or the /64 of an IPv6 address): connections now,
+ * and token buckets of connections and messages per minute. */
+struct ipent {
+	uint8_t key[16];
+	unsigned conns;
+	double conn_tok, msg_tok;
+	uint64_t conn_t, msg_t;       /* uv_now of the last refill */
+	ipent *next;
+};
 
 struct smtpd {
 	uv_loop_t *loop;
 	store *const *stp;
 	amp_identity *const *nodep;
+	mapset *const *mapsp;
 	void (*notify)(void *, const char *);
 	void *notify_arg;
 	char **domains;
 	size_t n_domains;
 	char hostname[256];
+	/* settings */
 	uint64_t size_max;
-	unsigned max_conns, n_conns;
-	uv_tcp_t listener;
-	bool listening, stopping, async_closing, freeing;
+	unsigned max_conns, max_per_ip, conn_rate, msg_rate, rcpt_limit;
+	uint64_t timeout_ms, session_ms, tls_timeout_ms, greet_delay_ms;
+	unsigned soft_errors, hard_errors, error_sleep_ms;
+	unsigned hop_limit, hdr_count_limit;
+	uint64_t hdr_size_limit;
+	smtp_data_policy bare_policy;
+	bool starttls;
+	tls_creds *creds;
+	/* state */
+	unsigned n_conns;
+	uint64_t next_id;
+	slisten *ls[SMTPD_LISTEN_MAX];
+	size_t n_ls;
+	ipent *ips[SMTPD_IP_BUCKETS];
+	size_t n_ips;
+	uv_timer_t sweep;
+	bool stopping, closing_handles, freeing;
 	int handles;
-	unsigned inflight;           /* messages on the workers or the store */
+	unsigned inflight;           /* RCPT jobs and messages in progress */
 	uv_async_t done_async;
 	pthread_mutex_t done_lock;
 	struct msg *done_head;
@@ -57,19 +109,143 @@ typedef struct msg {
 
 struct sconn_smtp {
 	uv_tcp_t h;
+	uv_timer_t timer;
 	smtpd *d;
 	sconn_smtp *prev, *next;
 	smtp_session *s;
+	ipent *ipe;
+	uint64_t id;
 	char ip[INET6_ADDRSTRLEN];
 	char helo[256];
+	bool esmtp;
+	/* TLS */
+	tls_session *tls;
+	bool implicit_tls, handshaking, starttls_req;
+	char tls_desc[96];
+	/* timing */
+	uint64_t deadline, session_end, greet_at;
+	bool greeted, in_data, delayed, shutting;
+	/* input held back while the session waits for a decision */
+	uint8_t *held;
+	size_t held_len, held_off;
+	bool reading;
+	/* the transaction */
 	char from[SMTP_PATH_MAX + 1];
+	bool from_null, utf8;
+	char first_rcpt[SMTP_PATH_MAX + 1];
+	unsigned n_rcpt_cmds;
+	bool discard;
 	uint8_t *data;
 	size_t data_len, data_cap;
 	amp_public_identity *rcpts;
 	size_t n_rcpts;
-	int refs;                    /* the handle, a message being stored */
+	/* counters for the disconnect line */
+	unsigned n_mail, n_rcpt_ok, n_stored, n_refused;
+	int refs;                    /* handles, jobs on the workers */
 	bool closing;
 };
+
+static void conn_close(sconn_smtp *c);
+static void conn_unref(sconn_smtp *c);
+static void flush(sconn_smtp *c);
+static void arm(sconn_smtp *c);
+static void resume_input(sconn_smtp *c);
+
+static bool is_local(const smtpd *d, const char *domain_lc)
+{
+	for (size_t i = 0; i < d->n_domains; i++)
+		if (strcmp(d->domains[i], domain_lc) == 0)
+			return true;
+	return false;
+}
+
+static const mapset_snap *maps_get(const smtpd *d)
+{
+	return d->mapsp != NULL && *d->mapsp != NULL ? mapset_get(*d->mapsp) : NULL;
+}
+
+/* ------------------------------------------------------------ client IPs */
+
+static void ip_key(const struct sockaddr_storage *sa, uint8_t key[16])
+{
+	memset(key, 0, 16);
+	if (sa->ss_family == AF_INET) {
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return;
+	}
+	const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	if (memcmp(a, mapped, 12) == 0)
+		memcpy(key, a, 16);   /* IPv4-mapped: the IPv4 address */
+	else
+		memcpy(key, a, 8);    /* one /64 */
+}
+
+static size_t ip_hash(const uint8_t key[16])
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < 16; i++)
+		h = (h ^ key[i]) * 1099511628211ull;
+	return (size_t)(h % SMTPD_IP_BUCKETS);
+}
+
+static ipent *ip_get(smtpd *d, const uint8_t key[16], uint64_t now)
+{
+	size_t b = ip_hash(key);
+	for (ipent *e = d->ips[b]; e != NULL; e = e->next)
+		if (memcmp(e->key, key, 16) == 0)
+			return e;
+	if (d->n_ips >= SMTPD_IP_ENTRIES_MAX)
+		return NULL;
+	ipent *e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return NULL;
+	memcpy(e->key, key, 16);
+	e->conn_tok = d->conn_rate;
+	e->msg_tok = d->msg_rate;
+	e->conn_t = e->msg_t = now;
+	e->next = d->ips[b];
+	d->ips[b] = e;
+	d->n_ips++;
+	return e;
+}
+
+/* One token of a per-minute bucket (burst: one minute's worth). */
+static bool bucket_take(double *tok, uint64_t *t, unsigned per_min, uint64_t now)
+{
+	if (per_min == 0)
+		return true;
+	*tok += (double)(now - *t) * per_min / 60000.0;
+	if (*tok > per_min)
+		*tok = per_min;
+	*t = now;
+	if (*tok < 1.0)
+		return false;
+	*tok -= 1.0;
+	return true;
+}
+
+/* Forget IPs with no connection whose buckets are full again. */
+static void sweep_cb(uv_timer_t *t)
+{
+	smtpd *d = t->data;
+	uint64_t now = uv_now(d->loop);
+	for (size_t b = 0; b < SMTPD_IP_BUCKETS; b++) {
+		ipent **pp = &d->ips[b];
+		while (*pp != NULL) {
+			ipent *e = *pp;
+			if (e->conns == 0 && now - e->conn_t >= 60000 &&
+			    now - e->msg_t >= 60000) {
+				*pp = e->next;
+				free(e);
+				d->n_ips--;
+			} else {
+				pp = &e->next;
+			}
+		}
+	}
+}
 
 /* ---------------------------------------------------------------- output */
 
@@ -84,30 +260,200 @@ static void write_done(uv_write_t *w, int status)
 	free(w);
 }
 
-static void conn_close(sconn_smtp *c);
+static int write_raw(sconn_smtp *c, const uint8_t *p, size_t n)
+{
+	wreq *wr = malloc(sizeof(*wr) + n);
+	if (wr == NULL)
+		abort();
+	memcpy(wr->data, p, n);
+	uv_buf_t b = uv_buf_init((char *)wr->data, (unsigned)n);
+	if (uv_write(&wr->w, (uv_stream_t *)&c->h, &b, 1, write_done) != 0) {
+		free(wr);
+		return -1;
+	}
+	return 0;
+}
 
-static void flush(sconn_smtp *c)
+/* Ciphertext the TLS session has for the network. */
+static int push_tls(sconn_smtp *c)
 {
 	const uint8_t *o;
 	size_t n;
+	while ((n = tls_take_output(c->tls, &o)) > 0) {
+		if (write_raw(c, o, n) != 0)
+			return -1;
+		tls_output_consumed(c->tls, n);
+	}
+	return 0;
+}
+
+static int send_bytes(sconn_smtp *c, const uint8_t *p, size_t n)
+{
+	if (c->tls == NULL)
+		return write_raw(c, p, n);
+	const char *err = NULL;
+	if (tls_write(c->tls, p, n, &err) != 0)
+		return -1;
+	return push_tls(c);
+}
+
+static void shutdown_done(uv_shutdown_t *req, int status)
+{
+	sconn_smtp *c = req->data;
+	(void)status;
+	free(req);
+	conn_close(c);
+	conn_unref(c);
+}
+
+/* The session is over: let the queued replies go out, then close. */
+static void finish(sconn_smtp *c)
+{
+	if (c->shutting || c->closing)
+		return;
+	c->shutting = true;
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->h);
+		c->reading = false;
+	}
+	uv_shutdown_t *req = malloc(sizeof(*req));
+	if (req == NULL)
+		abort();
+	req->data = c;
+	c->refs++;
+	if (uv_shutdown(req, (uv_stream_t *)&c->h, shutdown_done) != 0) {
+		free(req);
+		c->refs--;
+		conn_close(c);
+		return;
+	}
+	/* a client that never reads: the timer closes it */
+	c->deadline = uv_now(c->d->loop) + 10000;
+	arm(c);
+}
+
+static void send_output(sconn_smtp *c)
+{
+	const uint8_t *o;
+	size_t n;
+	bool sent = false;
 	while (!c->closing && (n = smtp_session_output(c->s, &o)) > 0) {
-		wreq *wr = malloc(sizeof(*wr) + n);
-		if (wr == NULL)
-			abort();
-		memcpy(wr->data, o, n);
-		smtp_session_output_consumed(c->s, n);
-		uv_buf_t b = uv_buf_init((char *)wr->data, (unsigned)n);
-		if (uv_write(&wr->w, (uv_stream_t *)&c->h, &b, 1, write_done) != 0) {
-			free(wr);
+		if (send_bytes(c, o, n) != 0) {
 			conn_close(c);
 			return;
 		}
+		smtp_session_output_consumed(c->s, n);
+		sent = true;
 	}
-	if (!c->closing && smtp_session_closing(c->s))
-		conn_close(c); /* libuv sends queued writes before the close */
+	if (c->closing)
+		return;
+	if (smtp_session_closing(c->s)) {
+		finish(c);
+		return;
+	}
+	if (sent && !c->in_data)
+		c->deadline = uv_now(c->d->loop) + c->d->timeout_ms;
 }
 
-/* -------------------------------------------------------------- a message */
+/* Send what the session wrote, after the tarpit delay once the client
+ * has made smtp_soft_error_limit errors (S14). */
+static void flush(sconn_smtp *c)
+{
+	const uint8_t *o;
+	if (c->closing || c->shutting || c->delayed)
+		return;
+	unsigned delay = smtp_session_delay_ms(c->s);
+	if (delay > 0 && !c->starttls_req && !smtp_session_closing(c->s) &&
+	    smtp_session_output(c->s, &o) > 0) {
+		c->delayed = true;
+		if (c->reading) {
+			uv_read_stop((uv_stream_t *)&c->h);
+			c->reading = false;
+		}
+		c->deadline = uv_now(c->d->loop) + delay;
+		arm(c);
+		return;
+	}
+	send_output(c);
+	arm(c);
+}
+
+/* ----------------------------------------------------------------- timer */
+
+static void timer_cb(uv_timer_t *t);
+
+static void arm(sconn_smtp *c)
+{
+	if (c->closing)
+		return;
+	uint64_t now = uv_now(c->d->loop);
+	uint64_t at = c->deadline;
+	if (!c->delayed && !c->shutting) {
+		if (!c->handshaking && c->greeted && smtp_session_pending(c->s)) {
+			uv_timer_stop(&c->timer); /* the client waits for us */
+			return;
+		}
+		if (c->session_end < at)
+			at = c->session_end;
+		if (!c->greeted && !c->handshaking && c->greet_at < at)
+			at = c->greet_at;
+	}
+	uv_timer_start(&c->timer, timer_cb, at > now ? at - now : 0, 0);
+}
+
+static void greet(sconn_smtp *c)
+{
+	c->greeted = true;
+	smtp_session_greet(c->s);
+	c->deadline = uv_now(c->d->loop) + c->d->timeout_ms;
+	flush(c);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+	sconn_smtp *c = t->data;
+	smtpd *d = c->d;
+	uint64_t now = uv_now(d->loop);
+	if (c->closing)
+		return;
+	if (c->shutting) {
+		conn_close(c);
+		return;
+	}
+	if (c->delayed) {
+		c->delayed = false;
+		send_output(c);
+		resume_input(c);
+		arm(c);
+		return;
+	}
+	if (c->handshaking) {
+		if (now >= c->deadline) {
+			log_msg(LOG_INFO, "msg=\"smtp: TLS handshake timeout\" session=%llu "
+				"peer=%s", (unsigned long long)c->id, c->ip);
+			conn_close(c);
+			return;
+		}
+		arm(c);
+		return;
+	}
+	if (!c->greeted && now >= c->greet_at) {
+		greet(c);
+		resume_input(c);
+		return;
+	}
+	if (now >= c->deadline || now >= c->session_end) {
+		log_msg(LOG_INFO, "msg=\"smtp: %s\" session=%llu peer=%s",
+			now >= c->session_end ? "session too long" : "timeout",
+			(unsigned long long)c->id, c->ip);
+		smtp_session_timeout(c->s);
+		send_output(c);
+		return;
+	}
+	arm(c);
+}
+
+/* -------------------------------------------------------- the transaction */
 
 static void tx_clear(sconn_smtp *c)
 {
@@ -119,27 +465,275 @@ static void tx_clear(sconn_smtp *c)
 	free(c->rcpts);
 	c->rcpts = NULL;
 	c->n_rcpts = 0;
+	c->n_rcpt_cmds = 0;
+	c->first_rcpt[0] = '\0';
+	c->discard = false;
+	c->in_data = false;
 }
 
-static void conn_unref(sconn_smtp *c);
+static void cb_helo(void *arg, const char *name, bool esmtp)
+{
+	sconn_smtp *c = arg;
+	snprintf(c->helo, sizeof(c->helo), "%s", name);
+	c->esmtp = esmtp;
+}
 
 static void cb_mail(void *arg, const smtp_path *from, const smtp_mail_params *p)
 {
 	sconn_smtp *c = arg;
-	(void)p;
-	if (!from->null && !smtp_path_format(from, c->from, sizeof(c->from)))
+	smtpd *d = c->d;
+	if (c->ipe != NULL &&
+	    !bucket_take(&c->ipe->msg_tok, &c->ipe->msg_t, d->msg_rate,
+			 uv_now(d->loop))) {
+		smtp_session_reply(c->s, 450, "4.7.0",
+				   "Too many messages from your address, try later");
+		return;
+	}
+	c->from_null = from->null;
+	if (from->null || !smtp_path_format(from, c->from, sizeof(c->from)))
 		c->from[0] = '\0';
-	else if (from->null)
-		c->from[0] = '\0';
+	c->utf8 = p->smtputf8;
+	c->n_mail++;
 	smtp_session_reply(c->s, 250, "2.1.0", "Ok");
 }
 
-static bool is_local(const smtpd *d, const char *domain_lc)
+/* access_map on the client, the sender and the recipient (Postfix
+ * check_client_access, check_sender_access, check_recipient_access in
+ * that order): true when the RCPT was answered (refused). */
+static bool access_check(sconn_smtp *c, const maps_table *t, const char *rcpt)
 {
-	for (size_t i = 0; i < d->n_domains; i++)
-		if (strcmp(d->domains[i], domain_lc) == 0)
+	if (maps_table_count(t) == 0)
+		return false;
+	for (int step = 0; step < 3; step++) {
+		maps_access r;
+		bool found = step == 0 ? maps_access_client(t, NULL, c->ip, &r, NULL)
+			   : step == 1 ? maps_access_address(t, c->from, &r, NULL)
+				       : maps_access_address(t, rcpt, &r, NULL);
+		if (!found || r.action == MAPS_ACT_DUNNO)
+			continue;
+		switch (r.action) {
+		case MAPS_ACT_OK:
+			return false;
+		case MAPS_ACT_DISCARD:
+			c->discard = true;
+			return false;
+		case MAPS_ACT_REJECT:
+		case MAPS_ACT_DEFER: {
+			unsigned code = r.code;
+			if (code == 421 || code == 521) /* no closing mid-session */
+				code = code == 421 ? 450 : 550;
+			smtp_session_reply(c->s, code, r.dsn,
+					   r.text[0] != '\0' ? r.text : "Access denied");
 			return true;
+		}
+		case MAPS_ACT_HOLD:
+			/* No hold queue for inbound mail yet: defer it, so
+			 * nothing held is delivered. */
+			smtp_session_reply(c->s, 450, "4.7.1",
+					   "Message held by policy, try later");
+			return true;
+		default:
+			break;
+		}
+	}
 	return false;
+}
+
+typedef struct rjob {
+	uv_work_t w;
+	sconn_smtp *c;
+	const mapset_snap *snap;
+	store *st;
+	char addr[SMTP_PATH_MAX + 1];
+	/* results */
+	amp_public_identity *ids;
+	size_t n;
+	unsigned code;
+	char enh[8];
+	char text[SMTP_REPLY_TEXT_MAX];
+} rjob;
+
+static void rjob_fail(rjob *j, unsigned code, const char *enh, const char *fmt,
+		      ...) __attribute__((format(printf, 4, 5)));
+static void rjob_fail(rjob *j, unsigned code, const char *enh, const char *fmt,
+		      ...)
+{
+	if (j->code != 0)
+		return;
+	j->code = code;
+	snprintf(j->enh, sizeof(j->enh), "%s", enh);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(j->text, sizeof(j->text), fmt, ap);
+	va_end(ap);
+}
+
+/* One final recipient: a DID, or an address at one of our domains. */
+static void rjob_target(rjob *j, const char *target, bool aliased)
+{
+	smtpd *d = j->c->d;
+	char did[AMP_DID_MAX + 1];
+	amp_did pd;
+	const char *err;
+	if (strncmp(target, "did:", 4) == 0) {
+		if (amp_did_parse(target, strlen(target), &pd, &err) != AMP_OK) {
+			rjob_fail(j, 451, "4.3.0", "Alias target %.200s is not a valid DID",
+				  target);
+			return;
+		}
+		if (!is_local(d, pd.domain)) {
+			rjob_fail(j, 451, "4.4.0", "Cannot deliver to the remote DID %.200s "
+				  "from this gateway yet", target);
+			return;
+		}
+		snprintf(did, sizeof(did), "%s", target);
+	} else {
+		const char *at = strrchr(target, '@');
+		char local[MAPS_ADDR_MAX + 1], dom[MAPS_ADDR_MAX + 1];
+		if (at == NULL || at == target) {
+			rjob_fail(j, 451, "4.3.0", "Alias target %.200s is not an address",
+				  target);
+			return;
+		}
+		snprintf(local, sizeof(local), "%.*s", (int)(at - target), target);
+		snprintf(dom, sizeof(dom), "%s", at + 1);
+		for (char *q = local; *q != '\0'; q++)
+			if (*q >= 'A' && *q <= 'Z')
+				*q = (char)(*q - 'A' + 'a');
+		for (char *q = dom; *q != '\0'; q++)
+			if (*q >= 'A' && *q <= 'Z')
+				*q = (char)(*q - 'A' + 'a');
+		if (!is_local(d, dom)) {
+			rjob_fail(j, 451, "4.4.0", "Cannot relay to %.200s from this "
+				  "gateway yet (no outbound transport)", dom);
+			return;
+		}
+		if (amp_did_format(dom, local, did, sizeof(did), &err) != AMP_OK) {
+			if (aliased)
+				rjob_fail(j, 451, "4.3.0", "Alias target %.200s is unknown",
+					  target);
+			else
+				rjob_fail(j, 550, "5.1.1", "No such user here");
+			return;
+		}
+	}
+	for (size_t i = 0; i < j->n; i++)
+		if (strcmp(j->ids[i].did, did) == 0)
+			return;
+	char *doc = NULL;
+	size_t dl;
+	amp_public_identity pub;
+	int r = store_identity_get(j->st, did, &doc, &dl);
+	if (r < 0) {
+		free(doc);
+		rjob_fail(j, 451, "4.3.0", "Cannot read the registry, try later");
+		return;
+	}
+	if (r == 0 || amp_did_document_parse(doc, dl, &pub, &err) != AMP_OK) {
+		free(doc);
+		if (aliased)
+			rjob_fail(j, 451, "4.3.0", "Alias target %.200s is unknown", target);
+		else
+			rjob_fail(j, 550, "5.1.1", "No such user here");
+		return;
+	}
+	free(doc);
+	if (j->n >= AMP_RECIPIENTS_MAX) {
+		rjob_fail(j, 452, "4.5.3", "Too many recipients");
+		return;
+	}
+	amp_public_identity *nv = realloc(j->ids, (j->n + 1) * sizeof(*nv));
+	if (nv == NULL)
+		abort();
+	j->ids = nv;
+	j->ids[j->n++] = pub;
+}
+
+/* Worker: canonical_maps, then virtual_alias_maps, then the registry. */
+static void rcpt_work(uv_work_t *w)
+{
+	rjob *j = w->data;
+	char cur[MAPS_ADDR_MAX + 1];
+	maps_error me;
+	snprintf(cur, sizeof(cur), "%s", j->addr);
+	if (j->snap != NULL) {
+		int r = maps_canonical_forward(j->snap->t[MAPS_CANONICAL], j->addr, cur,
+					       sizeof(cur), NULL, &me);
+		if (r < 0) {
+			log_msg(LOG_ERR, "msg=\"smtp: canonical_maps\" error=\"%s\"", me.text);
+			rjob_fail(j, 451, "4.3.0", "Address rewriting failed (%s)",
+				  maps_status_name((maps_status)r));
+			return;
+		}
+	}
+	if (strncmp(cur, "did:", 4) == 0 || j->snap == NULL) {
+		rjob_target(j, cur, strcmp(cur, j->addr) != 0);
+		return;
+	}
+	maps_rcpts *rs = NULL;
+	maps_status st = maps_virtual_expand(j->snap->t[MAPS_VIRTUAL], cur, &rs, &me);
+	if (st != MAPS_OK) {
+		log_msg(LOG_ERR, "msg=\"smtp: virtual_alias_maps\" error=\"%s\"", me.text);
+		rjob_fail(j, 451, "4.3.0", "Alias expansion failed (%s)",
+			  maps_status_name(st));
+		return;
+	}
+	bool aliased = rs->changed || strcmp(cur, j->addr) != 0;
+	for (size_t i = 0; i < rs->n && j->code == 0; i++)
+		rjob_target(j, rs->v[i], aliased);
+	maps_rcpts_destroy(&rs);
+}
+
+static void rcpt_after(uv_work_t *w, int status)
+{
+	rjob *j = w->data;
+	sconn_smtp *c = j->c;
+	smtpd *d = c->d;
+	(void)status;
+	if (j->snap != NULL)
+		mapset_put(j->snap);
+	d->inflight--;
+	if (!c->closing && !c->shutting) {
+		char q[LOG_QUOTE_MAX];
+		if (j->code != 0) {
+			log_msg(LOG_INFO, "msg=\"smtp: recipient refused\" session=%llu "
+				"peer=%s rcpt=%s code=%u reason=\"%s\"",
+				(unsigned long long)c->id, c->ip,
+				log_quote(j->addr, strlen(j->addr), q), j->code, j->text);
+			c->n_refused++;
+			smtp_session_reply(c->s, j->code, j->enh, j->text);
+		} else {
+			size_t add = 0;
+			for (size_t i = 0; i < j->n; i++) {
+				bool dup = false;
+				for (size_t k = 0; k < c->n_rcpts && !dup; k++)
+					dup = strcmp(c->rcpts[k].did, j->ids[i].did) == 0;
+				if (!dup)
+					j->ids[add++] = j->ids[i];
+			}
+			if (c->n_rcpts + add > AMP_RECIPIENTS_MAX) {
+				smtp_session_reply(c->s, 452, "4.5.3", "Too many recipients");
+			} else {
+				amp_public_identity *nr =
+					realloc(c->rcpts, (c->n_rcpts + add + 1) * sizeof(*nr));
+				if (nr == NULL)
+					abort();
+				c->rcpts = nr;
+				memcpy(c->rcpts + c->n_rcpts, j->ids, add * sizeof(*nr));
+				c->n_rcpts += add;
+				if (c->n_rcpt_cmds++ == 0)
+					snprintf(c->first_rcpt, sizeof(c->first_rcpt), "%s",
+						 j->addr);
+				c->n_rcpt_ok++;
+				smtp_session_reply(c->s, 250, "2.1.5", "Ok");
+			}
+		}
+		flush(c);
+		resume_input(c);
+	}
+	free(j->ids);
+	free(j);
+	conn_unref(c);
 }
 
 static void cb_rcpt(void *arg, const smtp_path *to, const smtp_rcpt_params *p)
@@ -147,51 +741,57 @@ static void cb_rcpt(void *arg, const smtp_path *to, const smtp_rcpt_params *p)
 	sconn_smtp *c = arg;
 	smtpd *d = c->d;
 	(void)p;
-	if (to->domain[0] == '\0' || !is_local(d, to->domain_lc)) {
+	const mapset_snap *snap = maps_get(d);
+	char addr[SMTP_PATH_MAX + 1];
+	if (to->domain[0] == '\0' || to->literal ||
+	    !smtp_path_format(to, addr, sizeof(addr))) {
+		if (snap != NULL)
+			mapset_put(snap);
 		smtp_session_reply(c->s, 554, "5.7.1", "Relay access denied");
 		return;
 	}
-	/* user@domain is did:aftersmtp:domain:user (lower case) */
-	char local[SMTP_LOCAL_MAX * 2 + 3], did[AMP_DID_MAX + 1];
-	snprintf(local, sizeof(local), "%s", to->local);
-	for (char *q = local; *q != '\0'; q++)
-		if (*q >= 'A' && *q <= 'Z')
-			*q = (char)(*q - 'A' + 'a');
-	char *doc = NULL;
-	size_t dl;
-	amp_public_identity pub;
-	if (amp_did_format(to->domain_lc, local, did, sizeof(did), NULL) != AMP_OK ||
-	    store_identity_get(*d->stp, did, &doc, &dl) != 1 ||
-	    amp_did_document_parse(doc, dl, &pub, NULL) != AMP_OK) {
-		free(doc);
-		smtp_session_reply(c->s, 550, "5.1.1", "No such user here");
+	/* the domain part lower-cased (the local part is kept as given) */
+	snprintf(strrchr(addr, '@') + 1, sizeof(addr) - (size_t)(strrchr(addr, '@') + 1 - addr),
+		 "%s", to->domain_lc);
+	bool ours = is_local(d, to->domain_lc);
+	bool allowed = ours;
+	if (!allowed && snap != NULL)
+		allowed = maps_virtual_domain(snap->t[MAPS_VIRTUAL], to->domain_lc, NULL) ||
+			  maps_relay_domain(snap->t[MAPS_RELAY_DOMAINS], to->domain_lc, NULL) ||
+			  maps_cidr_lookup(snap->relay_networks, c->ip, NULL);
+	if (!allowed) {
+		if (snap != NULL)
+			mapset_put(snap);
+		c->n_refused++;
+		smtp_session_reply(c->s, 554, "5.7.1", "Relay access denied");
 		return;
 	}
-	free(doc);
-	for (size_t i = 0; i < c->n_rcpts; i++) {
-		if (strcmp(c->rcpts[i].did, pub.did) == 0) { /* same DID twice */
-			smtp_session_reply(c->s, 250, "2.1.5", "Ok");
-			return;
-		}
-	}
-	if (c->n_rcpts >= SMTPD_RCPT_MAX) {
-		smtp_session_reply(c->s, 452, "4.5.3", "Too many recipients");
+	if (snap != NULL && access_check(c, snap->t[MAPS_ACCESS], addr)) {
+		mapset_put(snap);
+		c->n_refused++;
 		return;
 	}
-	amp_public_identity *nr = realloc(c->rcpts, (c->n_rcpts + 1) * sizeof(*nr));
-	if (nr == NULL) {
-		smtp_session_reply(c->s, 451, "4.3.0", "Out of memory, try again");
-		return;
+	rjob *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		abort();
+	j->w.data = j;
+	j->c = c;
+	j->snap = snap;
+	j->st = *d->stp;
+	snprintf(j->addr, sizeof(j->addr), "%s", addr);
+	c->refs++;
+	d->inflight++;
+	if (uv_queue_work(d->loop, &j->w, rcpt_work, rcpt_after) != 0) {
+		rjob_fail(j, 451, "4.3.0", "Try again later");
+		rcpt_after(&j->w, 0);
 	}
-	c->rcpts = nr;
-	c->rcpts[c->n_rcpts++] = pub;
-	smtp_session_reply(c->s, 250, "2.1.5", "Ok");
 }
 
 static void cb_begin(void *arg)
 {
 	sconn_smtp *c = arg;
 	c->data_len = 0;
+	c->in_data = true;
 }
 
 static void cb_chunk(void *arg, const uint8_t *data, size_t len)
@@ -236,7 +836,6 @@ static void seal_work(uv_work_t *w)
 	amp_envelope *e = NULL;
 	const char *err = NULL;
 	amp_seal_params sp = { .content_type = "message/rfc822" };
-	m->result = -1;
 	if (amp_seal(NULL, *d->nodep, m->rcpts, m->n, &sp, m->body, m->len, &env,
 		     &env_len, &err) != AMP_OK ||
 	    amp_envelope_decode(env, env_len, &e, &err) != AMP_OK) {
@@ -282,20 +881,29 @@ static void done_async_cb(uv_async_t *a)
 		msg *m = list;
 		list = m->next;
 		sconn_smtp *c = m->c;
+		bool live = !c->closing && !c->shutting;
 		if (m->result == 0) {
 			char text[96];
 			snprintf(text, sizeof(text), "Ok: sealed and stored as %s", m->idhex);
-			log_msg(LOG_INFO, "msg=\"smtp: message stored\" peer=%s envelope=%s "
-				"recipients=%zu bytes=%zu", c->ip, m->idhex, m->n, m->len);
+			log_msg(LOG_INFO, "msg=\"smtp: message stored\" session=%llu peer=%s "
+				"envelope=%s recipients=%zu bytes=%zu",
+				(unsigned long long)c->id, c->ip, m->idhex, m->n, m->len);
 			for (size_t i = 0; d->notify != NULL && i < m->n; i++)
 				d->notify(d->notify_arg, m->rcpts[i].did);
-			if (!c->closing) {
+			c->n_stored++;
+			if (live)
 				smtp_session_reply(c->s, 250, "2.0.0", text);
-				flush(c);
-			}
-		} else if (!c->closing) {
-			smtp_session_reply(c->s, 451, "4.3.0", "Could not store the message, try again later");
+		} else {
+			log_msg(LOG_ERR, "msg=\"smtp: message not stored\" session=%llu "
+				"peer=%s recipients=%zu bytes=%zu", (unsigned long long)c->id,
+				c->ip, m->n, m->len);
+			if (live)
+				smtp_session_reply(c->s, 451, "4.3.0",
+						   "Could not store the message, try again later");
+		}
+		if (live) {
 			flush(c);
+			resume_input(c);
 		}
 		sodium_memzero(m->body, m->len);
 		free(m->body);
@@ -306,30 +914,130 @@ static void done_async_cb(uv_async_t *a)
 	}
 }
 
+/* ------------------------------------------------------ end of the message */
+
+typedef struct range {
+	size_t off, len;
+} range;
+
+/* The authserv-id of an Authentication-Results value (RFC 8601 §2.2):
+ * its first token. */
+static bool ar_names_us(const uint8_t *m, const mail_field *f, const char *host)
+{
+	char v[600];
+	mail_field_unfold(m, f, v, sizeof(v));
+	size_t n = strcspn(v, " \t;(");
+	return n == strlen(host) && strncasecmp(v, host, n) == 0;
+}
+
+/* Header checks (S12, S17, S20).  0 and the fields to drop in *drop_r
+ * (caller frees), or an SMTP code with its reply. */
+static unsigned header_check(const smtpd *d, const uint8_t *m, size_t len,
+			     range **drop_r, size_t *n_drop_r, const char **enh_r,
+			     const char **text_r)
+{
+	mail_header_iter it;
+	mail_field f;
+	unsigned fields = 0, hops = 0;
+	range *drop = NULL;
+	size_t n_drop = 0;
+	mail_header_iter_init(&it, m, len);
+	while (mail_header_next(&it, &f) == 1) {
+		if (++fields > d->hdr_count_limit ||
+		    f.off + f.len > d->hdr_size_limit) {
+			free(drop);
+			*enh_r = "5.3.4";
+			*text_r = "Message header too large";
+			return 552;
+		}
+		if (mail_field_is(m, &f, "Received") && ++hops > d->hop_limit) {
+			free(drop);
+			*enh_r = "5.4.6";
+			*text_r = "Too many hops (mail loop?)";
+			return 554;
+		}
+		if (mail_field_is(m, &f, "Authentication-Results") &&
+		    ar_names_us(m, &f, d->hostname)) {
+			range *nd = realloc(drop, (n_drop + 1) * sizeof(*nd));
+			if (nd == NULL)
+				abort();
+			drop = nd;
+			drop[n_drop++] = (range){ f.off, f.len };
+		}
+	}
+	*drop_r = drop;
+	*n_drop_r = n_drop;
+	return 0;
+}
+
+static const char *protocol_name(const sconn_smtp *c)
+{
+	static const char *const names[] = { "SMTP", "ESMTP", "SMTPS", "ESMTPS",
+					     "UTF8SMTP", "UTF8SMTP", "UTF8SMTPS",
+					     "UTF8SMTPS" };
+	return names[(c->esmtp ? 1 : 0) + (c->tls != NULL ? 2 : 0) +
+		     (c->utf8 ? 4 : 0)];
+}
+
 static void cb_end(void *arg)
 {
 	sconn_smtp *c = arg;
 	smtpd *d = c->d;
-	/* Received: (RFC 5321 §4.4), then the message byte for byte. */
-	char rcv[1024], date[64];
-	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	c->in_data = false;
+	range *drop = NULL;
+	size_t n_drop = 0;
+	const char *enh = NULL, *why = NULL;
+	unsigned code = header_check(d, c->data, c->data_len, &drop, &n_drop, &enh,
+				     &why);
+	if (code != 0) {
+		log_msg(LOG_INFO, "msg=\"smtp: message refused\" session=%llu peer=%s "
+			"code=%u reason=\"%s\"", (unsigned long long)c->id, c->ip, code, why);
+		c->n_refused++;
+		smtp_session_reply(c->s, code, enh, why);
+		return;
+	}
+	if (c->discard) {
+		free(drop);
+		log_msg(LOG_INFO, "msg=\"smtp: message discarded by access_map\" "
+			"session=%llu peer=%s bytes=%zu", (unsigned long long)c->id, c->ip,
+			c->data_len);
+		smtp_session_reply(c->s, 250, "2.0.0", "Ok: discarded");
+		return;
+	}
+	/* Received: (RFC 5321 §4.4), then the message byte for byte, minus
+	 * Authentication-Results fields that claim to be ours (RFC 8601 §5). */
+	char rcv[1400], date[64], tlsinfo[120] = "";
+	if (!mail_date_format(time(NULL), date, sizeof(date)))
+		snprintf(date, sizeof(date), "Thu, 01 Jan 1970 00:00:00 +0000");
+	if (c->tls != NULL && c->tls_desc[0] != '\0')
+		snprintf(tlsinfo, sizeof(tlsinfo), " (%s)", c->tls_desc);
 	int hn = snprintf(rcv, sizeof(rcv),
-			  "Received: from %s ([%s])\r\n\tby %s (AfterSMTP) with ESMTP\r\n"
+			  "Received: from %s ([%s])\r\n\tby %s (AfterSMTP) with %s%s\r\n"
 			  "\tfor <%s>; %s\r\n",
-			  c->helo[0] != '\0' ? c->helo : "unknown", c->ip, d->hostname,
-			  c->n_rcpts == 1 ? c->rcpts[0].did : "multiple recipients", date);
+			  c->helo[0] != '\0' ? c->helo : "unknown", /* grammar-checked */
+			  c->ip, d->hostname, protocol_name(c), tlsinfo,
+			  c->n_rcpt_cmds == 1 ? c->first_rcpt : "multiple recipients",
+			  date);
 	if (hn < 0 || (size_t)hn >= sizeof(rcv))
 		hn = 0;
 	msg *m = calloc(1, sizeof(*m));
 	if (m == NULL || (m->body = malloc((size_t)hn + c->data_len + 1)) == NULL)
 		abort();
 	memcpy(m->body, rcv, (size_t)hn);
-	if (c->data_len > 0)
-		memcpy(m->body + hn, c->data, c->data_len);
-	m->len = (size_t)hn + c->data_len;
+	size_t out = (size_t)hn, pos = 0;
+	for (size_t i = 0; i <= n_drop; i++) {
+		size_t end = i < n_drop ? drop[i].off : c->data_len;
+		memcpy(m->body + out, c->data + pos, end - pos);
+		out += end - pos;
+		if (i < n_drop)
+			pos = drop[i].off + drop[i].len;
+	}
+	if (n_drop > 0)
+		log_msg(LOG_INFO, "msg=\"smtp: removed Authentication-Results naming "
+			"us\" session=%llu peer=%s count=%zu", (unsigned long long)c->id,
+			c->ip, n_drop);
+	free(drop);
+	m->len = out;
 	m->c = c;
 	m->rcpts = c->rcpts;
 	m->n = c->n_rcpts;
@@ -339,14 +1047,8 @@ static void cb_end(void *arg)
 	m->work.data = m;
 	c->refs++;
 	d->inflight++;
-	if (uv_queue_work(d->loop, &m->work, seal_work, seal_after) != 0) {
-		m->result = -1;
-		pthread_mutex_lock(&d->done_lock);
-		m->next = d->done_head;
-		d->done_head = m;
-		pthread_mutex_unlock(&d->done_lock);
-		uv_async_send(&d->done_async);
-	}
+	if (uv_queue_work(d->loop, &m->work, seal_work, seal_after) != 0)
+		store_done(m, -1, false);
 }
 
 static void cb_abort(void *arg)
@@ -354,16 +1056,10 @@ static void cb_abort(void *arg)
 	tx_clear(arg);
 }
 
-static void cb_helo(void *arg, const char *name, bool esmtp)
-{
-	sconn_smtp *c = arg;
-	(void)esmtp;
-	snprintf(c->helo, sizeof(c->helo), "%s", name);
-}
-
 static void cb_starttls(void *arg)
 {
-	(void)arg; /* not offered yet */
+	sconn_smtp *c = arg;
+	c->starttls_req = true; /* the driver starts TLS after the 220 */
 }
 
 static const smtp_callbacks smtp_cbs = {
@@ -372,10 +1068,163 @@ static const smtp_callbacks smtp_cbs = {
 	.abort = cb_abort, .starttls = cb_starttls,
 };
 
+/* ----------------------------------------------------------------- input */
+
+static int start_tls(sconn_smtp *c)
+{
+	const char *err = NULL;
+	if (tls_session_new_mode(c->d->creds, true, TLS_MODE_SMTP, &c->tls, &err) != 0) {
+		log_msg(LOG_ERR, "msg=\"smtp: TLS session\" error=\"%s\"", err);
+		return -1;
+	}
+	c->handshaking = true;
+	c->deadline = uv_now(c->d->loop) + c->d->tls_timeout_ms;
+	arm(c);
+	return 0;
+}
+
+/* Plaintext for the session.  Bytes the session cannot take now (a
+ * decision is pending and its buffer is full) are held and reading stops
+ * until the decision.  After STARTTLS the rest is discarded (T1). */
+static void feed(sconn_smtp *c, const uint8_t *p, size_t len)
+{
+	size_t off = 0;
+	if (c->in_data)
+		c->deadline = uv_now(c->d->loop) + c->d->timeout_ms;
+	while (off < len && !c->closing && !c->shutting) {
+		size_t n = smtp_session_feed(c->s, p + off, len - off);
+		off += n;
+		if (c->starttls_req) {
+			flush(c); /* the 220, in plaintext */
+			c->starttls_req = false;
+			if (start_tls(c) != 0)
+				conn_close(c);
+			return;   /* what followed STARTTLS is dropped */
+		}
+		if (n == 0) {
+			if (c->held == NULL && (c->held = malloc(SMTPD_READ_MAX)) == NULL)
+				abort();
+			c->held_len = len - off;
+			c->held_off = 0;
+			memcpy(c->held, p + off, c->held_len);
+			if (c->reading) {
+				uv_read_stop((uv_stream_t *)&c->h);
+				c->reading = false;
+			}
+			break;
+		}
+	}
+	flush(c);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)h;
+	(void)suggested;
+	buf->base = malloc(SMTPD_READ_MAX);
+	buf->len = buf->base != NULL ? SMTPD_READ_MAX : 0;
+}
+
+/* Ciphertext from the network: the handshake, then plaintext records. */
+static void tls_input(sconn_smtp *c, const uint8_t *p, size_t len)
+{
+	const char *err = NULL;
+	char q[LOG_QUOTE_MAX];
+	if (tls_feed(c->tls, p, len) != 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->handshaking) {
+		int r = tls_progress(c->tls, &err);
+		if (r < 0 || push_tls(c) != 0) {
+			log_msg(LOG_INFO, "msg=\"smtp: TLS handshake failed\" session=%llu "
+				"peer=%s error=%s", (unsigned long long)c->id, c->ip,
+				log_quote(err != NULL ? err : "write", strlen(err != NULL ? err : "write"), q));
+			conn_close(c);
+			return;
+		}
+		if (r == 0)
+			return;
+		c->handshaking = false;
+		if (tls_describe(c->tls, c->tls_desc, sizeof(c->tls_desc)) != 0)
+			c->tls_desc[0] = '\0';
+		log_msg(LOG_INFO, "msg=\"smtp: TLS established\" session=%llu peer=%s "
+			"tls=\"%s\"", (unsigned long long)c->id, c->ip, c->tls_desc);
+		c->deadline = uv_now(c->d->loop) + c->d->timeout_ms;
+		if (c->implicit_tls) {
+			greet(c);
+		} else {
+			smtp_session_tls_started(c->s);
+			flush(c);
+		}
+	}
+	uint8_t buf[16384];
+	long n;
+	while (!c->closing && !c->shutting && c->held_len == 0 &&
+	       (n = tls_read(c->tls, buf, sizeof(buf), &err)) != 0) {
+		if (n < 0) {
+			conn_close(c);
+			return;
+		}
+		feed(c, buf, (size_t)n);
+	}
+}
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	sconn_smtp *c = (sconn_smtp *)st;
+	if (nread < 0) {
+		free(buf->base);
+		if (c->in_data || smtp_session_pending(c->s))
+			log_msg(LOG_INFO, "msg=\"smtp: lost connection\" session=%llu "
+				"peer=%s%s", (unsigned long long)c->id, c->ip,
+				c->in_data ? " during=DATA" : "");
+		conn_close(c);
+		return;
+	}
+	if (nread > 0) {
+		if (c->tls != NULL)
+			tls_input(c, (const uint8_t *)buf->base, (size_t)nread);
+		else
+			feed(c, (const uint8_t *)buf->base, (size_t)nread);
+	}
+	free(buf->base);
+	/* a client that sends and never reads its replies */
+	if (!c->closing && c->reading &&
+	    uv_stream_get_write_queue_size((uv_stream_t *)&c->h) > SMTPD_WRITE_QUEUE_MAX) {
+		log_msg(LOG_INFO, "msg=\"smtp: client does not read\" session=%llu "
+			"peer=%s", (unsigned long long)c->id, c->ip);
+		conn_close(c);
+	}
+}
+
+/* Bytes held back while the TLS session had plaintext the SMTP session
+ * could not take yet stay inside GnuTLS: tls_input reads them again. */
+static void resume_input(sconn_smtp *c)
+{
+	if (c->closing || c->shutting || c->delayed || !c->greeted ||
+	    smtp_session_pending(c->s))
+		return;
+	if (c->held_len > 0) {
+		uint8_t *tmp = c->held;
+		size_t n = c->held_len, off = c->held_off;
+		c->held = NULL;
+		c->held_len = 0;
+		feed(c, tmp + off, n);
+		free(tmp);
+		if (c->held_len > 0 || c->closing || c->shutting)
+			return;
+	}
+	if (c->tls != NULL && !c->handshaking)
+		tls_input(c, NULL, 0);
+	if (!c->reading && !c->closing && !c->shutting && c->held_len == 0 &&
+	    uv_read_start((uv_stream_t *)&c->h, alloc_cb, read_cb) == 0)
+		c->reading = true;
+}
+
 /* ----------------------------------------------------------- connections */
 
 static void maybe_free(smtpd *d);
-static void handle_closed(uv_handle_t *h);
 
 static void conn_unref(sconn_smtp *c)
 {
@@ -388,16 +1237,25 @@ static void conn_unref(sconn_smtp *c)
 		d->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
+	if (c->ipe != NULL)
+		c->ipe->conns--;
+	log_msg(LOG_INFO, "msg=\"smtp: disconnect\" session=%llu peer=%s mail=%u "
+		"rcpt=%u stored=%u refused=%u errors=%u tls=%s",
+		(unsigned long long)c->id, c->ip, c->n_mail, c->n_rcpt_ok, c->n_stored,
+		c->n_refused, c->s != NULL ? smtp_session_errors(c->s) : 0,
+		c->tls != NULL && !c->handshaking ? "yes" : "no");
 	tx_clear(c);
 	smtp_session_free(&c->s);
+	tls_session_free(&c->tls);
+	free(c->held);
 	free(c);
 	d->n_conns--;
 	maybe_free(d);
 }
 
-static void conn_closed_cb(uv_handle_t *h)
+static void conn_handle_closed(uv_handle_t *h)
 {
-	conn_unref((sconn_smtp *)h);
+	conn_unref(h->data);
 }
 
 static void conn_close(sconn_smtp *c)
@@ -405,52 +1263,41 @@ static void conn_close(sconn_smtp *c)
 	if (c->closing)
 		return;
 	c->closing = true;
-	uv_close((uv_handle_t *)&c->h, conn_closed_cb);
+	uv_close((uv_handle_t *)&c->h, conn_handle_closed);
+	uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void refuse(sconn_smtp *c, const char *line)
 {
-	(void)h;
-	(void)suggested;
-	buf->base = malloc(65536);
-	buf->len = buf->base != NULL ? 65536 : 0;
-}
-
-static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-	sconn_smtp *c = (sconn_smtp *)st;
-	if (nread < 0) {
-		free(buf->base);
-		conn_close(c);
-		return;
-	}
-	size_t off = 0;
-	while (off < (size_t)nread && !c->closing) {
-		size_t n = smtp_session_feed(c->s, (const uint8_t *)buf->base + off,
-					     (size_t)nread - off);
-		off += n;
-		flush(c);
-		if (n == 0) {
-			/* the session's buffer is full while a decision is
-			 * pending: drop the connection rather than buffer more */
-			conn_close(c);
-			break;
-		}
-	}
-	free(buf->base);
+	(void)write_raw(c, (const uint8_t *)line, strlen(line));
+	log_msg(LOG_INFO, "msg=\"smtp: connection refused\" peer=%s reply=\"%.*s\"",
+		c->ip, (int)strcspn(line, "\r"), line);
+	finish(c);
 }
 
 static void on_connection(uv_stream_t *ls, int status)
 {
-	smtpd *d = ls->data;
-	if (status != 0 || d->stopping)
+	slisten *l = ls->data;
+	smtpd *d = l->d;
+	if (status != 0) {
+		/* EMFILE and the like: libuv has closed the pending connection
+		 * (its reserve-descriptor trick); nothing to do but log. */
+		log_msg(LOG_WARN, "msg=\"smtp: accept failed\" error=\"%s\"",
+			uv_strerror(status));
+		return;
+	}
+	if (d->stopping)
 		return;
 	sconn_smtp *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return;
 	c->d = d;
-	c->refs = 1;
+	c->id = ++d->next_id;
+	c->refs = 2; /* the two handles */
+	c->implicit_tls = l->implicit_tls;
 	uv_tcp_init(d->loop, &c->h);
+	uv_timer_init(d->loop, &c->timer);
+	c->h.data = c->timer.data = c;
 	c->next = d->conns;
 	if (d->conns != NULL)
 		d->conns->prev = c;
@@ -462,62 +1309,76 @@ static void on_connection(uv_stream_t *ls, int status)
 	}
 	struct sockaddr_storage peer;
 	int pl = sizeof(peer);
-	if (uv_tcp_getpeername(&c->h, (struct sockaddr *)&peer, &pl) == 0) {
-		if (peer.ss_family == AF_INET)
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr,
-				  c->ip, sizeof(c->ip));
-		else
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr,
-				  c->ip, sizeof(c->ip));
+	memset(&peer, 0, sizeof(peer));
+	if (uv_tcp_getpeername(&c->h, (struct sockaddr *)&peer, &pl) != 0) {
+		conn_close(c);
+		return;
 	}
+	if (peer.ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&peer)->sin6_addr))
+		inet_ntop(AF_INET, ((struct sockaddr_in6 *)&peer)->sin6_addr.s6_addr + 12,
+			  c->ip, sizeof(c->ip));
+	else if (peer.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, c->ip,
+			  sizeof(c->ip));
+	else
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr, c->ip,
+			  sizeof(c->ip));
+	uint64_t now = uv_now(d->loop);
+	uint8_t key[16];
+	ip_key(&peer, key);
+	c->ipe = ip_get(d, key, now);
+	if (c->ipe != NULL)
+		c->ipe->conns++;
+	c->deadline = now + d->timeout_ms;
+	c->session_end = now + d->session_ms;
+	c->greet_at = now + d->greet_delay_ms;
 	smtp_settings set = {
-		.hostname = d->hostname, .line_max = 1000, .max_rcpt = SMTPD_RCPT_MAX,
-		.soft_errors = 10, .hard_errors = 20,
+		.hostname = d->hostname, .line_max = 1000, .max_rcpt = d->rcpt_limit,
+		.soft_errors = d->soft_errors, .hard_errors = d->hard_errors,
+		.error_delay_ms = d->error_sleep_ms,
 		.offer = { .size_max = d->size_max, .chunking = true, .smtputf8 = true,
 			   .dsn = true, .eightbit = true },
-		.starttls = false, .bare_policy = SMTP_DATA_REJECT_BARE,
+		.starttls = d->starttls && d->creds != NULL && !c->implicit_tls,
+		.tls_active = c->implicit_tls, .bare_policy = d->bare_policy,
 	};
-	if (d->n_conns > d->max_conns ||
-	    smtp_session_new(&set, &smtp_cbs, c, &c->s) != 0) {
-		static const char busy[] = "421 4.3.2 Too many connections, try later\r\n";
-		wreq *wr = malloc(sizeof(*wr) + sizeof(busy) - 1);
-		if (wr != NULL) {
-			memcpy(wr->data, busy, sizeof(busy) - 1);
-			uv_buf_t b = uv_buf_init((char *)wr->data, sizeof(busy) - 1);
-			if (uv_write(&wr->w, (uv_stream_t *)&c->h, &b, 1, write_done) != 0)
-				free(wr);
-		}
+	if (smtp_session_new(&set, &smtp_cbs, c, &c->s) != 0) {
 		conn_close(c);
 		return;
 	}
 	uv_tcp_nodelay(&c->h, 1);
-	smtp_session_greet(c->s);
-	flush(c);
-	uv_read_start((uv_stream_t *)&c->h, alloc_cb, read_cb);
+	log_msg(LOG_INFO, "msg=\"smtp: connect\" session=%llu peer=%s tls=%s",
+		(unsigned long long)c->id, c->ip, c->implicit_tls ? "implicit" : "no");
+	if (d->n_conns > d->max_conns) {
+		refuse(c, "421 4.3.2 Too many connections, try later\r\n");
+		return;
+	}
+	if (c->ipe != NULL && c->ipe->conns > d->max_per_ip) {
+		refuse(c, "421 4.7.0 Too many connections from your address\r\n");
+		return;
+	}
+	if (c->ipe != NULL &&
+	    !bucket_take(&c->ipe->conn_tok, &c->ipe->conn_t, d->conn_rate, now)) {
+		refuse(c, "421 4.7.0 Too many connections from your address, try "
+			  "later\r\n");
+		return;
+	}
+	if (c->implicit_tls) {
+		if (start_tls(c) != 0) {
+			conn_close(c);
+			return;
+		}
+		c->greet_at = now; /* after the handshake */
+	} else if (d->greet_delay_ms == 0) {
+		greet(c);
+	} else {
+		arm(c);
+	}
+	if (uv_read_start((uv_stream_t *)&c->h, alloc_cb, read_cb) == 0)
+		c->reading = true;
 }
 
 /* ------------------------------------------------------------- lifecycle */
-
-/* After smtpd_stop: once the last connection (and the messages it was
- * storing) is gone, close the completion handle; free when both handles
- * have closed. */
-static void maybe_free(smtpd *d)
-{
-	if (!d->freeing || d->conns != NULL || d->inflight > 0)
-		return;
-	if (!d->async_closing) {
-		d->async_closing = true;
-		uv_close((uv_handle_t *)&d->done_async, handle_closed);
-		return;
-	}
-	if (d->handles > 0)
-		return;
-	for (size_t i = 0; d->domains != NULL && i < d->n_domains; i++)
-		free(d->domains[i]);
-	free(d->domains);
-	pthread_mutex_destroy(&d->done_lock);
-	free(d);
-}
 
 static void handle_closed(uv_handle_t *h)
 {
@@ -526,12 +1387,127 @@ static void handle_closed(uv_handle_t *h)
 	maybe_free(d);
 }
 
+static void listener_closed(uv_handle_t *h)
+{
+	slisten *l = h->data;
+	smtpd *d = l->d;
+	free(l);
+	d->handles--;
+	maybe_free(d);
+}
+
+/* After smtpd_free: once the last connection (and its jobs) is gone,
+ * close the completion and sweep handles; free when every handle has
+ * closed. */
+static void maybe_free(smtpd *d)
+{
+	if (!d->freeing || d->conns != NULL || d->inflight > 0)
+		return;
+	if (!d->closing_handles) {
+		d->closing_handles = true;
+		uv_close((uv_handle_t *)&d->done_async, handle_closed);
+		uv_close((uv_handle_t *)&d->sweep, handle_closed);
+		return;
+	}
+	if (d->handles > 0)
+		return;
+	for (size_t i = 0; d->domains != NULL && i < d->n_domains; i++)
+		free(d->domains[i]);
+	free(d->domains);
+	for (size_t b = 0; b < SMTPD_IP_BUCKETS; b++)
+		while (d->ips[b] != NULL) {
+			ipent *e = d->ips[b];
+			d->ips[b] = e->next;
+			free(e);
+		}
+	tls_creds_free(&d->creds);
+	pthread_mutex_destroy(&d->done_lock);
+	free(d);
+}
+
+static int listen_one(smtpd *d, const char *addr, uint16_t port, bool implicit,
+		      const char **error_r)
+{
+	struct sockaddr_storage sa;
+	if (d->n_ls >= SMTPD_LISTEN_MAX) {
+		*error_r = "too many SMTP listen addresses";
+		return -1;
+	}
+	memset(&sa, 0, sizeof(sa));
+	if (uv_ip4_addr(addr, port, (struct sockaddr_in *)&sa) != 0 &&
+	    uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&sa) != 0) {
+		*error_r = "smtp_listen / smtps_listen: not a numeric IP address";
+		return -1;
+	}
+	slisten *l = calloc(1, sizeof(*l));
+	if (l == NULL)
+		abort();
+	l->d = d;
+	l->implicit_tls = implicit;
+	uv_tcp_init(d->loop, &l->h);
+	l->h.data = l;
+	d->ls[d->n_ls++] = l;
+	d->handles++;
+	int r = uv_tcp_bind(&l->h, (struct sockaddr *)&sa, 0);
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)&l->h, 511, on_connection);
+	if (r != 0) {
+		*error_r = uv_strerror(r);
+		return -1;
+	}
+	struct sockaddr_storage bound;
+	int blen = sizeof(bound);
+	uint16_t p = 0;
+	if (uv_tcp_getsockname(&l->h, (struct sockaddr *)&bound, &blen) == 0)
+		p = ntohs(bound.ss_family == AF_INET
+				  ? ((struct sockaddr_in *)&bound)->sin_port
+				  : ((struct sockaddr_in6 *)&bound)->sin6_port);
+	log_msg(LOG_NOTICE, "msg=\"listening\" transport=%s addr=%s port=%u",
+		implicit ? "smtps" : "smtp", addr, p);
+	return 0;
+}
+
+static int load_creds(smtpd *d, const smtpd_params *p, const cfg *conf,
+		      const char **error_r)
+{
+	const char *cf = cfg_str(conf, "smtp_tls_cert_file");
+	const char *kf = cfg_str(conf, "smtp_tls_key_file");
+	if ((*cf == '\0') != (*kf == '\0')) {
+		*error_r = "smtp_tls_cert_file and smtp_tls_key_file go together";
+		return -1;
+	}
+	if (*cf == '\0') {
+		if (p->node_cert_pem == NULL || p->node_key_pem == NULL)
+			return 0; /* no TLS */
+		return tls_creds_server(p->node_cert_pem, p->node_key_pem, &d->creds,
+					error_r);
+	}
+	uint8_t *crt = NULL, *key = NULL;
+	size_t cl, kl;
+	if (util_read_file(cf, 1024 * 1024, &crt, &cl) != 0) {
+		*error_r = "cannot read smtp_tls_cert_file";
+		return -1;
+	}
+	if (util_read_file(kf, 1024 * 1024, &key, &kl) != 0) {
+		free(crt);
+		*error_r = "cannot read smtp_tls_key_file";
+		return -1;
+	}
+	int r = tls_creds_server((const char *)crt, (const char *)key, &d->creds,
+				 error_r);
+	sodium_memzero(key, kl);
+	free(key);
+	free(crt);
+	return r;
+}
+
 int smtpd_start(const smtpd_params *p, const cfg *conf, smtpd **d_r,
 		const char **error_r)
 {
 	*d_r = NULL;
 	size_t nl = cfg_list_len(conf, "smtp_listen");
-	if (nl == 0)
+	size_t ns = cfg_list_len(conf, "smtps_listen");
+	if (nl + ns == 0)
 		return 0;
 	smtpd *d = calloc(1, sizeof(*d));
 	if (d == NULL) {
@@ -541,57 +1517,98 @@ int smtpd_start(const smtpd_params *p, const cfg *conf, smtpd **d_r,
 	d->loop = p->loop;
 	d->stp = p->st;
 	d->nodep = p->node;
+	d->mapsp = p->maps;
 	d->notify = p->notify;
 	d->notify_arg = p->notify_arg;
 	d->size_max = (uint64_t)cfg_int(conf, "smtp_message_size_limit");
 	d->max_conns = (unsigned)cfg_int(conf, "smtp_max_connections");
+	d->max_per_ip = (unsigned)cfg_int(conf, "smtp_max_connections_per_ip");
+	d->conn_rate = (unsigned)cfg_int(conf, "smtp_connection_rate_per_ip");
+	d->msg_rate = (unsigned)cfg_int(conf, "smtp_message_rate_per_ip");
+	d->rcpt_limit = (unsigned)cfg_int(conf, "smtp_recipient_limit");
+	d->timeout_ms = (uint64_t)cfg_int(conf, "smtp_timeout") * 1000u;
+	d->session_ms = (uint64_t)cfg_int(conf, "smtp_session_max") * 1000u;
+	d->tls_timeout_ms = (uint64_t)cfg_int(conf, "smtp_tls_timeout") * 1000u;
+	d->greet_delay_ms = (uint64_t)cfg_int(conf, "smtp_greet_delay") * 1000u;
+	d->soft_errors = (unsigned)cfg_int(conf, "smtp_soft_error_limit");
+	d->hard_errors = (unsigned)cfg_int(conf, "smtp_hard_error_limit");
+	d->error_sleep_ms = (unsigned)cfg_int(conf, "smtp_error_sleep") * 1000u;
+	d->hop_limit = (unsigned)cfg_int(conf, "smtp_hopcount_limit");
+	d->hdr_count_limit = (unsigned)cfg_int(conf, "smtp_header_count_limit");
+	d->hdr_size_limit = (uint64_t)cfg_int(conf, "smtp_header_size_limit");
+	d->starttls = cfg_bool(conf, "smtp_starttls");
+	const char *bare = cfg_str(conf, "smtp_bare_newline");
+	pthread_mutex_init(&d->done_lock, NULL);
+	uv_async_init(d->loop, &d->done_async, done_async_cb);
+	d->done_async.data = d;
+	uv_timer_init(d->loop, &d->sweep);
+	d->sweep.data = d;
+	d->handles = 2;
+	if (strcmp(bare, "reject") == 0) {
+		d->bare_policy = SMTP_DATA_REJECT_BARE;
+	} else if (strcmp(bare, "normalize") == 0) {
+		d->bare_policy = SMTP_DATA_NORMALISE;
+	} else {
+		*error_r = "smtp_bare_newline: reject or normalize";
+		smtpd_free(&d);
+		return -1;
+	}
 	const char *hn = cfg_str(conf, "smtp_hostname");
 	snprintf(d->hostname, sizeof(d->hostname), "%s",
 		 *hn != '\0' ? hn : cfg_list_item(conf, "domains", 0));
 	d->n_domains = cfg_list_len(conf, "domains");
 	d->domains = calloc(d->n_domains + 1, sizeof(char *));
-	for (size_t i = 0; d->domains != NULL && i < d->n_domains; i++)
-		d->domains[i] = strdup(cfg_list_item(conf, "domains", i));
-	pthread_mutex_init(&d->done_lock, NULL);
-	uv_async_init(d->loop, &d->done_async, done_async_cb);
-	d->done_async.data = d;
-	d->handles = 1;
-	/* one address for now (the first); more come with the full driver */
-	const char *addr = cfg_list_item(conf, "smtp_listen", 0);
+	if (d->domains == NULL)
+		abort();
+	for (size_t i = 0; i < d->n_domains; i++)
+		if ((d->domains[i] = strdup(cfg_list_item(conf, "domains", i))) == NULL)
+			abort();
+	if (load_creds(d, p, conf, error_r) != 0 ||
+	    (ns > 0 && d->creds == NULL && (*error_r = "smtps_listen needs TLS "
+					    "credentials") != NULL)) {
+		smtpd_free(&d);
+		return -1;
+	}
 	uint16_t port = (uint16_t)cfg_int(conf, "smtp_port");
-	struct sockaddr_storage sa;
-	if (uv_ip4_addr(addr, port, (struct sockaddr_in *)&sa) != 0 &&
-	    uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&sa) != 0) {
-		*error_r = "smtp_listen: not a numeric IP address";
-		smtpd_free(&d);
-		return -1;
+	uint16_t sport = (uint16_t)cfg_int(conf, "smtps_port");
+	for (size_t i = 0; i < nl + ns; i++) {
+		bool implicit = i >= nl;
+		const char *addr = implicit ? cfg_list_item(conf, "smtps_listen", i - nl)
+					    : cfg_list_item(conf, "smtp_listen", i);
+		if (listen_one(d, addr, implicit ? sport : port, implicit, error_r) != 0) {
+			smtpd_free(&d);
+			return -1;
+		}
 	}
-	uv_tcp_init(d->loop, &d->listener);
-	d->listener.data = d;
-	d->handles++;
-	d->listening = true;
-	int r = uv_tcp_bind(&d->listener, (struct sockaddr *)&sa, 0);
-	if (r == 0)
-		r = uv_listen((uv_stream_t *)&d->listener, 511, on_connection);
-	if (r != 0) {
-		*error_r = uv_strerror(r);
-		smtpd_free(&d);
-		return -1;
-	}
-	log_msg(LOG_NOTICE, "msg=\"listening\" transport=smtp addr=%s port=%u",
-		addr, smtpd_port(d));
+	uv_timer_start(&d->sweep, sweep_cb, SMTPD_SWEEP_MS, SMTPD_SWEEP_MS);
 	*d_r = d;
+	return 0;
+}
+
+static uint16_t port_of(const smtpd *d, bool implicit)
+{
+	for (size_t i = 0; d != NULL && i < d->n_ls; i++) {
+		if (d->ls[i]->implicit_tls != implicit)
+			continue;
+		struct sockaddr_storage sa;
+		int len = sizeof(sa);
+		if (uv_tcp_getsockname(&d->ls[i]->h, (struct sockaddr *)&sa, &len) != 0)
+			return 0;
+		return ntohs(sa.ss_family == AF_INET
+				     ? ((struct sockaddr_in *)&sa)->sin_port
+				     : ((struct sockaddr_in6 *)&sa)->sin6_port);
+	}
 	return 0;
 }
 
 uint16_t smtpd_port(const smtpd *d)
 {
-	struct sockaddr_storage sa;
-	int len = sizeof(sa);
-	if (uv_tcp_getsockname(&d->listener, (struct sockaddr *)&sa, &len) != 0)
-		return 0;
-	return sa.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&sa)->sin_port)
-				       : ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+	return port_of(d, false);
+}
+
+uint16_t smtpd_tls_port(const smtpd *d)
+{
+	return port_of(d, true);
 }
 
 void smtpd_stop(smtpd *d)
@@ -601,8 +1618,10 @@ void smtpd_stop(smtpd *d)
 	d->stopping = true;
 	for (sconn_smtp *c = d->conns; c != NULL; c = c->next)
 		conn_close(c);
-	if (d->listening)
-		uv_close((uv_handle_t *)&d->listener, handle_closed);
+	for (size_t i = 0; i < d->n_ls; i++)
+		uv_close((uv_handle_t *)&d->ls[i]->h, listener_closed);
+	d->n_ls = 0;
+	uv_timer_stop(&d->sweep);
 }
 
 bool smtpd_idle(const smtpd *d)

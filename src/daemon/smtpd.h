@@ -1,41 +1,61 @@
 /*
- * smtpd.h — the Legacy Bridge's inbound SMTP listener (issue 4, first
- * slice): a libuv TCP driver for the pure session of src/smtp/smtp-server.h.
+ * smtpd.h — the Legacy Bridge's inbound SMTP server (issue 4): a libuv
+ * TCP driver for the pure session of src/smtp/smtp-server.h.
  *
- * What it does now: plain ESMTP (no STARTTLS yet) on `smtp_listen` /
- * `smtp_port`; RCPT is accepted for `user@D` when D is one of the node's
- * domains and did:aftersmtp:D:user is registered (550 5.1.1 otherwise,
- * 554 5.7.1 for other domains: never a relay); at the end of DATA the
- * message, with a Received: header prepended and otherwise byte for byte,
- * is sealed once for every recipient DID by the node identity, and
- * stored; the 250 is sent after the store's fsync'd commit.
- * Not yet: STARTTLS, maps, per-IP limits beyond the connection cap,
- * timeouts other than the idle sweep.
+ * Listeners: every `smtp_listen` address at `smtp_port` (ESMTP, STARTTLS
+ * offered when `smtp_starttls`), every `smtps_listen` address at
+ * `smtps_port` (implicit TLS, RFC 8314).  TLS is GnuTLS in SMTP mode
+ * (TLS 1.2 or 1.3) with `smtp_tls_cert_file` or the node's certificate.
+ *
+ * Per connection: the session's replies, TLS, one timer for the command /
+ * data timeout, the session cap, the TLS handshake timeout and the
+ * tarpit delay (after `smtp_soft_error_limit` errors).  Per client IP
+ * (IPv6: its /64): concurrent connections, connection rate, message rate.
+ *
+ * RCPT (docs/bridge.md "What is accepted"): the relay check first (our
+ * domains, virtual alias domains, relay_domains, or a client in
+ * smtp_relay_networks; otherwise 554 5.7.1), then access_map (client,
+ * sender, recipient); then on a worker thread canonical_maps and
+ * virtual_alias_maps turn the address into DIDs, each of which must be
+ * registered here (550 5.1.1 otherwise).
+ *
+ * End of DATA: header limits (552 5.3.4), hop count (554 5.4.6),
+ * Authentication-Results fields naming our host removed (RFC 8601 §5),
+ * a Received: header prepended; then the message is sealed once for every
+ * recipient DID by the node identity and stored; the 250 is sent after
+ * the store's fsync'd commit, a failure is 451 4.3.0 for the whole
+ * message (nothing is half-delivered).
  */
 #ifndef AMP_SMTPD_H
 #define AMP_SMTPD_H
 
 #include "amp/amp.h"
 #include "config.h"
+#include "mapset.h"
 #include "store.h"
 
 #include <uv.h>
 
 typedef struct smtpd smtpd;
 
-/* st and node are read when a connection needs them: the listener is
- * bound (as root, port 25) before the store is opened and the node key
- * loaded (after the privilege drop). */
+/* st, node and maps are read when a connection needs them: the listener
+ * is bound (as root, port 25) before the store is opened, the node key
+ * loaded and the tables opened (after the privilege drop). */
 typedef struct smtpd_params {
 	uv_loop_t *loop;
 	store *const *st;
 	amp_identity *const *node;
+	mapset *const *maps;
+	/* the node's certificate and key (PEM), used for TLS unless
+	 * smtp_tls_cert_file is set; copied */
+	const char *node_cert_pem, *node_key_pem;
 	/* called on the loop after mail was stored for a local DID */
 	void (*notify)(void *arg, const char *did);
 	void *notify_arg;
 } smtpd_params;
 
-/* Bind every `smtp_listen` address (none: no listener, *d_r NULL). */
+/* Bind every `smtp_listen` and `smtps_listen` address (none: no
+ * listener, *d_r NULL). */
 int smtpd_start(const smtpd_params *p, const cfg *conf, smtpd **d_r,
 		const char **error_r) __attribute__((warn_unused_result));
 /* Stop accepting and close the connections.  Messages already being
@@ -45,6 +65,8 @@ void smtpd_stop(smtpd *d);
 bool smtpd_idle(const smtpd *d);
 /* After smtpd_stop: freed once its handles have closed (run the loop). */
 void smtpd_free(smtpd **d);
+/* Port of the first plain / implicit-TLS listener (0: none). */
 uint16_t smtpd_port(const smtpd *d);
+uint16_t smtpd_tls_port(const smtpd *d);
 
 #endif

@@ -716,7 +716,7 @@ unsigned smtp_session_delay_ms(const smtp_session *s)
 {
 	if (s->set.soft_errors == 0 || s->errors < s->set.soft_errors)
 		return 0;
-	return 1000u; /* Postfix smtpd_error_sleep_time */
+	return s->set.error_delay_ms; /* Postfix smtpd_error_sleep_time */
 }
 
 unsigned smtp_session_errors(const smtp_session *s)

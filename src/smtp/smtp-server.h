@@ -56,6 +56,7 @@ typedef struct smtp_settings {
 	unsigned max_rcpt;            /* >= 100 (RFC 5321 §4.5.3.1.8) */
 	unsigned soft_errors;         /* start delaying after this many */
 	unsigned hard_errors;         /* 421 and close at this many */
+	unsigned error_delay_ms;      /* tarpit per reply after soft_errors */
 	smtp_offer offer;             /* SIZE, CHUNKING, SMTPUTF8, DSN, 8BITMIME */
 	bool starttls;                /* TLS can be offered (a certificate) */
 	bool tls_active;              /* implicit TLS (port 465) */
@@ -116,7 +117,7 @@ bool smtp_session_closing(const smtp_session *s);
 /* Waiting for the driver's decision. */
 bool smtp_session_pending(const smtp_session *s);
 /* Milliseconds the driver should wait before sending the next reply
- * (tarpit after soft_errors), 0 normally. */
+ * (error_delay_ms once soft_errors is passed), 0 normally. */
 unsigned smtp_session_delay_ms(const smtp_session *s);
 unsigned smtp_session_errors(const smtp_session *s);
 

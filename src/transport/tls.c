@@ -10,11 +10,14 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 #include <gnutls/x509.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+/* SMTP (STARTTLS, implicit TLS): Internet MTAs still speak TLS 1.2 */
+#define PRIORITY_SMTP "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 typedef struct bytebuf {
 	uint8_t *p;
@@ -27,6 +30,7 @@ struct tls_creds {
 
 struct tls_session {
 	gnutls_session_t g;
+	tls_mode mode;
 	bytebuf in, out;
 	bool done;
 	bool failed;
@@ -238,19 +242,27 @@ void tls_creds_free(tls_creds **creds)
 int tls_session_new(tls_creds *creds, bool server, tls_session **s_r,
 		    const char **error_r)
 {
+	return tls_session_new_mode(creds, server, TLS_MODE_AMP, s_r, error_r);
+}
+
+int tls_session_new_mode(tls_creds *creds, bool server, tls_mode mode,
+			 tls_session **s_r, const char **error_r)
+{
 	tls_session *s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		*error_r = "out of memory";
 		return -1;
 	}
+	s->mode = mode;
 	gnutls_datum_t alpn = { (unsigned char *)TLS_ALPN, sizeof(TLS_ALPN) - 1 };
 	int rc = gnutls_init(&s->g, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
 					    GNUTLS_NONBLOCK);
 	if (rc >= 0)
-		rc = gnutls_priority_set_direct(s->g, PRIORITY, NULL);
+		rc = gnutls_priority_set_direct(
+			s->g, mode == TLS_MODE_AMP ? PRIORITY : PRIORITY_SMTP, NULL);
 	if (rc >= 0)
 		rc = gnutls_credentials_set(s->g, GNUTLS_CRD_CERTIFICATE, creds->cred);
-	if (rc >= 0)
+	if (rc >= 0 && mode == TLS_MODE_AMP)
 		rc = gnutls_alpn_set_protocols(s->g, &alpn, 1, GNUTLS_ALPN_MANDATORY);
 	if (rc < 0) {
 		*error_r = gnutls_strerror(rc);
@@ -305,6 +317,10 @@ int tls_progress(tls_session *s, const char **error_r)
 		s->failed = true;
 		*error_r = gnutls_strerror(rc);
 		return -1;
+	}
+	if (s->mode == TLS_MODE_SMTP) {
+		s->done = true;
+		return 1;
 	}
 	gnutls_datum_t sel;
 	if (gnutls_alpn_get_selected_protocol(s->g, &sel) < 0 ||
@@ -369,6 +385,17 @@ size_t tls_take_output(tls_session *s, const uint8_t **out_r)
 void tls_output_consumed(tls_session *s, size_t n)
 {
 	buf_consume(&s->out, n);
+}
+
+int tls_describe(tls_session *s, char *out, size_t out_size)
+{
+	if (!s->done || out_size == 0)
+		return -1;
+	const char *v = gnutls_protocol_get_name(gnutls_protocol_get_version(s->g));
+	const char *c = gnutls_cipher_get_name(gnutls_cipher_get(s->g));
+	int n = snprintf(out, out_size, "%s with cipher %s", v != NULL ? v : "TLS",
+			 c != NULL ? c : "unknown");
+	return n < 0 || (size_t)n >= out_size ? -1 : 0;
 }
 
 int tls_exporter(tls_session *s, uint8_t out[TLS_EXPORTER_BYTES])

@@ -5,8 +5,9 @@
  * tls_take_output() hands it, so the same code runs in tests, wired
  * client-to-server in memory.
  *
- *  - TLS 1.3 only, ALPN "amp/1" required on both sides (a peer without it
- *    fails the handshake).
+ *  - AMP mode: TLS 1.3 only, ALPN "amp/1" required on both sides (a peer
+ *    without it fails the handshake).  SMTP mode (STARTTLS, port 465):
+ *    TLS 1.2 or 1.3, no ALPN.
  *  - tls_exporter() gives the RFC 8446 exporter "EXPORTER-amp-v1" that
  *    §9 binds signatures to.
  *  - tls_creds_generate() makes a node's self-signed Ed25519 certificate
@@ -45,8 +46,20 @@ int tls_creds_client(tls_creds **creds_r, const char **error_r)
 	__attribute__((warn_unused_result));
 void tls_creds_free(tls_creds **creds);
 
+/* An AMP session (TLS 1.3, ALPN amp/1 mandatory). */
 int tls_session_new(tls_creds *creds, bool server, tls_session **s_r,
 		    const char **error_r) __attribute__((warn_unused_result));
+typedef enum tls_mode {
+	TLS_MODE_AMP = 0, /* TLS 1.3 with ALPN amp/1 */
+	TLS_MODE_SMTP,    /* STARTTLS / implicit TLS: TLS 1.2 or 1.3, no ALPN */
+} tls_mode;
+int tls_session_new_mode(tls_creds *creds, bool server, tls_mode mode,
+			 tls_session **s_r, const char **error_r)
+	__attribute__((warn_unused_result));
+/* "TLS1.3 with cipher AES-256-GCM" (for Received: and logs), after the
+ * handshake.  0, or -1 (not established, or out too small). */
+int tls_describe(tls_session *s, char *out, size_t out_size)
+	__attribute__((warn_unused_result));
 void tls_session_free(tls_session **s);
 
 /* Bytes that arrived from the network.  -1 when the buffer limit would be

@@ -103,7 +103,7 @@ static smtp_settings default_settings(void)
 		.hostname = "mx.alpha.test",
 		.line_max = 1000,
 		.max_rcpt = 100,
-		.soft_errors = 10,
+		.soft_errors = 10, .error_delay_ms = 1000,
 		.hard_errors = 20,
 		.offer = { .size_max = 10000, .chunking = true, .smtputf8 = true,
 			   .dsn = true, .eightbit = true },
