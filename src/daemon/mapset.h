@@ -62,4 +62,34 @@ int mapset_add(mapset *m, maps_kind kind, const char *key, const char *value,
 int mapset_del(mapset *m, maps_kind kind, const char *key,
 	       char err[MAPSET_ERROR_MAX]) __attribute__((warn_unused_result));
 
+/* Two-step opening, for a component that must hold the mapset before the
+ * tables can be read (the SMTP listener is started as root, before the
+ * privilege drop; the tables are read after it, as the node's user, as
+ * on every reload).  mapset_create: every table empty, no database;
+ * never fails (aborts when out of memory).  mapset_load: once, on a set
+ * made by mapset_create; as mapset_open, and on an error the set stays
+ * empty.  mapset_open is the two in one. */
+mapset *mapset_create(void);
+int mapset_load(mapset *m, const cfg *conf, const char *db_path,
+		char err[MAPSET_ERROR_MAX]) __attribute__((warn_unused_result));
+
+/* Where an entry came from (`amp map list`): the table file (the entry's
+ * line is its first line in the file), an item of a list in the
+ * configuration (relay_domains written inline, smtp_relay_networks; the
+ * line is the item's number), or a run-time entry (maps.db). */
+typedef enum mapset_origin {
+	MAPSET_ORIGIN_FILE = 0,
+	MAPSET_ORIGIN_CONFIG,
+	MAPSET_ORIGIN_RUNTIME,
+} mapset_origin;
+
+/* The origin of m, an entry of s->t[kind] (maps_table_entry, or what a
+ * lookup matched). */
+mapset_origin mapset_entry_origin(const mapset_snap *s, maps_kind kind,
+				  const maps_match *m);
+/* The configured source of s->t[kind]: the file's path, the name of the
+ * setting holding an inline list ("relay_domains"), or "" when there is
+ * none (only run-time entries).  Valid while s is held. */
+const char *mapset_source(const mapset_snap *s, maps_kind kind);
+
 #endif

@@ -15,7 +15,9 @@
  */
 #include "node.h"
 
+#include "admin.h"
 #include "log.h"
+#include "mapset.h"
 #include "quic.h"
 #include "relay.h"
 #include "server.h"
@@ -54,6 +56,8 @@ typedef struct node_run {
 	quic_server *quic[MAX_LISTEN];
 	size_t n_tcp, n_quic;
 	smtpd *smtp;
+	mapset *maps;        /* the lookup tables (after the privilege drop) */
+	admin *adm;          /* <data_dir>/admin.sock */
 	uv_signal_t sig_hup, sig_term, sig_int;
 	uv_timer_t drain_timer;
 	bool stopping;
@@ -139,6 +143,28 @@ static int load_config_file(const char *path, cfg **c_r)
 	return 0;
 }
 
+/* One line with the size of every table. */
+static void log_maps(node_run *n, const char *what)
+{
+	const mapset_snap *s = mapset_get(n->maps);
+	log_msg(LOG_NOTICE, "msg=\"%s\" access_map=%zu relay_domains=%zu "
+		"virtual_alias_maps=%zu canonical_maps=%zu transport_maps=%zu "
+		"smtp_relay_networks=%zu", what,
+		maps_table_count(s->t[MAPS_ACCESS]),
+		maps_table_count(s->t[MAPS_RELAY_DOMAINS]),
+		maps_table_count(s->t[MAPS_VIRTUAL]),
+		maps_table_count(s->t[MAPS_CANONICAL]),
+		maps_table_count(s->t[MAPS_TRANSPORT]),
+		maps_table_count(s->relay_networks));
+	mapset_put(s);
+}
+
+static const cfg *running_conf(void *arg)
+{
+	node_run *n = arg;
+	return n->conf;
+}
+
 static void reload(node_run *n)
 {
 	cfg *nc;
@@ -168,6 +194,14 @@ static void reload(node_run *n)
 		cfg_free(&nc);
 		return;
 	}
+	/* The tables: a bad file refuses this part only; the tables in force
+	 * stay, and so do the map settings they were built with. */
+	char merr[MAPSET_ERROR_MAX];
+	if (mapset_reload(n->maps, nc, merr) != 0)
+		log_msg(LOG_ERR, "msg=\"map reload refused; the old tables stay\" "
+			"error=\"%s\"", merr);
+	else
+		log_maps(n, "maps reloaded");
 	log_level lv;
 	if (log_level_parse(cfg_str(nc, "log_level"), &lv))
 		log_set_level(lv);
@@ -186,6 +220,7 @@ static void close_everything(node_run *n)
 	for (size_t i = 0; i < n->n_quic; i++)
 		quic_server_stop(&n->quic[i]);
 	smtpd_stop(n->smtp);
+	admin_stop(&n->adm);
 	uv_close((uv_handle_t *)&n->sig_hup, NULL);
 	uv_close((uv_handle_t *)&n->sig_term, NULL);
 	uv_close((uv_handle_t *)&n->sig_int, NULL);
@@ -265,7 +300,8 @@ static int chown_data_dir(const cfg *c, uid_t uid, gid_t gid)
 {
 	static const char *const files[] = {
 		"", "node.key", "node.pass", "storage.key", "tls.crt", "tls.key",
-		"node.db", "node.db-wal", "node.db-shm",
+		"node.db", "node.db-wal", "node.db-shm", "maps.db",
+		"maps.db-journal",
 	};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		char path[PATH_MAX];
@@ -396,6 +432,7 @@ static int bind_all(node_run *n)
 	if (r == 0) {
 		smtpd_params sp = {
 			.loop = &n->loop, .st = &n->st, .node = &n->id,
+			.maps = &n->maps,
 			.notify = smtp_notify, .notify_arg = n,
 		};
 		if (smtpd_start(&sp, c, &n->smtp, &err) != 0) {
@@ -444,6 +481,28 @@ static int start_services(node_run *n)
 		return -1;
 	}
 	server_set_relay(n->srv, n->rl);
+	/* The tables and the admin socket, as the node's user: a table
+	 * file the node cannot read at start it could not read on SIGHUP. */
+	char merr[MAPSET_ERROR_MAX];
+	if (node_data_path(n->conf, "maps.db", db) != 0)
+		return -1;
+	if (mapset_open(n->conf, db, &n->maps, merr) != 0) {
+		log_msg(LOG_CRIT, "msg=\"cannot load the maps\" error=\"%s\"",
+			merr);
+		return -1;
+	}
+	log_maps(n, "maps loaded");
+	admin_params ap = {
+		.loop = &n->loop, .data_dir = cfg_str(n->conf, "data_dir"),
+		.maps = n->maps, .conf = running_conf, .arg = n,
+	};
+	if (admin_start(&ap, &n->adm, ebuf, sizeof(ebuf)) != 0) {
+		log_msg(LOG_CRIT, "msg=\"cannot make the admin socket\" "
+			"error=\"%s\"", ebuf);
+		return -1;
+	}
+	log_msg(LOG_INFO, "msg=\"admin socket ready\" path=%s/%s",
+		cfg_str(n->conf, "data_dir"), ADMIN_SOCKET_NAME);
 	return 0;
 }
 
@@ -514,6 +573,7 @@ out:
 		for (size_t i = 0; i < n.n_quic; i++)
 			quic_server_stop(&n.quic[i]);
 		smtpd_stop(n.smtp);
+		admin_stop(&n.adm);
 	}
 	/* SMTP messages being sealed finish while the store is open */
 	while (!smtpd_idle(n.smtp))
@@ -525,6 +585,7 @@ out:
 	uv_run(&n.loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&n.loop) != 0)
 		log_msg(LOG_WARN, "msg=\"handles left open at exit\"");
+	mapset_close(&n.maps); /* after the SMTP server: nothing reads it */
 	router_free(&n.routes);
 	tls_creds_free(&n.creds);
 	amp_identity_destroy(&n.id);
