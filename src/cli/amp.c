@@ -35,6 +35,9 @@ static const char usage[] =
 	"  ack SEQ...        delete messages from the node\n"
 	"  lookup DID        fetch a DID's document through the node\n"
 	"  admin invite      (operator) print a one-time registration invite\n"
+	"  map add|del|list|test|reload\n"
+	"                    (operator) change and query the running node's\n"
+	"                    lookup tables (access, aliases, relay domains, ...)\n"
 	"  help COMMAND      show the help of a command (same as COMMAND --help)\n"
 	"  version           print the version\n"
 	"\n"
@@ -103,7 +106,7 @@ int main(int argc, char **argv)
 		{ "register", cmd_register }, { "send", cmd_send },
 		{ "fetch", cmd_fetch },   { "inbox", cmd_inbox },
 		{ "ack", cmd_ack },       { "lookup", cmd_lookup },
-		{ "admin", cmd_admin },
+		{ "admin", cmd_admin },   { "map", cmd_map },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) == 0) {
