@@ -519,11 +519,15 @@ static const char fetch_help[] =
 	"  amp fetch --maildir ~/Maildir --ack\n";
 
 static const char inbox_help[] =
-	"Usage: amp inbox [OPTIONS]\n"
+	"Usage: amp inbox [--save DIR] [OPTIONS]\n"
 	"\n"
 	"List the messages waiting on the home node, without opening them:\n"
 	"SEQ, received time (UTC), sender DID, size in bytes, envelope id.\n"
 	"Use the SEQ with `amp ack`.\n"
+	"\n"
+	"  --save DIR         also write each sealed envelope, as received, to\n"
+	"                     DIR/ENVELOPE-ID.amp (inspect one with\n"
+	"                     `amp open --info -i FILE`)\n"
 	"\n" CONN_HELP "\n" CLI_COMMON_HELP;
 
 static int maildir_write(cli_env *env, const char *dir, const char *name,
@@ -595,10 +599,11 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 		{ "maildir", required_argument, NULL, 'm' },
 		{ "ack", no_argument, NULL, 'a' },
 		{ "wait", required_argument, NULL, 'w' },
+		{ "save", required_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	conn_opts co = { 0 };
-	const char *maildir = NULL;
+	const char *maildir = NULL, *save = NULL;
 	bool ack = false;
 	uint64_t wait_s = 0;
 	int c, k;
@@ -611,6 +616,7 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 		switch (c) {
 		case 'm': if (list) goto usage; maildir = optarg; break;
 		case 'a': if (list) goto usage; ack = true; break;
+		case 's': if (!list) goto usage; save = optarg; break;
 		case 'w':
 			if (!util_parse_u64(optarg, 0, 3600, &wait_s)) {
 				cli_err(env, "--wait must be 0-3600 seconds");
@@ -670,6 +676,17 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 				       (unsigned long long)it->seq, date, info.sender,
 				       (size_t)it->envelope.len, idhex);
 				got++;
+				char path[PATH_MAX];
+				int pl = save == NULL ? 0
+					: snprintf(path, sizeof(path), "%s/%s.amp", save, idhex);
+				if (save != NULL &&
+				    (pl < 0 || (size_t)pl >= sizeof(path) ||
+				     util_mkdirs(save, 0700) != 0 ||
+				     util_write_file_atomic(path, it->envelope.data,
+							    it->envelope.len, 0600, 0) != 0)) {
+					cli_err(env, "%s: cannot save the envelope", save);
+					r = CLI_FAIL;
+				}
 				amp_envelope_free(&env_d);
 				continue;
 			}
