@@ -11,6 +11,7 @@
 
 #include "client.h"
 #include "log.h"
+#include "mail-date.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -101,12 +102,14 @@ static void bounce(relay *r, const store_queue_item *it, const amp_envelope *env
 		return;
 	}
 	free(doc);
-	char idhex[33], date[64], body[NDN_TEXT_MAX + 2048];
+	char idhex[33], date[MAIL_DATE_FORMAT_SIZE], body[NDN_TEXT_MAX + 2048];
 	sodium_bin2hex(idhex, sizeof(idhex), info.envelope_id, 16);
+	/* a host clock outside 1900..9999: date the notice 1970 rather than
+	 * not at all */
 	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	if (!mail_date_format(now, date, sizeof(date)) &&
+	    !mail_date_format(0, date, sizeof(date)))
+		abort(); /* cannot happen: 1970 always fits */
 	int n = snprintf(body, sizeof(body),
 		"From: <%s>\r\n"
 		"To: <%s>\r\n"
