@@ -30,14 +30,15 @@ case $secs in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$build/tests/fuzz
-targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session maps}
+targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session maps admin}
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 
 # Longest input worth trying: DIDs stop at 332 bytes, stamps at 64,
 # invites at 127; a map line at 1023; a MAIL/RCPT argument is a 256-octet
-# path and at most 16 parameters.
+# path and at most 16 parameters; an admin request line 8192 bytes (the
+# longest input tries two lines past it).
 max_len() {
 	case $1 in
 	did) echo 400 ;;
@@ -45,6 +46,7 @@ max_len() {
 	invite) echo 256 ;;
 	routes) echo 8192 ;;
 	maps) echo 8192 ;;
+	admin) echo 20000 ;;
 	smtp-addr) echo 8192 ;;
 	smtp-data) echo 16384 ;;
 	*) echo 65536 ;;
