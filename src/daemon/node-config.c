@@ -158,17 +158,22 @@ static const cfg_key keys[] = {
 	{ "smtp_relay_networks", CFG_LIST, "", 0, 0, true,
 	  "Client networks (CIDR, e.g. 192.0.2.0/24 2001:db8::/32) whose mail "
 	  "may go to any destination. Empty: none: only mail for `domains`, "
-	  "virtual alias domains and `relay_domains` is accepted." },
+	  "virtual alias domains and `relay_domains` is accepted. An item that "
+	  "is not an address or network refuses the start (or the reload)." },
 	{ "access_map", CFG_STRING, "", 0, 0, true,
 	  "Access table file (docs/maps.md): client IP, network and host name, "
 	  "sender and recipient addresses -> OK, REJECT, DEFER, DISCARD, HOLD. "
-	  "Consulted at RCPT after the relay check. Empty: none." },
+	  "Consulted at RCPT after the relay check. Empty: no file. Each of the "
+	  "map tables is its file followed by the entries added with `amp map "
+	  "add` (kept in <data_dir>/maps.db); a file with an error refuses the "
+	  "start, and on reload keeps the tables in force." },
 	{ "relay_domains", CFG_STRING, "", 0, 0, true,
 	  "Domains (besides `domains`) mail is accepted for and relayed to: a "
-	  "list, or the path of a table file. Empty: none." },
+	  "list (`example.net, .example.org`), or a table file's absolute path "
+	  "(a value starting with /). Empty: none." },
 	{ "virtual_alias_maps", CFG_STRING, "", 0, 0, true,
 	  "Alias table file: user@domain or @domain -> addresses and DIDs, "
-	  "expanded recursively. Empty: none." },
+	  "expanded recursively. Empty: no file." },
 	{ "virtual_alias_expansion_limit", CFG_INT, "1000", 1, 100000, true,
 	  "Most final recipients one address may expand to." },
 	{ "virtual_alias_recursion_limit", CFG_INT, "100", 1, 1000, true,
