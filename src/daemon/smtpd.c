@@ -104,6 +104,9 @@ typedef struct msg {
 	size_t n;
 	int result;                  /* 0 stored; -1 failed */
 	char idhex[33];
+	/* freed once both happened, on the loop: the answer was handled
+	 * (done_async_cb) and libuv is done with `work` (seal_after) */
+	bool answered, worked;
 	struct msg *next;
 } msg;
 
@@ -351,7 +354,7 @@ static void send_output(sconn_smtp *c)
 		finish(c);
 		return;
 	}
-	if (sent && !c->in_data)
+	if (sent) /* a reply: the client's turn (commands, or the text after 354) */
 		c->deadline = uv_now(c->d->loop) + c->d->timeout_ms;
 }
 
@@ -864,10 +867,21 @@ static void seal_work(uv_work_t *w)
 	amp_free(env);
 }
 
+static void msg_free(msg *m)
+{
+	sodium_memzero(m->body, m->len);
+	free(m->body);
+	free(m->rcpts);
+	free(m);
+}
+
 static void seal_after(uv_work_t *w, int status)
 {
-	(void)w;
+	msg *m = w->data;
 	(void)status; /* the answer comes through done_async */
+	m->worked = true;
+	if (m->answered)
+		msg_free(m);
 }
 
 static void done_async_cb(uv_async_t *a)
@@ -895,9 +909,13 @@ static void done_async_cb(uv_async_t *a)
 				smtp_session_reply(c->s, 250, "2.0.0", text);
 		} else {
 			log_msg(LOG_ERR, "msg=\"smtp: message not stored\" session=%llu "
-				"peer=%s recipients=%zu bytes=%zu", (unsigned long long)c->id,
-				c->ip, m->n, m->len);
-			if (live)
+				"peer=%s recipients=%zu bytes=%zu reason=%s",
+				(unsigned long long)c->id, c->ip, m->n, m->len,
+				m->result == STORE_E_FULL ? "disk-full" : "store-error");
+			if (live && m->result == STORE_E_FULL)
+				smtp_session_reply(c->s, 452, "4.3.1",
+						   "Insufficient system storage, try again later");
+			else if (live)
 				smtp_session_reply(c->s, 451, "4.3.0",
 						   "Could not store the message, try again later");
 		}
@@ -905,11 +923,10 @@ static void done_async_cb(uv_async_t *a)
 			flush(c);
 			resume_input(c);
 		}
-		sodium_memzero(m->body, m->len);
-		free(m->body);
-		free(m->rcpts);
-		free(m);
 		d->inflight--;
+		m->answered = true;
+		if (m->worked)
+			msg_free(m);
 		conn_unref(c);
 	}
 }
@@ -1047,8 +1064,10 @@ static void cb_end(void *arg)
 	m->work.data = m;
 	c->refs++;
 	d->inflight++;
-	if (uv_queue_work(d->loop, &m->work, seal_work, seal_after) != 0)
+	if (uv_queue_work(d->loop, &m->work, seal_work, seal_after) != 0) {
+		m->worked = true;
 		store_done(m, -1, false);
+	}
 }
 
 static void cb_abort(void *arg)

@@ -902,18 +902,21 @@ static void commit_batch(store *s, job *batch)
 		}
 		exec_ok(s->wdb, "SAVEPOINT w");
 		j->result = run_job(s, j);
+		if (j->result != 0 && sqlite3_errcode(s->wdb) == SQLITE_FULL)
+			j->result = STORE_E_FULL;
 		if (j->result != 0)
 			exec_ok(s->wdb, "ROLLBACK TO w");
 		exec_ok(s->wdb, "RELEASE w");
 	}
 	bool committed = began && exec_ok(s->wdb, "COMMIT");
+	bool full = !committed && sqlite3_errcode(s->wdb) == SQLITE_FULL;
 	if (began && !committed)
 		exec_ok(s->wdb, "ROLLBACK");
 	int64_t queued = 0;
 	uint64_t quarantined = 0;
 	for (job *j = batch; j != NULL; j = j->next) {
 		if (!committed) {
-			j->result = -1;
+			j->result = full || j->result == STORE_E_FULL ? STORE_E_FULL : -1;
 			j->duplicate = false;
 		}
 		if (j->result == 0) {

@@ -98,7 +98,12 @@ typedef struct store_delivery {
 	uint64_t expires;                      /* queue entries: give up after */
 } store_delivery;
 
-/* Writer thread, once durable (result 0) or failed (-1, nothing stored).
+/* A write failed because the disk (or the database's size limit) is
+ * full: SMTP answers 452 4.3.1 instead of 451 4.3.0. */
+#define STORE_E_FULL (-2)
+
+/* Writer thread, once durable (result 0) or failed (-1, or STORE_E_FULL;
+ * nothing stored).
  * duplicate: (sender, envelope id) was delivered before; nothing was
  * stored this time. */
 typedef void store_deliver_cb(void *arg, int result, bool duplicate);
