@@ -212,11 +212,22 @@ log_level = info
 user = nobody
 EOF
 "$ampd" -c "$dir/node/aftersmtpd.conf" init >/dev/null
-"$ampd" -c "$dir/node/aftersmtpd.conf" run 2> "$dir/node/log" &
-node_pid=$!
-for _ in $(seq 100); do grep -q 'node ready' "$dir/node/log" && break; sleep 0.1; done
-grep -q 'node ready' "$dir/node/log" || die "node did not start: $(tail -5 "$dir/node/log")"
-wait_greeting "$sport" || die "aftersmtpd does not answer on 127.0.0.1:$sport"
+node_starts=0
+start_node() {
+	local n
+	n=$(grep -c 'msg="node ready"' "$dir/node/log" 2>/dev/null || true)
+	"$ampd" -c "$dir/node/aftersmtpd.conf" run 2>> "$dir/node/log" &
+	node_pid=$!
+	node_starts=$((node_starts + 1))
+	for _ in $(seq 100); do
+		[ "$(grep -c 'msg="node ready"' "$dir/node/log")" -gt "${n:-0}" ] && break
+		sleep 0.1
+	done
+	[ "$(grep -c 'msg="node ready"' "$dir/node/log")" -gt "${n:-0}" ] ||
+		die "node did not start: $(tail -5 "$dir/node/log")"
+	wait_greeting "$sport" || die "aftersmtpd does not answer on 127.0.0.1:$sport"
+}
+start_node
 
 export AMP_PASSPHRASE="smtp-bench"
 register() { # name: a user of bench.test with its own AMP_HOME
@@ -337,6 +348,7 @@ minmax() { tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
 
 run_n=0
 errors=0
+crashes=0
 rows=()
 raw=()
 verdicts=()
@@ -353,6 +365,16 @@ cell() { # payload kb sessions reuse
 			run_n=$((run_n + 1))
 			say "$payload ${kb}KB sessions=$s reuse=$reuse round $r: $server ($m messages to r$run_n)"
 			out=$(one_run "$server" "$m" "$s" "$payload" "$kb" "$reuse" "r$run_n")
+			if [ "$server" = aftersmtpd ] && ! kill -0 "$node_pid" 2>/dev/null; then
+				# a crash is a result, not noise: report it, then go on
+				# with a restarted node (same data) for the next runs
+				local st=0
+				wait "$node_pid" 2>/dev/null || st=$?
+				out="ERROR aftersmtpd died during the run (wait status $st$([ "$st" -gt 128 ] && echo ": signal $((st - 128))")); restarted"
+				say "$out"
+				crashes=$((crashes + 1))
+				start_node
+			fi
 			raw+=("server=$server payload=$payload size_kb=$kb sessions=$s reuse=$reuse round=$r rcpt=r$run_n messages=$m $out")
 			case "$out" in
 			ERROR*) err="$err${err:+; }$server round $r: ${out#ERROR }" ;;
@@ -444,5 +466,6 @@ echo '```'
 if [ "$errors" -ne 0 ]; then
 	echo
 	echo "**$errors cell(s) failed verification: see ERROR above.**"
+	[ "$crashes" -eq 0 ] || echo "**aftersmtpd crashed $crashes time(s) and was restarted for the runs after the crash.**"
 	exit 1
 fi
