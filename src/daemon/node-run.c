@@ -426,13 +426,11 @@ static int bind_all(node_run *n)
 			n->n_quic++;
 		}
 	}
-	sodium_memzero(key, strlen(key));
-	free(key);
-	free(crt);
 	if (r == 0) {
 		smtpd_params sp = {
 			.loop = &n->loop, .st = &n->st, .node = &n->id,
 			.maps = &n->maps,
+			.node_cert_pem = crt, .node_key_pem = key,
 			.notify = smtp_notify, .notify_arg = n,
 		};
 		if (smtpd_start(&sp, c, &n->smtp, &err) != 0) {
@@ -441,6 +439,9 @@ static int bind_all(node_run *n)
 			r = -1;
 		}
 	}
+	sodium_memzero(key, strlen(key));
+	free(key);
+	free(crt);
 	return r;
 }
 
