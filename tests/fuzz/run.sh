@@ -30,7 +30,7 @@ case $secs in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$build/tests/fuzz
-targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session maps admin}
+targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session maps mail-header mime-decode admin}
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -38,7 +38,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 # Longest input worth trying: DIDs stop at 332 bytes, stamps at 64,
 # invites at 127; a map line at 1023; a MAIL/RCPT argument is a 256-octet
 # path and at most 16 parameters; an admin request line 8192 bytes (the
-# longest input tries two lines past it).
+# longest input tries two lines past it); what fuzz-mime-decode reads is
+# one header value or date, so 4096 bytes.
 max_len() {
 	case $1 in
 	did) echo 400 ;;
@@ -49,6 +50,7 @@ max_len() {
 	admin) echo 20000 ;;
 	smtp-addr) echo 8192 ;;
 	smtp-data) echo 16384 ;;
+	mime-decode) echo 4096 ;;
 	*) echo 65536 ;;
 	esac
 }
