@@ -22,6 +22,7 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -1294,6 +1295,18 @@ static void refuse(sconn_smtp *c, const char *line)
 	finish(c);
 }
 
+/* Bytes already waiting before we have said anything (S5: a client
+ * that does not wait for the 220).  One MSG_PEEK; with smtp_greet_delay
+ * the session itself also catches the ones that talk during the wait. */
+static bool early_talker(sconn_smtp *c)
+{
+	uv_os_fd_t fd;
+	char b;
+	if (uv_fileno((uv_handle_t *)&c->h, &fd) != 0)
+		return false;
+	return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+}
+
 static void on_connection(uv_stream_t *ls, int status)
 {
 	slisten *l = ls->data;
@@ -1388,6 +1401,10 @@ static void on_connection(uv_stream_t *ls, int status)
 			return;
 		}
 		c->greet_at = now; /* after the handshake */
+	} else if (early_talker(c)) {
+		c->greeted = true;
+		refuse(c, "554 5.5.0 Talking before the greeting\r\n");
+		return;
 	} else if (d->greet_delay_ms == 0) {
 		greet(c);
 	} else {

@@ -448,6 +448,17 @@ static bool parse_domain(pctx *c, smtp_path *p)
 	return true;
 }
 
+bool smtp_domain_check(const char *s, size_t len, bool smtputf8)
+{
+	pctx c = { .s = (const unsigned char *)s, .len = len, .i = 0,
+		   .utf8ok = smtputf8, .err = SMTP_ADDR_OK, .why = NULL };
+	smtp_path p;
+	memset(&p, 0, sizeof(p));
+	if (len == 0 || len > SMTP_DOMAIN_MAX)
+		return false;
+	return parse_domain(&c, &p) && c.i == len;
+}
+
 smtp_addr_err smtp_path_parse(const char *s, size_t len, bool allow_null,
 			      bool smtputf8, smtp_path *path_r, size_t *used_r,
 			      const char **why_r)

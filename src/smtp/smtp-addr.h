@@ -62,6 +62,10 @@ smtp_addr_err smtp_path_parse(const char *s, size_t len, bool allow_null,
 			      bool smtputf8, smtp_path *path_r, size_t *used_r,
 			      const char **why_r);
 
+/* s[0..len) is a domain or an address literal as in a path (EHLO/HELO
+ * arguments): at most SMTP_DOMAIN_MAX octets; 8-bit only with smtputf8. */
+bool smtp_domain_check(const char *s, size_t len, bool smtputf8);
+
 /* "local@domain" (canonical local part) into out; false if it does not
  * fit. */
 bool smtp_path_format(const smtp_path *p, char *out, size_t out_size);

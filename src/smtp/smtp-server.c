@@ -24,6 +24,7 @@ struct smtp_session {
 	int state, pending;
 	bool helo_done, esmtp, in_tx, data_started, closing, skipping;
 	bool bdat_used, bdat_last, bdat_discard, bdat_too_big;
+	bool in_process;               /* process() is on the stack */
 	unsigned rcpt_ok, errors;
 	uint64_t bdat_left, bdat_size;
 	unsigned bdat_reply;            /* reply code to give after a skipped chunk */
@@ -141,22 +142,11 @@ static bool arg_is(const char *arg, const char *word)
 	return strncasecmp(arg, word, n) == 0;
 }
 
-/* Domain or address literal (EHLO/HELO argument), reusing the path
- * grammar: "<x@ARG>". */
+/* Domain or address literal (EHLO/HELO argument): up to 255 octets
+ * (RFC 5321 §4.5.3.1.2), the grammar of a path's domain. */
 static bool helo_arg_ok(const char *arg, bool utf8)
 {
-	char buf[SMTP_DOMAIN_MAX + 8];
-	size_t n = strlen(arg);
-	if (n == 0 || n > SMTP_DOMAIN_MAX)
-		return false;
-	int k = snprintf(buf, sizeof(buf), "<x@%s>", arg);
-	if (k < 0 || (size_t)k >= sizeof(buf))
-		return false;
-	smtp_path p;
-	size_t used;
-	const char *why;
-	return smtp_path_parse(buf, (size_t)k, false, utf8, &p, &used, &why) ==
-		       SMTP_ADDR_OK && used == (size_t)k;
+	return smtp_domain_check(arg, strlen(arg), utf8);
 }
 
 static void ehlo_reply(smtp_session *s)
@@ -345,7 +335,7 @@ static void cmd_data(smtp_session *s, const char *arg)
 
 static void cmd_bdat(smtp_session *s, const char *arg)
 {
-	if (!s->set.offer.chunking) {
+	if (!s->set.offer.chunking || !s->esmtp) { /* not offered after HELO */
 		reply(s, 502, "5.5.1", "BDAT is not offered");
 		return;
 	}
@@ -498,7 +488,22 @@ static void consume(smtp_session *s, size_t n)
 	s->in_len -= n;
 }
 
+static void process_loop(smtp_session *s);
+
 static void process(smtp_session *s)
+{
+	/* A decision given synchronously from a callback (smtp_session_reply
+	 * inside cmd_mail, ...) lands here again: the loop below goes on with
+	 * the next pipelined command, so no recursion (a long pipelined group
+	 * would otherwise nest one frame set per command). */
+	if (s->in_process)
+		return;
+	s->in_process = true;
+	process_loop(s);
+	s->in_process = false;
+}
+
+static void process_loop(smtp_session *s)
 {
 	while (!s->closing && s->pending == P_NONE && s->state != ST_CLOSED) {
 		if (s->state == ST_GREET_WAIT) {

@@ -386,10 +386,6 @@ def test_s4_bare_lf_and_cr_in_commands(bridge):
 
 # ------------------------------------------------------------------- S5
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "daemon bug: smtpd.c greets on accept (smtp_session_greet before "
-    "uv_read_start), so bytes a client sent before the 220 are run as "
-    "commands; the session's early-talker defence (554 5.5.0) never fires"))
 def test_s5_early_talker_is_refused(bridge):
     pid = bridge.n.proc.pid
     # The client's EHLO is in the server's socket before the daemon can
@@ -493,13 +489,6 @@ def test_s5_bdat_byte_accounting(bridge):
     assert bridge.stored() == 5
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "daemon bug, remote crash: every synchronous MAIL/RCPT decision of "
-    "smtpd.c calls smtp_session_reply(), which re-enters process() for the "
-    "next pipelined command, one ~14 KB stack frame set per command: ~600 "
-    "pipelined MAIL (or 1000 RCPT) commands overflow the 8 MB stack and "
-    "aftersmtpd dies with SIGSEGV (gdb: process/cmd_mail/command nested "
-    "1800 frames deep), taking the whole node down"))
 def test_s5_a_long_pipelined_group_does_not_crash_the_daemon(base):
     b, nodes = base
     port = free_port()
@@ -527,10 +516,6 @@ def test_s5_a_long_pipelined_group_does_not_crash_the_daemon(base):
     assert rc is None, f"aftersmtpd died with status {rc}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "daemon bug: after HELO no extension is offered, but BDAT is accepted "
-    "and the message stored (cmd_bdat checks only the configured offer, "
-    "not that EHLO was used; MAIL parameters after HELO are refused)"))
 def test_s5_bdat_when_chunking_was_not_offered(bridge):
     with bridge.raw() as c:
         r = c.cmd(b"HELO x.example\r\n")
@@ -628,10 +613,6 @@ def test_s7_ehlo_arguments(bridge):
     log_is_clean(bridge)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "daemon bug: EHLO/HELO names of 253-255 octets (legal, RFC 5321 "
-    "§4.5.3.1.2) are refused 501 5.5.4: helo_arg_ok() checks the name as "
-    "the path <x@NAME>, whose 256-octet limit leaves 252 for the name"))
 def test_s7_longest_legal_ehlo_name_is_accepted(bridge):
     name253 = ".".join(["h" * 63] * 3 + ["h" * 61]).encode()
     assert len(name253) == 253
@@ -894,10 +875,6 @@ def test_s14_junk_command_storm_closes_at_the_hard_limit(bridge):
     assert [body_of(m) for m in bridge.fetch("bob")] == [msg(b"after-s14")]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "daemon bug: no tarpit; smtpd.c never applies smtp_session_delay_ms() "
-    "(nor reads smtp_soft_error_limit / smtp_error_sleep), so replies after "
-    "the soft error limit come as fast as the first ones"))
 def test_s14_replies_slow_down_after_the_soft_error_limit(make_bridge):
     br = make_bridge(smtp_soft_error_limit="10", smtp_error_sleep="1s")
     times = []
