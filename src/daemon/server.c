@@ -892,7 +892,11 @@ static void op_fetch(sreq *r)
 		       : q->limit > FETCH_LIMIT_MAX ? FETCH_LIMIT_MAX : q->limit;
 	store_item *items = NULL;
 	size_t n = 0;
-	if (store_inbox_fetch(r->s->st, r->did, q->cursor, limit, &items, &n) != 0) {
+	int nq = store_inbox_fetch(r->s->st, r->did, q->cursor, limit, &items, &n);
+	if (nq > 0)
+		log_msg(LOG_ERR, "msg=\"corrupt inbox entries quarantined\" count=%d",
+			nq);
+	if (nq < 0) {
 		pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
 			    "the store failed; try again", 1000);
 		return;

@@ -87,6 +87,7 @@ typedef enum job_kind {
 	JOB_DONE,
 	JOB_RETRY,
 	JOB_BOUNCE,
+	JOB_INBOX_QUARANTINE,   /* synchronous: inbox rows that do not open */
 } job_kind;
 
 /* An owned copy of a store_delivery with the DIDs hashed. */
@@ -139,7 +140,7 @@ struct store {
 	sqlite3 *wdb, *rdb;
 	sqlite3_stmt *w_find, *w_mark, *w_inbox_put, *w_inbox_del;
 	sqlite3_stmt *w_q_put, *w_q_due, *w_q_get, *w_q_set, *w_q_lease;
-	sqlite3_stmt *w_q_del, *w_q_quarantine;
+	sqlite3_stmt *w_q_del, *w_q_quarantine, *w_in_quarantine;
 	sqlite3_stmt *w_id_find, *w_id_put, *w_tok_find, *w_tok_put;
 	sqlite3_stmt *r_fetch, *r_identity, *r_next;
 	uint8_t hkey[32], inbox_key[32], queue_key[32], doc_key[32];
@@ -210,6 +211,11 @@ static const stmt_def stmt_defs[] = {
 	W(w_q_quarantine, "INSERT INTO quarantine(id, next_attempt, box, at) "
 			  "SELECT id, next_attempt, box, ?2 FROM queue "
 			  "WHERE id=?1"),
+	/* an inbox row keeps its recipient hash in front of its box; its
+	 * next_attempt is -1 (queue rows have >= 0) */
+	W(w_in_quarantine, "INSERT INTO quarantine(id, next_attempt, box, at) "
+			   "SELECT seq, -1, rcpt || box, ?3 FROM inbox "
+			   "WHERE seq=?1 AND rcpt=?2"),
 	W(w_id_find, "SELECT 1 FROM identity WHERE did=?"),
 	W(w_id_put, "INSERT INTO identity(did, doc) VALUES(?, ?)"),
 	W(w_tok_find, "SELECT 1 FROM token WHERE token=?"),
@@ -676,6 +682,25 @@ static int run_ack(store *s, job *j)
 	return 0;
 }
 
+/* Move inbox rows that failed to open to the quarantine table. */
+static int run_inbox_quarantine(store *s, job *j)
+{
+	for (size_t i = 0; i < j->n_seqs; i++) {
+		sqlite3_stmt *st = s->w_in_quarantine;
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, clamp64(j->seqs[i]));
+		if (bind_blob(st, 2, j->rcpt, 32) != 0)
+			return -1;
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
+		if (step_done(st) != 0)
+			return -1;
+		if (sqlite3_changes(s->wdb) == 0)
+			continue; /* acknowledged meanwhile */
+		j->quarantined_delta++;
+	}
+	return run_ack(s, j);
+}
+
 static int run_register(store *s, job *j)
 {
 	int rc = row_exists(s->w_id_find, j->did);
@@ -859,6 +884,8 @@ static int run_job(store *s, job *j)
 		return run_done(s, j);
 	case JOB_RETRY:
 		return run_retry(s, j);
+	case JOB_INBOX_QUARANTINE:
+		return run_inbox_quarantine(s, j);
 	case JOB_BOUNCE:
 		return run_bounce(s, j);
 	}
@@ -1043,6 +1070,56 @@ static int query_int(sqlite3 *db, const char *sql, sqlite3_int64 *v_r)
 }
 
 /* Schema, statements and counts; an error message or NULL. */
+/* The storage key must be the one the database was made with: a
+ * constant sealed under a subkey at the first open is opened again at
+ * every later one (a wrong key would otherwise make every row look
+ * corrupt). */
+static const char *key_check(store *s)
+{
+	static const char magic[] = "AfterSMTP store key check v1";
+	ad a;
+	ad_make(&a, "keycheck", (const uint8_t *)"", 0);
+	if (!exec_ok(s->wdb, "CREATE TABLE IF NOT EXISTS keycheck("
+			     "id INTEGER PRIMARY KEY CHECK (id = 1), box BLOB NOT NULL)"))
+		return "cannot create the key check";
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(s->wdb, "SELECT box FROM keycheck WHERE id=1", -1,
+			       &st, NULL) != SQLITE_OK)
+		return "cannot read the key check";
+	const char *err = NULL;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		uint8_t *pt = NULL;
+		size_t len = 0;
+		int u = unseal(s->doc_key, &a, sqlite3_column_blob(st, 0),
+			       (size_t)sqlite3_column_bytes(st, 0), &pt, &len);
+		if (u != 1 || len != sizeof(magic) || memcmp(pt, magic, len) != 0)
+			err = "the storage key does not open this database "
+			      "(a different storage.key?)";
+		if (u == 1)
+			free_wiped(pt, len);
+	} else if (rc == SQLITE_DONE) {
+		size_t blen;
+		uint8_t *box = seal(s->doc_key, &a, (const uint8_t *)magic,
+				    sizeof(magic), &blen);
+		sqlite3_stmt *ins = NULL;
+		if (box == NULL ||
+		    sqlite3_prepare_v2(s->wdb, "INSERT INTO keycheck(id, box) "
+					       "VALUES(1, ?)", -1, &ins,
+				       NULL) != SQLITE_OK ||
+		    sqlite3_bind_blob(ins, 1, box, (int)blen, SQLITE_STATIC) !=
+			    SQLITE_OK ||
+		    sqlite3_step(ins) != SQLITE_DONE)
+			err = "cannot write the key check";
+		sqlite3_finalize(ins);
+		free(box);
+	} else {
+		err = "cannot read the key check";
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
 static const char *open_db(store *s, const char *path)
 {
 	const int wflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -1062,6 +1139,9 @@ static const char *open_db(store *s, const char *path)
 	}
 	if (version != 0 && version != SCHEMA_VERSION)
 		return "unknown database format (user_version)";
+	const char *kc = key_check(s);
+	if (kc != NULL)
+		return kc;
 	sqlite3_int64 queued, quarantined;
 	if (query_int(s->wdb, "SELECT count(*) FROM queue", &queued) != 0 ||
 	    query_int(s->wdb, "SELECT count(*) FROM quarantine",
@@ -1283,7 +1363,8 @@ int store_inbox_fetch(store *s, const char *rcpt, uint64_t cursor,
 	if (limit == 0)
 		limit = 1;
 	store_item *items = NULL;
-	size_t n = 0, cap = 0;
+	uint64_t *bad = NULL;
+	size_t n = 0, cap = 0, n_bad = 0;
 	int r = 0;
 	pthread_mutex_lock(&s->rlock);
 	sqlite3_stmt *st = s->r_fetch;
@@ -1304,16 +1385,25 @@ int store_inbox_fetch(store *s, const char *rcpt, uint64_t cursor,
 		uint8_t *pt;
 		size_t len;
 		const void *box = sqlite3_column_blob(st, 1); /* then its size */
-		if (unseal(s->inbox_key, &a, box,
-			   (size_t)sqlite3_column_bytes(st, 1), &pt,
-			   &len) != 1) {
+		int u = unseal(s->inbox_key, &a, box,
+			       (size_t)sqlite3_column_bytes(st, 1), &pt, &len);
+		if (u < 0) {
 			r = -1;
 			break;
 		}
-		if (len <= INBOX_HDR || pt[0] != ROW_FORMAT) {
+		if (u == 1 && (len <= INBOX_HDR || pt[0] != ROW_FORMAT)) {
 			free_wiped(pt, len);
-			r = -1;
-			break;
+			u = 0;
+		}
+		if (u == 0) { /* corrupt: quarantined below, the rest served */
+			uint64_t *nb = realloc(bad, (n_bad + 1) * sizeof(*bad));
+			if (nb == NULL) {
+				r = -1;
+				break;
+			}
+			bad = nb;
+			bad[n_bad++] = (uint64_t)sqlite3_column_int64(st, 0);
+			continue;
 		}
 		store_item *it = &items[n++];
 		it->seq = (uint64_t)sqlite3_column_int64(st, 0);
@@ -1325,13 +1415,20 @@ int store_inbox_fetch(store *s, const char *rcpt, uint64_t cursor,
 	}
 	sqlite3_reset(st);
 	pthread_mutex_unlock(&s->rlock);
+	if (r == 0 && n_bad > 0) {
+		job j = { .kind = JOB_INBOX_QUARANTINE, .seqs = bad, .n_seqs = n_bad };
+		memcpy(j.rcpt, h, 32);
+		if (run_sync(s, &j) != 0)
+			r = -1;
+	}
+	free(bad);
 	if (r != 0) {
 		store_items_free(items, n);
 		return -1;
 	}
 	*items_r = items;
 	*n_r = n;
-	return 0;
+	return (int)n_bad;
 }
 
 int store_register(store *s, const char *did, const char *doc,

@@ -61,8 +61,12 @@ typedef struct store_item {
 	size_t envelope_len;
 } store_item;
 
-/* Items of rcpt with seq > cursor, oldest first, at most limit.  -1 on
- * error, also when a row fails to open (corrupt, or another key). */
+/* Items of rcpt with seq > cursor, oldest first, at most limit.  A row
+ * that fails to open (corrupt) is moved to the quarantine table and
+ * skipped: the others are still served (TESTING.md Q5).  Returns the
+ * number of rows quarantined by this call (>= 0), or -1 on error.  (A
+ * wrong storage key is refused by store_open, so it cannot make every row
+ * look corrupt.) */
 int store_inbox_fetch(store *s, const char *rcpt, uint64_t cursor,
 		      unsigned limit, store_item **items_r, size_t *n_r)
 	__attribute__((warn_unused_result));

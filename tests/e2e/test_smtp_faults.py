@@ -191,3 +191,47 @@ def test_q2_kill9_during_smtp_loses_nothing_acknowledged(base):
     got = stored_ids(bob)
     assert set(got) == set(range(total))
     assert kills_mid_stream >= 2, "the kills never hit a stream in flight"
+
+
+def test_q5_corrupt_stored_message_is_quarantined_and_the_rest_served(base):
+    """Q5 for the inbound path: mail taken over SMTP lives in the inbox
+    rows of the store (there is no separate spool).  One row corrupted on
+    disk is detected at fetch, moved to the quarantine table and logged;
+    the other messages are served and new mail is accepted.  A wrong
+    storage key is refused at start instead of making every row look
+    corrupt."""
+    import sqlite3
+    b, n, bob = smtp_node(base, log_level="info")
+    with smtplib.SMTP("127.0.0.1", n.smtp_port, timeout=30) as s:
+        for i in range(3):
+            assert s.sendmail("a@example.net", ["bob@alpha.test"], message(i)) == {}
+    n.stop()
+    db = sqlite3.connect(n.dir / "data" / "node.db")
+    seqs = [r[0] for r in db.execute("SELECT seq FROM inbox ORDER BY seq")]
+    assert len(seqs) == 3
+    box = bytearray(db.execute("SELECT box FROM inbox WHERE seq=?", (seqs[1],)).fetchone()[0])
+    box[len(box) // 2] ^= 0x20
+    db.execute("UPDATE inbox SET box=? WHERE seq=?", (bytes(box), seqs[1]))
+    db.commit()
+    db.close()
+    n.start()
+    assert sorted(stored_ids(bob)) == [0, 2]
+    n.wait_log(r'msg="corrupt inbox entries quarantined" count=1')
+    db = sqlite3.connect(n.dir / "data" / "node.db")
+    assert db.execute("SELECT count(*) FROM quarantine WHERE next_attempt=-1").fetchone()[0] == 1
+    db.close()
+    with smtplib.SMTP("127.0.0.1", n.smtp_port, timeout=30) as s:
+        assert s.sendmail("a@example.net", ["bob@alpha.test"], message(7)) == {}
+    assert 7 in stored_ids(bob)
+    # another storage key: refused at start, nothing touched
+    n.stop()
+    key = n.dir / "data" / "storage.key"
+    good = key.read_bytes()
+    key.write_bytes(os.urandom(len(good)))
+    p = subprocess.run([AMPD, "-c", str(n.conf_path), "run"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode != 0
+    assert "storage key does not open this database" in p.stdout + p.stderr + n.log_text()
+    key.write_bytes(good)
+    n.start()
+    assert 7 in stored_ids(bob)
