@@ -20,7 +20,10 @@
 # (smtp-source's own `-l` filler, and real mail from the shared corpus sent
 # with `-F`), one message per connection (smtp-source without -d, as MTAs
 # deliver); plus 10 KB with -d (many messages per connection).  Each cell
-# runs ROUNDS times, Postfix then aftersmtpd, and reports the medians.
+# runs ROUNDS times, Postfix then aftersmtpd, and reports the medians of
+# msgs/s and of the servers' CPU time per message (less sensitive to other
+# load on the machine than msgs/s).  A node that dies is restarted and the
+# run reported as an ERROR.
 # Every run is verified: smtp-source exits 0 (it aborts on any reply that
 # is not the expected 2xx/3xx), Postfix logged status=sent for exactly the
 # messages sent to that run's recipient and its queue is empty again, the
@@ -273,6 +276,37 @@ EOF
 # One run: the same smtp-source command against one server; prints
 # "rate seconds detail" or "ERROR reason".
 log_size() { stat -c %s "$1"; }
+# CPU time (clock ticks, user + system) of a server: aftersmtpd is one
+# process; Postfix is its master plus the children it has reaped
+# (cutime/cstime) plus its live children, so the difference of two
+# samples counts every process that ran in between exactly once.
+cpu_ticks() { # server
+	python3 - "$1" "$node_pid" "$dir/pfx/spool/pid/master.pid" <<'PY'
+import os, sys
+def stat(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+server, node, pidfile = sys.argv[1:4]
+if server == "aftersmtpd":
+    f = stat(node); print(int(f[11]) + int(f[12])); sys.exit()
+master = open(pidfile).read().strip()
+f = stat(master)
+total = int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+for p in os.listdir("/proc"):
+    if p.isdigit():
+        try:
+            f = stat(p)
+        except OSError:
+            continue
+        if f[1] == master:
+            total += int(f[11]) + int(f[12])
+print(total)
+PY
+}
+tck=$(getconf CLK_TCK)
+cpu_per_msg() { # ticks0 ticks1 messages: microseconds per message
+	awk -v a="$1" -v b="$2" -v m="$3" -v t="$tck" 'BEGIN { printf "%.0f", (b - a) * 1e6 / t / m }'
+}
 pfx_queue_files() {
 	find "$dir/pfx/spool/maildrop" "$dir/pfx/spool/incoming" "$dir/pfx/spool/active" \
 		"$dir/pfx/spool/deferred" "$dir/pfx/spool/hold" "$dir/pfx/spool/corrupt" \
@@ -299,11 +333,14 @@ one_run() { # server msgs sessions payload(l|real) kb reuse(0|1) user
 		register "$user" || { echo "ERROR cannot register $user"; return; }
 	fi
 	off0=$(log_size "$logf")
+	local cpu0 cpu1
+	cpu0=$(cpu_ticks "$server")
 	echo "smtp-source ${opts[*]} 127.0.0.1:$port" >> "$dir/commands"
 	t0=$EPOCHREALTIME
 	(cd "$dir" && smtp-source "${opts[@]}" "127.0.0.1:$port") \
 		>> "$dir/smtp-source.out" 2>&1 || src_rc=$?
 	t1=$EPOCHREALTIME
+	if [ "$server" = aftersmtpd ]; then cpu1=$(cpu_ticks aftersmtpd); fi
 	local secs
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
 	if [ "$src_rc" -ne 0 ]; then
@@ -327,7 +364,8 @@ one_run() { # server msgs sessions payload(l|real) kb reuse(0|1) user
 			echo "ERROR Postfix: $m sent, $sent delivered to discard, $(pfx_queue_files) queue files left"
 			return
 		fi
-		echo "$(rate "$m" "$secs") $secs verified=$sent drain_s=$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.2f", b - a }')"
+		cpu1=$(cpu_ticks postfix)
+		echo "$(rate "$m" "$secs") $secs cpu_us_per_msg=$(cpu_per_msg "$cpu0" "$cpu1" "$m") verified=$sent drain_s=$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.2f", b - a }')"
 	else
 		local stored listed distinct
 		stored=$(tail -c +$((off0 + 1)) "$logf" | grep -c 'msg="smtp: message stored"' || true)
@@ -337,7 +375,7 @@ one_run() { # server msgs sessions payload(l|real) kb reuse(0|1) user
 			echo "ERROR aftersmtpd: $m sent, $stored logged stored, $listed in $user's inbox ($distinct distinct)"
 			return
 		fi
-		echo "$(rate "$m" "$secs") $secs verified=$listed"
+		echo "$(rate "$m" "$secs") $secs cpu_us_per_msg=$(cpu_per_msg "$cpu0" "$cpu1" "$m") verified=$listed"
 	fi
 }
 
@@ -359,7 +397,7 @@ cell() { # payload kb sessions reuse
 	*) return 0 ;;
 	esac
 	[ "$s" = 1 ] && m=$m1 || m=$m20
-	local pr=() ar=() r out err=
+	local pr=() ar=() pc=() ac=() r out err=
 	for r in $(seq "$rounds"); do
 		for server in postfix aftersmtpd; do
 			run_n=$((run_n + 1))
@@ -378,7 +416,14 @@ cell() { # payload kb sessions reuse
 			raw+=("server=$server payload=$payload size_kb=$kb sessions=$s reuse=$reuse round=$r rcpt=r$run_n messages=$m $out")
 			case "$out" in
 			ERROR*) err="$err${err:+; }$server round $r: ${out#ERROR }" ;;
-			*) if [ "$server" = postfix ]; then pr+=("${out%% *}"); else ar+=("${out%% *}"); fi ;;
+			*)
+				local c=${out#*cpu_us_per_msg=}
+				c=${c%% *}
+				if [ "$server" = postfix ]; then
+					pr+=("${out%% *}") pc+=("$c")
+				else
+					ar+=("${out%% *}") ac+=("$c")
+				fi ;;
 			esac
 		done
 	done
@@ -387,7 +432,7 @@ cell() { # payload kb sessions reuse
 	[ "$reuse" = 1 ] && kname="$s (\`-d\`)" || kname=$s
 	if [ -n "$err" ]; then
 		errors=$((errors + 1))
-		rows+=("| $pname | $kb KB | $kname | $m x $rounds | ERROR | ERROR | - | $err |")
+		rows+=("| $pname | $kb KB | $kname | $m x $rounds | ERROR | ERROR | - | - | $err |")
 		if [ "$reuse" = 0 ]; then verdicts+=("$payload:ERROR"); fi
 		return 0
 	fi
@@ -405,7 +450,7 @@ cell() { # payload kb sessions reuse
 		verdict="**MISS** (>= ${need}x)"
 		verdicts+=("$payload:MISS")
 	fi
-	rows+=("| $pname | $kb KB | $kname | $m x $rounds | $pm$(echo "${pr[*]}" | minmax) | $am$(echo "${ar[*]}" | minmax) | ${ratio}x | $verdict |")
+	rows+=("| $pname | $kb KB | $kname | $m x $rounds | $pm$(echo "${pr[*]}" | minmax) | $am$(echo "${ar[*]}" | minmax) | ${ratio}x | $(echo "${pc[*]}" | median) / $(echo "${ac[*]}" | median) | $verdict |")
 }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -448,12 +493,13 @@ echo "- Postfix $pfx_version: private instance on 127.0.0.1, same file system, b
 echo "- load: \`smtp-source -m M -s S -M client.test -f bench@client.test -t rN@bench.test [-l BYTES | -F FILE] [-d]\`, the same command against both servers, client on the same CPUs; one message per connection (smtp-source without \`-d\`: connect, EHLO, MAIL, RCPT, DATA, QUIT, as MTAs deliver) unless the sessions column says \`-d\` (all of a session's messages over one connection)"
 echo "- payloads: \`-l\` = smtp-source's own body (\"1XXX…X\" lines, KB of body after ~150 bytes of header; zstd shrinks 10 KB to ~0.5 KB); real mail = \`-F\` with a prefix of the shared ham corpus (files of $real_sizes bytes, ~3:1 under zstd)"
 echo "- msgs/s = messages / wall time of smtp-source; median of $rounds round(s) (range in brackets), Postfix and aftersmtpd alternating in each round; ratio = aftersmtpd / Postfix"
+echo "- CPU µs/msg: user + system time of the server per message, median over the rounds (aftersmtpd: its process, all threads, during the run; Postfix: the master and every child it ran, smtpd, cleanup, trivial-rewrite, qmgr, discard, postlogd..., from the start of the run until its queue is empty again). Less sensitive than msgs/s to other load on the machine"
 echo "- verified per run: smtp-source exit 0 (it aborts on any unexpected reply); Postfix logged status=sent for exactly M messages to that run's recipient and its queue is empty; aftersmtpd logged M \"message stored\" and \`amp inbox\` of that run's user lists M distinct envelopes"
 echo "- target (issue): aftersmtpd >= 2x Postfix with 20 sessions, >= 1x with 1 session"
 [ "$quick" = 1 ] && echo "- **--quick: a smoke run (few messages, one round): these figures and verdicts mean nothing**"
 echo
-echo "| payload | size | sessions | messages x rounds | Postfix msgs/s | aftersmtpd msgs/s | ratio | target |"
-echo "|---|---:|---:|---:|---:|---:|---:|---|"
+echo "| payload | size | sessions | messages x rounds | Postfix msgs/s | aftersmtpd msgs/s | ratio | CPU µs/msg Postfix / aftersmtpd | target |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
 printf '%s\n' "${rows[@]}"
 echo
 echo "**Target with smtp-source's \`-l\` payload: $(overall l); with real mail (\`-F\`): $(overall real)**"
