@@ -245,7 +245,7 @@ register() { # name: a user of bench.test with its own AMP_HOME
 # amp-bench-seal does), CRs and NULs removed (smtp-source appends CRLF to
 # every line), lines folded at 900 characters; a short header, then a
 # prefix of that text cut at a line end so that the body is just under the
-# size.  smtp-source's own -l payload is "1XXX...X" lines: ~50:1 under zstd.
+# size.  smtp-source's own -l payload is "1XXX...X" lines: ~20:1 under zstd.
 python3 - "$corpus" "$dir/real" <<'EOF'
 import os, sys, textwrap
 src, out = sys.argv[1], sys.argv[2]
