@@ -513,6 +513,11 @@ static const char fetch_help[] =
 	"  --ack              delete each message from the node once written\n"
 	"  --wait SECONDS     if the inbox is empty, wait this long for mail\n"
 	"                     (long poll; no polling)\n"
+	"  --delivery-headers for mail the node took over SMTP, add at the top\n"
+	"                     X-Original-To: (the address it was sent to) and,\n"
+	"                     when the sender gave one, Original-Recipient:\n"
+	"                     (RFC 3798, from its DSN ORCPT), from the node's\n"
+	"                     delivery note; the sealed message is not changed\n"
 	"\n" CONN_HELP "\n" CLI_COMMON_HELP
 	"\n"
 	"Example:\n"
@@ -592,6 +597,75 @@ static void mbox_write(const char *sender, uint64_t received, const uint8_t *b,
 	putchar('\n');
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1; /* xtext: upper-case hex only */
+}
+
+/* The value of key in a delivery note ("rcpt=a@b orcpt=rfc822;x notify=.."),
+ * xtext-decoded (RFC 3461) into out; false when absent or malformed. */
+static bool note_value(const char *note, const char *key, char *out,
+		       size_t size)
+{
+	size_t kl = strlen(key);
+	for (const char *p = note; *p != '\0';) {
+		const char *end = strchr(p, ' ');
+		size_t wl = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (wl > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+			size_t o = 0;
+			for (size_t i = kl + 1; i < wl; i++) {
+				unsigned v = (unsigned char)p[i];
+				if (v == '+') {
+					int hi, lo;
+					if (i + 2 >= wl ||
+					    (hi = hexval(p[i + 1])) < 0 ||
+					    (lo = hexval(p[i + 2])) < 0)
+						return false;
+					v = (unsigned)(hi * 16 + lo);
+					i += 2;
+				}
+				if (v < 32 || v == 127 || o + 1 >= size)
+					return false; /* never a control byte in a header */
+				out[o++] = (char)v;
+			}
+			out[o] = '\0';
+			return o > 0;
+		}
+		p += wl;
+		while (*p == ' ')
+			p++;
+	}
+	return false;
+}
+
+/* X-Original-To: and Original-Recipient: from the note, in front of the
+ * message (a new malloc'ed buffer; amp_free frees it). */
+static bool delivery_headers(const char *note, const uint8_t *body, size_t blen,
+			     uint8_t **out_r, size_t *len_r)
+{
+	char rcpt[1024], orcpt[1024], hdr[2200];
+	int n = 0;
+	if (note_value(note, "rcpt", rcpt, sizeof(rcpt)))
+		n = snprintf(hdr, sizeof(hdr), "X-Original-To: %s\r\n", rcpt);
+	if (n >= 0 && note_value(note, "orcpt", orcpt, sizeof(orcpt)))
+		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n,
+			      "Original-Recipient: %s\r\n", orcpt);
+	if (n <= 0 || (size_t)n >= sizeof(hdr))
+		return false;
+	uint8_t *b = malloc((size_t)n + blen);
+	if (b == NULL)
+		return false;
+	memcpy(b, hdr, (size_t)n);
+	memcpy(b + n, body, blen);
+	*out_r = b;
+	*len_r = (size_t)n + blen;
+	return true;
+}
+
 static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 {
 	static const struct option opts[] = {
@@ -600,10 +674,12 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 		{ "ack", no_argument, NULL, 'a' },
 		{ "wait", required_argument, NULL, 'w' },
 		{ "save", required_argument, NULL, 's' },
+		{ "delivery-headers", no_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	conn_opts co = { 0 };
 	const char *maildir = NULL, *save = NULL;
+	bool dheaders = false;
 	bool ack = false;
 	uint64_t wait_s = 0;
 	int c, k;
@@ -617,6 +693,7 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 		case 'm': if (list) goto usage; maildir = optarg; break;
 		case 'a': if (list) goto usage; ack = true; break;
 		case 's': if (!list) goto usage; save = optarg; break;
+		case 'D': if (list) goto usage; dheaders = true; break;
 		case 'w':
 			if (!util_parse_u64(optarg, 0, 3600, &wait_s)) {
 				cli_err(env, "--wait must be 0-3600 seconds");
@@ -708,6 +785,16 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 				continue;
 			}
 			int w = CLI_OK;
+			if (dheaders && it->delivery != NULL && it->delivery[0] != '\0') {
+				uint8_t *nb = NULL;
+				size_t nlen = 0;
+				if (delivery_headers(it->delivery, body, blen, &nb, &nlen)) {
+					sodium_memzero(body, blen);
+					amp_free(body);
+					body = nb;
+					blen = nlen;
+				}
+			}
 			if (maildir != NULL) {
 				char name[128];
 				snprintf(name, sizeof(name), "%llu.%s.amp",

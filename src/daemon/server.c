@@ -916,6 +916,8 @@ static void op_fetch(sreq *r)
 		it[k].received = items[i].received;
 		it[k].envelope.data = items[i].envelope;
 		it[k].envelope.len = items[i].envelope_len;
+		if (items[i].note != NULL)
+			it[k].delivery = items[i].note;
 		ip[k] = &it[k];
 		used += items[i].envelope_len + 64;
 		cursor = items[i].seq;

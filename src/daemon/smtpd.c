@@ -102,6 +102,7 @@ typedef struct msg {
 	uint8_t *body;
 	size_t len;
 	amp_public_identity *rcpts;
+	char **notes;                /* per recipient: the delivery note */
 	size_t n;
 	int result;                  /* 0 stored; -1 failed */
 	char idhex[33];
@@ -136,12 +137,14 @@ struct sconn_smtp {
 	/* the transaction */
 	char from[SMTP_PATH_MAX + 1];
 	bool from_null, utf8;
+	char dsn_env[160];           /* " envid=X ret=Y" of MAIL (xtext) */
 	char first_rcpt[SMTP_PATH_MAX + 1];
 	unsigned n_rcpt_cmds;
 	bool discard;
 	uint8_t *data;
 	size_t data_len, data_cap;
 	amp_public_identity *rcpts;
+	char **notes;                /* parallel to rcpts */
 	size_t n_rcpts;
 	/* counters for the disconnect line */
 	unsigned n_mail, n_rcpt_ok, n_stored, n_refused;
@@ -459,6 +462,33 @@ static void timer_cb(uv_timer_t *t)
 
 /* -------------------------------------------------------- the transaction */
 
+static void notes_free(char **notes, size_t n)
+{
+	for (size_t i = 0; notes != NULL && i < n; i++)
+		free(notes[i]);
+	free(notes);
+}
+
+/* RFC 3461 xtext: printable ASCII except '+' and '=' as is, the rest +HH.
+ * Appends " key=VALUE" to out (truncating safely). */
+static void note_add(char *out, size_t size, const char *key, const char *v)
+{
+	size_t n = strlen(out);
+	int k = snprintf(out + n, size - n, " %s=", key);
+	if (k < 0 || (size_t)k >= size - n)
+		return;
+	n += (size_t)k;
+	for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++) {
+		if (n + 4 >= size)
+			return;
+		if (*p > 32 && *p < 127 && *p != '+' && *p != '=')
+			out[n++] = (char)*p;
+		else
+			n += (size_t)snprintf(out + n, size - n, "+%02X", *p);
+	}
+	out[n] = '\0';
+}
+
 static void tx_clear(sconn_smtp *c)
 {
 	if (c->data != NULL)
@@ -466,6 +496,8 @@ static void tx_clear(sconn_smtp *c)
 	free(c->data);
 	c->data = NULL;
 	c->data_len = c->data_cap = 0;
+	notes_free(c->notes, c->n_rcpts);
+	c->notes = NULL;
 	free(c->rcpts);
 	c->rcpts = NULL;
 	c->n_rcpts = 0;
@@ -497,6 +529,12 @@ static void cb_mail(void *arg, const smtp_path *from, const smtp_mail_params *p)
 	if (from->null || !smtp_path_format(from, c->from, sizeof(c->from)))
 		c->from[0] = '\0';
 	c->utf8 = p->smtputf8;
+	c->dsn_env[0] = '\0';
+	if (p->envid[0] != '\0')
+		note_add(c->dsn_env, sizeof(c->dsn_env), "envid", p->envid);
+	if (p->ret != SMTP_RET_NONE)
+		note_add(c->dsn_env, sizeof(c->dsn_env), "ret",
+			 p->ret == SMTP_RET_FULL ? "FULL" : "HDRS");
 	c->n_mail++;
 	smtp_session_reply(c->s, 250, "2.1.0", "Ok");
 }
@@ -549,6 +587,7 @@ typedef struct rjob {
 	const mapset_snap *snap;
 	store *st;
 	char addr[SMTP_PATH_MAX + 1];
+	char note[600];              /* rcpt=, orcpt=, notify= (xtext) */
 	/* results */
 	amp_public_identity *ids;
 	size_t n;
@@ -720,10 +759,16 @@ static void rcpt_after(uv_work_t *w, int status)
 			} else {
 				amp_public_identity *nr =
 					realloc(c->rcpts, (c->n_rcpts + add + 1) * sizeof(*nr));
-				if (nr == NULL)
+				char **nn = realloc(c->notes, (c->n_rcpts + add + 1) *
+							      sizeof(*nn));
+				if (nr == NULL || nn == NULL)
 					abort();
 				c->rcpts = nr;
+				c->notes = nn;
 				memcpy(c->rcpts + c->n_rcpts, j->ids, add * sizeof(*nr));
+				for (size_t i = 0; i < add; i++)
+					if ((c->notes[c->n_rcpts + i] = strdup(j->note + 1)) == NULL)
+						abort();
 				c->n_rcpts += add;
 				if (c->n_rcpt_cmds++ == 0)
 					snprintf(c->first_rcpt, sizeof(c->first_rcpt), "%s",
@@ -744,7 +789,6 @@ static void cb_rcpt(void *arg, const smtp_path *to, const smtp_rcpt_params *p)
 {
 	sconn_smtp *c = arg;
 	smtpd *d = c->d;
-	(void)p;
 	const mapset_snap *snap = maps_get(d);
 	char addr[SMTP_PATH_MAX + 1];
 	if (to->domain[0] == '\0' || to->literal ||
@@ -783,6 +827,21 @@ static void cb_rcpt(void *arg, const smtp_path *to, const smtp_rcpt_params *p)
 	j->snap = snap;
 	j->st = *d->stp;
 	snprintf(j->addr, sizeof(j->addr), "%s", addr);
+	note_add(j->note, sizeof(j->note), "rcpt", addr);
+	if (p->orcpt[0] != '\0')
+		note_add(j->note, sizeof(j->note), "orcpt", p->orcpt);
+	if (p->notify != 0) {
+		static const char *const names[] = { "NEVER", "SUCCESS", "FAILURE",
+						     "DELAY" };
+		char nv[40] = "";
+		for (unsigned b = 0; b < 4; b++)
+			if (p->notify & (1u << b)) {
+				size_t l = strlen(nv);
+				snprintf(nv + l, sizeof(nv) - l, "%s%s", l > 0 ? "," : "",
+					 names[b]);
+			}
+		note_add(j->note, sizeof(j->note), "notify", nv);
+	}
 	c->refs++;
 	d->inflight++;
 	if (uv_queue_work(d->loop, &j->w, rcpt_work, rcpt_after) != 0) {
@@ -859,7 +918,8 @@ static void seal_work(uv_work_t *w)
 	store_delivery sd = {
 		.sender = (*d->nodep)->pub.did, .envelope_id = info.envelope_id,
 		.env = env, .env_len = env_len, .received = (uint64_t)time(NULL),
-		.local = local, .n_local = m->n,
+		.local = local, .local_note = (const char *const *)m->notes,
+		.n_local = m->n,
 	};
 	if (store_deliver(*d->stp, &sd, store_done, m) != 0)
 		store_done(m, -1, false);
@@ -872,6 +932,7 @@ static void msg_free(msg *m)
 {
 	sodium_memzero(m->body, m->len);
 	free(m->body);
+	notes_free(m->notes, m->n);
 	free(m->rcpts);
 	free(m);
 }
@@ -1058,8 +1119,18 @@ static void cb_end(void *arg)
 	m->len = out;
 	m->c = c;
 	m->rcpts = c->rcpts;
+	m->notes = c->notes;
 	m->n = c->n_rcpts;
+	for (size_t i = 0; c->dsn_env[0] != '\0' && i < m->n; i++) {
+		size_t need = strlen(m->notes[i]) + strlen(c->dsn_env) + 1;
+		char *nn = realloc(m->notes[i], need);
+		if (nn == NULL)
+			abort();
+		memcpy(nn + strlen(nn), c->dsn_env, strlen(c->dsn_env) + 1);
+		m->notes[i] = nn;
+	}
 	c->rcpts = NULL;
+	c->notes = NULL;
 	c->n_rcpts = 0;
 	tx_clear(c);
 	m->work.data = m;

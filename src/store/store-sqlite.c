@@ -65,6 +65,9 @@
 #define SEAL_TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define ROW_FORMAT 1u
 #define INBOX_HDR 9u                    /* format, u64 received */
+/* Inbox rows of format 2 carry a delivery note after the header: u16
+ * length, the note's bytes, then the envelope. */
+#define ROW_FORMAT_NOTE 2u
 #define QUEUE_HDR 22u                   /* format, u32, u64, u64, u8 */
 #define DOC_HDR 1u                      /* format */
 #define DOMAIN_MAX AMP_DID_DOMAIN_MAX
@@ -97,6 +100,7 @@ typedef struct dlv {
 	size_t env_len;
 	uint64_t received, expires;
 	uint8_t (*rcpt)[32];
+	char **note;                    /* per rcpt, NULL entries: none */
 	size_t n_local;
 	char (*domain)[DOMAIN_MAX + 1];
 	size_t n_domains;
@@ -629,16 +633,29 @@ static int run_deliver(store *s, job *j, const dlv *d)
 
 	uint64_t first = 0;
 	if (d->n_local > 0) {
-		size_t n = INBOX_HDR + d->env_len;
+		/* room for the longest note; rows without one stay format 1 */
+		size_t n = INBOX_HDR + 2 + STORE_NOTE_MAX + d->env_len;
 		uint8_t *pt = malloc(n);
 		if (pt == NULL)
 			return -1;
-		pt[0] = ROW_FORMAT;
 		put_u64(pt + 1, d->received);
-		memcpy(pt + INBOX_HDR, d->env, d->env_len);
 		for (size_t i = 0; i < d->n_local; i++) {
+			const char *note = d->note != NULL ? d->note[i] : NULL;
+			size_t nl = note != NULL ? strlen(note) : 0, len;
+			if (nl == 0) {
+				pt[0] = ROW_FORMAT;
+				memcpy(pt + INBOX_HDR, d->env, d->env_len);
+				len = INBOX_HDR + d->env_len;
+			} else {
+				pt[0] = ROW_FORMAT_NOTE;
+				pt[INBOX_HDR] = (uint8_t)(nl >> 8);
+				pt[INBOX_HDR + 1] = (uint8_t)nl;
+				memcpy(pt + INBOX_HDR + 2, note, nl);
+				memcpy(pt + INBOX_HDR + 2 + nl, d->env, d->env_len);
+				len = INBOX_HDR + 2 + nl + d->env_len;
+			}
 			uint64_t seq;
-			if (inbox_insert(s, d->rcpt[i], pt, n, &seq) != 0) {
+			if (inbox_insert(s, d->rcpt[i], pt, len, &seq) != 0) {
 				free_wiped(pt, n);
 				return -1;
 			}
@@ -895,6 +912,10 @@ static int run_job(store *s, job *j)
 static void dlv_free(dlv *d)
 {
 	free_wiped(d->env, d->env_len);
+	for (size_t i = 0; d->note != NULL && i < d->n_local; i++)
+		if (d->note[i] != NULL)
+			free_wiped(d->note[i], strlen(d->note[i]));
+	free(d->note);
 	free(d->rcpt);
 	free(d->domain);
 	memset(d, 0, sizeof(*d));
@@ -1247,6 +1268,9 @@ static int dlv_init(store *s, const store_delivery *d, const char *rcpt,
 	for (size_t i = 0; i < d->n_local; i++) {
 		if (!did_ok(d->local[i]))
 			return -1;
+		if (d->local_note != NULL && d->local_note[i] != NULL &&
+		    strlen(d->local_note[i]) > STORE_NOTE_MAX)
+			return -1;
 	}
 	for (size_t i = 0; i < d->n_domains; i++) {
 		if (!domain_ok(d->domains[i]))
@@ -1255,6 +1279,9 @@ static int dlv_init(store *s, const store_delivery *d, const char *rcpt,
 	out->env = malloc(d->env_len);
 	if (d->n_local > 0)
 		out->rcpt = calloc(d->n_local, sizeof(*out->rcpt));
+	if (d->n_local > 0 && d->local_note != NULL &&
+	    (out->note = calloc(d->n_local, sizeof(*out->note))) == NULL)
+		abort();
 	if (d->n_domains > 0)
 		out->domain = calloc(d->n_domains, sizeof(*out->domain));
 	if (out->env == NULL || (d->n_local > 0 && out->rcpt == NULL) ||
@@ -1272,8 +1299,13 @@ static int dlv_init(store *s, const store_delivery *d, const char *rcpt,
 		bool seen = false;
 		for (size_t k = 0; k < out->n_local && !seen; k++)
 			seen = memcmp(out->rcpt[k], h, 32) == 0;
-		if (!seen)
-			memcpy(out->rcpt[out->n_local++], h, 32);
+		if (seen)
+			continue;
+		if (out->note != NULL && d->local_note[i] != NULL &&
+		    d->local_note[i][0] != '\0' &&
+		    (out->note[out->n_local] = strdup(d->local_note[i])) == NULL)
+			abort();
+		memcpy(out->rcpt[out->n_local++], h, 32);
 	}
 	for (size_t i = 0; i < d->n_domains; i++) {
 		bool seen = false;
@@ -1346,8 +1378,11 @@ void store_items_free(store_item *items, size_t n)
 {
 	if (items == NULL)
 		return;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free_wiped(items[i].envelope, items[i].envelope_len);
+		if (items[i].note != NULL)
+			free_wiped(items[i].note, strlen(items[i].note));
+	}
 	free(items);
 }
 
@@ -1391,7 +1426,16 @@ int store_inbox_fetch(store *s, const char *rcpt, uint64_t cursor,
 			r = -1;
 			break;
 		}
-		if (u == 1 && (len <= INBOX_HDR || pt[0] != ROW_FORMAT)) {
+		size_t hdr = INBOX_HDR, note_len = 0;
+		if (u == 1 && len > INBOX_HDR + 2 && pt[0] == ROW_FORMAT_NOTE) {
+			note_len = (size_t)pt[INBOX_HDR] << 8 | pt[INBOX_HDR + 1];
+			hdr = INBOX_HDR + 2 + note_len;
+			if (note_len == 0 || note_len > STORE_NOTE_MAX)
+				hdr = len; /* malformed */
+		} else if (u == 1 && pt[0] != ROW_FORMAT) {
+			hdr = len;
+		}
+		if (u == 1 && len <= hdr) {
 			free_wiped(pt, len);
 			u = 0;
 		}
@@ -1408,9 +1452,21 @@ int store_inbox_fetch(store *s, const char *rcpt, uint64_t cursor,
 		store_item *it = &items[n++];
 		it->seq = (uint64_t)sqlite3_column_int64(st, 0);
 		it->received = get_u64(pt + 1);
-		it->envelope_len = len - INBOX_HDR;
-		memmove(pt, pt + INBOX_HDR, it->envelope_len);
-		sodium_memzero(pt + it->envelope_len, INBOX_HDR);
+		it->note = NULL;
+		if (note_len > 0) {
+			it->note = malloc(note_len + 1);
+			if (it->note == NULL) {
+				free_wiped(pt, len);
+				n--;
+				r = -1;
+				break;
+			}
+			memcpy(it->note, pt + INBOX_HDR + 2, note_len);
+			it->note[note_len] = '\0';
+		}
+		it->envelope_len = len - hdr;
+		memmove(pt, pt + hdr, it->envelope_len);
+		sodium_memzero(pt + it->envelope_len, hdr);
 		it->envelope = pt;
 	}
 	sqlite3_reset(st);

@@ -54,11 +54,14 @@ int store_inbox_put(store *s, const char *rcpt, const char *sender,
 		    size_t env_len, uint64_t received, store_put_cb *cb,
 		    void *arg) __attribute__((warn_unused_result));
 
+#define STORE_NOTE_MAX 2048u
+
 typedef struct store_item {
 	uint64_t seq;
 	uint64_t received;
 	uint8_t *envelope;                     /* free with store_items_free */
 	size_t envelope_len;
+	char *note;                            /* the delivery note, or NULL */
 } store_item;
 
 /* Items of rcpt with seq > cursor, oldest first, at most limit.  A row
@@ -96,6 +99,9 @@ typedef struct store_delivery {
 	size_t env_len;
 	uint64_t received;                     /* unix seconds */
 	const char *const *local;              /* local recipient DIDs */
+	/* per local recipient, a note kept with its copy and returned by
+	 * store_inbox_fetch (at most STORE_NOTE_MAX bytes); NULL: none */
+	const char *const *local_note;
 	size_t n_local;
 	const char *const *domains;            /* remote domains to relay to */
 	size_t n_domains;

@@ -153,3 +153,27 @@ def test_a_table_reloaded_with_sighup(mapped):
         assert s.sendmail("a@example.net", ["newlist@alpha.test"],
                           b"Subject: still\r\n\r\nstill works\r\n") == {}
     assert b"still works" in users["carol"].run("fetch", "--wait", "10").stdout
+
+
+def test_dsn_parameters_are_kept_per_recipient(mapped):
+    """ENVID/RET of MAIL and NOTIFY/ORCPT of each RCPT are kept with each
+    recipient's own copy (the node's delivery note, sealed at rest), so a
+    recipient never learns another's address (Bcc); `amp fetch
+    --delivery-headers` shows them as X-Original-To / Original-Recipient."""
+    b, n, users, d = mapped
+    with smtp(n) as s:
+        assert s.docmd("MAIL FROM:<a@example.net> RET=HDRS ENVID=QQ+2B314159")[0] == 250
+        assert s.docmd("RCPT TO:<team@alpha.test> NOTIFY=SUCCESS,FAILURE "
+                       "ORCPT=rfc822;Team@alpha.test")[0] == 250
+        assert s.docmd("RCPT TO:<bob@alpha.test>")[0] == 250   # bob is in team too
+        assert s.data(b"Subject: dsn\r\n\r\nkept\r\n")[0] == 250
+    out = users["bob"].run("fetch", "--delivery-headers").stdout
+    # bob got it through team first: one copy, the first RCPT's note
+    assert out.count(b"Subject: dsn") == 1
+    head = out.split(b"\n", 1)[1]
+    assert head.startswith(b"X-Original-To: team@alpha.test\r\n"
+                           b"Original-Recipient: rfc822;Team@alpha.test\r\nReceived: ")
+    plain = users["carol"].run("fetch").stdout
+    assert b"X-Original-To" not in plain and b"kept" in plain
+    out = users["dave"].run("fetch", "--delivery-headers").stdout
+    assert b"X-Original-To: team@alpha.test\r\n" in out

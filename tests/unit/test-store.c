@@ -1146,6 +1146,56 @@ static void test_wrong_key(void **state)
 	rm_db(path);
 }
 
+static void test_delivery_note(void **state)
+{
+	(void)state;
+	char *path = tmpdb();
+	store *s = open_at(path);
+	const char *local[] = { BOB, CAROL };
+	const char *who[] = { BOB, CAROL };
+	const char env[] = "sealed envelope bytes";
+	uint8_t eid1[16] = { 9 };
+	store_delivery d1 = { .sender = ALICE, .envelope_id = eid1,
+			      .env = (const uint8_t *)env, .env_len = sizeof(env),
+			      .received = T0, .local = local, .n_local = 2 };
+	assert_false(deliver_sync(s, &d1));
+	/* a delivery note per recipient, kept with that recipient's copy */
+	const char *notes[] = { "rcpt=bob@alpha.test notify=SUCCESS", NULL };
+	uint8_t eid2[16] = { 8 };
+	store_delivery dn = { .sender = ALICE, .envelope_id = eid2,
+			      .env = (const uint8_t *)env, .env_len = sizeof(env),
+			      .received = T0, .local = local, .local_note = notes,
+			      .n_local = 2 };
+	assert_false(deliver_sync(s, &dn));
+	for (int i = 0; i < 2; i++) {
+		store_item *it;
+		size_t n;
+		assert_int_equal(store_inbox_fetch(s, who[i], 0, 10, &it, &n), 0);
+		assert_int_equal(n, 2);
+		assert_null(it[0].note);
+		assert_memory_equal(it[1].envelope, env, sizeof(env));
+		assert_int_equal(it[1].envelope_len, sizeof(env));
+		if (i == 0)
+			assert_string_equal(it[1].note, notes[0]);
+		else
+			assert_null(it[1].note);
+		store_items_free(it, n);
+	}
+
+	/* a note over the limit is refused */
+	char big[STORE_NOTE_MAX + 2];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	const char *bignotes[] = { big, NULL };
+	uint8_t eid3[16] = { 10 };
+	store_delivery db = dn;
+	db.envelope_id = eid3;
+	db.local_note = bignotes;
+	assert_int_equal(store_deliver(s, &db, NULL, NULL), -1);
+	store_close(&s);
+	rm_db(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1153,6 +1203,7 @@ int main(void)
 		cmocka_unit_test(test_group_commit),
 		cmocka_unit_test(test_kill9_loses_nothing_acked),
 		cmocka_unit_test(test_deliver_local_and_remote),
+		cmocka_unit_test(test_delivery_note),
 		cmocka_unit_test(test_register),
 		cmocka_unit_test(test_register_concurrent),
 		cmocka_unit_test(test_encrypted_at_rest),
