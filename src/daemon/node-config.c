@@ -109,6 +109,11 @@ static const cfg_key keys[] = {
 	{ "smtp_message_size_limit", CFG_SIZE, "25m", 1024, 33488896, false,
 	  "Largest message accepted over SMTP (announced with SIZE; larger ones "
 	  "are read to their end and refused with 552 5.3.4)." },
+	{ "smtp_memory_limit", CFG_SIZE, "1g", 1048576, 68719476736, false,
+	  "Message bytes all SMTP sessions together may hold in memory (the "
+	  "text being received and the messages being sealed); a message that "
+	  "would go over it is answered 452 4.3.1 and the client retries "
+	  "later." },
 	{ "smtp_max_connections", CFG_INT, "1000", 1, 100000, false,
 	  "SMTP connections at once; more are answered 421 4.3.2 and closed." },
 	{ "smtp_max_connections_per_ip", CFG_INT, "50", 1, 100000, false,

@@ -86,6 +86,8 @@ struct smtpd {
 	size_t n_ls;
 	ipent *ips[SMTPD_IP_BUCKETS];
 	size_t n_ips;
+	uint8_t ip_hkey[crypto_shorthash_KEYBYTES]; /* keyed bucket choice */
+	uint64_t mem_limit, mem_used; /* message bytes held, all sessions */
 	uv_timer_t sweep;
 	bool stopping, closing_handles, freeing;
 	int handles;
@@ -97,6 +99,7 @@ struct smtpd {
 };
 
 typedef struct msg {
+	struct smtpd *d;
 	sconn_smtp *c;
 	uv_work_t work;
 	uint8_t *body;
@@ -132,15 +135,15 @@ struct sconn_smtp {
 	bool greeted, in_data, delayed, shutting;
 	/* input held back while the session waits for a decision */
 	uint8_t *held;
-	size_t held_len, held_off;
-	bool reading;
+	size_t held_len;
+	bool reading, eof;
 	/* the transaction */
 	char from[SMTP_PATH_MAX + 1];
 	bool from_null, utf8;
 	char dsn_env[160];           /* " envid=X ret=Y" of MAIL (xtext) */
 	char first_rcpt[SMTP_PATH_MAX + 1];
 	unsigned n_rcpt_cmds;
-	bool discard;
+	bool discard, over_memory;
 	uint8_t *data;
 	size_t data_len, data_cap;
 	amp_public_identity *rcpts;
@@ -157,6 +160,7 @@ static void conn_unref(sconn_smtp *c);
 static void flush(sconn_smtp *c);
 static void arm(sconn_smtp *c);
 static void resume_input(sconn_smtp *c);
+static int start_tls(sconn_smtp *c);
 
 static bool is_local(const smtpd *d, const char *domain_lc)
 {
@@ -189,17 +193,19 @@ static void ip_key(const struct sockaddr_storage *sa, uint8_t key[16])
 		memcpy(key, a, 8);    /* one /64 */
 }
 
-static size_t ip_hash(const uint8_t key[16])
+static size_t ip_hash(const smtpd *d, const uint8_t key[16])
 {
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < 16; i++)
-		h = (h ^ key[i]) * 1099511628211ull;
-	return (size_t)(h % SMTPD_IP_BUCKETS);
+	uint8_t h[crypto_shorthash_BYTES];
+	crypto_shorthash(h, key, 16, d->ip_hkey); /* SipHash: no chosen collisions */
+	uint64_t v = 0;
+	for (size_t i = 0; i < 8; i++)
+		v = v << 8 | h[i];
+	return (size_t)(v % SMTPD_IP_BUCKETS);
 }
 
 static ipent *ip_get(smtpd *d, const uint8_t key[16], uint64_t now)
 {
-	size_t b = ip_hash(key);
+	size_t b = ip_hash(d, key);
 	for (ipent *e = d->ips[b]; e != NULL; e = e->next)
 		if (memcmp(e->key, key, 16) == 0)
 			return e;
@@ -360,6 +366,16 @@ static void send_output(sconn_smtp *c)
 	}
 	if (sent) /* a reply: the client's turn (commands, or the text after 354) */
 		c->deadline = uv_now(c->d->loop) + c->d->timeout_ms;
+	if (c->starttls_req) {
+		/* the 220 went out in plaintext; every later byte is TLS, and
+		 * nothing received before it is kept (T1) */
+		c->starttls_req = false;
+		free(c->held);
+		c->held = NULL;
+		c->held_len = 0;
+		if (start_tls(c) != 0)
+			conn_close(c);
+	}
 }
 
 /* Send what the session wrote, after the tarpit delay once the client
@@ -400,12 +416,14 @@ static void arm(sconn_smtp *c)
 			uv_timer_stop(&c->timer); /* the client waits for us */
 			return;
 		}
-		if (c->session_end < at)
+		if (!c->handshaking && c->session_end < at)
 			at = c->session_end;
 		if (!c->greeted && !c->handshaking && c->greet_at < at)
 			at = c->greet_at;
 	}
-	uv_timer_start(&c->timer, timer_cb, at > now ? at - now : 0, 0);
+	/* at least 1 ms: a 0 ms timer started from a timer callback would run
+	 * again in the same pass of the loop (its clock is not refreshed) */
+	uv_timer_start(&c->timer, timer_cb, at > now ? at - now : 1, 0);
 }
 
 static void greet(sconn_smtp *c)
@@ -435,7 +453,7 @@ static void timer_cb(uv_timer_t *t)
 		return;
 	}
 	if (c->handshaking) {
-		if (now >= c->deadline) {
+		if (now >= c->deadline || now >= c->session_end) {
 			log_msg(LOG_INFO, "msg=\"smtp: TLS handshake timeout\" session=%llu "
 				"peer=%s", (unsigned long long)c->id, c->ip);
 			conn_close(c);
@@ -494,8 +512,10 @@ static void tx_clear(sconn_smtp *c)
 	if (c->data != NULL)
 		sodium_memzero(c->data, c->data_len);
 	free(c->data);
+	c->d->mem_used -= c->data_cap;
 	c->data = NULL;
 	c->data_len = c->data_cap = 0;
+	c->over_memory = false;
 	notes_free(c->notes, c->n_rcpts);
 	c->notes = NULL;
 	free(c->rcpts);
@@ -703,7 +723,9 @@ static void rcpt_work(uv_work_t *w)
 		int r = maps_canonical_forward(j->snap->t[MAPS_CANONICAL], j->addr, cur,
 					       sizeof(cur), NULL, &me);
 		if (r < 0) {
-			log_msg(LOG_ERR, "msg=\"smtp: canonical_maps\" error=\"%s\"", me.text);
+			char q[LOG_QUOTE_MAX];
+			log_msg(LOG_ERR, "msg=\"smtp: canonical_maps\" error=%s",
+				log_quote(me.text, strlen(me.text), q));
 			rjob_fail(j, 451, "4.3.0", "Address rewriting failed (%s)",
 				  maps_status_name((maps_status)r));
 			return;
@@ -716,7 +738,9 @@ static void rcpt_work(uv_work_t *w)
 	maps_rcpts *rs = NULL;
 	maps_status st = maps_virtual_expand(j->snap->t[MAPS_VIRTUAL], cur, &rs, &me);
 	if (st != MAPS_OK) {
-		log_msg(LOG_ERR, "msg=\"smtp: virtual_alias_maps\" error=\"%s\"", me.text);
+		char q[LOG_QUOTE_MAX];
+		log_msg(LOG_ERR, "msg=\"smtp: virtual_alias_maps\" error=%s",
+			log_quote(me.text, strlen(me.text), q));
 		rjob_fail(j, 451, "4.3.0", "Alias expansion failed (%s)",
 			  maps_status_name(st));
 		return;
@@ -737,12 +761,13 @@ static void rcpt_after(uv_work_t *w, int status)
 		mapset_put(j->snap);
 	d->inflight--;
 	if (!c->closing && !c->shutting) {
-		char q[LOG_QUOTE_MAX];
+		char q[LOG_QUOTE_MAX], q2[LOG_QUOTE_MAX];
 		if (j->code != 0) {
 			log_msg(LOG_INFO, "msg=\"smtp: recipient refused\" session=%llu "
-				"peer=%s rcpt=%s code=%u reason=\"%s\"",
+				"peer=%s rcpt=%s code=%u reason=%s",
 				(unsigned long long)c->id, c->ip,
-				log_quote(j->addr, strlen(j->addr), q), j->code, j->text);
+				log_quote(j->addr, strlen(j->addr), q), j->code,
+				log_quote(j->text, strlen(j->text), q2));
 			c->n_refused++;
 			smtp_session_reply(c->s, j->code, j->enh, j->text);
 		} else {
@@ -844,10 +869,8 @@ static void cb_rcpt(void *arg, const smtp_path *to, const smtp_rcpt_params *p)
 	}
 	c->refs++;
 	d->inflight++;
-	if (uv_queue_work(d->loop, &j->w, rcpt_work, rcpt_after) != 0) {
-		rjob_fail(j, 451, "4.3.0", "Try again later");
-		rcpt_after(&j->w, 0);
-	}
+	if (uv_queue_work(d->loop, &j->w, rcpt_work, rcpt_after) != 0)
+		abort(); /* cannot fail with a work callback */
 }
 
 static void cb_begin(void *arg)
@@ -860,15 +883,21 @@ static void cb_begin(void *arg)
 static void cb_chunk(void *arg, const uint8_t *data, size_t len)
 {
 	sconn_smtp *c = arg;
-	if (len > c->d->size_max - c->data_len)
+	smtpd *d = c->d;
+	if (len > d->size_max - c->data_len || c->over_memory)
 		return; /* the reader reports the size at the end */
 	if (c->data_len + len > c->data_cap) {
 		size_t cap = c->data_cap == 0 ? 16384 : c->data_cap;
 		while (cap < c->data_len + len)
 			cap *= 2;
+		if (d->mem_used + (cap - c->data_cap) > d->mem_limit) {
+			c->over_memory = true; /* 452 4.3.1 at the end */
+			return;
+		}
 		uint8_t *p = realloc(c->data, cap);
 		if (p == NULL)
 			abort();
+		d->mem_used += cap - c->data_cap;
 		c->data = p;
 		c->data_cap = cap;
 	}
@@ -885,8 +914,9 @@ static void store_done(void *arg, int result, bool duplicate)
 	pthread_mutex_lock(&d->done_lock);
 	m->next = d->done_head;
 	d->done_head = m;
-	pthread_mutex_unlock(&d->done_lock);
+	/* under the lock: once the loop has taken m, d may go away */
 	uv_async_send(&d->done_async);
+	pthread_mutex_unlock(&d->done_lock);
 }
 
 /* Worker: seal once for every recipient, then hand it to the store. */
@@ -930,6 +960,7 @@ static void seal_work(uv_work_t *w)
 
 static void msg_free(msg *m)
 {
+	m->d->mem_used -= m->len;
 	sodium_memzero(m->body, m->len);
 	free(m->body);
 	notes_free(m->notes, m->n);
@@ -1068,6 +1099,12 @@ static void cb_end(void *arg)
 	const char *enh = NULL, *why = NULL;
 	unsigned code = header_check(d, c->data, c->data_len, &drop, &n_drop, &enh,
 				     &why);
+	if (code == 0 && c->over_memory) {
+		free(drop);
+		code = 452;
+		enh = "4.3.1";
+		why = "Insufficient system storage, try again later";
+	}
 	if (code != 0) {
 		log_msg(LOG_INFO, "msg=\"smtp: message refused\" session=%llu peer=%s "
 			"code=%u reason=\"%s\"", (unsigned long long)c->id, c->ip, code, why);
@@ -1080,6 +1117,7 @@ static void cb_end(void *arg)
 		log_msg(LOG_INFO, "msg=\"smtp: message discarded by access_map\" "
 			"session=%llu peer=%s bytes=%zu", (unsigned long long)c->id, c->ip,
 			c->data_len);
+		tx_clear(c);
 		smtp_session_reply(c->s, 250, "2.0.0", "Ok: discarded");
 		return;
 	}
@@ -1106,7 +1144,8 @@ static void cb_end(void *arg)
 	size_t out = (size_t)hn, pos = 0;
 	for (size_t i = 0; i <= n_drop; i++) {
 		size_t end = i < n_drop ? drop[i].off : c->data_len;
-		memcpy(m->body + out, c->data + pos, end - pos);
+		if (end > pos) /* an empty message has no data buffer */
+			memcpy(m->body + out, c->data + pos, end - pos);
 		out += end - pos;
 		if (i < n_drop)
 			pos = drop[i].off + drop[i].len;
@@ -1117,6 +1156,8 @@ static void cb_end(void *arg)
 			c->ip, n_drop);
 	free(drop);
 	m->len = out;
+	m->d = d;
+	d->mem_used += m->len;
 	m->c = c;
 	m->rcpts = c->rcpts;
 	m->notes = c->notes;
@@ -1136,10 +1177,8 @@ static void cb_end(void *arg)
 	m->work.data = m;
 	c->refs++;
 	d->inflight++;
-	if (uv_queue_work(d->loop, &m->work, seal_work, seal_after) != 0) {
-		m->worked = true;
-		store_done(m, -1, false);
-	}
+	if (uv_queue_work(d->loop, &m->work, seal_work, seal_after) != 0)
+		abort(); /* cannot fail with a work callback */
 }
 
 static void cb_abort(void *arg)
@@ -1186,17 +1225,13 @@ static void feed(sconn_smtp *c, const uint8_t *p, size_t len)
 		size_t n = smtp_session_feed(c->s, p + off, len - off);
 		off += n;
 		if (c->starttls_req) {
-			flush(c); /* the 220, in plaintext */
-			c->starttls_req = false;
-			if (start_tls(c) != 0)
-				conn_close(c);
+			flush(c); /* the 220 in plaintext, then the handshake */
 			return;   /* what followed STARTTLS is dropped */
 		}
 		if (n == 0) {
 			if (c->held == NULL && (c->held = malloc(SMTPD_READ_MAX)) == NULL)
 				abort();
 			c->held_len = len - off;
-			c->held_off = 0;
 			memcpy(c->held, p + off, c->held_len);
 			if (c->reading) {
 				uv_read_stop((uv_stream_t *)&c->h);
@@ -1266,6 +1301,14 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	sconn_smtp *c = (sconn_smtp *)st;
 	if (nread < 0) {
 		free(buf->base);
+		if (nread == UV_EOF && (smtp_session_pending(c->s) || c->held_len > 0)) {
+			/* a client that sent everything and half-closed: finish
+			 * what it sent (answers included), then close */
+			c->eof = true;
+			uv_read_stop(st);
+			c->reading = false;
+			return;
+		}
 		if (c->in_data || smtp_session_pending(c->s))
 			log_msg(LOG_INFO, "msg=\"smtp: lost connection\" session=%llu "
 				"peer=%s%s", (unsigned long long)c->id, c->ip,
@@ -1298,7 +1341,7 @@ static void resume_input(sconn_smtp *c)
 		return;
 	if (c->held_len > 0) {
 		uint8_t *tmp = c->held;
-		size_t n = c->held_len, off = c->held_off;
+		size_t n = c->held_len, off = 0;
 		c->held = NULL;
 		c->held_len = 0;
 		feed(c, tmp + off, n);
@@ -1308,6 +1351,12 @@ static void resume_input(sconn_smtp *c)
 	}
 	if (c->tls != NULL && !c->handshaking)
 		tls_input(c, NULL, 0);
+	if (c->eof) {
+		if (!c->closing && !c->shutting && c->held_len == 0 &&
+		    !smtp_session_pending(c->s))
+			finish(c);
+		return;
+	}
 	if (!c->reading && !c->closing && !c->shutting && c->held_len == 0 &&
 	    uv_read_start((uv_stream_t *)&c->h, alloc_cb, read_cb) == 0)
 		c->reading = true;
@@ -1393,7 +1442,7 @@ static void on_connection(uv_stream_t *ls, int status)
 		return;
 	sconn_smtp *c = calloc(1, sizeof(*c));
 	if (c == NULL)
-		return;
+		abort(); /* STYLE: out of memory aborts */
 	c->d = d;
 	c->id = ++d->next_id;
 	c->refs = 2; /* the two handles */
@@ -1454,6 +1503,10 @@ static void on_connection(uv_stream_t *ls, int status)
 		(unsigned long long)c->id, c->ip, c->implicit_tls ? "implicit" : "no");
 	if (d->n_conns > d->max_conns) {
 		refuse(c, "421 4.3.2 Too many connections, try later\r\n");
+		return;
+	}
+	if (c->ipe == NULL) {
+		refuse(c, "421 4.3.2 Too many clients, try later\r\n");
 		return;
 	}
 	if (c->ipe != NULL && c->ipe->conns > d->max_per_ip) {
@@ -1637,6 +1690,8 @@ int smtpd_start(const smtpd_params *p, const cfg *conf, smtpd **d_r,
 	d->session_ms = (uint64_t)cfg_int(conf, "smtp_session_max") * 1000u;
 	d->tls_timeout_ms = (uint64_t)cfg_int(conf, "smtp_tls_timeout") * 1000u;
 	d->greet_delay_ms = (uint64_t)cfg_int(conf, "smtp_greet_delay") * 1000u;
+	d->mem_limit = (uint64_t)cfg_int(conf, "smtp_memory_limit");
+	randombytes_buf(d->ip_hkey, sizeof(d->ip_hkey));
 	d->soft_errors = (unsigned)cfg_int(conf, "smtp_soft_error_limit");
 	d->hard_errors = (unsigned)cfg_int(conf, "smtp_hard_error_limit");
 	d->error_sleep_ms = (unsigned)cfg_int(conf, "smtp_error_sleep") * 1000u;

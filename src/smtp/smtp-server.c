@@ -151,7 +151,7 @@ static bool helo_arg_ok(const char *arg, bool utf8)
 
 static void ehlo_reply(smtp_session *s)
 {
-	char line[128];
+	char line[SMTP_DOMAIN_MAX + 16];
 	const char *kw[12];
 	char sizekw[48];
 	size_t n = 0;
@@ -171,6 +171,8 @@ static void ehlo_reply(smtp_session *s)
 	if (s->set.starttls && !s->set.tls_active)
 		kw[n++] = "STARTTLS";
 	int k = snprintf(line, sizeof(line), "250-%s\r\n", s->hostname);
+	if (k < 0 || (size_t)k >= sizeof(line)) /* a hostname over 255 octets */
+		k = snprintf(line, sizeof(line), "250-%s\r\n", "localhost");
 	out_put(s, line, (size_t)k);
 	for (size_t i = 0; i < n; i++) {
 		k = snprintf(line, sizeof(line), "250%c%s\r\n",
@@ -656,6 +658,12 @@ size_t smtp_session_feed(smtp_session *s, const uint8_t *data, size_t len)
 			process(s);
 		else
 			break;
+		if (s->pending == P_TLS) {
+			/* T1: whatever came with or after STARTTLS is never
+			 * run, not even what is left of this read */
+			s->in_len = 0;
+			return len;
+		}
 	}
 	return s->closing ? len : taken;
 }
@@ -685,6 +693,8 @@ void smtp_session_tls_started(smtp_session *s)
 	s->pending = P_NONE;
 	s->set.tls_active = true;
 	s->helo_done = s->esmtp = false;
+	s->in_len = 0;        /* nothing from before the handshake */
+	s->skipping = false;
 	process(s);
 }
 

@@ -271,3 +271,34 @@ def test_s20_forged_authentication_results_are_removed(base):
     assert b"Authentication-Results: mx.other.example; dkim=fail" in out
     assert b"pay now" in out
     n.wait_log(r'removed Authentication-Results naming us.* count=2')
+
+
+def test_half_close_after_the_last_command_still_gets_every_answer(base):
+    b, n, bob = start(base)
+    s, f = connect(n.smtp_port)
+    read_reply(f)
+    s.sendall(b"EHLO c.example\r\n")
+    read_reply(f)
+    s.sendall(b"MAIL FROM:<a@example.net>\r\n")
+    read_reply(f)
+    s.sendall(b"RCPT TO:<bob@alpha.test>\r\n")
+    read_reply(f)
+    s.sendall(b"DATA\r\n")
+    assert read_reply(f)[0] == 354
+    s.sendall(b"Subject: half\r\n\r\nclose\r\n.\r\nQUIT\r\n")
+    s.shutdown(socket.SHUT_WR)
+    assert read_reply(f)[0] == 250
+    assert read_reply(f)[0] == 221
+    s.close()
+    assert bob.run("fetch").stdout.count(b"Subject: half") == 1
+
+
+def test_memory_limit_defers_instead_of_exhausting(base):
+    b, n, bob = start(base, smtp_memory_limit="1m")
+    big = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 2000
+    code, text = send_raw_message(n.smtp_port, big)
+    assert (code, text[:5]) == (452, b"4.3.1")
+    code, _ = send_raw_message(n.smtp_port, b"Subject: small\r\n\r\nfits\r\n")
+    assert code == 250
+    out = bob.run("fetch").stdout
+    assert b"fits" in out and b"Subject: big" not in out

@@ -177,3 +177,14 @@ def test_dsn_parameters_are_kept_per_recipient(mapped):
     assert b"X-Original-To" not in plain and b"kept" in plain
     out = users["dave"].run("fetch", "--delivery-headers").stdout
     assert b"X-Original-To: team@alpha.test\r\n" in out
+
+
+def test_discard_does_not_swallow_the_next_message_of_the_session(mapped):
+    b, n, users, d = mapped
+    with smtp(n) as s:
+        assert s.sendmail("x@example.net", ["blackhole@alpha.test"],
+                          b"Subject: gone\r\n\r\nvoid\r\n") == {}
+        assert s.sendmail("x@example.net", ["bob@alpha.test"],
+                          b"Subject: next\r\n\r\nstill delivered\r\n") == {}
+    assert b"still delivered" in users["bob"].run("fetch", "--wait", "10").stdout
+    assert users["blackhole"].run("inbox").stdout.strip() == b""

@@ -217,3 +217,84 @@ def test_swaks_and_openssl_speak_starttls(tlsnode):
                        input="QUIT\n", capture_output=True, text=True, timeout=30)
     assert "Protocol version: TLSv1.2" in p.stderr + p.stdout, p.stderr
     assert b"via swaks tls" in bob.run("fetch", "--wait", "10").stdout
+
+
+def test_t1_starttls_as_the_last_line_of_a_full_input_buffer(tlsnode):
+    """T1 at the session's 64 KiB input boundary: STARTTLS is the last
+    whole line of one buffer-full and an EHLO follows in the same read.
+    The EHLO must never be answered inside TLS."""
+    b, n, bob = tlsnode
+    raw = socket.create_connection(("127.0.0.1", n.smtp_port), timeout=10)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    f = raw.makefile("rb")
+    assert read_reply(f)[0] == 220
+    raw.sendall(b"EHLO c.example\r\n")
+    read_reply(f)
+    pre = b"HELP " + b"x" * 900            # a partial line left in the buffer
+    raw.sendall(pre)
+    time.sleep(0.3)
+    room = 65536 - len(pre)
+    starttls = b"STARTTLS\r\n"
+    n_rset = (room - 2 - len(starttls)) // 6
+    pad = room - 2 - len(starttls) - 6 * n_rset
+    chunk = b"y" * pad + b"\r\n" + b"RSET\r\n" * n_rset + starttls
+    assert len(chunk) == room
+    raw.sendall(chunk + b"EHLO injected.example\r\n")
+    while True:
+        code, text = read_reply(f)
+        if code == 220 or code >= 500:
+            break
+    if code >= 500:                        # refused outright: also safe
+        return
+    t = ctx().wrap_socket(raw, server_hostname="alpha.test")
+    t.settimeout(1.5)
+    with pytest.raises((socket.timeout, TimeoutError)):
+        stray = t.recv(200)
+        pytest.fail(f"an injected command was answered inside TLS: {stray!r}")
+    t.close()
+
+
+def test_starttls_after_a_pending_decision_starts_tls(tlsnode):
+    """STARTTLS pipelined behind a RCPT (answered later, from a worker
+    thread): the 220 comes after the RCPT's reply and TLS does start."""
+    b, n, bob = tlsnode
+    raw = socket.create_connection(("127.0.0.1", n.smtp_port), timeout=10)
+    f = raw.makefile("rb")
+    read_reply(f)
+    raw.sendall(b"EHLO c.example\r\n")
+    read_reply(f)
+    raw.sendall(b"MAIL FROM:<a@example.net>\r\nRCPT TO:<bob@alpha.test>\r\nSTARTTLS\r\n")
+    assert [read_reply(f)[0] for _ in range(3)] == [250, 250, 220]
+    t = ctx().wrap_socket(raw, server_hostname="alpha.test")
+    t.sendall(b"EHLO c.example\r\n")
+    code, text = read_reply(t.makefile("rb"))
+    assert code == 250
+    t.close()
+
+
+def test_a_stalled_handshake_near_the_session_cap_does_not_stall_the_node(base):
+    """A STARTTLS without a ClientHello shortly before smtp_session_max:
+    the connection is closed at the cap, and other clients are served
+    meanwhile (the loop never spins on the timer)."""
+    b, nodes = base
+    n = Node(b, "alpha.test", smtp_listen="127.0.0.1", smtp_port=free_port(),
+             smtp_session_max="3s", smtp_tls_timeout="5s")
+    nodes.append(n)
+    n.start()
+    port = int(n.conf["smtp_port"])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    f = raw.makefile("rb")
+    read_reply(f)
+    raw.sendall(b"EHLO c.example\r\n")
+    read_reply(f)
+    time.sleep(1.5)
+    raw.sendall(b"STARTTLS\r\n")
+    assert read_reply(f)[0] == 220
+    time.sleep(2.5)                        # past the session cap
+    t0 = time.monotonic()
+    with smtplib.SMTP("127.0.0.1", port, timeout=5) as s:
+        assert s.noop()[0] == 250
+    assert time.monotonic() - t0 < 2
+    raw.settimeout(5)
+    assert raw.recv(100) == b""            # closed
+    raw.close()
