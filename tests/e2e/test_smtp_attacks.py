@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from nodes import Node, User, free_port
+from nodes import AMPD, Node, User, free_port
 
 DOMAIN = "alpha.test"
 CTRL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")
@@ -226,11 +226,11 @@ def unstuff(wire: bytes) -> bytes:
 def make_bridge(base):
     b, nodes = base
 
-    def make(users=("bob", "carol"), **conf):
+    def make(users=("bob", "carol"), wrapper=(), **conf):
         port = free_port()
         n = Node(b, DOMAIN, smtp_listen="127.0.0.1", smtp_port=port, **conf)
         nodes.append(n)
-        n.start()
+        n.start(wrapper=wrapper)
         n.smtp_port = port
         us = {}
         for name in users:
@@ -245,6 +245,12 @@ def bridge(make_bridge):
     # No tarpit in the tests that are not about it (the key is read once
     # the SMTP engineer's driver lands; the daemon of today ignores it).
     return make_bridge(smtp_error_sleep="0s")
+
+
+def sanitized() -> bool:
+    """The daemon under test is an ASan build (as in test_node_faults)."""
+    out = subprocess.run(["ldd", AMPD], capture_output=True, text=True).stdout
+    return "libasan" in out
 
 
 def rss_kb(pid) -> int:
@@ -268,7 +274,11 @@ def msg(tag: bytes) -> bytes:
 
 # ------------------------------------------------------------------- S1
 
-def test_s1_long_command_lines_are_refused_without_buffering(bridge):
+def test_s1_long_command_lines_are_refused_without_buffering(make_bridge):
+    # An ASan build keeps freed blocks in a quarantine, which would count
+    # every freed read buffer as growth: none here (ignored by other builds)
+    asan = os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=0"
+    bridge = make_bridge(smtp_error_sleep="0s", wrapper=("env", f"ASAN_OPTIONS={asan}"))
     pid = bridge.n.proc.pid
     with bridge.session() as c:
         # the limit is 1000 octets with the CRLF (RFC 5321 asks for >= 512)
@@ -284,10 +294,14 @@ def test_s1_long_command_lines_are_refused_without_buffering(bridge):
         c.send(b"A" * 10**6)                       # 1 MB, no LF at all
         got = c.replies()
         assert len(got) == 1 and got[0].is_(500, "5.5.2"), got
-        c.send(b"B" * 10**6)                       # and still no LF
+        for _ in range(3):
+            c.send(b"B" * 10**6)                   # and still no LF
         assert c.silent(0.5)
         growth = rss_kb(pid) - before
-        assert growth <= 300, f"VmRSS grew by {growth} kB for 2 MB without LF"
+        # buffering the line would cost >= 4 MB; an ASan build's allocator
+        # and shadow memory add about 1 MB of noise
+        limit = 1500 if sanitized() else 300
+        assert growth <= limit, f"VmRSS grew by {growth} kB for 4 MB without LF"
         # the rest of the over-long line ends at its LF and is dropped
         c.send(b"MAIL FROM:<evil@example.net>\r\n")
         assert c.silent(0.5)
