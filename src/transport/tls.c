@@ -308,7 +308,12 @@ int tls_progress(tls_session *s, const char **error_r)
 	}
 	if (s->done)
 		return 1;
-	int rc = gnutls_handshake(s->g);
+	int rc;
+	/* a warning alert is not fatal: go on while input is buffered */
+	do
+		rc = gnutls_handshake(s->g);
+	while (rc < 0 && rc != GNUTLS_E_AGAIN && !gnutls_error_is_fatal(rc) &&
+	       s->in.len > 0);
 	if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED)
 		return 0;
 	if (rc < 0) {
@@ -339,7 +344,18 @@ long tls_read(tls_session *s, uint8_t *buf, size_t len, const char **error_r)
 {
 	if (!s->done || s->failed || len == 0)
 		return 0;
-	ssize_t n = gnutls_record_recv(s->g, buf, len);
+	ssize_t n;
+	/* warning alerts and refused renegotiations are not fatal: read on
+	 * while records are buffered, so none is left behind */
+	do
+		n = gnutls_record_recv(s->g, buf, len);
+	while (n < 0 && n != GNUTLS_E_AGAIN && !gnutls_error_is_fatal((int)n) &&
+	       s->in.len > 0);
+	if (n == 0) { /* close_notify: the peer is done */
+		s->failed = true;
+		*error_r = "the peer closed the TLS session";
+		return -1;
+	}
 	if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
 		return 0;
 	if (n < 0) {
