@@ -160,6 +160,11 @@ static const cfg_key keys[] = {
 	  "552 5.3.4." },
 	{ "smtp_header_count_limit", CFG_INT, "1000", 10, 1000000, false,
 	  "Most header fields in a message; more are refused with 552 5.3.4." },
+	{ "smtp_postmaster", CFG_STRING, "", 0, 0, false,
+	  "Where mail for postmaster@ each of `domains` (and the bare "
+	  "<Postmaster> of RFC 5321 §4.5.1) goes when virtual_alias_maps has no "
+	  "entry for it: a DID or the address of a registered user. Empty: "
+	  "such mail is refused (a warning is logged at start)." },
 	{ "smtp_relay_networks", CFG_LIST, "", 0, 0, true,
 	  "Client networks (CIDR, e.g. 192.0.2.0/24 2001:db8::/32) whose mail "
 	  "may go to any destination. Empty: none: only mail for `domains`, "

@@ -69,6 +69,7 @@ struct smtpd {
 	char **domains;
 	size_t n_domains;
 	char hostname[256];
+	char postmaster[MAPS_ADDR_MAX + 1]; /* smtp_postmaster, "" none */
 	/* settings */
 	uint64_t size_max;
 	unsigned max_conns, max_per_ip, conn_rate, msg_rate, rcpt_limit;
@@ -607,6 +608,7 @@ typedef struct rjob {
 	const mapset_snap *snap;
 	store *st;
 	char addr[SMTP_PATH_MAX + 1];
+	bool postmaster;             /* postmaster@ one of our domains */
 	char note[600];              /* rcpt=, orcpt=, notify= (xtext) */
 	/* results */
 	amp_public_identity *ids;
@@ -746,6 +748,16 @@ static void rcpt_work(uv_work_t *w)
 		return;
 	}
 	bool aliased = rs->changed || strcmp(cur, j->addr) != 0;
+	if (!aliased && j->postmaster) {
+		/* RFC 5321 §4.5.1: postmaster@ every domain of ours */
+		if (j->c->d->postmaster[0] == '\0')
+			rjob_fail(j, 550, "5.1.1", "No postmaster is configured here "
+				  "(smtp_postmaster)");
+		else
+			rjob_target(j, j->c->d->postmaster, true);
+		maps_rcpts_destroy(&rs);
+		return;
+	}
 	for (size_t i = 0; i < rs->n && j->code == 0; i++)
 		rjob_target(j, rs->v[i], aliased);
 	maps_rcpts_destroy(&rs);
@@ -816,21 +828,25 @@ static void cb_rcpt(void *arg, const smtp_path *to, const smtp_rcpt_params *p)
 	smtpd *d = c->d;
 	const mapset_snap *snap = maps_get(d);
 	char addr[SMTP_PATH_MAX + 1];
-	if (to->domain[0] == '\0' || to->literal ||
-	    !smtp_path_format(to, addr, sizeof(addr))) {
+	bool pm_bare = to->domain[0] == '\0' && strcasecmp(to->local, "postmaster") == 0;
+	if (pm_bare) { /* <Postmaster>: ours, at the node's first domain */
+		snprintf(addr, sizeof(addr), "postmaster@%s", d->domains[0]);
+	} else if (to->domain[0] == '\0' || to->literal ||
+		   !smtp_path_format(to, addr, sizeof(addr))) {
 		if (snap != NULL)
 			mapset_put(snap);
 		smtp_session_reply(c->s, 554, "5.7.1", "Relay access denied");
 		return;
 	}
 	/* the domain part lower-cased (the local part is kept as given) */
+	const char *dom_lc = pm_bare ? d->domains[0] : to->domain_lc;
 	snprintf(strrchr(addr, '@') + 1, sizeof(addr) - (size_t)(strrchr(addr, '@') + 1 - addr),
-		 "%s", to->domain_lc);
-	bool ours = is_local(d, to->domain_lc);
+		 "%s", dom_lc);
+	bool ours = is_local(d, dom_lc);
 	bool allowed = ours;
 	if (!allowed && snap != NULL)
-		allowed = maps_virtual_domain(snap->t[MAPS_VIRTUAL], to->domain_lc, NULL) ||
-			  maps_relay_domain(snap->t[MAPS_RELAY_DOMAINS], to->domain_lc, NULL) ||
+		allowed = maps_virtual_domain(snap->t[MAPS_VIRTUAL], dom_lc, NULL) ||
+			  maps_relay_domain(snap->t[MAPS_RELAY_DOMAINS], dom_lc, NULL) ||
 			  maps_cidr_lookup(snap->relay_networks, c->ip, NULL);
 	if (!allowed) {
 		if (snap != NULL)
@@ -852,6 +868,7 @@ static void cb_rcpt(void *arg, const smtp_path *to, const smtp_rcpt_params *p)
 	j->snap = snap;
 	j->st = *d->stp;
 	snprintf(j->addr, sizeof(j->addr), "%s", addr);
+	j->postmaster = ours && strncasecmp(addr, "postmaster@", 11) == 0;
 	note_add(j->note, sizeof(j->note), "rcpt", addr);
 	if (p->orcpt[0] != '\0')
 		note_add(j->note, sizeof(j->note), "orcpt", p->orcpt);
@@ -1700,6 +1717,12 @@ int smtpd_start(const smtpd_params *p, const cfg *conf, smtpd **d_r,
 	d->hdr_size_limit = (uint64_t)cfg_int(conf, "smtp_header_size_limit");
 	d->starttls = cfg_bool(conf, "smtp_starttls");
 	const char *bare = cfg_str(conf, "smtp_bare_newline");
+	snprintf(d->postmaster, sizeof(d->postmaster), "%s",
+		 cfg_str(conf, "smtp_postmaster"));
+	if (d->postmaster[0] == '\0')
+		log_msg(LOG_WARN, "msg=\"smtp: no smtp_postmaster: mail to postmaster@ "
+			"is refused unless virtual_alias_maps routes it (RFC 5321 "
+			"asks every domain to accept it)\"");
 	pthread_mutex_init(&d->done_lock, NULL);
 	uv_async_init(d->loop, &d->done_async, done_async_cb);
 	d->done_async.data = d;

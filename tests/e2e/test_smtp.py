@@ -102,3 +102,13 @@ def test_swaks_and_a_smuggling_attempt(bridge):
     s.close()
     out = bob.run("fetch", "--wait", "10").stdout
     assert b"via swaks" in out and b"smuggled" not in out and b"real" not in out
+
+
+def test_postmaster_without_a_route_is_refused_clearly(bridge):
+    b, n, bob = bridge
+    n.wait_log(r"no smtp_postmaster")
+    with smtplib.SMTP("127.0.0.1", n.smtp_port, timeout=20) as s:
+        s.ehlo("c.example")
+        s.mail("a@example.net")
+        code, text = s.rcpt("postmaster@alpha.test")
+        assert code == 550 and b"smtp_postmaster" in text

@@ -36,7 +36,8 @@ def mapped(base):
     n = Node(b, "alpha.test", smtp_listen="127.0.0.1", smtp_port=free_port(),
              virtual_alias_maps=str(d / "virtual"), canonical_maps=str(d / "canonical"),
              access_map=str(d / "access"), relay_domains="relay.example",
-             smtp_relay_networks="127.0.0.8/32")
+             smtp_relay_networks="127.0.0.8/32",
+             smtp_postmaster="did:aftersmtp:alpha.test:carol")
     nodes.append(n)
     n.start()
     n.smtp_port = int(n.conf["smtp_port"])
@@ -188,3 +189,16 @@ def test_discard_does_not_swallow_the_next_message_of_the_session(mapped):
                           b"Subject: next\r\n\r\nstill delivered\r\n") == {}
     assert b"still delivered" in users["bob"].run("fetch", "--wait", "10").stdout
     assert users["blackhole"].run("inbox").stdout.strip() == b""
+
+
+def test_postmaster_is_always_accepted(mapped):
+    """RFC 5321 §4.5.1: <Postmaster> and postmaster@ each of our domains
+    reach smtp_postmaster (here carol's DID)."""
+    b, n, users, d = mapped
+    with smtp(n) as s:
+        assert s.sendmail("x@example.net", ["Postmaster"],
+                          b"Subject: bare\r\n\r\nto the bare postmaster\r\n") == {}
+        assert s.sendmail("x@example.net", ["PostMaster@alpha.test"],
+                          b"Subject: domain\r\n\r\nto postmaster at the domain\r\n") == {}
+    out = users["carol"].run("fetch", "--wait", "10").stdout
+    assert b"to the bare postmaster" in out and b"to postmaster at the domain" in out
