@@ -7,7 +7,8 @@
 #      UndefinedBehaviorSanitizer (any finding fails)
 #   4. libFuzzer targets: corpus replay, then FUZZ_SECONDS (default 20) of
 #      fuzzing each
-#   5. a benchmark smoke run (it must work; figures are not asserted here)
+#   5. a benchmark smoke run (it must work; figures are not asserted here):
+#      sealing, the node over TLS/QUIC, SMTP next to a private Postfix
 # Environment: FUZZ_SECONDS, JOBS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,6 +71,7 @@ t tests/fuzz/run.sh build-fuzz "$FUZZ_SECONDS"
 step "benchmark smoke run"
 t build/bench/amp-bench-seal --quick
 t bench/run-node.sh --quick
+t bench/smtp-bench.sh --quick
 
 echo
 if [ "$failed" -ne 0 ]; then
