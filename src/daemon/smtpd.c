@@ -80,6 +80,7 @@ struct smtpd {
 	smtp_data_policy bare_policy;
 	bool starttls;
 	tls_creds *creds;
+	amp_ctx *actx;               /* pooled zstd contexts, X25519 cache */
 	/* state */
 	unsigned n_conns;
 	uint64_t next_id;
@@ -946,7 +947,7 @@ static void seal_work(uv_work_t *w)
 	amp_envelope *e = NULL;
 	const char *err = NULL;
 	amp_seal_params sp = { .content_type = "message/rfc822" };
-	if (amp_seal(NULL, *d->nodep, m->rcpts, m->n, &sp, m->body, m->len, &env,
+	if (amp_seal(d->actx, *d->nodep, m->rcpts, m->n, &sp, m->body, m->len, &env,
 		     &env_len, &err) != AMP_OK ||
 	    amp_envelope_decode(env, env_len, &e, &err) != AMP_OK) {
 		log_msg(LOG_ERR, "msg=\"smtp: cannot seal\" error=\"%s\"", err);
@@ -1598,6 +1599,7 @@ static void maybe_free(smtpd *d)
 			free(e);
 		}
 	tls_creds_free(&d->creds);
+	amp_ctx_destroy(&d->actx);
 	pthread_mutex_destroy(&d->done_lock);
 	free(d);
 }
@@ -1709,6 +1711,8 @@ int smtpd_start(const smtpd_params *p, const cfg *conf, smtpd **d_r,
 	d->greet_delay_ms = (uint64_t)cfg_int(conf, "smtp_greet_delay") * 1000u;
 	d->mem_limit = (uint64_t)cfg_int(conf, "smtp_memory_limit");
 	randombytes_buf(d->ip_hkey, sizeof(d->ip_hkey));
+	if (amp_ctx_create(1024, &d->actx) != AMP_OK)
+		abort();
 	d->soft_errors = (unsigned)cfg_int(conf, "smtp_soft_error_limit");
 	d->hard_errors = (unsigned)cfg_int(conf, "smtp_hard_error_limit");
 	d->error_sleep_ms = (unsigned)cfg_int(conf, "smtp_error_sleep") * 1000u;

@@ -30,9 +30,10 @@ struct smtp_session {
 	unsigned bdat_reply;            /* reply code to give after a skipped chunk */
 	smtp_mail_params mp;
 	smtp_data_reader dr;
-	uint8_t in[SMTP_INPUT_MAX];
-	size_t in_len;
-	uint8_t *out;
+	uint8_t *in;                   /* grows to SMTP_INPUT_MAX */
+	size_t in_len, in_cap;
+	uint8_t *out;                  /* grows to SMTP_OUTPUT_MAX */
+	size_t out_cap;
 	size_t out_off, out_len;
 };
 
@@ -47,6 +48,18 @@ static void out_put(smtp_session *s, const char *text, size_t n)
 		s->closing = true;
 		s->state = ST_CLOSED;
 		return;
+	}
+	if (s->out_len + n > s->out_cap) {
+		size_t cap = s->out_cap;
+		while (cap < s->out_len + n)
+			cap *= 2;
+		if (cap > SMTP_OUTPUT_MAX)
+			cap = SMTP_OUTPUT_MAX;
+		uint8_t *o = realloc(s->out, cap);
+		if (o == NULL)
+			abort();
+		s->out = o;
+		s->out_cap = cap;
 	}
 	memcpy(s->out + s->out_len, text, n);
 	s->out_len += n;
@@ -604,10 +617,16 @@ int smtp_session_new(const smtp_settings *set, const smtp_callbacks *cb,
 	    cb->starttls == NULL)
 		return -1;
 	smtp_session *s = calloc(1, sizeof(*s));
-	if (s == NULL || (s->out = malloc(SMTP_OUTPUT_MAX)) == NULL) {
+	/* buffers start small and grow to their maxima: an idle session
+	 * costs a few KB, not 320 */
+	if (s == NULL || (s->out = malloc(SMTP_BUF_START)) == NULL ||
+	    (s->in = malloc(SMTP_BUF_START)) == NULL) {
+		if (s != NULL)
+			free(s->out);
 		free(s);
 		return -1;
 	}
+	s->in_cap = s->out_cap = SMTP_BUF_START;
 	s->set = *set;
 	snprintf(s->hostname, sizeof(s->hostname), "%s",
 		 set->hostname != NULL ? set->hostname : "localhost");
@@ -625,6 +644,7 @@ void smtp_session_free(smtp_session **sp)
 	if (s == NULL)
 		return;
 	free(s->out);
+	free(s->in);
 	free(s);
 	*sp = NULL;
 }
@@ -647,8 +667,21 @@ size_t smtp_session_feed(smtp_session *s, const uint8_t *data, size_t len)
 		return len; /* discarded: the session is over */
 	size_t taken = 0;
 	while (taken < len && !s->closing) {
-		size_t room = SMTP_INPUT_MAX - s->in_len;
-		size_t n = len - taken < room ? len - taken : room;
+		size_t want = len - taken;
+		if (want > s->in_cap - s->in_len && s->in_cap < SMTP_INPUT_MAX) {
+			size_t cap = s->in_cap;
+			while (cap - s->in_len < want && cap < SMTP_INPUT_MAX)
+				cap *= 2;
+			if (cap > SMTP_INPUT_MAX)
+				cap = SMTP_INPUT_MAX;
+			uint8_t *b = realloc(s->in, cap);
+			if (b == NULL)
+				abort();
+			s->in = b;
+			s->in_cap = cap;
+		}
+		size_t room = s->in_cap - s->in_len;
+		size_t n = want < room ? want : room;
 		if (n == 0)
 			break; /* full while a decision is pending */
 		memcpy(s->in + s->in_len, data + taken, n);

@@ -45,6 +45,7 @@
 
 #define SMTP_INPUT_MAX (64u * 1024u)     /* buffered, unprocessed input */
 #define SMTP_OUTPUT_MAX (256u * 1024u)   /* replies not yet taken */
+#define SMTP_BUF_START 4096u             /* both buffers start at this */
 #define SMTP_REPLY_TEXT_MAX 400u
 
 typedef struct smtp_session smtp_session;
