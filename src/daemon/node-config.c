@@ -125,6 +125,10 @@ static const cfg_key keys[] = {
 	{ "smtp_message_rate_per_ip", CFG_INT, "0", 0, 1000000, false,
 	  "Messages per minute accepted from one IP address; beyond it MAIL is "
 	  "answered 450 4.7.0. 0: no limit." },
+	{ "smtp_recipient_rate_per_ip", CFG_INT, "0", 0, 10000000, false,
+	  "RCPT commands per minute from one IP address (IPv6: one /64); "
+	  "beyond it RCPT is answered 450 4.7.0 (dictionary attacks). 0: no "
+	  "limit." },
 	{ "smtp_recipient_limit", CFG_INT, "1000", 100, 100000, false,
 	  "Recipients of one message (RFC 5321 asks for at least 100); the "
 	  "extra ones are answered 452 4.5.3 and the earlier ones kept." },

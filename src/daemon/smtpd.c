@@ -54,8 +54,8 @@ typedef struct slisten {
 struct ipent {
 	uint8_t key[16];
 	unsigned conns;
-	double conn_tok, msg_tok;
-	uint64_t conn_t, msg_t;       /* uv_now of the last refill */
+	double conn_tok, msg_tok, rcpt_tok;
+	uint64_t conn_t, msg_t, rcpt_t; /* uv_now of the last refill */
 	ipent *next;
 };
 
@@ -72,7 +72,7 @@ struct smtpd {
 	char postmaster[MAPS_ADDR_MAX + 1]; /* smtp_postmaster, "" none */
 	/* settings */
 	uint64_t size_max;
-	unsigned max_conns, max_per_ip, conn_rate, msg_rate, rcpt_limit;
+	unsigned max_conns, max_per_ip, conn_rate, msg_rate, rcpt_rate, rcpt_limit;
 	uint64_t timeout_ms, session_ms, tls_timeout_ms, greet_delay_ms;
 	unsigned soft_errors, hard_errors, error_sleep_ms;
 	unsigned hop_limit, hdr_count_limit;
@@ -219,7 +219,8 @@ static ipent *ip_get(smtpd *d, const uint8_t key[16], uint64_t now)
 	memcpy(e->key, key, 16);
 	e->conn_tok = d->conn_rate;
 	e->msg_tok = d->msg_rate;
-	e->conn_t = e->msg_t = now;
+	e->rcpt_tok = d->rcpt_rate;
+	e->conn_t = e->msg_t = e->rcpt_t = now;
 	e->next = d->ips[b];
 	d->ips[b] = e;
 	d->n_ips++;
@@ -251,7 +252,7 @@ static void sweep_cb(uv_timer_t *t)
 		while (*pp != NULL) {
 			ipent *e = *pp;
 			if (e->conns == 0 && now - e->conn_t >= 60000 &&
-			    now - e->msg_t >= 60000) {
+			    now - e->msg_t >= 60000 && now - e->rcpt_t >= 60000) {
 				*pp = e->next;
 				free(e);
 				d->n_ips--;
@@ -827,6 +828,14 @@ static void cb_rcpt(void *arg, const smtp_path *to, const smtp_rcpt_params *p)
 {
 	sconn_smtp *c = arg;
 	smtpd *d = c->d;
+	if (c->ipe != NULL &&
+	    !bucket_take(&c->ipe->rcpt_tok, &c->ipe->rcpt_t, d->rcpt_rate,
+			 uv_now(d->loop))) {
+		c->n_refused++;
+		smtp_session_reply(c->s, 450, "4.7.0",
+				   "Too many recipients from your address, try later");
+		return;
+	}
 	const mapset_snap *snap = maps_get(d);
 	char addr[SMTP_PATH_MAX + 1];
 	bool pm_bare = to->domain[0] == '\0' && strcasecmp(to->local, "postmaster") == 0;
@@ -1704,6 +1713,7 @@ int smtpd_start(const smtpd_params *p, const cfg *conf, smtpd **d_r,
 	d->max_per_ip = (unsigned)cfg_int(conf, "smtp_max_connections_per_ip");
 	d->conn_rate = (unsigned)cfg_int(conf, "smtp_connection_rate_per_ip");
 	d->msg_rate = (unsigned)cfg_int(conf, "smtp_message_rate_per_ip");
+	d->rcpt_rate = (unsigned)cfg_int(conf, "smtp_recipient_rate_per_ip");
 	d->rcpt_limit = (unsigned)cfg_int(conf, "smtp_recipient_limit");
 	d->timeout_ms = (uint64_t)cfg_int(conf, "smtp_timeout") * 1000u;
 	d->session_ms = (uint64_t)cfg_int(conf, "smtp_session_max") * 1000u;

@@ -144,7 +144,8 @@ def test_s15_per_ip_connection_limit_and_others_are_served(base):
 
 
 def test_s15_connection_and_message_rates(base):
-    b, n, bob = start(base, smtp_connection_rate_per_ip=10, smtp_message_rate_per_ip=3)
+    b, n, bob = start(base, smtp_connection_rate_per_ip=10, smtp_message_rate_per_ip=3,
+                      smtp_recipient_rate_per_ip=5)
     codes = []
     for _ in range(14):
         s, f = connect(n.smtp_port)
@@ -162,6 +163,12 @@ def test_s15_connection_and_message_rates(base):
             got.append(c.docmd("MAIL FROM:<a@example.net>")[0])
             c.rset()
         assert got[:3] == [250, 250, 250] and got[3:] == [450, 450]
+    with smtplib.SMTP("127.0.0.1", n.smtp_port, timeout=20,
+                      source_address=("127.0.0.5", 0)) as c:
+        c.ehlo("c.example")
+        c.mail("a@example.net")
+        codes = [c.rcpt("bob@alpha.test")[0] for _ in range(7)]
+        assert codes == [250] * 5 + [450] * 2
 
 
 def test_s15_descriptor_exhaustion_recovers_without_spinning(base):
