@@ -207,3 +207,31 @@ def stop_all(nodes):
                 problems.append(f"{n.domain}: {text[max(0, i - 200):i + 3000]}")
     if problems:
         raise AssertionError("\n".join(problems))
+
+
+# ------------------------------------------------------------ SMTP helpers
+
+def smtp_node(base, domain="alpha.test", user="bob", **conf):
+    """A started node of `base` (the conftest fixture) with an SMTP
+    listener on a free port (n.smtp_port) and one registered user."""
+    b, nodes = base
+    n = Node(b, domain, smtp_listen="127.0.0.1", smtp_port=free_port(), **conf)
+    nodes.append(n)
+    n.start()
+    n.smtp_port = int(n.conf["smtp_port"])
+    u = User(b, user, n)
+    u.register()
+    return b, n, u
+
+
+def read_reply(f):
+    """One (possibly multi-line) SMTP reply from a file-like object:
+    (code, all its lines), or (None, what came) when the server closed."""
+    lines = []
+    while True:
+        line = f.readline()
+        if not line:
+            return None, b"".join(lines)
+        lines.append(line)
+        if line[3:4] != b"-":
+            return int(line[:3]), b"".join(lines)

@@ -7,27 +7,19 @@ import os
 import random
 import re
 import smtplib
-import socket
 import subprocess
 import threading
 import time
 
 import pytest
 
-from nodes import AMPD, Node, User, free_port
+from nodes import AMPD
+from nodes import smtp_node as nodes_smtp_node
 from test_node_faults import start_under_strace, strace_available
 
 
 def smtp_node(base, **conf):
-    b, nodes = base
-    n = Node(b, "alpha.test", smtp_listen="127.0.0.1", smtp_port=free_port(),
-             transports="tls", **conf)
-    nodes.append(n)
-    n.start()
-    n.smtp_port = int(n.conf["smtp_port"])
-    bob = User(b, "bob", n)
-    bob.register()
-    return b, n, bob
+    return nodes_smtp_node(base, transports="tls", **conf)
 
 
 def message(i: int) -> bytes:

@@ -2,36 +2,13 @@
 a whole message (TESTING.md rows S12, S13, S15, S17, S19, S20) against the
 real daemon."""
 import os
-import resource
 import smtplib
 import socket
 import time
 
 import pytest
 
-from nodes import Node, User, free_port
-
-
-def start(base, **conf):
-    b, nodes = base
-    n = Node(b, "alpha.test", smtp_listen="127.0.0.1", smtp_port=free_port(), **conf)
-    nodes.append(n)
-    n.start()
-    n.smtp_port = int(n.conf["smtp_port"])
-    bob = User(b, "bob", n)
-    bob.register()
-    return b, n, bob
-
-
-def read_reply(f):
-    lines = []
-    while True:
-        line = f.readline()
-        if not line:
-            return None, b"".join(lines)
-        lines.append(line)
-        if line[3:4] != b"-":
-            return int(line[:3]), b"".join(lines)
+from nodes import Node, free_port, read_reply, smtp_node as start
 
 
 def connect(port, host="127.0.0.1", source=None):
