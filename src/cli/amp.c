@@ -38,6 +38,8 @@ static const char usage[] =
 	"  map add|del|list|test|reload\n"
 	"                    (operator) change and query the running node's\n"
 	"                    lookup tables (access, aliases, relay domains, ...)\n"
+	"  dkim keygen       (operator) make a DKIM signing key and print its\n"
+	"                    DNS TXT record\n"
 	"  help COMMAND      show the help of a command (same as COMMAND --help)\n"
 	"  version           print the version\n"
 	"\n"
@@ -107,6 +109,7 @@ int main(int argc, char **argv)
 		{ "fetch", cmd_fetch },   { "inbox", cmd_inbox },
 		{ "ack", cmd_ack },       { "lookup", cmd_lookup },
 		{ "admin", cmd_admin },   { "map", cmd_map },
+		{ "dkim", cmd_dkim },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) == 0) {

@@ -120,5 +120,6 @@ int cmd_ack(cli_env *env, int argc, char **argv);
 int cmd_lookup(cli_env *env, int argc, char **argv);
 int cmd_admin(cli_env *env, int argc, char **argv);
 int cmd_map(cli_env *env, int argc, char **argv);
+int cmd_dkim(cli_env *env, int argc, char **argv);
 
 #endif

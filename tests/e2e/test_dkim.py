@@ -146,3 +146,38 @@ def test_refused(key):
                        capture_output=True)
     assert p.returncode == 1
     assert b"no From" in p.stderr
+
+
+@pytest.mark.parametrize("alg", ["rsa", "ed25519"])
+def test_amp_dkim_keygen(alg, tmp_path):
+    """`amp dkim keygen`: a 0600 key file and a zone-file TXT line whose
+    strings (at most 255 bytes each), joined, verify our signatures."""
+    import re
+    out = tmp_path / "k.pem"
+    p = subprocess.run([AMP_BIN, "dkim", "keygen", "--domain", DOMAIN,
+                        "--selector", SELECTOR, "--alg", alg,
+                        "--out", str(out)], capture_output=True)
+    assert p.returncode == 0, p.stderr.decode()
+    assert (out.stat().st_mode & 0o077) == 0
+    line = p.stdout.decode().strip()
+    prefix = f"{SELECTOR}._domainkey.{DOMAIN}. IN TXT "
+    assert line.startswith(prefix), line
+    strings = re.findall(r'"([^"]*)"', line[len(prefix):])
+    assert strings and all(len(s) <= 255 for s in strings)
+    txt = "".join(strings)
+    assert txt.startswith(f"v=DKIM1; k={alg}; p=")
+    name, raw = corpus(1)[0]
+    assert verify(sign(out, raw), txt), name
+    # never replaces a key; bad names and --alg are usage errors
+    again = subprocess.run([AMP_BIN, "dkim", "keygen", "--domain", DOMAIN,
+                            "--selector", SELECTOR, "--out", str(out)],
+                           capture_output=True)
+    assert again.returncode == 1 and b"already exists" in again.stderr
+    for bad in (["--domain", "a b"], ["--selector", "x;y"],
+                ["--alg", "dsa"]):
+        args = {"--domain": DOMAIN, "--selector": SELECTOR}
+        args[bad[0]] = bad[1]
+        flat = [x for kv in args.items() for x in kv]
+        r = subprocess.run([AMP_BIN, "dkim", "keygen", *flat, "--out",
+                            str(tmp_path / "n.pem")], capture_output=True)
+        assert r.returncode == 2, bad
