@@ -3,6 +3,7 @@
  * assembled on the stack and written with one write(2).
  */
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -90,31 +91,8 @@ void log_msg(log_level level, const char *fmt, ...)
 /* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. */
 static size_t utf8_len(const uint8_t *p, size_t avail)
 {
-	uint8_t c = p[0];
-	size_t n;
 	uint32_t cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2, cp = c & 0x1f;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3, cp = c & 0x0f;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4, cp = c & 0x07;
-	else
-		return 0;
-	if (n > avail)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	/* overlong, surrogates, beyond U+10FFFF */
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return n;
+	return util_utf8_seq(p, avail, &cp);
 }
 
 const char *log_quote(const void *data, size_t len, char out[LOG_QUOTE_MAX])

@@ -6,6 +6,7 @@
  * bytes, copies nothing beyond the current line and never allocates.
  */
 #include "admin-proto.h"
+#include "util.h"
 
 #include <string.h>
 
@@ -21,37 +22,8 @@ void admin_reader_init(admin_reader *r)
  * surrogates, at most U+10FFFF), or 0. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-	unsigned char c = s[0];
-	size_t len;
-	unsigned min;
-	unsigned cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1fu;
-		min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0fu;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07u;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0u) != 0x80u)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3fu);
-	}
-	if (cp < min || cp > 0x10ffffu || (cp >= 0xd800u && cp <= 0xdfffu))
-		return 0;
-	return len;
+	uint32_t cp;
+	return util_utf8_seq(s, n, &cp);
 }
 
 /* s[0..n) is valid UTF-8 with no control character (TAB allowed when

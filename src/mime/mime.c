@@ -23,6 +23,7 @@
  * the strings is at most a fixed amount a part (asserted).
  */
 #include "mime.h"
+#include "util.h"
 
 #include "mail-header.h"
 
@@ -404,38 +405,10 @@ static void parse_params(param_target *tgs, size_t ntg, const uint8_t *m,
 
 static size_t utf8_valid_len(const uint8_t *s, size_t n)
 {
-	size_t i = 0;
-	while (i < n) {
-		uint8_t b = s[i];
-		size_t k;
-		uint32_t cp;
-		if (b < 0x80) {
-			i++;
-			continue;
-		} else if (b >= 0xc2 && b <= 0xdf) {
-			k = 1;
-			cp = b & 0x1f;
-		} else if (b >= 0xe0 && b <= 0xef) {
-			k = 2;
-			cp = b & 0x0f;
-		} else if (b >= 0xf0 && b <= 0xf4) {
-			k = 3;
-			cp = b & 0x07;
-		} else {
-			return i;
-		}
-		if (n - i <= k)
-			return i;
-		for (size_t j = 1; j <= k; j++) {
-			if ((s[i + j] & 0xc0) != 0x80)
-				return i;
-			cp = cp << 6 | (s[i + j] & 0x3fu);
-		}
-		if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-		    (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-			return i;
-		i += k + 1;
-	}
+	size_t i = 0, k;
+	uint32_t cp;
+	while (i < n && (k = util_utf8_seq(s + i, n - i, &cp)) > 0)
+		i += k;
 	return i;
 }
 

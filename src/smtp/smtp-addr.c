@@ -30,6 +30,7 @@
  * (space allowed); an rfc822 ORCPT must be an RFC 5321 mailbox.
  */
 #include "smtp-addr.h"
+#include "util.h"
 
 #include <string.h>
 
@@ -98,34 +99,9 @@ static bool eq_nocase_n(const unsigned char *s, const char *lit, size_t n)
  * C1 controls (U+0080..U+009F) count as malformed: they are controls. */
 static size_t utf8_seq(const unsigned char *s, size_t len)
 {
-	unsigned char c = s[0];
-	size_t n;
-	uint32_t cp, min;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1fu;
-		min = 0xa0; /* above the C1 controls */
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0fu;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07u;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (len < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3fu);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
+	uint32_t cp;
+	size_t n = util_utf8_seq(s, len, &cp);
+	return n >= 2 && cp >= 0xa0 ? n : 0; /* above the C1 controls */
 }
 
 /* ------------------------------------------------------------------ paths */

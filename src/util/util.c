@@ -232,3 +232,33 @@ int util_mkdirs(const char *path, mode_t mode)
 	}
 	return 0;
 }
+
+size_t util_utf8_seq(const uint8_t *s, size_t len, uint32_t *cp_r)
+{
+	uint8_t c = s[0];
+	size_t n;
+	uint32_t cp, min;
+	if (c < 0x80) {
+		*cp_r = c;
+		return 1;
+	}
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, cp = c & 0x1fu, min = 0x80;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, cp = c & 0x0fu, min = 0x800;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, cp = c & 0x07u, min = 0x10000;
+	else
+		return 0;
+	if (len < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3fu);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	*cp_r = cp;
+	return n;
+}

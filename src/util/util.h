@@ -46,4 +46,9 @@ bool util_parse_u64(const char *s, uint64_t min, uint64_t max,
 /* mkdir -p with mode for each created component. Returns 0 or -1/errno. */
 int util_mkdirs(const char *path, mode_t mode) UTIL_WUR;
 
+/* The well-formed UTF-8 sequence at s[0..len) (len >= 1): its length
+ * (1..4) and code point in *cp_r, or 0 when it is truncated, overlong, a
+ * surrogate or beyond U+10FFFF.  The one UTF-8 check of the tree. */
+size_t util_utf8_seq(const uint8_t *s, size_t len, uint32_t *cp_r);
+
 #endif
