@@ -783,6 +783,26 @@ static bool fold_key(const char *key, char out[MAPS_KEY_MAX + 1])
 	return true;
 }
 
+/* Inside the open transaction of an add or del: build the kind's table
+ * anew, commit, and swap it in; on any failure roll back and keep the
+ * tables in force. */
+static int rebuild_commit(mapset *m, maps_kind kind, char err[MAPSET_ERROR_MAX])
+{
+	mtab *t = NULL;
+	if (tab_build(m, kind, &m->b[kind], &t, err) != 0) {
+		db_exec(m->db, "ROLLBACK");
+		return -1;
+	}
+	if (!db_exec(m->db, "COMMIT")) {
+		seterr(err, "maps.db: %s", sqlite3_errmsg(m->db));
+		db_exec(m->db, "ROLLBACK");
+		mtab_unref(t);
+		return -1;
+	}
+	swap_in(m, snap_with(m, kind, t));
+	return 0;
+}
+
 int mapset_add(mapset *m, maps_kind kind, const char *key, const char *value,
 	       char err[MAPSET_ERROR_MAX])
 {
@@ -856,19 +876,7 @@ int mapset_add(mapset *m, maps_kind kind, const char *key, const char *value,
 		db_exec(m->db, "ROLLBACK");
 		return -1;
 	}
-	mtab *t = NULL;
-	if (tab_build(m, kind, &m->b[kind], &t, err) != 0) {
-		db_exec(m->db, "ROLLBACK");
-		return -1;
-	}
-	if (!db_exec(m->db, "COMMIT")) {
-		seterr(err, "maps.db: %s", sqlite3_errmsg(m->db));
-		db_exec(m->db, "ROLLBACK");
-		mtab_unref(t);
-		return -1;
-	}
-	swap_in(m, snap_with(m, kind, t));
-	return 0;
+	return rebuild_commit(m, kind, err);
 }
 
 int mapset_del(mapset *m, maps_kind kind, const char *key,
@@ -918,17 +926,5 @@ int mapset_del(mapset *m, maps_kind kind, const char *key,
 		}
 		return -1;
 	}
-	mtab *t = NULL;
-	if (tab_build(m, kind, &m->b[kind], &t, err) != 0) {
-		db_exec(m->db, "ROLLBACK");
-		return -1;
-	}
-	if (!db_exec(m->db, "COMMIT")) {
-		seterr(err, "maps.db: %s", sqlite3_errmsg(m->db));
-		db_exec(m->db, "ROLLBACK");
-		mtab_unref(t);
-		return -1;
-	}
-	swap_in(m, snap_with(m, kind, t));
-	return 0;
+	return rebuild_commit(m, kind, err);
 }

@@ -173,7 +173,7 @@ static int b64(const uint8_t *p, size_t n, char **out_r)
 	return 0;
 }
 
-static bool name_ok(const char *s)
+bool dkim_name_ok(const char *s)
 {
 	size_t n = strlen(s);
 	if (n == 0 || n > 253)
@@ -464,7 +464,7 @@ int dkim_sign(const dkim_key *k, const char *domain, const char *selector,
 	sigbuf *sb;
 	int n;
 
-	if (!name_ok(domain) || !name_ok(selector)) {
+	if (!dkim_name_ok(domain) || !dkim_name_ok(selector)) {
 		*error_r = "bad DKIM domain or selector";
 		return -1;
 	}
@@ -496,7 +496,7 @@ int dkim_sign(const dkim_key *k, const char *domain, const char *selector,
 	sb_tok(sb, "c=relaxed/relaxed;", true);
 	n = snprintf(tok, sizeof(tok), "d=%s;", domain);
 	if (n < 0 || (size_t)n >= sizeof(tok))
-		abort(); /* name_ok bounds it */
+		abort(); /* dkim_name_ok bounds it */
 	sb_tok(sb, tok, true);
 	n = snprintf(tok, sizeof(tok), "s=%s;", selector);
 	if (n < 0 || (size_t)n >= sizeof(tok))

@@ -51,6 +51,9 @@ void dkim_key_free(dkim_key **k);
 /* DKIM_RSA2048 or DKIM_ED25519. */
 dkim_alg dkim_key_alg(const dkim_key *k) __attribute__((warn_unused_result));
 
+/* A domain or selector dkim_sign accepts: [A-Za-z0-9._-], 1-253 bytes. */
+bool dkim_name_ok(const char *s);
+
 /* Sign msg (header section and body) for d=domain, s=selector, t=t.
  * *header_r (malloc'd, owned by the caller) is the whole field
  * "DKIM-Signature: ...\r\n", folded so that lines stay within 78 columns
