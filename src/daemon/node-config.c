@@ -198,6 +198,84 @@ static const cfg_key keys[] = {
 	{ "transport_maps", CFG_STRING, "", 0, 0, true,
 	  "Transport table file: domain -> amp:host or smtp:[host]:port, "
 	  "overriding DNS for mail leaving through the bridge. Empty: none." },
+	{ "dkim_keys", CFG_LIST, "", 0, 0, false,
+	  "DKIM signing keys, one per signing domain: `domain:selector:/path/key.pem` "
+	  "(`amp dkim keygen` makes the key and prints its TXT record). Mail "
+	  "leaving through the gateway, and unsigned mail relayed for "
+	  "`smtp_relay_networks`, is signed with the key of its From domain. "
+	  "Read before the privilege drop. Empty: nothing is signed." },
+	{ "dkim_sign_relayed", CFG_BOOL, "yes", 0, 0, true,
+	  "Sign mail relayed for `smtp_relay_networks` (an app server, a "
+	  "printer) when its From domain has a key and it carries no signature "
+	  "of that domain yet." },
+	{ "dns_forwarder", CFG_STRING, "", 0, 0, false,
+	  "Where outbound DNS questions go: `IP` or `IP@PORT` of a recursive "
+	  "resolver. Empty: the servers of /etc/resolv.conf." },
+	{ "dns_trust_anchor", CFG_STRING, "", 0, 0, false,
+	  "File of DNSSEC trust anchors (DS or DNSKEY records), e.g. "
+	  "/usr/share/dns/root.key. Needed for DANE: without it no answer is "
+	  "validated, so TLSA records are not used. Empty: none." },
+	{ "dns_timeout", CFG_DURATION, "10s", 1, 300, false,
+	  "Longest wait for one DNS answer; then the attempt is deferred." },
+	{ "smtp_out_port", CFG_INT, "25", 1, 65535, false,
+	  "Port of the mail exchangers found in DNS (transport_maps entries "
+	  "may name their own)." },
+	{ "smtp_out_max_connections", CFG_INT, "50", 1, 10000, false,
+	  "Most outbound SMTP connections at once, all destinations." },
+	{ "smtp_out_dest_concurrency", CFG_INT, "10", 1, 1000, false,
+	  "Most outbound connections at once to one destination domain." },
+	{ "smtp_out_lane_weights", CFG_LIST, "8 4 1", 0, 0, false,
+	  "Share of free connection slots for the lanes critical, normal and "
+	  "bulk when all three have mail waiting (each at least 1, so no lane "
+	  "starves)." },
+	{ "smtp_out_lane_sla", CFG_LIST, "1m 15m 4h", 0, 0, false,
+	  "Delivery target per lane (critical, normal, bulk): a message "
+	  "delivered later than this after it arrived is counted late in the "
+	  "queue statistics and logged." },
+	{ "smtp_out_tls", CFG_STRING, "may", 0, 0, false,
+	  "STARTTLS towards other servers: `may` (when offered; the default, "
+	  "RFC 3207 opportunistic TLS), `encrypt` (always required), `none`. "
+	  "DANE TLSA records, when DNSSEC-validated, always require TLS and a "
+	  "matching certificate." },
+	{ "smtp_out_must_tls", CFG_LIST, "", 0, 0, false,
+	  "Destination domains that always need TLS with a certificate valid "
+	  "for the MX host (PKIX, the system's CA list) unless DANE applies: "
+	  "no STARTTLS or a bad certificate defers the mail, never cleartext." },
+	{ "smtp_out_auth_file", CFG_STRING, "", 0, 0, false,
+	  "Smarthost credentials, one per line: `[host]:port user password` "
+	  "(mode 0600, read before the privilege drop). A transport_maps "
+	  "entry `smtp:[host]:port` naming such a host authenticates with AUTH "
+	  "PLAIN or LOGIN, only over TLS. Empty: none." },
+	{ "smtp_out_connect_timeout", CFG_DURATION, "30s", 1, 600, true,
+	  "Longest wait for a TCP connection to a mail exchanger." },
+	{ "smtp_out_command_timeout", CFG_DURATION, "300s", 1, 3600, true,
+	  "Longest wait for the greeting and for the replies to EHLO, "
+	  "STARTTLS, AUTH, MAIL and RCPT (RFC 5321 §4.5.3.2: 5 minutes)." },
+	{ "smtp_out_data_init_timeout", CFG_DURATION, "120s", 1, 3600, true,
+	  "Longest wait for the 354 reply to DATA (RFC 5321: 2 minutes)." },
+	{ "smtp_out_data_block_timeout", CFG_DURATION, "180s", 1, 3600, true,
+	  "Longest time to send one block of message text (RFC 5321: 3 "
+	  "minutes)." },
+	{ "smtp_out_data_done_timeout", CFG_DURATION, "600s", 1, 3600, true,
+	  "Longest wait for the reply after the final dot (RFC 5321: 10 "
+	  "minutes)." },
+	{ "smtp_out_retry_min", CFG_DURATION, "300s", 1, 86400, true,
+	  "First retry delay after a temporary failure; it doubles with each "
+	  "attempt, with random jitter of up to a quarter." },
+	{ "smtp_out_retry_max", CFG_DURATION, "4000s", 1, 604800, true,
+	  "Longest retry delay." },
+	{ "maximal_queue_lifetime", CFG_DURATION, "5d", 1, 2592000, true,
+	  "How long a message may wait in the mail queue; then it is returned "
+	  "to its sender with a delivery status notification." },
+	{ "delay_warning_time", CFG_DURATION, "4h", 0, 2592000, true,
+	  "Tell the sender once that a message is delayed when it is still "
+	  "queued after this long (0: never)." },
+	{ "smtp_out_lease", CFG_DURATION, "30m", 60, 86400, true,
+	  "How long a delivery attempt owns a queue entry; if the node dies "
+	  "during the attempt the entry is tried again after this." },
+	{ "smtp_out_bounce_keep", CFG_DURATION, "1d", 0, 2592000, true,
+	  "How long bounced entries stay visible in `amp queue list` (their "
+	  "content is deleted at once)." },
 	{ "tls_cert_days", CFG_INT, "3650", 1, 36500, false,
 	  "Validity in days of the self-signed certificate made at init "
 	  "(clients authenticate the node by its node key, not by X.509)." },

@@ -71,7 +71,8 @@ static int read_passphrase(const char *path, char **pass_r, size_t *len_r)
 	return 0;
 }
 
-static int node_did(const cfg *c, char out[AMP_DID_MAX + 1])
+/* did:aftersmtp:<first domain>:<local> (node, gateway). */
+static int own_did(const cfg *c, const char *local, char out[AMP_DID_MAX + 1])
 {
 	const char *err = NULL;
 	if (cfg_list_len(c, "domains") == 0) {
@@ -79,11 +80,45 @@ static int node_did(const cfg *c, char out[AMP_DID_MAX + 1])
 		return -1;
 	}
 	const char *domain = cfg_list_item(c, "domains", 0);
-	if (amp_did_format(domain, "node", out, AMP_DID_MAX + 1, &err) != AMP_OK) {
+	if (amp_did_format(domain, local, out, AMP_DID_MAX + 1, &err) != AMP_OK) {
 		fprintf(stderr, "aftersmtpd: domain %s: %s\n", domain, err);
 		return -1;
 	}
 	return 0;
+}
+
+/* <data_dir>/<local>.key: a new identity for own_did(local), wrapped with
+ * the node key's passphrase, unless the file exists. */
+static int make_identity(const cfg *c, const char *local,
+			 const char *pass_path, bool quiet)
+{
+	char path[PATH_MAX], name[32], did[AMP_DID_MAX + 1];
+	snprintf(name, sizeof(name), "%s.key", local);
+	if (own_did(c, local, did) != 0 || path_in(c, name, path) != 0)
+		return -1;
+	if (access(path, F_OK) == 0)
+		return 0;
+	char *pass;
+	size_t plen;
+	amp_identity *id = NULL;
+	char *text = NULL;
+	const char *err = NULL;
+	if (read_passphrase(pass_path, &pass, &plen) != 0)
+		return -1;
+	amp_err e = amp_identity_generate(did, &id, &err);
+	if (e == AMP_OK)
+		e = amp_keystore_seal(id, pass, plen, AMP_KDF_INTERACTIVE, &text,
+				      &err);
+	sodium_memzero(pass, plen);
+	free(pass);
+	amp_identity_destroy(&id);
+	if (e != AMP_OK) {
+		fprintf(stderr, "aftersmtpd: %s: %s\n", name, err);
+		return -1;
+	}
+	int r = create(path, text, strlen(text), 0600, quiet);
+	amp_free(text);
+	return r;
 }
 
 int node_init_data_dir(const cfg *c, bool quiet)
@@ -92,7 +127,7 @@ int node_init_data_dir(const cfg *c, bool quiet)
 	const char *dir = cfg_str(c, "data_dir");
 	struct stat st;
 
-	if (node_did(c, did) != 0)
+	if (own_did(c, "node", did) != 0)
 		return -1;
 	if (util_mkdirs(dir, 0700) != 0) {
 		fprintf(stderr, "aftersmtpd: %s: %s\n", dir, strerror(errno));
@@ -131,33 +166,11 @@ int node_init_data_dir(const cfg *c, bool quiet)
 			return -1;
 	}
 
-	/* Node identity. */
-	if (path_in(c, "node.key", path) != 0)
+	/* The node identity, and the gateway identity that mail for legacy
+	 * addresses is sealed to (PROTOCOL.md §10.9). */
+	if (make_identity(c, "node", pass_path, quiet) != 0 ||
+	    make_identity(c, "gateway", pass_path, quiet) != 0)
 		return -1;
-	if (access(path, F_OK) != 0) {
-		char *pass;
-		size_t plen;
-		amp_identity *id = NULL;
-		char *text = NULL;
-		const char *err = NULL;
-		if (read_passphrase(pass_path, &pass, &plen) != 0)
-			return -1;
-		amp_err e = amp_identity_generate(did, &id, &err);
-		if (e == AMP_OK)
-			e = amp_keystore_seal(id, pass, plen, AMP_KDF_INTERACTIVE,
-					      &text, &err);
-		sodium_memzero(pass, plen);
-		free(pass);
-		amp_identity_destroy(&id);
-		if (e != AMP_OK) {
-			fprintf(stderr, "aftersmtpd: node key: %s\n", err);
-			return -1;
-		}
-		r = create(path, text, strlen(text), 0600, quiet);
-		amp_free(text);
-		if (r != 0)
-			return -1;
-	}
 
 	/* TLS certificate. */
 	char crt_path[PATH_MAX];
@@ -186,12 +199,17 @@ int node_init_data_dir(const cfg *c, bool quiet)
 
 int node_load_identity(const cfg *c, amp_identity **id_r)
 {
+	return node_load_key(c, "node.key", id_r);
+}
+
+int node_load_key(const cfg *c, const char *name, amp_identity **id_r)
+{
 	char path[PATH_MAX], pass_path[PATH_MAX];
 	uint8_t *text;
 	size_t len, plen;
 	char *pass;
 	const char *err = NULL;
-	if (path_in(c, "node.key", path) != 0 || passphrase_path(c, pass_path) != 0)
+	if (path_in(c, name, path) != 0 || passphrase_path(c, pass_path) != 0)
 		return -1;
 	if (util_read_file(path, 64 * 1024, &text, &len) != 0) {
 		fprintf(stderr, "aftersmtpd: %s: %s (run `aftersmtpd init`)\n",

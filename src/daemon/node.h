@@ -5,6 +5,9 @@
  * Data directory layout (all secrets 0600, the directory 0700):
  *   node.key        the node identity (did:aftersmtp:<domain>:node), a
  *                   libamp keystore (Argon2id-wrapped)
+ *   gateway.key     the gateway identity (did:aftersmtp:<domain>:gateway)
+ *                   that mail for legacy addresses is sealed to; same
+ *                   passphrase as node.key
  *   node.pass       the passphrase of node.key, generated at init; an
  *                   operator may move it (node_key_passphrase_file) to a
  *                   systemd credential or other protected place
@@ -32,6 +35,8 @@ int node_init_data_dir(const cfg *c, bool quiet);
 
 /* Load the node identity (reads node.key and its passphrase file). */
 int node_load_identity(const cfg *c, amp_identity **id_r);
+/* Load <data_dir>/name (node.key, gateway.key) with the node passphrase. */
+int node_load_key(const cfg *c, const char *name, amp_identity **id_r);
 
 /* Read <data_dir>/storage.key (32 bytes). */
 int node_load_storage_key(const cfg *c, uint8_t key[32]);

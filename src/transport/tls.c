@@ -10,6 +10,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 #include <gnutls/x509.h>
+#include <gnutls/abstract.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +229,16 @@ int tls_creds_client(tls_creds **creds_r, const char **error_r)
 	return creds_new(creds_r, error_r);
 }
 
+int tls_creds_client_smtp(tls_creds **creds_r, const char **error_r)
+{
+	if (creds_new(creds_r, error_r) != 0)
+		return -1;
+	/* a machine without a CA list can still do DANE and opportunistic
+	 * TLS; PKIX checks then fail */
+	(void)gnutls_certificate_set_x509_system_trust((*creds_r)->cred);
+	return 0;
+}
+
 void tls_creds_free(tls_creds **creds)
 {
 	if (creds == NULL || *creds == NULL)
@@ -423,4 +434,153 @@ int tls_exporter(tls_session *s, uint8_t out[TLS_EXPORTER_BYTES])
 				  TLS_EXPORTER_BYTES, (char *)out) < 0
 		       ? -1
 		       : 0;
+}
+
+/* ------------------------------------------------- peer verification */
+
+int tls_set_server_name(tls_session *s, const char *host)
+{
+	return gnutls_server_name_set(s->g, GNUTLS_NAME_DNS, host,
+				      strlen(host)) < 0 ? -1 : 0;
+}
+
+int tls_verify_pkix(tls_session *s, const char *host, const char **why_r)
+{
+	unsigned status = 0;
+	if (!s->done) {
+		*why_r = "no TLS session";
+		return -1;
+	}
+	int rc = gnutls_certificate_verify_peers3(s->g, host, &status);
+	if (rc < 0) {
+		*why_r = gnutls_strerror(rc);
+		return -1;
+	}
+	if (status == 0)
+		return 0;
+	if (status & GNUTLS_CERT_EXPIRED)
+		*why_r = "the certificate has expired";
+	else if (status & GNUTLS_CERT_NOT_ACTIVATED)
+		*why_r = "the certificate is not valid yet";
+	else if (status & GNUTLS_CERT_UNEXPECTED_OWNER)
+		*why_r = "the certificate is for another name";
+	else if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA))
+		*why_r = "the certificate is not signed by a trusted authority";
+	else
+		*why_r = "the certificate is not valid";
+	return -1;
+}
+
+/* The bytes a TLSA record's selector names: the whole certificate (0) or
+ * its SubjectPublicKeyInfo (1), hashed per the matching type. */
+static bool tlsa_match(const tls_tlsa *r, const gnutls_datum_t *der)
+{
+	gnutls_x509_crt_t crt;
+	gnutls_datum_t spki = { NULL, 0 };
+	uint8_t dig[64];
+	const uint8_t *p = der->data;
+	size_t len = der->size;
+	bool ok = false;
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return false;
+	if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) < 0)
+		goto out;
+	if (r->selector == 1) {
+		gnutls_pubkey_t pk;
+		if (gnutls_pubkey_init(&pk) < 0)
+			goto out;
+		if (gnutls_pubkey_import_x509(pk, crt, 0) < 0 ||
+		    gnutls_pubkey_export2(pk, GNUTLS_X509_FMT_DER, &spki) < 0) {
+			gnutls_pubkey_deinit(pk);
+			goto out;
+		}
+		gnutls_pubkey_deinit(pk);
+		p = spki.data;
+		len = spki.size;
+	} else if (r->selector != 0) {
+		goto out;
+	}
+	switch (r->mtype) {
+	case 0:
+		ok = r->len == len && gnutls_memcmp(r->data, p, len) == 0;
+		break;
+	case 1:
+		ok = r->len == 32 &&
+		     gnutls_hash_fast(GNUTLS_DIG_SHA256, p, len, dig) >= 0 &&
+		     gnutls_memcmp(r->data, dig, 32) == 0;
+		break;
+	case 2:
+		ok = r->len == 64 &&
+		     gnutls_hash_fast(GNUTLS_DIG_SHA512, p, len, dig) >= 0 &&
+		     gnutls_memcmp(r->data, dig, 64) == 0;
+		break;
+	default:
+		break;
+	}
+out:
+	gnutls_free(spki.data);
+	gnutls_x509_crt_deinit(crt);
+	return ok;
+}
+
+/* DANE-TA: the certificate chain[0..ta] is valid with chain[ta] as the
+ * only trust anchor, and chain[0] is for host. */
+static bool chain_to(const gnutls_datum_t *chain, unsigned n, unsigned ta,
+		     const char *host)
+{
+	gnutls_x509_crt_t crts[16], anchor;
+	unsigned got = 0, status = 1;
+	bool ok = false;
+	if (ta >= 16 || ta >= n || gnutls_x509_crt_init(&anchor) < 0)
+		return false;
+	if (gnutls_x509_crt_import(anchor, &chain[ta], GNUTLS_X509_FMT_DER) < 0)
+		goto out;
+	for (got = 0; got <= ta; got++) {
+		if (gnutls_x509_crt_init(&crts[got]) < 0)
+			break;
+		if (gnutls_x509_crt_import(crts[got], &chain[got],
+					   GNUTLS_X509_FMT_DER) < 0) {
+			got++;
+			break;
+		}
+	}
+	if (got == ta + 1 &&
+	    gnutls_x509_crt_list_verify(crts, ta + 1, &anchor, 1, NULL, 0, 0,
+					&status) >= 0 &&
+	    status == 0 && gnutls_x509_crt_check_hostname(crts[0], host) != 0)
+		ok = true;
+	for (unsigned i = 0; i < got; i++)
+		gnutls_x509_crt_deinit(crts[i]);
+out:
+	gnutls_x509_crt_deinit(anchor);
+	return ok;
+}
+
+int tls_verify_dane(tls_session *s, const char *host, const tls_tlsa *rr,
+		    size_t n, const char **why_r)
+{
+	unsigned n_chain = 0;
+	const gnutls_datum_t *chain;
+	if (!s->done || (chain = gnutls_certificate_get_peers(s->g, &n_chain)) == NULL ||
+	    n_chain == 0) {
+		*why_r = "the server sent no certificate";
+		return -1;
+	}
+	bool usable = false;
+	for (size_t i = 0; i < n; i++) {
+		if (rr[i].usage == 3) {
+			usable = true;
+			if (tlsa_match(&rr[i], &chain[0]))
+				return 0;
+		} else if (rr[i].usage == 2) {
+			usable = true;
+			for (unsigned c = 0; c < n_chain && c < 16; c++)
+				if (tlsa_match(&rr[i], &chain[c]) &&
+				    chain_to(chain, n_chain, c, host))
+					return 0;
+		}
+	}
+	*why_r = usable ? "no TLSA record matches the server's certificate"
+			: "no usable TLSA record (only PKIX usages 0 and 1)";
+	return -1;
 }

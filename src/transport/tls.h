@@ -44,6 +44,10 @@ int tls_creds_server(const char *cert_pem, const char *key_pem,
  * the AMP layer, §9.1). */
 int tls_creds_client(tls_creds **creds_r, const char **error_r)
 	__attribute__((warn_unused_result));
+/* Client credentials for outbound SMTP: the system's CA list is loaded
+ * for tls_verify_pkix (no check happens during the handshake). */
+int tls_creds_client_smtp(tls_creds **creds_r, const char **error_r)
+	__attribute__((warn_unused_result));
 void tls_creds_free(tls_creds **creds);
 
 /* An AMP session (TLS 1.3, ALPN amp/1 mandatory). */
@@ -61,6 +65,33 @@ int tls_session_new_mode(tls_creds *creds, bool server, tls_mode mode,
 int tls_describe(tls_session *s, char *out, size_t out_size)
 	__attribute__((warn_unused_result));
 void tls_session_free(tls_session **s);
+
+/* Client: send host in the server name indication (before the handshake). */
+int tls_set_server_name(tls_session *s, const char *host)
+	__attribute__((warn_unused_result));
+
+/* After the handshake, client side.  0: the peer's certificate chain is
+ * valid for host under the system CAs (RFC 6125 name check); -1 with
+ * *why_r. */
+int tls_verify_pkix(tls_session *s, const char *host, const char **why_r)
+	__attribute__((warn_unused_result));
+
+/* One TLSA record (RFC 6698): usage, selector, matching type, data. */
+typedef struct tls_tlsa {
+	uint8_t usage, selector, mtype;
+	const uint8_t *data;
+	size_t len;
+} tls_tlsa;
+
+/* After the handshake, client side: DANE for SMTP (RFC 7672).  0 when a
+ * usable record matches: DANE-EE (3) the end-entity certificate or key,
+ * with no name or date check (§3.1.1); DANE-TA (2) a certificate of the
+ * chain the peer sent, which must then chain the end-entity certificate,
+ * with the name checked against host (§3.1.2).  Records of usage 0 and 1
+ * are unusable for SMTP (§3.1.3).  -1 with *why_r. */
+int tls_verify_dane(tls_session *s, const char *host, const tls_tlsa *rr,
+		    size_t n, const char **why_r)
+	__attribute__((warn_unused_result));
 
 /* Bytes that arrived from the network.  -1 when the buffer limit would be
  * exceeded. */
