@@ -181,21 +181,26 @@ int dns_txt_decode(const uint8_t *rd, size_t len, char *out, size_t out_size,
 		   size_t *out_len_r, const char **why_r)
 {
 	size_t pos = 0, o = 0;
+	const char *why = NULL;
 
-	if (out_size > 0)
-		out[0] = '\0';
-	if (len == 0)
-		return fail(why_r, "empty TXT rdata");
+	if (len == 0) {
+		why = "empty TXT rdata";
+		goto bad;
+	}
 	while (pos < len) {
 		size_t l = rd[pos++];
-		if (l > len - pos)
-			return fail(why_r, "TXT string runs past the data");
-		if (memchr(rd + pos, '\0', l) != NULL)
-			return fail(why_r, "NUL octet in TXT");
-		if (l >= out_size - o) {
-			if (out_size > 0)
-				out[0] = '\0';
-			return fail(why_r, "TXT longer than the buffer");
+		if (l > len - pos) {
+			why = "TXT string runs past the data";
+			goto bad;
+		}
+		if (memchr(rd + pos, '\0', l) != NULL) {
+			why = "NUL octet in TXT";
+			goto bad;
+		}
+		/* room for the string and the final NUL */
+		if (out_size == 0 || l >= out_size - o) {
+			why = "TXT longer than the buffer";
+			goto bad;
 		}
 		memcpy(out + o, rd + pos, l);
 		o += l;
@@ -204,6 +209,10 @@ int dns_txt_decode(const uint8_t *rd, size_t len, char *out, size_t out_size,
 	out[o] = '\0';
 	*out_len_r = o;
 	return 0;
+bad:
+	if (out_size > 0)
+		out[0] = '\0';
+	return fail(why_r, why);
 }
 
 /* ---------------------------------------------------------- A, AAAA */

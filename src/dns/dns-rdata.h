@@ -69,7 +69,8 @@ int dns_tlsa_decode(const uint8_t *rd, size_t len, uint8_t *usage_r,
 
 /* TXT rdata: the length-prefixed strings joined into out (out_size >= len
  * always suffices), NUL-terminated, length in *out_len_r.  A record with
- * a NUL octet in it is refused. */
+ * a NUL octet in it is refused; on refusal out is an empty string (when
+ * out_size > 0). */
 int dns_txt_decode(const uint8_t *rd, size_t len, char *out, size_t out_size,
 		   size_t *out_len_r, const char **why_r)
 	__attribute__((warn_unused_result));

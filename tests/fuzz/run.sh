@@ -30,7 +30,7 @@ case $secs in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$build/tests/fuzz
-targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session maps mail-header mime-decode admin}
+targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session maps mail-header mime-decode admin dns-rdata}
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -39,7 +39,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 # invites at 127; a map line at 1023; a MAIL/RCPT argument is a 256-octet
 # path and at most 16 parameters; an admin request line 8192 bytes (the
 # longest input tries two lines past it); what fuzz-mime-decode reads is
-# one header value or date, so 4096 bytes.
+# one header value or date, so 4096 bytes; DNS rdata is bounded by its
+# 64 KiB answer, but names and TLSA stop at 1027 bytes: 2048.
 max_len() {
 	case $1 in
 	did) echo 400 ;;
@@ -51,6 +52,7 @@ max_len() {
 	smtp-addr) echo 8192 ;;
 	smtp-data) echo 16384 ;;
 	mime-decode) echo 4096 ;;
+	dns-rdata) echo 2048 ;;
 	*) echo 65536 ;;
 	esac
 }
