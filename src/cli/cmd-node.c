@@ -367,7 +367,7 @@ out:
 /* ----------------------------------------------------------------- send */
 
 static const char send_help[] =
-	"Usage: amp send [-f FILE] [OPTIONS] DID...\n"
+	"Usage: amp send [-f FILE] [OPTIONS] RECIPIENT...\n"
 	"\n"
 	"Seal a message end to end for each recipient DID, sign it with our\n"
 	"identity, and hand it to our home node, which stores it for its own\n"
@@ -377,15 +377,27 @@ static const char send_help[] =
 	"from --doc files, HOME/known, or a lookup through the node (then\n"
 	"remembered in HOME/known).\n"
 	"\n"
+	"A RECIPIENT that is a mail address (user@example.net) is reached\n"
+	"through our node's gateway (PROTOCOL.md section 10.9): the message,\n"
+	"which must then be an RFC 5322 message whose From is our own\n"
+	"address or DID, is sealed to did:aftersmtp:<our domain>:gateway as\n"
+	"well, with an AMP-Egress-To: field naming the mail addresses added\n"
+	"at its top.  The node opens it, signs it with DKIM and sends it over\n"
+	"SMTP; if it cannot be delivered, a delivery status notification\n"
+	"comes back to our inbox.\n"
+	"\n"
 	"Prints one line per recipient: DID, then OK or the node's reason.\n"
 	"Exit status 0 when every recipient was accepted.\n"
 	"\n"
 	"  -f, --file FILE    the message (default: standard input)\n"
 	"  --expires SECONDS  the message expires this long after sending\n"
+	"  --lane LANE        critical, normal (default) or bulk: the queue\n"
+	"                     lane at the nodes and the gateway\n"
 	"\n" CONN_HELP "\n" CLI_COMMON_HELP
 	"\n"
-	"Example:\n"
-	"  amp send did:aftersmtp:example.net:bob < letter.eml\n";
+	"Examples:\n"
+	"  amp send did:aftersmtp:example.net:bob < letter.eml\n"
+	"  amp send carol@example.com did:aftersmtp:example.net:bob < letter.eml\n";
 
 /* Does the text start with an RFC 5322 header field? */
 static bool looks_like_rfc5322(const uint8_t *b, size_t n)
@@ -402,11 +414,13 @@ int cmd_send(cli_env *env, int argc, char **argv)
 		CLI_COMMON_LONGOPTS, CONN_LONGOPTS,
 		{ "file", required_argument, NULL, 'f' },
 		{ "expires", required_argument, NULL, 'e' },
+		{ "lane", required_argument, NULL, 'l' },
 		{ NULL, 0, NULL, 0 },
 	};
 	conn_opts co = { 0 };
 	const char *file = "-";
 	uint64_t expires_in = 0;
+	amp_lane lane = AMP_LANE_NORMAL;
 	int c, k;
 	while ((c = cli_next_opt(env, argc, argv, "hf:", opts)) != -1) {
 		if ((k = parse_conn_opt(env, c, &co)) != 0) {
@@ -422,13 +436,23 @@ int cmd_send(cli_env *env, int argc, char **argv)
 				return CLI_USAGE;
 			}
 			break;
+		case 'l':
+			if (strcmp(optarg, "critical") == 0)
+				lane = AMP_LANE_CRITICAL;
+			else if (strcmp(optarg, "bulk") == 0)
+				lane = AMP_LANE_BULK;
+			else if (strcmp(optarg, "normal") != 0) {
+				cli_err(env, "--lane is critical, normal or bulk");
+				return CLI_USAGE;
+			}
+			break;
 		case 'h': fputs(send_help, stdout); return CLI_OK;
 		default: cli_usage_hint(env); return CLI_USAGE;
 		}
 	}
 	size_t n = (size_t)(argc - optind);
 	if (n == 0 || n > AMP_RECIPIENTS_MAX) {
-		cli_err(env, "give 1 to %u recipient DIDs", AMP_RECIPIENTS_MAX);
+		cli_err(env, "give 1 to %u recipients", AMP_RECIPIENTS_MAX);
 		return CLI_USAGE;
 	}
 	uint8_t *body;
@@ -437,6 +461,56 @@ int cmd_send(cli_env *env, int argc, char **argv)
 		cli_err(env, "%s: %s", file, errno == EFBIG ? "larger than 32 MiB"
 							    : strerror(errno));
 		return CLI_FAIL;
+	}
+	/* Mail addresses go through the gateway: one AMP-Egress-To field
+	 * at the top names them, and the gateway is one more recipient. */
+	size_t n_mail = 0;
+	for (int i = optind; i < argc; i++) {
+		if (strncmp(argv[i], "did:", 4) == 0)
+			continue;
+		if (strchr(argv[i], '@') == NULL ||
+		    strpbrk(argv[i], " \t\r\n<>,") != NULL || strlen(argv[i]) > 254) {
+			cli_err(env, "%s: neither a DID nor a mail address", argv[i]);
+			sodium_memzero(body, len);
+			free(body);
+			return CLI_USAGE;
+		}
+		n_mail++;
+	}
+	if (n_mail > 0) {
+		if (!looks_like_rfc5322(body, len)) {
+			cli_err(env, "mail addresses need an RFC 5322 message "
+				"(with a From: field)");
+			sodium_memzero(body, len);
+			free(body);
+			return CLI_USAGE;
+		}
+		size_t hl = 16;
+		for (int i = optind; i < argc; i++)
+			if (strncmp(argv[i], "did:", 4) != 0)
+				hl += strlen(argv[i]) + 2;
+		uint8_t *nb = malloc(hl + len);
+		if (nb == NULL) {
+			sodium_memzero(body, len);
+			free(body);
+			return CLI_FAIL;
+		}
+		size_t o = (size_t)snprintf((char *)nb, hl, "AMP-Egress-To: ");
+		bool first = true;
+		for (int i = optind; i < argc; i++) {
+			if (strncmp(argv[i], "did:", 4) == 0)
+				continue;
+			o += (size_t)snprintf((char *)nb + o, hl - o, "%s%s",
+					      first ? "" : ", ", argv[i]);
+			first = false;
+		}
+		nb[o++] = '\r';
+		nb[o++] = '\n';
+		memcpy(nb + o, body, len);
+		sodium_memzero(body, len);
+		free(body);
+		body = nb;
+		len += o;
 	}
 	amp_identity *id = NULL;
 	nclient *cl = NULL;
@@ -447,22 +521,34 @@ int cmd_send(cli_env *env, int argc, char **argv)
 	int r = CLI_FAIL;
 	if (rcpts == NULL || connect_auth(env, &co, &id, &cl) != CLI_OK)
 		goto out;
-	for (size_t i = 0; i < n; i++) {
+	size_t nr = 0;
+	for (int i = optind; i < argc; i++) {
 		char canon[AMP_DID_MAX + 1];
-		if (amp_did_normalize(argv[optind + i], canon, sizeof(canon), &err) !=
+		if (strncmp(argv[i], "did:", 4) != 0)
+			continue;
+		if (amp_did_normalize(argv[i], canon, sizeof(canon), &err) !=
 		    AMP_OK) {
-			cli_err(env, "%s: %s", argv[optind + i], err);
+			cli_err(env, "%s: %s", argv[i], err);
 			goto out;
 		}
-		if (resolve(env, cl, canon, &id->pub, &rcpts[i]) != CLI_OK)
+		if (resolve(env, cl, canon, &id->pub, &rcpts[nr++]) != CLI_OK)
+			goto out;
+	}
+	if (n_mail > 0) {
+		amp_did me;
+		char gw[AMP_DID_MAX + 1];
+		if (amp_did_parse(id->pub.did, strlen(id->pub.did), &me, &err) != AMP_OK ||
+		    amp_did_format(me.domain, "gateway", gw, sizeof(gw), &err) != AMP_OK ||
+		    resolve(env, cl, gw, &id->pub, &rcpts[nr++]) != CLI_OK)
 			goto out;
 	}
 	amp_seal_params sp = {
 		.content_type = looks_like_rfc5322(body, len) ? "message/rfc822"
 							      : "text/plain",
 		.expires = expires_in > 0 ? (uint64_t)time(NULL) + expires_in : 0,
+		.lane = lane,
 	};
-	amp_err e = amp_seal(NULL, id, rcpts, n, &sp, body, len, &env_bytes,
+	amp_err e = amp_seal(NULL, id, rcpts, nr, &sp, body, len, &env_bytes,
 			     &env_len, &err);
 	if (e != AMP_OK) {
 		cli_fail(env, "seal", e, err);

@@ -16,6 +16,9 @@
 #include "node.h"
 
 #include "admin.h"
+#include "dkimkeys.h"
+#include "gateway.h"
+#include "outbound.h"
 #include "log.h"
 #include "mapset.h"
 #include "quic.h"
@@ -57,6 +60,11 @@ typedef struct node_run {
 	size_t n_tcp, n_quic;
 	smtpd *smtp;
 	mapset *maps;        /* the lookup tables (after the privilege drop) */
+	dkimkeys *dkim;      /* dkim_keys (read before the privilege drop) */
+	char *auth_text;     /* smtp_out_auth_file (read before the drop) */
+	amp_identity *gw_id; /* gateway.key */
+	gateway *gw;
+	outbound *out;
 	admin *adm;          /* <data_dir>/admin.sock */
 	uv_signal_t sig_hup, sig_term, sig_int;
 	uv_timer_t drain_timer;
@@ -207,6 +215,7 @@ static void reload(node_run *n)
 		log_set_level(lv);
 	server_reconfigure(n->srv, nc);
 	relay_reconfigure(n->rl, nc);
+	outbound_reconfigure(n->out, nc);
 	cfg_free(&n->conf);
 	n->conf = nc;
 	log_msg(LOG_NOTICE, "msg=\"configuration reloaded\" file=%s",
@@ -221,6 +230,7 @@ static void close_everything(node_run *n)
 		quic_server_stop(&n->quic[i]);
 	smtpd_stop(n->smtp);
 	admin_stop(&n->adm);
+	outbound_stop(n->out);
 	uv_close((uv_handle_t *)&n->sig_hup, NULL);
 	uv_close((uv_handle_t *)&n->sig_term, NULL);
 	uv_close((uv_handle_t *)&n->sig_int, NULL);
@@ -299,7 +309,7 @@ static int lookup_user(const cfg *c, struct passwd *pw_r, char *buf,
 static int chown_data_dir(const cfg *c, uid_t uid, gid_t gid)
 {
 	static const char *const files[] = {
-		"", "node.key", "node.pass", "storage.key", "tls.crt", "tls.key",
+		"", "node.key", "gateway.key", "node.pass", "storage.key", "tls.crt", "tls.key",
 		"node.db", "node.db-wal", "node.db-shm", "maps.db",
 		"maps.db-journal",
 	};
@@ -445,11 +455,18 @@ static int bind_all(node_run *n)
 	return r;
 }
 
+static void out_wake(void *arg)
+{
+	node_run *n = arg;
+	outbound_wake(n->out);
+}
+
 static int start_services(node_run *n)
 {
 	const char *err = NULL;
 	char ebuf[256], db[PATH_MAX];
 	if (node_load_identity(n->conf, &n->id) != 0 ||
+	    node_load_key(n->conf, "gateway.key", &n->gw_id) != 0 ||
 	    node_load_storage_key(n->conf, n->storage_key) != 0)
 		return -1;
 	if (node_data_path(n->conf, "node.db", db) != 0)
@@ -465,9 +482,30 @@ static int start_services(node_run *n)
 		log_msg(LOG_CRIT, "msg=\"transport_map\" error=\"%s\"", ebuf);
 		return -1;
 	}
+	/* The tables, as the node's user: a table file the node cannot
+	 * read at start it could not read on SIGHUP. */
+	char merr[MAPSET_ERROR_MAX];
+	if (node_data_path(n->conf, "maps.db", db) != 0)
+		return -1;
+	if (mapset_open(n->conf, db, &n->maps, merr) != 0) {
+		log_msg(LOG_CRIT, "msg=\"cannot load the maps\" error=\"%s\"",
+			merr);
+		return -1;
+	}
+	log_maps(n, "maps loaded");
+	const char *hn = cfg_str(n->conf, "smtp_hostname");
+	gateway_params gp = {
+		.id = n->gw_id, .maps = n->maps, .dkim = n->dkim,
+		.hostname = *hn != '\0' ? hn : cfg_list_item(n->conf, "domains", 0),
+	};
+	if (gateway_new(&gp, &n->gw, &err) != 0) {
+		log_msg(LOG_CRIT, "msg=\"cannot start the gateway\" error=\"%s\"",
+			err);
+		return -1;
+	}
 	server_params sp = {
 		.loop = &n->loop, .st = n->st, .node = n->id,
-		.storage_key = n->storage_key, .routes = n->routes,
+		.storage_key = n->storage_key, .routes = n->routes, .gw = n->gw,
 	};
 	if (server_create(&sp, n->conf, &n->srv, &err) != 0) {
 		log_msg(LOG_CRIT, "msg=\"cannot start the core\" error=\"%s\"", err);
@@ -482,17 +520,23 @@ static int start_services(node_run *n)
 		return -1;
 	}
 	server_set_relay(n->srv, n->rl);
-	/* The tables and the admin socket, as the node's user: a table
-	 * file the node cannot read at start it could not read on SIGHUP. */
-	char merr[MAPSET_ERROR_MAX];
-	if (node_data_path(n->conf, "maps.db", db) != 0)
-		return -1;
-	if (mapset_open(n->conf, db, &n->maps, merr) != 0) {
-		log_msg(LOG_CRIT, "msg=\"cannot load the maps\" error=\"%s\"",
-			merr);
+	outbound_params op = {
+		.loop = &n->loop, .st = n->st, .maps = n->maps, .node = n->id,
+		.auth_text = n->auth_text, .notify = smtp_notify, .arg = n,
+	};
+	if (outbound_start(&op, n->conf, &n->out, ebuf, sizeof(ebuf)) != 0) {
+		log_msg(LOG_CRIT, "msg=\"cannot start outbound delivery\" "
+			"error=\"%s\"", ebuf);
 		return -1;
 	}
-	log_maps(n, "maps loaded");
+	if (n->auth_text != NULL) {
+		sodium_memzero(n->auth_text, strlen(n->auth_text));
+		free(n->auth_text);
+		n->auth_text = NULL;
+	}
+	server_set_outbound(n->srv, out_wake, n);
+	log_msg(LOG_INFO, "msg=\"outbound ready\" gateway=%s dkim_keys=%zu",
+		n->gw_id->pub.did, dkimkeys_count(n->dkim));
 	admin_params ap = {
 		.loop = &n->loop, .data_dir = cfg_str(n->conf, "data_dir"),
 		.maps = n->maps, .conf = running_conf, .arg = n,
@@ -548,6 +592,23 @@ int node_run_main(cfg *conf, const char *config_path)
 		return 1;
 	}
 	int rc = 1;
+	char kerr[300];
+	const char *af = cfg_str(conf, "smtp_out_auth_file");
+	if (dkimkeys_load(conf, &n.dkim, kerr, sizeof(kerr)) != 0) {
+		log_msg(LOG_CRIT, "msg=\"cannot load the DKIM keys\" error=\"%s\"",
+			kerr);
+		goto out;
+	}
+	if (*af != '\0') {
+		uint8_t *buf;
+		size_t len;
+		if (util_read_file(af, 256 * 1024, &buf, &len) != 0) {
+			log_msg(LOG_CRIT, "msg=\"cannot read smtp_out_auth_file\" "
+				"file=%s error=\"%s\"", af, strerror(errno));
+			goto out;
+		}
+		n.auth_text = (char *)buf;
+	}
 	if (bind_all(&n) != 0)
 		goto out;
 	if (as_root == 1 && drop_privileges(&pw) != 0)
@@ -575,9 +636,11 @@ out:
 			quic_server_stop(&n.quic[i]);
 		smtpd_stop(n.smtp);
 		admin_stop(&n.adm);
+		outbound_stop(n.out);
 	}
-	/* SMTP messages being sealed finish while the store is open */
-	while (!smtpd_idle(n.smtp))
+	/* SMTP messages being sealed, and outbound attempts being recorded,
+	 * finish while the store is open */
+	while (!smtpd_idle(n.smtp) || !outbound_idle(n.out))
 		uv_run(&n.loop, UV_RUN_ONCE);
 	smtpd_free(&n.smtp);
 	relay_stop(&n.rl);
@@ -586,6 +649,14 @@ out:
 	uv_run(&n.loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&n.loop) != 0)
 		log_msg(LOG_WARN, "msg=\"handles left open at exit\"");
+	outbound_free(&n.out);
+	gateway_free(&n.gw);
+	dkimkeys_free(&n.dkim);
+	amp_identity_destroy(&n.gw_id);
+	if (n.auth_text != NULL) {
+		sodium_memzero(n.auth_text, strlen(n.auth_text));
+		free(n.auth_text);
+	}
 	mapset_close(&n.maps); /* after the SMTP server: nothing reads it */
 	router_free(&n.routes);
 	tls_creds_free(&n.creds);

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "node.h"
 #include "nodeproto.h"
+#include "gateway.h"
 #include "relay.h"
 
 #include <arpa/inet.h>
@@ -78,6 +79,7 @@ typedef struct settings {          /* the reloadable ones */
 	size_t max_message;
 	uint64_t fetch_wait_max_ms;
 	uint64_t relay_lifetime;
+	uint64_t queue_lifetime;          /* maximal_queue_lifetime */
 	unsigned peer_timeout_ms;
 } settings;
 
@@ -90,6 +92,9 @@ struct server {
 	char *node_doc;
 	router *routes;
 	struct relay *relay;
+	gateway *gw;                      /* NULL: no gateway */
+	void (*out_wake)(void *arg);      /* mail queue entries were written */
+	void *out_arg;
 	uint8_t invite_key[32], token_key[32], limit_key[16];
 	char **domains;
 	size_t n_domains;
@@ -152,6 +157,7 @@ typedef struct deliver_ctx {
 	size_t n_local;
 	char (*domains)[254];
 	size_t n_domains;
+	bool outbound;                    /* a mail queue entry was written */
 } deliver_ctx;
 
 typedef struct sreq {
@@ -381,6 +387,13 @@ static int dir_get(server *s, const char *did, bool remote,
 			return -1;
 		return 1;
 	}
+	if (s->gw != NULL && strcmp(did, gateway_pub(s->gw)->did) == 0) {
+		*pub = *gateway_pub(s->gw);
+		if (doc_r != NULL &&
+		    (*doc_r = strdup(gateway_document(s->gw))) == NULL)
+			return -1;
+		return 1;
+	}
 	if (is_local_domain(s, d.domain)) {
 		char *doc;
 		size_t len;
@@ -581,7 +594,7 @@ static void op_register(sreq *r)
 		return;
 	}
 	if (strcmp(d.local, "node") == 0 || strcmp(d.local, "postmaster") == 0 ||
-	    strcmp(d.local, "abuse") == 0) {
+	    strcmp(d.local, "abuse") == 0 || strcmp(d.local, "gateway") == 0) {
 		pack_status(r, AMP__V1__STATUS__STATUS_FORBIDDEN,
 			    "that name is reserved", 0);
 		return;
@@ -811,6 +824,7 @@ static void op_deliver(sreq *r)
 		abort();
 	r->d = d;
 	d->n = n;
+	size_t gw_idx = SIZE_MAX;          /* the gateway among the recipients */
 	for (size_t i = 0; i < n; i++) {
 		const char *rcpt = amp_envelope_recipient(env, i);
 		amp_did rd;
@@ -818,6 +832,17 @@ static void op_deliver(sreq *r)
 		if (amp_did_parse(rcpt, strlen(rcpt), &rd, NULL) != AMP_OK) {
 			d->status[i] = AMP__V1__STATUS__STATUS_BAD_REQUEST;
 			d->error[i] = "AMP_E_BAD_DID";
+		} else if (s->gw != NULL &&
+			   strcmp(rcpt, gateway_pub(s->gw)->did) == 0) {
+			/* §10.9: mail for legacy addresses, from our users only */
+			if (may_relay) {
+				gw_idx = i;
+			} else {
+				d->status[i] = AMP__V1__STATUS__STATUS_FORBIDDEN;
+				d->error[i] = "the gateway sends only for this "
+					      "node's users, authenticated as "
+					      "the sender";
+			}
 		} else if (is_local_domain(s, rd.domain)) {
 			amp_public_identity rp;
 			int rf = dir_get(s, rcpt, false, &rp, NULL, &err);
@@ -852,7 +877,26 @@ static void op_deliver(sreq *r)
 			return;
 		}
 	}
-	if (d->n_local + d->n_domains == 0) {
+	uint64_t now = (uint64_t)time(NULL);
+	gateway_msg gm;
+	memset(&gm, 0, sizeof(gm));
+	if (gw_idx != SIZE_MAX) {
+		const char *why = NULL;
+		if (gateway_prepare(s->gw, env, &sender, now, s->set.queue_lifetime,
+				    &gm, &why) == 0) {
+			d->outbound = true;
+			log_msg(LOG_INFO, "msg=\"gateway: queued\" rcpts=%zu "
+				"bytes=%zu dkim=%s lane=%u", gm.q.n_rcpts,
+				gm.q.body_len, gm.signed_ ? "yes" : "no",
+				gm.q.lane);
+		} else {
+			d->status[gw_idx] = AMP__V1__STATUS__STATUS_BAD_REQUEST;
+			d->error[gw_idx] = why;
+			log_msg(LOG_NOTICE, "msg=\"gateway: refused\" why=\"%s\"",
+				why);
+		}
+	}
+	if (d->n_local + d->n_domains == 0 && !d->outbound) {
 		amp_envelope_free(&env);
 		pack_deliver(r, false);
 		return;
@@ -862,13 +906,13 @@ static void op_deliver(sreq *r)
 		abort();
 	for (size_t k = 0; k < d->n_domains; k++)
 		domains[k] = d->domains[k];
-	uint64_t now = (uint64_t)time(NULL);
 	store_delivery sd = {
 		.sender = info.sender, .envelope_id = info.envelope_id,
 		.env = eb->data, .env_len = eb->len, .received = now,
 		.local = d->local, .n_local = d->n_local,
 		.domains = domains, .n_domains = d->n_domains,
 		.expires = now + s->set.relay_lifetime,
+		.outbound = d->outbound ? &gm.q : NULL,
 	};
 	/* From here the store's callback owns the answer and the reference
 	 * queue_work reserved for it; it may run before this worker returns,
@@ -882,6 +926,7 @@ static void op_deliver(sreq *r)
 			    "the store is busy or closing", 1000);
 	}
 	free(domains);
+	gateway_msg_free(&gm);
 	amp_envelope_free(&env);
 }
 
@@ -1069,6 +1114,12 @@ void server_set_relay(server *s, struct relay *r)
 	s->relay = r;
 }
 
+void server_set_outbound(server *s, void (*wake_fn)(void *arg), void *arg)
+{
+	s->out_wake = wake_fn;
+	s->out_arg = arg;
+}
+
 /* Completed deliveries (from the store's writer thread) and notices. */
 static void done_async_cb(uv_async_t *a)
 {
@@ -1095,6 +1146,8 @@ static void done_async_cb(uv_async_t *a)
 			wake(s, d->local[i]);
 		if (d != NULL && d->n_domains > 0 && s->relay != NULL)
 			relay_wake(s->relay);
+		if (d != NULL && d->outbound && s->out_wake != NULL)
+			s->out_wake(s->out_arg);
 		req_unref(r);
 	}
 }
@@ -1326,6 +1379,7 @@ static void apply_settings(server *s, const cfg *conf)
 	s->set.max_message = (size_t)cfg_int(conf, "max_message_size");
 	s->set.fetch_wait_max_ms = (uint64_t)cfg_int(conf, "fetch_wait_max") * 1000u;
 	s->set.relay_lifetime = (uint64_t)cfg_int(conf, "relay_lifetime");
+	s->set.queue_lifetime = (uint64_t)cfg_int(conf, "maximal_queue_lifetime");
 	s->set.peer_timeout_ms = (unsigned)cfg_int(conf, "peer_timeout") * 1000u;
 }
 
@@ -1340,6 +1394,7 @@ int server_create(const server_params *p, const cfg *conf, server **s_r,
 	s->loop = p->loop;
 	s->st = p->st;
 	s->node = p->node;
+	s->gw = p->gw;
 	s->routes = p->routes;
 	node_subkey(p->storage_key, "AMPv1-invite-key", s->invite_key);
 	node_subkey(p->storage_key, "AMPv1-token-key", s->token_key);

@@ -48,10 +48,14 @@ typedef struct server_params {
 	const amp_identity *node;        /* the node identity */
 	const uint8_t *storage_key;      /* 32 bytes: invite and token keys */
 	router *routes;
+	struct gateway *gw;              /* the gateway identity, or NULL */
 } server_params;
 
 /* The relay to wake when relay entries are queued (set after both exist). */
 void server_set_relay(server *s, struct relay *r);
+/* Called on the loop after a delivery wrote mail queue entries (the
+ * gateway, §10.9). */
+void server_set_outbound(server *s, void (*wake)(void *arg), void *arg);
 
 int server_create(const server_params *p, const cfg *conf, server **s_r,
 		  const char **error_r) __attribute__((warn_unused_result));

@@ -1,0 +1,239 @@
+"""Outbound mail (issue 5): an AMP user writes to someone@example.net; the
+node's gateway opens the envelope, rewrites it, signs it with DKIM, queues
+it, finds the MX through a loopback DNS server (tests/tools/dnsserver.py)
+and delivers it over SMTP to an aiosmtpd receiver on loopback.  Failures
+come back to the sender's inbox as RFC 3464 DSNs (AMP mail from the node).
+
+Independent peers: python3-aiosmtpd (the receiving MTA, scripted to answer
+451 or 550 on demand), python3-dkim (dkim.verify of what arrived, with the
+TXT record `amp dkim keygen` printed), Python's email package (the DSN's
+structure).
+"""
+import email
+import email.policy
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+from dnsfixture import dns_server  # noqa: F401
+from nodes import free_port, smtp_node
+
+aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
+dkim = pytest.importorskip("dkim")
+
+SELECTOR = "s1"
+
+
+class Receiver:
+    """An aiosmtpd server on 127.0.0.1 that records every transaction and
+    answers RCPT and DATA from scripts: lists of replies used in turn
+    (None: accept)."""
+
+    def __init__(self):
+        self.messages = []          # (mail_from, rcpt_tos, bytes)
+        self.rcpt_script = []       # replies for RCPT TO, in turn
+        self.data_script = []       # replies for the end of DATA, in turn
+        self.attempts = 0
+        self.lock = threading.Lock()
+        self.port = free_port()
+        self.controller = aiosmtpd_controller.Controller(
+            self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self.lock:
+            reply = self.rcpt_script.pop(0) if self.rcpt_script else None
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.attempts += 1
+            reply = self.data_script.pop(0) if self.data_script else None
+            if reply:
+                return reply
+            self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
+                                  envelope.original_content))
+        return "250 2.0.0 queued"
+
+    def wait(self, n, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.messages) >= n:
+                    return list(self.messages)
+            time.sleep(0.05)
+        raise AssertionError(f"{len(self.messages)} messages arrived, wanted {n}")
+
+    def stop(self):
+        self.controller.stop()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.stop()
+
+
+def zone(extra=""):
+    return (
+        "example.net. 60 IN MX 10 mx.example.net.\n"
+        "mx.example.net. 60 IN A 127.0.0.1\n"
+        "nomx.example.net. 60 IN A 127.0.0.1\n"
+        "nullmx.example.net. 60 IN MX 0 .\n"
+        "broken.example.net. SERVFAIL\n" + extra)
+
+
+def dkim_key(tmp, user):
+    key = tmp / "dkim.pem"
+    p = user.run("dkim", "keygen", "--domain", "alpha.test", "--selector", SELECTOR,
+                 "--alg", "ed25519", "--out", str(key))
+    txt = "".join(re.findall(r'"([^"]*)"', p.stdout.decode()))
+    assert txt.startswith("v=DKIM1"), p.stdout
+    return key, txt.encode()
+
+
+def outbound_node(base, dns, receiver, tmp_path, **conf):
+    settings = {
+        "dns_forwarder": dns.forwarder, "smtp_out_port": receiver.port,
+        "smtp_hostname": "mx.alpha.test",
+        "smtp_out_retry_min": "1s", "smtp_out_retry_max": "1s",
+        "smtp_out_command_timeout": "5s", "smtp_out_connect_timeout": "3s",
+    }
+    settings.update(conf)
+    return smtp_node(base, **settings), None
+
+
+def message(to="carol@example.net", subject="Hello", sender="did:aftersmtp:alpha.test:bob"):
+    return (f"From: Bob <{sender}>\r\n"
+            f"To: <{to}>\r\n"
+            f"Subject: {subject}\r\n"
+            "\r\n"
+            "Hi Carol,\r\n.leading dot line\r\nbye\r\n").encode()
+
+
+def test_gateway_delivers_signed_mail(base, dns_server, receiver, tmp_path):  # noqa: F811
+    dns = dns_server(zone())
+    (b, n, u), _ = outbound_node(base, dns, receiver, tmp_path)
+    key, txt = dkim_key(tmp_path, u)
+    # keys are read at start: restart with the key configured
+    n.stop()
+    n.conf["dkim_keys"] = f"alpha.test:{SELECTOR}:{key}"
+    n.write_conf()
+    n.start()
+    p = u.run("send", "carol@example.net", input=message())
+    assert b"did:aftersmtp:alpha.test:gateway OK" in p.stdout, p.stdout
+    (mail_from, rcpts, data), = receiver.wait(1)
+    assert mail_from == "bob@alpha.test"
+    assert rcpts == ["carol@example.net"]
+    assert b"AMP-Egress-To" not in data
+    assert b"did:aftersmtp" not in data
+    assert b"From: Bob <bob@alpha.test>" in data
+    assert b"Message-ID: <" in data and b"Date: " in data
+    assert b"\r\n.leading dot line\r\n" in data  # un-stuffed by the receiver
+    assert data.startswith(b"DKIM-Signature:")
+
+    def dnsfunc(name, timeout=5):
+        assert name == f"{SELECTOR}._domainkey.alpha.test.".encode()
+        return txt
+    assert dkim.verify(data, dnsfunc=dnsfunc), "python3-dkim refused our signature"
+    n.wait_log(r'msg="outbound: attempt" .*domain=example.net .*delivered=1')
+
+
+def test_retry_after_451_twice(base, dns_server, receiver, tmp_path):  # noqa: F811
+    dns = dns_server(zone())
+    (b, n, u), _ = outbound_node(base, dns, receiver, tmp_path)
+    receiver.data_script = ["451 4.3.0 try later", "451 4.3.0 try later again"]
+    u.run("send", "carol@example.net", input=message())
+    (mail_from, rcpts, data), = receiver.wait(1, timeout=40)
+    assert receiver.attempts == 3
+    log = n.wait_log(r'delivered=1')
+    assert len(re.findall(r'msg="outbound: attempt" .*deferred=1', log)) == 2
+
+
+def fetch_all(u):
+    p = u.run("fetch", "--wait", "1")
+    return p.stdout
+
+
+def test_permanent_failure_returns_a_dsn(base, dns_server, receiver, tmp_path):  # noqa: F811
+    dns = dns_server(zone())
+    (b, n, u), _ = outbound_node(base, dns, receiver, tmp_path)
+    receiver.rcpt_script = ["550 5.1.1 <nobody@example.net>: no such user"]
+    u.run("send", "nobody@example.net", input=message(to="nobody@example.net"))
+    n.wait_log(r'msg="outbound: attempt" .*bounced=1 dsn=inbox')
+    out = fetch_all(u)
+    msg = email.message_from_bytes(out.split(b"\n", 1)[1], policy=email.policy.default)
+    assert msg.get_content_type() == "multipart/report"
+    parts = list(msg.iter_parts())
+    status = parts[1]
+    assert status.get_content_type() == "message/delivery-status"
+    text = status.as_bytes()
+    assert b"Action: failed" in text and b"Status: 5.1.1" in text
+    assert b"Final-Recipient: rfc822; nobody@example.net" in text
+    assert b"no such user" in text
+    assert receiver.messages == []
+
+
+def test_null_mx_and_nxdomain_bounce_at_once(base, dns_server, receiver, tmp_path):  # noqa: F811
+    dns = dns_server(zone())
+    (b, n, u), _ = outbound_node(base, dns, receiver, tmp_path)
+    u.run("send", "x@nullmx.example.net", input=message(to="x@nullmx.example.net"))
+    n.wait_log(r'domain=nullmx.example.net .*bounced=1')
+    u.run("send", "x@nowhere.example.net", input=message(to="x@nowhere.example.net"))
+    n.wait_log(r'domain=nowhere.example.net .*bounced=1')
+    out = fetch_all(u)
+    assert out.count(b"Action: failed") == 2
+    assert b"5.1.10" in out and b"5.1.2" in out
+
+
+def test_no_mx_falls_back_to_a_and_servfail_defers(base, dns_server, receiver, tmp_path):  # noqa: F811
+    dns = dns_server(zone())
+    (b, n, u), _ = outbound_node(base, dns, receiver, tmp_path)
+    u.run("send", "y@nomx.example.net", input=message(to="y@nomx.example.net"))
+    (_, rcpts, _), = receiver.wait(1)
+    assert rcpts == ["y@nomx.example.net"]
+    u.run("send", "z@broken.example.net", input=message(to="z@broken.example.net"))
+    n.wait_log(r'domain=broken.example.net .*deferred=1')
+
+
+def test_unreachable_mx_bounces_at_lifetime_end(base, dns_server, receiver, tmp_path):  # noqa: F811
+    dns = dns_server(zone())
+    closed = free_port()  # nothing listens there
+    (b, n, u), _ = outbound_node(base, dns, receiver, tmp_path,
+                                 smtp_out_port=closed, maximal_queue_lifetime="4s")
+    u.run("send", "carol@example.net", input=message())
+    log = n.wait_log(r'domain=example.net .*bounced=1 dsn=inbox', timeout=30)
+    assert len(re.findall(r'domain=example.net .*deferred=1', log)) >= 1
+    out = fetch_all(u)
+    assert b"Action: failed" in out and b"Status: 4.4.7" in out
+
+
+def test_null_sender_never_gets_a_dsn(base, dns_server, receiver, tmp_path):  # noqa: F811
+    """Q9: a DSN that itself fails is dropped, never bounced back."""
+    dns = dns_server(zone())
+    (b, n, u), _ = outbound_node(base, dns, receiver, tmp_path,
+                                 smtp_relay_networks="127.0.0.0/8")
+    receiver.rcpt_script = ["550 5.1.1 no such user"]
+    s = socket.create_connection(("127.0.0.1", n.smtp_port))
+    f = s.makefile("rb")
+    f.readline()
+    for cmd in (b"EHLO client.test", b"MAIL FROM:<>", b"RCPT TO:<bounce@example.net>",
+                b"DATA"):
+        s.sendall(cmd + b"\r\n")
+        while True:
+            line = f.readline()
+            if line[3:4] != b"-":
+                break
+    s.sendall(b"From: <>\r\nSubject: a bounce\r\n\r\nbody\r\n.\r\n")
+    assert f.readline().startswith(b"250")
+    s.sendall(b"QUIT\r\n")
+    s.close()
+    log = n.wait_log(r'domain=example.net .*bounced=1')
+    assert re.search(r'domain=example.net .*bounced=1 dsn=none', log)
