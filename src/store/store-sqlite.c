@@ -3,10 +3,11 @@
  * COMMIT returns after the WAL is fsync'd), one writer thread doing group
  * commit, one read connection behind a mutex.
  *
- * Keys.  Four subkeys of the storage key K (crypto_kdf, BLAKE2b, context
+ * Keys.  Five subkeys of the storage key K (crypto_kdf, BLAKE2b, context
  * "AMPstore"): 1 = HK for hashing, 2 seals inbox rows, 3 queue rows, 4 DID
- * documents.  KH(HK, x) is BLAKE2b-256 keyed with HK; a label includes its
- * NUL byte; lp(s) is a 4-byte big-endian length, then s.
+ * documents, 5 mail queue rows and bodies (store-mailq.c).  KH(HK, x) is
+ * BLAKE2b-256 keyed with HK; a label includes its NUL byte; lp(s) is a
+ * 4-byte big-endian length, then s.
  *   seal_T(AD, pt) = nonce ‖ XChaCha20-Poly1305(subkey T, nonce, AD, pt),
  * with a random 24-byte nonce per row (a new one on every rewrite).  AD is
  * the table name with its NUL, then the row's identity, so a row copied to
@@ -24,12 +25,17 @@
  *     box = seal_queue("queue" ‖ u64 id, 01 ‖ u32 attempts ‖ u64 created ‖
  *                      u64 expires ‖ u8 len ‖ domain ‖ envelope)
  *   quarantine(qid, id, next_attempt, box, at)
- *                                    queue rows that failed to open, moved
- *                                    as they were (an operator may still
- *                                    open them with the right key); kept
+ *                                    rows that failed to open, moved as
+ *                                    they were (an operator may still open
+ *                                    them with the right key); kept.
+ *                                    next_attempt: the queue row's, or -1
+ *                                    inbox (box = rcpt ‖ box), -2 mail
+ *                                    queue row, -3 mail queue body
  *   identity(did, doc)               did = KH(HK, "identity" ‖ did)
  *     doc = seal_doc("identity" ‖ did hash, 01 ‖ document)
  *   token(token, expires)            token = KH(HK, "token" ‖ token)
+ *   mailq, mailq_body                the mail queue: see store-mailq.c
+ *                                    (created at every open if missing)
  * In clear on disk: the hashes, inbox seqs, queue ids and next_attempt
  * times, token expiries and quarantine times.  Integers are big-endian.
  * Pruning `delivered` and expired tokens comes with the retention settings.
@@ -39,8 +45,9 @@
  * failing write (e.g. a full disk) fails alone; if the COMMIT fails, every
  * write of the batch reports failure and nothing was stored.  Rows are
  * sealed and opened on the writer thread (the read side opens its own).
- * The synchronous calls (ack, register, queue_*) wait for the writer, so
- * they must not be called from a store callback.
+ * The synchronous calls (ack, register, queue_*, most mailq_*) wait for
+ * the writer, so they must not be called from a store callback.  The mail
+ * queue's jobs run on the same writer (store-private.h is the seam).
  *
  * Limits: envelopes AMP_ENVELOPE_MAX bytes, documents AMP_DIDDOC_MAX, DIDs
  * AMP_DID_MAX, domains AMP_DID_DOMAIN_MAX, local recipients + domains of a
@@ -48,115 +55,25 @@
  * read from disk is checked before use: an inbox row or a document that
  * fails to open makes the read return -1; a queue row is quarantined.
  */
-#include "store.h"
-
-#include "amp/amp.h"
+#include "store-private.h"
 
 #include <limits.h>
-#include <pthread.h>
-#include <sodium.h>
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define SEAL_NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
-#define SEAL_TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
-#define ROW_FORMAT 1u
 #define INBOX_HDR 9u                    /* format, u64 received */
 /* Inbox rows of format 2 carry a delivery note after the header: u16
  * length, the note's bytes, then the envelope. */
 #define ROW_FORMAT_NOTE 2u
-#define QUEUE_HDR 22u                   /* format, u32, u64, u64, u8 */
 #define DOC_HDR 1u                      /* format */
-#define DOMAIN_MAX AMP_DID_DOMAIN_MAX
-/* Largest plaintext of any row, and so the largest box read from disk. */
-#define ROW_MAX ((size_t)AMP_ENVELOPE_MAX + QUEUE_HDR + DOMAIN_MAX)
-#define QUARANTINE_STEP 256u            /* bad rows moved per lease call */
-#define QUEUE_ID_TRIES 8                /* random ids tried per insert */
 #define SCHEMA_VERSION 1
 
 _Static_assert(DOMAIN_MAX < sizeof(((store_queue_item *)0)->domain),
 	       "queue item domain buffer");
 _Static_assert(SEAL_NONCE + ROW_MAX + SEAL_TAG < INT_MAX, "row size");
 _Static_assert(AMP_DIDDOC_MAX + DOC_HDR <= ROW_MAX, "document size");
-
-typedef enum job_kind {
-	JOB_DELIVER,            /* asynchronous: a callback, freed after it */
-	JOB_ACK,                /* synchronous: the caller owns and waits */
-	JOB_REGISTER,
-	JOB_LEASE,
-	JOB_DONE,
-	JOB_RETRY,
-	JOB_BOUNCE,
-	JOB_INBOX_QUARANTINE,   /* synchronous: inbox rows that do not open */
-} job_kind;
-
-/* An owned copy of a store_delivery with the DIDs hashed. */
-typedef struct dlv {
-	uint8_t dedupe[32];
-	uint8_t *env;                   /* wiped before free */
-	size_t env_len;
-	uint64_t received, expires;
-	uint8_t (*rcpt)[32];
-	char **note;                    /* per rcpt, NULL entries: none */
-	size_t n_local;
-	char (*domain)[DOMAIN_MAX + 1];
-	size_t n_domains;
-} dlv;
-
-typedef struct job {
-	job_kind kind;
-	struct job *next;
-	dlv d;                          /* deliver; bounce: the ndn */
-	store_put_cb *put_cb;           /* store_inbox_put */
-	store_deliver_cb *deliver_cb;   /* store_deliver */
-	void *arg;
-	/* ack */
-	uint8_t rcpt[32];
-	const uint64_t *seqs;
-	size_t n_seqs;
-	/* register (doc is borrowed: the caller waits) */
-	uint8_t did[32], token[32];
-	const char *doc;
-	size_t doc_len;
-	uint64_t token_expires;
-	store_reg_res reg;
-	/* queue */
-	uint64_t id, now, lease, max_delay, next_attempt;
-	unsigned max;
-	store_queue_item *items;
-	size_t n_items;
-	/* synchronous jobs: the caller waits for done */
-	pthread_mutex_t done_lock;
-	pthread_cond_t done_cond;
-	bool done;
-	/* results; the deltas count only once committed */
-	int result;
-	uint64_t seq;
-	bool duplicate;
-	int64_t queued_delta;
-	uint64_t quarantined_delta;
-} job;
-
-struct store {
-	sqlite3 *wdb, *rdb;
-	sqlite3_stmt *w_find, *w_mark, *w_inbox_put, *w_inbox_del;
-	sqlite3_stmt *w_q_put, *w_q_due, *w_q_get, *w_q_set, *w_q_lease;
-	sqlite3_stmt *w_q_del, *w_q_quarantine, *w_in_quarantine;
-	sqlite3_stmt *w_id_find, *w_id_put, *w_tok_find, *w_tok_put;
-	sqlite3_stmt *r_fetch, *r_identity, *r_next;
-	uint8_t hkey[32], inbox_key[32], queue_key[32], doc_key[32];
-	unsigned batch_max;
-	pthread_t writer;
-	pthread_mutex_t lock;   /* queue, closing, stats */
-	pthread_cond_t cond;
-	job *head, *tail;
-	bool closing;
-	pthread_mutex_t rlock;  /* the read connection */
-	store_stats stats;
-};
 
 static const char pragma_sql[] =
 	"PRAGMA journal_mode=WAL;"
@@ -239,51 +156,6 @@ static sqlite3_stmt **stmt_at(store *s, const stmt_def *d)
 
 /* --------------------------------------------------------------- helpers */
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-	for (int i = 3; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-/* SQLite integers are signed: times beyond INT64_MAX are INT64_MAX. */
-static sqlite3_int64 clamp64(uint64_t v)
-{
-	return v > INT64_MAX ? INT64_MAX : (sqlite3_int64)v;
-}
-
-static uint64_t add_sat(uint64_t a, uint64_t b)
-{
-	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
-
-static void free_wiped(void *p, size_t len)
-{
-	if (p == NULL)
-		return;
-	sodium_memzero(p, len);
-	free(p);
-}
-
 static bool did_ok(const char *did)
 {
 	if (did == NULL)
@@ -301,7 +173,7 @@ static bool domain_ok(const char *domain)
 }
 
 /* Grow *p (elements of size elem) to hold need, doubling, at most max. */
-static int grow(void **p, size_t *cap, size_t need, size_t elem, size_t max)
+int store_grow(void **p, size_t *cap, size_t need, size_t elem, size_t max)
 {
 	if (need <= *cap)
 		return 0;
@@ -373,20 +245,6 @@ static void token_hash(const store *s, const uint8_t token[32],
 	crypto_generichash_final(&st, out, 32);
 }
 
-/* Associated data: the table name with its NUL, then the row's identity. */
-typedef struct ad {
-	uint8_t b[16 + 32];
-	size_t len;
-} ad;
-
-static void ad_make(ad *a, const char *table, const uint8_t *id, size_t id_len)
-{
-	size_t t = strlen(table) + 1;
-	memcpy(a->b, table, t);
-	memcpy(a->b + t, id, id_len);
-	a->len = t + id_len;
-}
-
 static void ad_queue(ad *a, uint64_t id)
 {
 	uint8_t b[8];
@@ -394,9 +252,8 @@ static void ad_queue(ad *a, uint64_t id)
 	ad_make(a, "queue", b, 8);
 }
 
-/* nonce ‖ ciphertext ‖ tag, malloc'ed; NULL when too large or no memory. */
-static uint8_t *seal(const uint8_t key[32], const ad *a, const uint8_t *pt,
-		     size_t pt_len, size_t *len_r)
+uint8_t *store_seal(const uint8_t key[32], const ad *a, const uint8_t *pt,
+		    size_t pt_len, size_t *len_r)
 {
 	if (pt_len > ROW_MAX)
 		return NULL;
@@ -413,10 +270,8 @@ static uint8_t *seal(const uint8_t key[32], const ad *a, const uint8_t *pt,
 	return box;
 }
 
-/* 1 and the plaintext (malloc'ed; wipe it before free), 0 when the box is
- * malformed, forged, moved or sealed under another key, -1 out of memory. */
-static int unseal(const uint8_t key[32], const ad *a, const void *box,
-		  size_t len, uint8_t **pt_r, size_t *pt_len_r)
+int store_unseal(const uint8_t key[32], const ad *a, const void *box,
+		 size_t len, uint8_t **pt_r, size_t *pt_len_r)
 {
 	if (box == NULL || len <= SEAL_NONCE + SEAL_TAG ||
 	    len > SEAL_NONCE + ROW_MAX + SEAL_TAG)
@@ -470,7 +325,7 @@ static int queue_open(store *s, uint64_t id, const void *box, size_t len,
 	uint8_t *pt;
 	size_t n;
 	ad_queue(&a, id);
-	int r = unseal(s->queue_key, &a, box, len, &pt, &n);
+	int r = store_unseal(s->queue_key, &a, box, len, &pt, &n);
 	if (r != 1)
 		return r;
 	size_t dlen = n >= QUEUE_HDR ? pt[21] : 0;
@@ -498,20 +353,20 @@ static int queue_open(store *s, uint64_t id, const void *box, size_t len,
 
 /* ---------------------------------------------------------------- writer */
 
-static bool exec_ok(sqlite3 *db, const char *sql)
+bool store_exec_ok(sqlite3 *db, const char *sql)
 {
 	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK;
 }
 
 /* Step a statement that returns no rows, then reset it. */
-static int step_done(sqlite3_stmt *st)
+int store_step_done(sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n)
+int store_bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n)
 {
 	if (n > INT_MAX)
 		return -1;
@@ -523,7 +378,7 @@ static int bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n)
 static int row_exists(sqlite3_stmt *st, const uint8_t key[32])
 {
 	sqlite3_reset(st);
-	if (bind_blob(st, 1, key, 32) != 0)
+	if (store_bind_blob(st, 1, key, 32) != 0)
 		return -1;
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -536,14 +391,15 @@ static int inbox_insert(store *s, const uint8_t rcpt[32], const uint8_t *pt,
 	ad a;
 	size_t len;
 	ad_make(&a, "inbox", rcpt, 32);
-	uint8_t *box = seal(s->inbox_key, &a, pt, pt_len, &len);
+	uint8_t *box = store_seal(s->inbox_key, &a, pt, pt_len, &len);
 	if (box == NULL)
 		return -1;
 	sqlite3_stmt *st = s->w_inbox_put;
 	sqlite3_reset(st);
 	int r = -1;
-	if (bind_blob(st, 1, rcpt, 32) == 0 && bind_blob(st, 2, box, len) == 0)
-		r = step_done(st);
+	if (store_bind_blob(st, 1, rcpt, 32) == 0 &&
+	    store_bind_blob(st, 2, box, len) == 0)
+		r = store_step_done(st);
 	free(box);
 	if (r == 0)
 		*seq_r = (uint64_t)sqlite3_last_insert_rowid(s->wdb);
@@ -563,13 +419,13 @@ static int queue_insert(store *s, const uint8_t *pt, size_t pt_len,
 		ad a;
 		size_t len;
 		ad_queue(&a, id);
-		uint8_t *box = seal(s->queue_key, &a, pt, pt_len, &len);
+		uint8_t *box = store_seal(s->queue_key, &a, pt, pt_len, &len);
 		if (box == NULL)
 			return -1;
 		sqlite3_stmt *st = s->w_q_put;
 		sqlite3_reset(st);
 		int rc = SQLITE_ERROR;
-		if (bind_blob(st, 3, box, len) == 0) {
+		if (store_bind_blob(st, 3, box, len) == 0) {
 			sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
 			sqlite3_bind_int64(st, 2, clamp64(next_attempt));
 			rc = sqlite3_step(st);
@@ -591,7 +447,7 @@ static int queue_delete(store *s, uint64_t id, int *deleted_r)
 	sqlite3_stmt *st = s->w_q_del;
 	sqlite3_reset(st);
 	sqlite3_bind_int64(st, 1, clamp64(id));
-	if (step_done(st) != 0)
+	if (store_step_done(st) != 0)
 		return -1;
 	*deleted_r = sqlite3_changes(s->wdb);
 	return 0;
@@ -605,7 +461,7 @@ static int quarantine(store *s, job *j, uint64_t id)
 	sqlite3_bind_int64(st, 1, clamp64(id));
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
 	int deleted;
-	if (step_done(st) != 0 || queue_delete(s, id, &deleted) != 0)
+	if (store_step_done(st) != 0 || queue_delete(s, id, &deleted) != 0)
 		return -1;
 	if (deleted > 0) {
 		j->quarantined_delta++;
@@ -614,22 +470,24 @@ static int quarantine(store *s, job *j, uint64_t id)
 	return 0;
 }
 
-static int run_deliver(store *s, job *j, const dlv *d)
+int store_run_deliver(store *s, job *j, const dlv *d)
 {
 	sqlite3_stmt *st = s->w_find;
-	sqlite3_reset(st);
-	if (bind_blob(st, 1, d->dedupe, 32) != 0)
-		return -1;
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		j->seq = (uint64_t)sqlite3_column_int64(st, 0);
-		j->duplicate = true;
+	if (!d->no_dedupe) {
 		sqlite3_reset(st);
-		return 0;
+		if (store_bind_blob(st, 1, d->dedupe, 32) != 0)
+			return -1;
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			j->seq = (uint64_t)sqlite3_column_int64(st, 0);
+			j->duplicate = true;
+			sqlite3_reset(st);
+			return 0;
+		}
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return -1;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return -1;
 
 	uint64_t first = 0;
 	if (d->n_local > 0) {
@@ -676,12 +534,16 @@ static int run_deliver(store *s, job *j, const dlv *d)
 			return -1;
 		j->queued_delta++;
 	}
+	if (d->outbound != NULL && store_mq_insert(s, d->outbound) != 0)
+		return -1;
+	if (d->no_dedupe)
+		return 0;
 	st = s->w_mark;
 	sqlite3_reset(st);
-	if (bind_blob(st, 1, d->dedupe, 32) != 0)
+	if (store_bind_blob(st, 1, d->dedupe, 32) != 0)
 		return -1;
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)first);
-	if (step_done(st) != 0)
+	if (store_step_done(st) != 0)
 		return -1;
 	j->seq = first;
 	return 0;
@@ -693,7 +555,8 @@ static int run_ack(store *s, job *j)
 		sqlite3_stmt *st = s->w_inbox_del;
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, clamp64(j->seqs[i]));
-		if (bind_blob(st, 2, j->rcpt, 32) != 0 || step_done(st) != 0)
+		if (store_bind_blob(st, 2, j->rcpt, 32) != 0 ||
+		    store_step_done(st) != 0)
 			return -1;
 	}
 	return 0;
@@ -706,10 +569,10 @@ static int run_inbox_quarantine(store *s, job *j)
 		sqlite3_stmt *st = s->w_in_quarantine;
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, clamp64(j->seqs[i]));
-		if (bind_blob(st, 2, j->rcpt, 32) != 0)
+		if (store_bind_blob(st, 2, j->rcpt, 32) != 0)
 			return -1;
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
-		if (step_done(st) != 0)
+		if (store_step_done(st) != 0)
 			return -1;
 		if (sqlite3_changes(s->wdb) == 0)
 			continue; /* acknowledged meanwhile */
@@ -738,24 +601,25 @@ static int run_register(store *s, job *j)
 	memcpy(pt + DOC_HDR, j->doc, j->doc_len);
 	ad a;
 	ad_make(&a, "identity", j->did, 32);
-	uint8_t *box = seal(s->doc_key, &a, pt, n, &len);
+	uint8_t *box = store_seal(s->doc_key, &a, pt, n, &len);
 	free_wiped(pt, n);
 	if (box == NULL)
 		return -1;
 	sqlite3_stmt *st = s->w_id_put;
 	sqlite3_reset(st);
 	int r = -1;
-	if (bind_blob(st, 1, j->did, 32) == 0 && bind_blob(st, 2, box, len) == 0)
-		r = step_done(st);
+	if (store_bind_blob(st, 1, j->did, 32) == 0 &&
+	    store_bind_blob(st, 2, box, len) == 0)
+		r = store_step_done(st);
 	free(box);
 	if (r != 0)
 		return -1;
 	st = s->w_tok_put;
 	sqlite3_reset(st);
-	if (bind_blob(st, 1, j->token, 32) != 0)
+	if (store_bind_blob(st, 1, j->token, 32) != 0)
 		return -1;
 	sqlite3_bind_int64(st, 2, clamp64(j->token_expires));
-	if (step_done(st) != 0)
+	if (store_step_done(st) != 0)
 		return -1;
 	j->reg = STORE_REG_OK;
 	return 0;
@@ -783,7 +647,7 @@ static int run_lease(store *s, job *j)
 		uint64_t id = (uint64_t)sqlite3_column_int64(st, 0);
 		const void *box = sqlite3_column_blob(st, 1);
 		size_t len = (size_t)sqlite3_column_bytes(st, 1);
-		if (grow((void **)&j->items, &cap, j->n_items + 1,
+		if (store_grow((void **)&j->items, &cap, j->n_items + 1,
 			 sizeof(*j->items), j->max) != 0) {
 			r = -1;
 			break;
@@ -811,7 +675,7 @@ static int run_lease(store *s, job *j)
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)j->items[i].id);
 		sqlite3_bind_int64(st, 2, until);
-		if (step_done(st) != 0)
+		if (store_step_done(st) != 0)
 			return -1;
 	}
 	return 0;
@@ -857,17 +721,17 @@ static int run_retry(store *s, job *j)
 		return -1;
 	ad a;
 	ad_queue(&a, j->id);
-	uint8_t *box = seal(s->queue_key, &a, pt, n, &len);
+	uint8_t *box = store_seal(s->queue_key, &a, pt, n, &len);
 	free_wiped(pt, n);
 	if (box == NULL)
 		return -1;
 	st = s->w_q_set;
 	sqlite3_reset(st);
 	int r = -1;
-	if (bind_blob(st, 3, box, len) == 0) {
+	if (store_bind_blob(st, 3, box, len) == 0) {
 		sqlite3_bind_int64(st, 1, clamp64(j->id));
 		sqlite3_bind_int64(st, 2, clamp64(j->next_attempt));
-		r = step_done(st);
+		r = store_step_done(st);
 	}
 	free(box);
 	return r;
@@ -883,14 +747,14 @@ static int run_bounce(store *s, job *j)
 	if (deleted == 0)
 		return 0;
 	j->queued_delta--;
-	return run_deliver(s, j, &j->d);
+	return store_run_deliver(s, j, &j->d);
 }
 
 static int run_job(store *s, job *j)
 {
 	switch (j->kind) {
 	case JOB_DELIVER:
-		return run_deliver(s, j, &j->d);
+		return store_run_deliver(s, j, &j->d);
 	case JOB_ACK:
 		return run_ack(s, j);
 	case JOB_REGISTER:
@@ -905,11 +769,13 @@ static int run_job(store *s, job *j)
 		return run_inbox_quarantine(s, j);
 	case JOB_BOUNCE:
 		return run_bounce(s, j);
+	case JOB_MAILQ:
+		return store_mq_run(s, j);
 	}
 	return -1;
 }
 
-static void dlv_free(dlv *d)
+void store_dlv_free(dlv *d)
 {
 	free_wiped(d->env, d->env_len);
 	for (size_t i = 0; d->note != NULL && i < d->n_local; i++)
@@ -918,6 +784,7 @@ static void dlv_free(dlv *d)
 	free(d->note);
 	free(d->rcpt);
 	free(d->domain);
+	store_mq_copy_free(&d->outbound);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -928,7 +795,7 @@ static void finish(job *j)
 			j->put_cb(j->arg, j->result, j->seq, j->duplicate);
 		else
 			j->deliver_cb(j->arg, j->result, j->duplicate);
-		dlv_free(&j->d);
+		store_dlv_free(&j->d);
 		free(j);
 		return;
 	}
@@ -941,25 +808,25 @@ static void finish(job *j)
 
 static void commit_batch(store *s, job *batch)
 {
-	bool began = exec_ok(s->wdb, "BEGIN IMMEDIATE");
+	bool began = store_exec_ok(s->wdb, "BEGIN IMMEDIATE");
 	size_t n = 0;
 	for (job *j = batch; j != NULL; j = j->next, n++) {
 		if (!began) {
 			j->result = -1;
 			continue;
 		}
-		exec_ok(s->wdb, "SAVEPOINT w");
+		store_exec_ok(s->wdb, "SAVEPOINT w");
 		j->result = run_job(s, j);
 		if (j->result != 0 && sqlite3_errcode(s->wdb) == SQLITE_FULL)
 			j->result = STORE_E_FULL;
 		if (j->result != 0)
-			exec_ok(s->wdb, "ROLLBACK TO w");
-		exec_ok(s->wdb, "RELEASE w");
+			store_exec_ok(s->wdb, "ROLLBACK TO w");
+		store_exec_ok(s->wdb, "RELEASE w");
 	}
-	bool committed = began && exec_ok(s->wdb, "COMMIT");
+	bool committed = began && store_exec_ok(s->wdb, "COMMIT");
 	bool full = !committed && sqlite3_errcode(s->wdb) == SQLITE_FULL;
 	if (began && !committed)
-		exec_ok(s->wdb, "ROLLBACK");
+		store_exec_ok(s->wdb, "ROLLBACK");
 	int64_t queued = 0;
 	uint64_t quarantined = 0;
 	for (job *j = batch; j != NULL; j = j->next) {
@@ -1016,7 +883,7 @@ static void *writer_main(void *arg)
 	}
 }
 
-static int enqueue(store *s, job *j)
+int store_enqueue(store *s, job *j)
 {
 	pthread_mutex_lock(&s->lock);
 	if (s->closing) {
@@ -1036,13 +903,13 @@ static int enqueue(store *s, job *j)
 
 /* Queue a job the caller owns and wait until it has been committed (or
  * failed).  -1 when the store is closing; else the job's result. */
-static int run_sync(store *s, job *j)
+int store_run_sync(store *s, job *j)
 {
 	pthread_mutex_init(&j->done_lock, NULL);
 	pthread_cond_init(&j->done_cond, NULL);
 	j->done = false;
 	int r = -1;
-	if (enqueue(s, j) == 0) {
+	if (store_enqueue(s, j) == 0) {
 		pthread_mutex_lock(&j->done_lock);
 		while (!j->done)
 			pthread_cond_wait(&j->done_cond, &j->done_lock);
@@ -1058,6 +925,7 @@ static int run_sync(store *s, job *j)
 
 static void finalize_all(store *s)
 {
+	store_mq_close(s);
 	for (size_t i = 0; i < sizeof(stmt_defs) / sizeof(stmt_defs[0]); i++) {
 		sqlite3_stmt **st = stmt_at(s, &stmt_defs[i]);
 		sqlite3_finalize(*st);
@@ -1074,6 +942,7 @@ static void wipe_free(store *s)
 	sodium_memzero(s->inbox_key, sizeof(s->inbox_key));
 	sodium_memzero(s->queue_key, sizeof(s->queue_key));
 	sodium_memzero(s->doc_key, sizeof(s->doc_key));
+	sodium_memzero(s->mailq_key, sizeof(s->mailq_key));
 	free(s);
 }
 
@@ -1100,7 +969,7 @@ static const char *key_check(store *s)
 	static const char magic[] = "AfterSMTP store key check v1";
 	ad a;
 	ad_make(&a, "keycheck", (const uint8_t *)"", 0);
-	if (!exec_ok(s->wdb, "CREATE TABLE IF NOT EXISTS keycheck("
+	if (!store_exec_ok(s->wdb, "CREATE TABLE IF NOT EXISTS keycheck("
 			     "id INTEGER PRIMARY KEY CHECK (id = 1), box BLOB NOT NULL)"))
 		return "cannot create the key check";
 	sqlite3_stmt *st = NULL;
@@ -1112,7 +981,7 @@ static const char *key_check(store *s)
 	if (rc == SQLITE_ROW) {
 		uint8_t *pt = NULL;
 		size_t len = 0;
-		int u = unseal(s->doc_key, &a, sqlite3_column_blob(st, 0),
+		int u = store_unseal(s->doc_key, &a, sqlite3_column_blob(st, 0),
 			       (size_t)sqlite3_column_bytes(st, 0), &pt, &len);
 		if (u != 1 || len != sizeof(magic) || memcmp(pt, magic, len) != 0)
 			err = "the storage key does not open this database "
@@ -1121,7 +990,7 @@ static const char *key_check(store *s)
 			free_wiped(pt, len);
 	} else if (rc == SQLITE_DONE) {
 		size_t blen;
-		uint8_t *box = seal(s->doc_key, &a, (const uint8_t *)magic,
+		uint8_t *box = store_seal(s->doc_key, &a, (const uint8_t *)magic,
 				    sizeof(magic), &blen);
 		sqlite3_stmt *ins = NULL;
 		if (box == NULL ||
@@ -1146,7 +1015,7 @@ static const char *open_db(store *s, const char *path)
 	const int wflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			   SQLITE_OPEN_NOMUTEX;
 	if (sqlite3_open_v2(path, &s->wdb, wflags, NULL) != SQLITE_OK ||
-	    !exec_ok(s->wdb, pragma_sql))
+	    !store_exec_ok(s->wdb, pragma_sql))
 		return s->wdb != NULL ? "cannot open or initialise the database "
 					"(see the path and its permissions)"
 				      : "out of memory";
@@ -1154,8 +1023,8 @@ static const char *open_db(store *s, const char *path)
 	sqlite3_int64 version;
 	if (query_int(s->wdb, "PRAGMA user_version", &version) != 0)
 		return "cannot read the database";
-	if (version == 0 && !exec_ok(s->wdb, schema_sql)) {
-		exec_ok(s->wdb, "ROLLBACK");
+	if (version == 0 && !store_exec_ok(s->wdb, schema_sql)) {
+		store_exec_ok(s->wdb, "ROLLBACK");
 		return "cannot create the database tables (an older format?)";
 	}
 	if (version != 0 && version != SCHEMA_VERSION)
@@ -1181,7 +1050,7 @@ static const char *open_db(store *s, const char *path)
 				       stmt_at(s, d), NULL) != SQLITE_OK)
 			return "cannot prepare the database statements";
 	}
-	return NULL;
+	return store_mq_open(s);
 }
 
 int store_open(const store_opts *opts, store **store_r, const char **error_r)
@@ -1205,6 +1074,7 @@ int store_open(const store_opts *opts, store **store_r, const char **error_r)
 	crypto_kdf_derive_from_key(s->inbox_key, 32, 2, ctx, opts->key);
 	crypto_kdf_derive_from_key(s->queue_key, 32, 3, ctx, opts->key);
 	crypto_kdf_derive_from_key(s->doc_key, 32, 4, ctx, opts->key);
+	crypto_kdf_derive_from_key(s->mailq_key, 32, 5, ctx, opts->key);
 	s->batch_max = opts->batch_max != 0 ? opts->batch_max : STORE_BATCH_MAX;
 	const char *err = open_db(s, opts->path);
 	if (err != NULL) {
@@ -1251,16 +1121,20 @@ void store_close(store **sp)
 
 /* Check and copy d; rcpt != NULL: store_inbox_put's per-recipient dedupe
  * key.  Repeated recipients and domains are stored once. */
-static int dlv_init(store *s, const store_delivery *d, const char *rcpt,
-		    dlv *out)
+int store_dlv_init(store *s, const store_delivery *d, const char *rcpt,
+		   dlv *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (d == NULL || !did_ok(d->sender) || d->envelope_id == NULL ||
-	    d->env == NULL || d->env_len == 0 ||
-	    d->env_len > AMP_ENVELOPE_MAX ||
+	if (d == NULL)
+		return -1;
+	/* an envelope is needed for inbox copies and relay entries only */
+	bool env_needed = d->n_local + d->n_domains > 0 || d->env != NULL;
+	if (!did_ok(d->sender) || d->envelope_id == NULL ||
+	    (env_needed && (d->env == NULL || d->env_len == 0 ||
+			    d->env_len > AMP_ENVELOPE_MAX)) ||
 	    d->n_local > AMP_RECIPIENTS_MAX ||
 	    d->n_domains > AMP_RECIPIENTS_MAX ||
-	    d->n_local + d->n_domains == 0 ||
+	    (d->n_local + d->n_domains == 0 && d->outbound == NULL) ||
 	    d->n_local + d->n_domains > AMP_RECIPIENTS_MAX ||
 	    (d->n_local > 0 && d->local == NULL) ||
 	    (d->n_domains > 0 && d->domains == NULL))
@@ -1276,7 +1150,11 @@ static int dlv_init(store *s, const store_delivery *d, const char *rcpt,
 		if (!domain_ok(d->domains[i]))
 			return -1;
 	}
-	out->env = malloc(d->env_len);
+	if (d->outbound != NULL &&
+	    store_mq_copy(d->outbound, &out->outbound) != 0)
+		return -1;
+	if (env_needed)
+		out->env = malloc(d->env_len);
 	if (d->n_local > 0)
 		out->rcpt = calloc(d->n_local, sizeof(*out->rcpt));
 	if (d->n_local > 0 && d->local_note != NULL &&
@@ -1284,13 +1162,16 @@ static int dlv_init(store *s, const store_delivery *d, const char *rcpt,
 		abort();
 	if (d->n_domains > 0)
 		out->domain = calloc(d->n_domains, sizeof(*out->domain));
-	if (out->env == NULL || (d->n_local > 0 && out->rcpt == NULL) ||
+	if ((env_needed && out->env == NULL) ||
+	    (d->n_local > 0 && out->rcpt == NULL) ||
 	    (d->n_domains > 0 && out->domain == NULL)) {
-		dlv_free(out);
+		store_dlv_free(out);
 		return -1;
 	}
-	memcpy(out->env, d->env, d->env_len);
-	out->env_len = d->env_len;
+	if (env_needed) {
+		memcpy(out->env, d->env, d->env_len);
+		out->env_len = d->env_len;
+	}
 	out->received = d->received;
 	out->expires = d->expires;
 	for (size_t i = 0; i < d->n_local; i++) {
@@ -1326,7 +1207,7 @@ static int submit_delivery(store *s, const store_delivery *d,
 	job *j = calloc(1, sizeof(*j));
 	if (j == NULL)
 		return -1;
-	if (dlv_init(s, d, rcpt, &j->d) != 0) {
+	if (store_dlv_init(s, d, rcpt, &j->d) != 0) {
 		free(j);
 		return -1;
 	}
@@ -1334,8 +1215,8 @@ static int submit_delivery(store *s, const store_delivery *d,
 	j->put_cb = put_cb;
 	j->deliver_cb = deliver_cb;
 	j->arg = arg;
-	if (enqueue(s, j) != 0) {
-		dlv_free(&j->d);
+	if (store_enqueue(s, j) != 0) {
+		store_dlv_free(&j->d);
 		free(j);
 		return -1;
 	}
@@ -1371,7 +1252,7 @@ int store_inbox_ack(store *s, const char *rcpt, const uint64_t *seqs, size_t n)
 		return -1;
 	job j = { .kind = JOB_ACK, .seqs = seqs, .n_seqs = n };
 	did_hash(s, "rcpt", rcpt, j.rcpt);
-	return run_sync(s, &j);
+	return store_run_sync(s, &j);
 }
 
 void store_items_free(store_item *items, size_t n)
@@ -1412,7 +1293,7 @@ int store_inbox_fetch(store *s, const char *rcpt, uint64_t cursor,
 		if (rc == SQLITE_DONE)
 			break;
 		if (rc != SQLITE_ROW ||
-		    grow((void **)&items, &cap, n + 1, sizeof(*items),
+		    store_grow((void **)&items, &cap, n + 1, sizeof(*items),
 			 limit) != 0) {
 			r = -1;
 			break;
@@ -1420,7 +1301,7 @@ int store_inbox_fetch(store *s, const char *rcpt, uint64_t cursor,
 		uint8_t *pt;
 		size_t len;
 		const void *box = sqlite3_column_blob(st, 1); /* then its size */
-		int u = unseal(s->inbox_key, &a, box,
+		int u = store_unseal(s->inbox_key, &a, box,
 			       (size_t)sqlite3_column_bytes(st, 1), &pt, &len);
 		if (u < 0) {
 			r = -1;
@@ -1474,7 +1355,7 @@ int store_inbox_fetch(store *s, const char *rcpt, uint64_t cursor,
 	if (r == 0 && n_bad > 0) {
 		job j = { .kind = JOB_INBOX_QUARANTINE, .seqs = bad, .n_seqs = n_bad };
 		memcpy(j.rcpt, h, 32);
-		if (run_sync(s, &j) != 0)
+		if (store_run_sync(s, &j) != 0)
 			r = -1;
 	}
 	free(bad);
@@ -1498,7 +1379,7 @@ int store_register(store *s, const char *did, const char *doc,
 		  .token_expires = token_expires };
 	did_hash(s, "identity", did, j.did);
 	token_hash(s, token, j.token);
-	if (run_sync(s, &j) != 0)
+	if (store_run_sync(s, &j) != 0)
 		return -1;
 	*res_r = j.reg;
 	return 0;
@@ -1523,7 +1404,7 @@ int store_identity_get(store *s, const char *did, char **doc_r,
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		const void *box = sqlite3_column_blob(st, 0); /* then its size */
-		r = unseal(s->doc_key, &a, box,
+		r = store_unseal(s->doc_key, &a, box,
 			   (size_t)sqlite3_column_bytes(st, 0), &pt, &len) == 1
 			    ? 1 : -1;
 	} else
@@ -1555,7 +1436,7 @@ int store_queue_lease(store *s, uint64_t now, uint64_t lease,
 		return 0;
 	job j = { .kind = JOB_LEASE, .now = now, .lease = lease,
 		  .max_delay = max_delay, .max = max };
-	int r = run_sync(s, &j);
+	int r = store_run_sync(s, &j);
 	if (r != 0 || j.n_items == 0) {
 		/* failed, or nothing leased (every row due was quarantined):
 		 * the caller gets no array to free */
@@ -1587,7 +1468,7 @@ int store_queue_done(store *s, uint64_t id)
 	if (!queue_id_ok(id))
 		return 0;
 	job j = { .kind = JOB_DONE, .id = id };
-	return run_sync(s, &j);
+	return store_run_sync(s, &j);
 }
 
 int store_queue_retry(store *s, uint64_t id, uint64_t next_attempt)
@@ -1595,20 +1476,20 @@ int store_queue_retry(store *s, uint64_t id, uint64_t next_attempt)
 	if (!queue_id_ok(id))
 		return 0;
 	job j = { .kind = JOB_RETRY, .id = id, .next_attempt = next_attempt };
-	return run_sync(s, &j);
+	return store_run_sync(s, &j);
 }
 
 int store_queue_bounce(store *s, uint64_t id, const store_delivery *ndn)
 {
 	job j = { .kind = JOB_BOUNCE, .id = id };
-	if (dlv_init(s, ndn, NULL, &j.d) != 0)
+	if (store_dlv_init(s, ndn, NULL, &j.d) != 0)
 		return -1;
 	if (!queue_id_ok(id)) {
-		dlv_free(&j.d);
+		store_dlv_free(&j.d);
 		return 0;
 	}
-	int r = run_sync(s, &j);
-	dlv_free(&j.d);
+	int r = store_run_sync(s, &j);
+	store_dlv_free(&j.d);
 	return r;
 }
 

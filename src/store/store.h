@@ -106,6 +106,11 @@ typedef struct store_delivery {
 	const char *const *domains;            /* remote domains to relay to */
 	size_t n_domains;
 	uint64_t expires;                      /* queue entries: give up after */
+	/* also enqueue this in the mail queue, in the same transaction (see
+	 * "Mail queue" below), or NULL.  With it, n_local + n_domains may be
+	 * 0, and env may then be NULL; the (sender, envelope id) duplicate
+	 * check covers it too (a duplicate enqueues nothing). */
+	const struct mailq_msg *outbound;
 } store_delivery;
 
 /* A write failed because the disk (or the database's size limit) is
@@ -119,7 +124,8 @@ typedef struct store_delivery {
 typedef void store_deliver_cb(void *arg, int result, bool duplicate);
 
 /* Copies everything; the callback runs exactly once unless -1 is returned
- * (closing, out of memory, or n_local + n_domains == 0). */
+ * (closing, out of memory, invalid input, or n_local + n_domains == 0 and
+ * no outbound). */
 int store_deliver(store *s, const store_delivery *d, store_deliver_cb *cb,
 		  void *arg) __attribute__((warn_unused_result));
 
@@ -191,10 +197,197 @@ int store_queue_next(store *s, uint64_t *when_r) __attribute__((warn_unused_resu
 
 typedef struct store_stats {
 	uint64_t writes, commits;              /* commits <= writes */
-	uint64_t quarantined;                  /* queue rows that failed to open
-						  (quarantine table rows) */
+	uint64_t quarantined;                  /* rows that failed to open (relay
+						  queue, inbox, mail queue):
+						  the quarantine table's rows */
 	uint64_t queued;                       /* queue entries now */
 } store_stats;
 void store_get_stats(store *s, store_stats *stats_r);
+
+/* ------------------------------------------------------------------
+ * Mail queue (issue 5): outbound SMTP messages waiting for delivery.
+ * One row per (message, destination domain); the message body is stored
+ * once (sealed, like every row) and shared by its domains' rows.
+ * The NATS JetStream implementation (a later issue) implements the same
+ * functions.
+ *
+ * At rest: the body, and each row's sender, sender DID, ENVID, Message-ID,
+ * recipients (with ORCPT, NOTIFY and reply texts) and last reply are
+ * sealed with the row's id as associated data (the sealed part also names
+ * the row's domain and body, so a row pointed at another body or domain
+ * fails to open).  In clear: id, domain, lane, state, attempts, the warned
+ * flag, the times and the body's size.  A row or body that fails to open
+ * is moved to the quarantine table (counted in store_stats.quarantined)
+ * and skipped; the rows of a body that fails to open go with it.
+ *
+ * Every function here may be called from any thread but not from a store
+ * callback; the synchronous ones wait for the writer thread (one group
+ * commit), the read-only ones (list, get, stats, next) use the read
+ * connection.
+ */
+#define MAILQ_RCPTS_MAX 1000u                    /* recipients per message */
+#define MAILQ_BODY_MAX (64u * 1024u * 1024u)     /* body bytes */
+#define MAILQ_ADDR_MAX 512u      /* an address (no CR, LF, space, <, >, controls) */
+#define MAILQ_PARAM_MAX 512u     /* ENVID, ORCPT (xtext: no space, no controls) */
+#define MAILQ_MSGID_MAX 998u     /* Message-ID value (no controls but tab) */
+#define MAILQ_REPLY_MAX 1024u    /* reply texts: longer ones are cut, control
+				    characters (CR, LF...) become spaces */
+/* A due row's next_attempt further than this after `now` means the clock
+ * went back: the row is due (store_mailq_lease).  A lease may not be
+ * longer, and an outcome's next_attempt should stay within it. */
+#define MAILQ_DELAY_MAX (7u * 86400u)
+
+enum { MAILQ_CRITICAL = 0, MAILQ_NORMAL = 1, MAILQ_BULK = 2, MAILQ_LANES = 3 };
+
+typedef enum mailq_state {
+	MAILQ_ACTIVE = 0,     /* due now, or leased by a delivery attempt */
+	MAILQ_DEFERRED = 1,   /* a temporary failure: waits for next_attempt */
+	MAILQ_HOLD = 2,       /* held by the operator (or policy): never leased */
+	MAILQ_BOUNCED = 3,    /* given up: body gone, row kept for inspection
+	                         until bounce_keep seconds after it bounced */
+} mailq_state;
+
+/* DSN NOTIFY bits (RFC 3461); 0 = not given (default: failure, delay).
+ * NEVER is refused together with another bit. */
+#define MAILQ_NOTIFY_NEVER   0x1u
+#define MAILQ_NOTIFY_SUCCESS 0x2u
+#define MAILQ_NOTIFY_FAILURE 0x4u
+#define MAILQ_NOTIFY_DELAY   0x8u
+
+typedef struct mailq_rcpt {
+	const char *addr;        /* the RCPT TO address, without <> */
+	const char *orcpt;       /* ORCPT as given (xtext "rfc822;..."), or NULL */
+	unsigned notify;         /* MAILQ_NOTIFY_* bits */
+} mailq_rcpt;
+
+typedef struct mailq_msg {
+	const char *sender;      /* MAIL FROM address without <>, "" = null sender */
+	const char *sender_did;  /* DSNs go to this DID as AMP mail; NULL: by SMTP to sender */
+	const char *envid;       /* DSN ENVID (xtext) or NULL */
+	unsigned ret;            /* 0 unset, 1 FULL, 2 HDRS */
+	const char *msgid;       /* the Message-ID field value, for logs (may be NULL) */
+	const mailq_rcpt *rcpts; /* every recipient, any domain: split per domain
+	                            (the part after the last '@', lower-cased) */
+	size_t n_rcpts;          /* 1..1000 */
+	const uint8_t *body;     /* the message as it will be sent */
+	size_t body_len;         /* 1 .. 64 MiB */
+	unsigned lane;           /* MAILQ_CRITICAL .. MAILQ_BULK */
+	uint64_t created;        /* unix seconds: arrival time */
+	uint64_t expires;        /* unix seconds: bounce (DSN) when passed */
+} mailq_msg;
+/* A new row is ACTIVE, due at `created`, attempts 0.  A recipient given
+ * twice (same local part, domain in any case) is kept once. */
+
+/* A queue row, as leased, listed or shown.  Owned by the caller: free with
+ * mailq_items_free.  A BOUNCED row: next_attempt is when it bounced, and
+ * rcpts are the recipients its last outcome finished, with their replies. */
+typedef struct mailq_item {
+	uint64_t id;             /* > 0, random, unique while the row exists */
+	char domain[256];
+	unsigned lane;
+	mailq_state state;
+	unsigned attempts;
+	bool warned;             /* a delay DSN was sent */
+	uint64_t created, expires, next_attempt;
+	char *sender, *sender_did, *envid, *msgid;   /* NULL when absent */
+	unsigned ret;
+	size_t n_rcpts;          /* recipients still to deliver */
+	struct mailq_item_rcpt {
+		char *addr, *orcpt;
+		unsigned notify;
+		char *last_reply;    /* last error text, or NULL */
+	} *rcpts;
+	char *last_reply;        /* the entry's last error (session-level), or NULL */
+	uint8_t *body;           /* only from lease and from get(with_body) */
+	size_t body_len;
+} mailq_item;
+
+/* Enqueue alone (callback as store_deliver, after fsync; duplicate is
+ * always false).  For atomicity with inbox delivery, set
+ * store_delivery.outbound instead.  Copies everything; -1 (and no
+ * callback) on invalid input, closing or out of memory. */
+int store_mailq_put(store *s, const mailq_msg *m, store_deliver_cb *cb,
+		    void *arg) __attribute__((warn_unused_result));
+
+/* Due rows of one lane (state ACTIVE or DEFERRED, next_attempt <= now, or
+ * next_attempt implausibly far ahead: the clock went back), oldest
+ * next_attempt first, at most max: each becomes ACTIVE with next_attempt =
+ * now + lease (so a crashed attempt comes back after the lease) and
+ * attempts + 1.  Bodies included.  Synchronous (writer thread).
+ * (Implausible: more than MAILQ_DELAY_MAX after now; lease <=
+ * MAILQ_DELAY_MAX.)  On 0 with *n_r == 0, *items_r is NULL. */
+int store_mailq_lease(store *s, unsigned lane, uint64_t now, uint64_t lease,
+		      size_t max, mailq_item **items_r, size_t *n_r)
+	__attribute__((warn_unused_result));
+void mailq_items_free(mailq_item *items, size_t n);   /* wipes bodies */
+
+/* The outcome of one attempt on one row. */
+typedef struct mailq_outcome {
+	uint64_t id;
+	/* per recipient (same order as the leased item's rcpts): */
+	const uint8_t *done;     /* n bytes: 1 = finished (delivered or bounced), 0 = keep */
+	const char *const *reply;/* per recipient: last reply text kept for a kept one, or NULL */
+	size_t n;
+	const char *last_reply;  /* session-level reason, or NULL */
+	uint64_t next_attempt;   /* for kept recipients: state DEFERRED until then */
+	bool warned;             /* set the warned flag */
+	bool bounced;            /* no recipients left and it bounced: keep as BOUNCED */
+	/* written in the same transaction, or NULL: */
+	const store_delivery *dsn_inbox;   /* an AMP DSN into a local inbox */
+	const mailq_msg *dsn_mail;         /* a DSN to send by SMTP */
+} mailq_outcome;
+/* Details: n must be the row's recipient count (else -1, nothing written).
+ * reply may be NULL (no replies); a NULL reply[i] leaves recipient i's
+ * earlier reply as it was.  last_reply replaces the row's (NULL clears it).
+ * A row held meanwhile stays HOLD.  bounced with recipients kept is
+ * ignored; a BOUNCED row records next_attempt (pass now; 0: the wall
+ * clock) as the time it bounced, for store_mailq_purge. */
+
+/* Record an outcome: finished recipients leave the row; no recipient left
+ * -> the row is deleted (or BOUNCED, body dropped) and the body too when no
+ * other row uses it.  0, -1 error, 1 the row is gone (deleted by the admin
+ * meanwhile: the DSN parts are still written).  Synchronous. */
+int store_mailq_update(store *s, const mailq_outcome *o)
+	__attribute__((warn_unused_result));
+
+/* Admin operations (synchronous): */
+typedef struct mailq_filter {
+	int state;               /* -1 any, else mailq_state */
+	int lane;                /* -1 any */
+	const char *domain;      /* NULL any (compared without case) */
+	size_t limit;            /* 0: no limit */
+} mailq_filter;
+/* Ordered by next_attempt, then id.  *items_r is NULL when *n_r is 0. */
+int store_mailq_list(store *s, const mailq_filter *f, mailq_item **items_r,
+		     size_t *n_r) __attribute__((warn_unused_result));   /* no bodies */
+int store_mailq_get(store *s, uint64_t id, bool with_body, mailq_item **item_r)
+	__attribute__((warn_unused_result));   /* 0, 1 not found, -1 */
+/* id 0 = every row.  Returns the number of rows changed, or -1. */
+int store_mailq_hold(store *s, uint64_t id) __attribute__((warn_unused_result));
+/* A row held while leased comes back when its lease ends, not before. */
+int store_mailq_release(store *s, uint64_t id, uint64_t now)   /* HOLD -> due now */
+	__attribute__((warn_unused_result));
+int store_mailq_flush(store *s, uint64_t now)    /* DEFERRED -> due now */
+	__attribute__((warn_unused_result));
+int store_mailq_delete(store *s, uint64_t id)    /* any state, no DSN */
+	__attribute__((warn_unused_result));
+int store_mailq_purge(store *s, uint64_t before) /* BOUNCED rows bounced before */
+	__attribute__((warn_unused_result));
+
+typedef struct mailq_stats {
+	uint64_t count[MAILQ_LANES][4];   /* per lane, per state */
+	uint64_t oldest[MAILQ_LANES];     /* created of the oldest non-bounced row, 0 none */
+	uint64_t bytes;                   /* body bytes stored */
+} mailq_stats;
+int store_mailq_stats(store *s, mailq_stats *st) __attribute__((warn_unused_result));
+
+/* The earliest next_attempt of a leasable row in this lane (0 if one is due
+ * now), 1 when none, -1 on error.
+ * That is: returns 0 with *when_r = the smallest next_attempt of the lane's
+ * ACTIVE and DEFERRED rows (<= now: one is due now; a leased row counts
+ * with its lease's end), 1 when the lane has none, -1 on error.  After the
+ * clock went back *when_r may be far ahead: cap the wait. */
+int store_mailq_next(store *s, unsigned lane, uint64_t *when_r)
+	__attribute__((warn_unused_result));
 
 #endif
