@@ -12,7 +12,8 @@ for UDP fetched over TCP, a TXT record with a NUL skipped; MX sorted by
 preference with equal preferences shuffled; AAAA before A; TLSA decoded;
 names refused before any query.  Lifetimes (what the sanitizer build
 checks): many queries at once, cancelling them, freeing the resolver with
-queries outstanding and from inside a callback.
+queries outstanding and from inside a callback, new queries started from
+inside a callback.
 
 DNSSEC against a private unbound serving a zone signed by ldns-signzone,
 with its DS as libunbound's trust anchor: MX, A/AAAA, TLSA and NXDOMAIN
@@ -54,6 +55,11 @@ v6only       IN AAAA 2001:db8::6
 sf           SERVFAIL
 sfmx         IN MX 10 sf.example.org.
 to           TIMEOUT
+follow       IN MX 10 real.example.org.
+follow       IN MX 20 alias.example.org.
+follow       IN MX 30 sf.example.org.
+follow       IN MX 40 gone.example.org.
+follow       IN MX 50 192.0.2.1.
 txt          IN TXT "{LONG}" "{"y" * 100}" "tail end"
 txt          IN TXT "second record"
 nul          IN TXT "a\\000b"
@@ -292,6 +298,25 @@ def test_free_inside_a_timeout_callback(srv):
           args=["--repeat", "5", "--free-in-callback"])
     assert (a.status, a.why) == ("TEMPFAIL", "timeout")
     assert a.lines == ["freed in callback"]
+
+
+def test_queries_started_inside_a_callback(srv):
+    # what the outbound driver does: the MX answer starts the address
+    # lookups of every host from inside its callback
+    a = q(srv, "mx", "follow.example.org", args=["--follow"])
+    assert a.status == "OK" and len(a.mx) == 5
+    got = {}
+    for line in a.lines:
+        f = line.split()
+        assert f[0] == "follow", line
+        got[f[1]] = f[2:]
+    assert got == {
+        "real.example.org": ["OK", "2001:db8::10", "192.0.2.10"],
+        "alias.example.org": ["OK", "2001:db8::10", "192.0.2.10"],
+        "sf.example.org": ["TEMPFAIL"],
+        "gone.example.org": ["NXDOMAIN"],
+        "192.0.2.1": ["NXDOMAIN"],
+    }
 
 
 def test_unreachable_forwarder(srv):

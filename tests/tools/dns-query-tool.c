@@ -5,7 +5,8 @@
  *
  *   dns-query-tool [--forwarder IP[@PORT]] [--ta FILE] [--timeout MS]
  *                  [--repeat N] [--cancel-after MS] [--free-after MS]
- *                  [--free-in-callback] mx|addr|tlsa|txt NAME [PORT]
+ *                  [--free-in-callback] [--follow] mx|addr|tlsa|txt NAME
+ *                  [PORT]
  *
  * One query (tlsa asks _PORT._tcp.NAME, PORT 25 by default), its result
  * printed one item a line, in this order:
@@ -28,7 +29,11 @@
  *                       outstanding, print "freed K outstanding";
  *   --free-in-callback  free the resolver inside the first callback
  *                       (others still outstanding), print
- *                       "freed in callback".
+ *                       "freed in callback";
+ *   --follow            (mx) from inside the MX callback, ask the
+ *                       addresses of every host; each result is printed
+ *                       as it comes: "follow HOST STATUS [IP...]" (or
+ *                       "follow HOST refused").
  * After each mode the loop runs until every handle is closed.
  *
  * Exit 0 when a result (any status) was obtained or a mode ran as asked,
@@ -53,7 +58,7 @@ static struct tool {
 	dns_resolver *r;
 	dns_query *q[TOOL_REPEAT_MAX];
 	unsigned n, answered;
-	bool printed, differ, free_in_cb;
+	bool printed, differ, free_in_cb, follow;
 	dns_status first_status;
 	size_t first_n;
 	uint64_t started;
@@ -67,7 +72,7 @@ static int usage(void)
 		"usage: dns-query-tool [--forwarder IP[@PORT]] [--ta FILE] "
 		"[--timeout MS]\n"
 		"         [--repeat N] [--cancel-after MS] [--free-after MS] "
-		"[--free-in-callback]\n"
+		"[--free-in-callback] [--follow]\n"
 		"         mx|addr|tlsa|txt NAME [PORT]\n");
 	return 2;
 }
@@ -120,6 +125,46 @@ static void after_result(void)
 	fflush(stdout);
 }
 
+static void addr_text(const struct sockaddr_storage *ss, char *text,
+		      size_t size)
+{
+	const void *a;
+	if (ss->ss_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	else
+		a = &((const struct sockaddr_in *)ss)->sin_addr;
+	if (inet_ntop(ss->ss_family, a, text, (socklen_t)size) == NULL)
+		snprintf(text, size, "?");
+}
+
+/* --follow: the addresses of one MX host, asked from the MX callback. */
+static void on_follow(void *arg, const dns_addr_result *r)
+{
+	char *host = arg;
+	printf("follow %s %s", host, dns_status_name(r->status));
+	for (size_t i = 0; i < r->n; i++) {
+		char text[INET6_ADDRSTRLEN];
+		addr_text(&r->addr[i], text, sizeof(text));
+		printf(" %s", text);
+	}
+	putchar('\n');
+	fflush(stdout);
+	free(host);
+}
+
+static void follow(const dns_mx_result *r)
+{
+	for (size_t i = 0; i < r->n && !r->null_mx; i++) {
+		char *host = strdup(r->mx[i].host);
+		if (host == NULL)
+			abort();
+		if (dns_query_addr(T.r, host, on_follow, host, NULL) != 0) {
+			printf("follow %s refused\n", host);
+			free(host);
+		}
+	}
+}
+
 static void on_mx(void *arg, const dns_mx_result *r)
 {
 	(void)arg;
@@ -129,6 +174,8 @@ static void on_mx(void *arg, const dns_mx_result *r)
 		for (size_t i = 0; i < r->n; i++)
 			printf("mx %u %s\n", r->mx[i].pref, r->mx[i].host);
 		print_tail();
+		if (T.follow && T.r != NULL)
+			follow(r);
 	}
 	after_result();
 }
@@ -140,16 +187,8 @@ static void on_addr(void *arg, const dns_addr_result *r)
 		print_head(r->status, r->secure, r->why);
 		for (size_t i = 0; i < r->n; i++) {
 			char text[INET6_ADDRSTRLEN];
-			const struct sockaddr_storage *ss = &r->addr[i];
-			const void *a;
-			if (ss->ss_family == AF_INET6)
-				a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-			else
-				a = &((const struct sockaddr_in *)ss)->sin_addr;
-			if (inet_ntop(ss->ss_family, a, text, sizeof(text)) == NULL)
-				printf("addr ?\n");
-			else
-				printf("addr %s\n", text);
+			addr_text(&r->addr[i], text, sizeof(text));
+			printf("addr %s\n", text);
 		}
 		print_tail();
 	}
@@ -261,6 +300,10 @@ int main(int argc, char **argv)
 		const char *o = argv[i];
 		if (strcmp(o, "--free-in-callback") == 0) {
 			T.free_in_cb = true;
+			continue;
+		}
+		if (strcmp(o, "--follow") == 0) {
+			T.follow = true;
 			continue;
 		}
 		if (i + 1 >= argc)
