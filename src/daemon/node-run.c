@@ -365,6 +365,13 @@ static void smtp_notify(void *arg, const char *did)
 		server_notify(n->srv, did);
 }
 
+static void out_wake(void *arg)
+{
+	node_run *n = arg;
+	if (n->out != NULL)
+		outbound_wake(n->out);
+}
+
 static int bind_all(node_run *n)
 {
 	const cfg *c = n->conf;
@@ -442,6 +449,7 @@ static int bind_all(node_run *n)
 			.maps = &n->maps,
 			.node_cert_pem = crt, .node_key_pem = key,
 			.notify = smtp_notify, .notify_arg = n,
+			.out_wake = out_wake, .out_arg = n, .dkim = n->dkim,
 		};
 		if (smtpd_start(&sp, c, &n->smtp, &err) != 0) {
 			log_msg(LOG_CRIT, "msg=\"cannot listen\" transport=smtp "
@@ -453,12 +461,6 @@ static int bind_all(node_run *n)
 	free(key);
 	free(crt);
 	return r;
-}
-
-static void out_wake(void *arg)
-{
-	node_run *n = arg;
-	outbound_wake(n->out);
 }
 
 static int start_services(node_run *n)
@@ -643,13 +645,13 @@ out:
 	while (!smtpd_idle(n.smtp) || !outbound_idle(n.out))
 		uv_run(&n.loop, UV_RUN_ONCE);
 	smtpd_free(&n.smtp);
+	outbound_free(&n.out); /* its DNS handles close in the run below */
 	relay_stop(&n.rl);
 	store_close(&n.st); /* finishes the writes in flight */
 	server_destroy(&n.srv); /* freed when its sessions are */
 	uv_run(&n.loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&n.loop) != 0)
 		log_msg(LOG_WARN, "msg=\"handles left open at exit\"");
-	outbound_free(&n.out);
 	gateway_free(&n.gw);
 	dkimkeys_free(&n.dkim);
 	amp_identity_destroy(&n.gw_id);

@@ -66,6 +66,11 @@ struct smtpd {
 	mapset *const *mapsp;
 	void (*notify)(void *, const char *);
 	void *notify_arg;
+	void (*out_wake)(void *);
+	void *out_arg;
+	dkimkeys *dkim;
+	bool dkim_relayed;           /* dkim_sign_relayed */
+	uint64_t queue_lifetime;     /* maximal_queue_lifetime */
 	char **domains;
 	size_t n_domains;
 	char hostname[256];
@@ -100,6 +105,15 @@ struct smtpd {
 	sconn_smtp *conns;
 };
 
+/* A recipient outside this node: the message goes to the mail queue for
+ * it (relay_domains, smtp_relay_networks, or an alias to an address
+ * elsewhere). */
+typedef struct remote_rcpt {
+	char addr[SMTP_PATH_MAX + 1];
+	char orcpt[SMTP_PATH_MAX + 16]; /* decoded "rfc822;addr", or "" */
+	unsigned notify;
+} remote_rcpt;
+
 typedef struct msg {
 	struct smtpd *d;
 	sconn_smtp *c;
@@ -109,6 +123,13 @@ typedef struct msg {
 	amp_public_identity *rcpts;
 	char **notes;                /* per recipient: the delivery note */
 	size_t n;
+	remote_rcpt *remote;         /* for the mail queue */
+	size_t n_remote;
+	char from[SMTP_PATH_MAX + 1];
+	char envid[101];
+	unsigned ret;
+	bool sign;                   /* DKIM-sign it (a relay client's mail) */
+	bool dkim_signed;
 	int result;                  /* 0 stored; -1 failed */
 	char idhex[33];
 	/* freed once both happened, on the loop: the answer was handled
@@ -143,6 +164,11 @@ struct sconn_smtp {
 	char from[SMTP_PATH_MAX + 1];
 	bool from_null, utf8;
 	char dsn_env[160];           /* " envid=X ret=Y" of MAIL (xtext) */
+	char envid[101];             /* MAIL's ENVID, decoded */
+	unsigned ret;                /* MAIL's RET: 0, 1 FULL, 2 HDRS */
+	remote_rcpt *remote;         /* accepted recipients for the queue */
+	size_t n_remote;
+	bool relay_client;           /* the client is in smtp_relay_networks */
 	char first_rcpt[SMTP_PATH_MAX + 1];
 	unsigned n_rcpt_cmds;
 	bool discard, over_memory;
@@ -524,6 +550,9 @@ static void tx_clear(sconn_smtp *c)
 	free(c->rcpts);
 	c->rcpts = NULL;
 	c->n_rcpts = 0;
+	free(c->remote);
+	c->remote = NULL;
+	c->n_remote = 0;
 	c->n_rcpt_cmds = 0;
 	c->first_rcpt[0] = '\0';
 	c->discard = false;
@@ -552,6 +581,8 @@ static void cb_mail(void *arg, const smtp_path *from, const smtp_mail_params *p)
 	if (from->null || !smtp_path_format(from, c->from, sizeof(c->from)))
 		c->from[0] = '\0';
 	c->utf8 = p->smtputf8;
+	snprintf(c->envid, sizeof(c->envid), "%s", p->envid);
+	c->ret = p->ret == SMTP_RET_FULL ? 1 : p->ret == SMTP_RET_HDRS ? 2 : 0;
 	c->dsn_env[0] = '\0';
 	if (p->envid[0] != '\0')
 		note_add(c->dsn_env, sizeof(c->dsn_env), "envid", p->envid);
@@ -612,9 +643,13 @@ typedef struct rjob {
 	char addr[SMTP_PATH_MAX + 1];
 	bool postmaster;             /* postmaster@ one of our domains */
 	char note[600];              /* rcpt=, orcpt=, notify= (xtext) */
+	char orcpt[SMTP_PATH_MAX + 16];
+	unsigned notify;
 	/* results */
 	amp_public_identity *ids;
 	size_t n;
+	remote_rcpt *remote;         /* addresses elsewhere: the mail queue */
+	size_t n_remote;
 	unsigned code;
 	char enh[8];
 	char text[SMTP_REPLY_TEXT_MAX];
@@ -671,8 +706,24 @@ static void rjob_target(rjob *j, const char *target, bool aliased)
 			if (*q >= 'A' && *q <= 'Z')
 				*q = (char)(*q - 'A' + 'a');
 		if (!is_local(d, dom)) {
-			rjob_fail(j, 451, "4.4.0", "Cannot relay to %.200s from this "
-				  "gateway yet (no outbound transport)", dom);
+			/* the relay check passed at RCPT, or an alias of ours
+			 * forwards here: the mail queue takes it */
+			if (j->n + j->n_remote >= AMP_RECIPIENTS_MAX) {
+				rjob_fail(j, 452, "4.5.3", "Too many recipients");
+				return;
+			}
+			for (size_t i = 0; i < j->n_remote; i++)
+				if (strcasecmp(j->remote[i].addr, target) == 0)
+					return;
+			remote_rcpt *nr = realloc(j->remote, (j->n_remote + 1) *
+							    sizeof(*nr));
+			if (nr == NULL)
+				abort();
+			j->remote = nr;
+			remote_rcpt *r = &j->remote[j->n_remote++];
+			snprintf(r->addr, sizeof(r->addr), "%s", target);
+			snprintf(r->orcpt, sizeof(r->orcpt), "%s", j->orcpt);
+			r->notify = j->notify;
 			return;
 		}
 		if (amp_did_format(dom, local, did, sizeof(did), &err) != AMP_OK) {
@@ -785,7 +836,15 @@ static void rcpt_after(uv_work_t *w, int status)
 			c->n_refused++;
 			smtp_session_reply(c->s, j->code, j->enh, j->text);
 		} else {
-			size_t add = 0;
+			size_t add = 0, add_r = 0;
+			for (size_t i = 0; i < j->n_remote; i++) {
+				bool dup = false;
+				for (size_t k = 0; k < c->n_remote && !dup; k++)
+					dup = strcasecmp(c->remote[k].addr,
+							 j->remote[i].addr) == 0;
+				if (!dup)
+					j->remote[add_r++] = j->remote[i];
+			}
 			for (size_t i = 0; i < j->n; i++) {
 				bool dup = false;
 				for (size_t k = 0; k < c->n_rcpts && !dup; k++)
@@ -793,9 +852,20 @@ static void rcpt_after(uv_work_t *w, int status)
 				if (!dup)
 					j->ids[add++] = j->ids[i];
 			}
-			if (c->n_rcpts + add > AMP_RECIPIENTS_MAX) {
+			if (c->n_rcpts + add > AMP_RECIPIENTS_MAX ||
+			    c->n_remote + add_r > AMP_RECIPIENTS_MAX) {
 				smtp_session_reply(c->s, 452, "4.5.3", "Too many recipients");
 			} else {
+				if (add_r > 0) {
+					remote_rcpt *rr = realloc(c->remote,
+						(c->n_remote + add_r) * sizeof(*rr));
+					if (rr == NULL)
+						abort();
+					c->remote = rr;
+					memcpy(c->remote + c->n_remote, j->remote,
+					       add_r * sizeof(*rr));
+					c->n_remote += add_r;
+				}
 				amp_public_identity *nr =
 					realloc(c->rcpts, (c->n_rcpts + add + 1) * sizeof(*nr));
 				char **nn = realloc(c->notes, (c->n_rcpts + add + 1) *
@@ -820,6 +890,7 @@ static void rcpt_after(uv_work_t *w, int status)
 		resume_input(c);
 	}
 	free(j->ids);
+	free(j->remote);
 	free(j);
 	conn_unref(c);
 }
@@ -854,10 +925,12 @@ static void cb_rcpt(void *arg, const smtp_path *to, const smtp_rcpt_params *p)
 		 "%s", dom_lc);
 	bool ours = is_local(d, dom_lc);
 	bool allowed = ours;
+	if (snap != NULL)
+		c->relay_client = maps_cidr_lookup(snap->relay_networks, c->ip, NULL);
 	if (!allowed && snap != NULL)
 		allowed = maps_virtual_domain(snap->t[MAPS_VIRTUAL], dom_lc, NULL) ||
 			  maps_relay_domain(snap->t[MAPS_RELAY_DOMAINS], dom_lc, NULL) ||
-			  maps_cidr_lookup(snap->relay_networks, c->ip, NULL);
+			  c->relay_client;
 	if (!allowed) {
 		if (snap != NULL)
 			mapset_put(snap);
@@ -882,6 +955,8 @@ static void cb_rcpt(void *arg, const smtp_path *to, const smtp_rcpt_params *p)
 	note_add(j->note, sizeof(j->note), "rcpt", addr);
 	if (p->orcpt[0] != '\0')
 		note_add(j->note, sizeof(j->note), "orcpt", p->orcpt);
+	snprintf(j->orcpt, sizeof(j->orcpt), "%s", p->orcpt);
+	j->notify = p->notify;
 	if (p->notify != 0) {
 		static const char *const names[] = { "NEVER", "SUCCESS", "FAILURE",
 						     "DELAY" };
@@ -946,7 +1021,118 @@ static void store_done(void *arg, int result, bool duplicate)
 	pthread_mutex_unlock(&d->done_lock);
 }
 
-/* Worker: seal once for every recipient, then hand it to the store. */
+/* The From field's domain (lower case) into out, if the message has
+ * exactly one From with one address; and whether it already carries a
+ * DKIM signature. */
+static bool from_domain(const uint8_t *m, size_t len, char *out, size_t cap,
+			bool *signed_r)
+{
+	mail_header_iter it;
+	mail_field f;
+	char v[1000];
+	unsigned froms = 0;
+	*signed_r = false;
+	out[0] = '\0';
+	mail_header_iter_init(&it, m, len);
+	while (mail_header_next(&it, &f) == 1) {
+		if (mail_field_is(m, &f, "DKIM-Signature"))
+			*signed_r = true;
+		if (!mail_field_is(m, &f, "From") || ++froms > 1)
+			continue;
+		size_t n = mail_field_unfold(m, &f, v, sizeof(v));
+		if (n >= sizeof(v) || strlen(v) != n)
+			continue;
+		char *lt = strrchr(v, '<'), *a = lt != NULL ? lt + 1 : v;
+		char *at = strrchr(a, '@');
+		if (at == NULL)
+			continue;
+		size_t dl = strcspn(at + 1, "> \t,;");
+		if (dl == 0 || dl >= cap)
+			continue;
+		for (size_t i = 0; i < dl; i++) {
+			char ch = at[1 + i];
+			out[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+		}
+		out[dl] = '\0';
+	}
+	if (froms != 1)
+		out[0] = '\0';
+	return out[0] != '\0';
+}
+
+/* Precedence: bulk/list/junk -> the bulk lane; Priority: urgent -> the
+ * critical lane (RFC 2156); otherwise normal. */
+static unsigned lane_of(const uint8_t *m, size_t len)
+{
+	mail_header_iter it;
+	mail_field f;
+	char v[64];
+	mail_header_iter_init(&it, m, len);
+	while (mail_header_next(&it, &f) == 1) {
+		if (mail_field_is(m, &f, "Precedence")) {
+			mail_field_unfold(m, &f, v, sizeof(v));
+			if (strcasecmp(v, "bulk") == 0 || strcasecmp(v, "list") == 0 ||
+			    strcasecmp(v, "junk") == 0)
+				return MAILQ_BULK;
+		} else if (mail_field_is(m, &f, "Priority")) {
+			mail_field_unfold(m, &f, v, sizeof(v));
+			if (strcasecmp(v, "urgent") == 0)
+				return MAILQ_CRITICAL;
+		}
+	}
+	return MAILQ_NORMAL;
+}
+
+/* Worker: the mail queue part of a message (remote recipients), signed
+ * with DKIM when a relay client sent it unsigned.  *q points into m and
+ * the returned buffers (*rc_r, *signed_r: the caller frees). */
+static void queue_part(msg *m, mailq_msg *q, mailq_rcpt **rc_r,
+		       uint8_t **signed_r)
+{
+	smtpd *d = m->c->d;
+	const uint8_t *body = m->body;
+	size_t len = m->len;
+	*signed_r = NULL;
+	char dom[256];
+	bool has_sig;
+	if (m->sign && from_domain(m->body, m->len, dom, sizeof(dom), &has_sig) &&
+	    !has_sig) {
+		size_t sl;
+		const char *why = NULL;
+		int r = dkimkeys_sign(d->dkim, dom, m->body, m->len,
+				      (uint64_t)time(NULL), signed_r, &sl, &why);
+		if (r == 1) {
+			body = *signed_r;
+			len = sl;
+			m->dkim_signed = true;
+		} else if (r < 0) {
+			log_msg(LOG_ERR, "msg=\"smtp: DKIM signing failed; sent "
+				"unsigned\" error=\"%s\"", why);
+		}
+	}
+	mailq_rcpt *rc = calloc(m->n_remote, sizeof(*rc));
+	if (rc == NULL)
+		abort();
+	for (size_t i = 0; i < m->n_remote; i++)
+		rc[i] = (mailq_rcpt){
+			.addr = m->remote[i].addr,
+			.orcpt = m->remote[i].orcpt[0] != '\0' ? m->remote[i].orcpt
+								 : NULL,
+			.notify = m->remote[i].notify,
+		};
+	uint64_t now = (uint64_t)time(NULL);
+	*q = (mailq_msg){
+		.sender = m->from, .envid = m->envid[0] != '\0' ? m->envid : NULL,
+		.ret = m->ret, .rcpts = rc, .n_rcpts = m->n_remote,
+		.body = body, .body_len = len, .lane = lane_of(body, len),
+		.created = now, .expires = now + d->queue_lifetime,
+	};
+	*rc_r = rc;
+}
+
+/* Worker: seal once for every recipient, then hand it to the store; the
+ * remote recipients' part goes to the mail queue in the same
+ * transaction. */
 static void seal_work(uv_work_t *w)
 {
 	msg *m = w->data;
@@ -955,6 +1141,21 @@ static void seal_work(uv_work_t *w)
 	size_t env_len = 0;
 	amp_envelope *e = NULL;
 	const char *err = NULL;
+	mailq_msg q;
+	mailq_rcpt *qr = NULL;
+	uint8_t *qsigned = NULL;
+	if (m->n_remote > 0)
+		queue_part(m, &q, &qr, &qsigned);
+	if (m->n == 0) { /* the queue alone */
+		if (store_mailq_put(*d->stp, &q, store_done, m) != 0)
+			store_done(m, -1, false);
+		free(qr);
+		if (qsigned != NULL) {
+			sodium_memzero(qsigned, q.body_len);
+			free(qsigned);
+		}
+		return;
+	}
 	amp_seal_params sp = { .content_type = "message/rfc822" };
 	if (amp_seal(d->actx, *d->nodep, m->rcpts, m->n, &sp, m->body, m->len, &env,
 		     &env_len, &err) != AMP_OK ||
@@ -962,7 +1163,7 @@ static void seal_work(uv_work_t *w)
 		log_msg(LOG_ERR, "msg=\"smtp: cannot seal\" error=\"%s\"", err);
 		amp_free(env);
 		store_done(m, -1, false);
-		return;
+		goto out;
 	}
 	amp_envelope_info info;
 	amp_envelope_get_info(e, &info);
@@ -976,13 +1177,19 @@ static void seal_work(uv_work_t *w)
 		.sender = (*d->nodep)->pub.did, .envelope_id = info.envelope_id,
 		.env = env, .env_len = env_len, .received = (uint64_t)time(NULL),
 		.local = local, .local_note = (const char *const *)m->notes,
-		.n_local = m->n,
+		.n_local = m->n, .outbound = m->n_remote > 0 ? &q : NULL,
 	};
 	if (store_deliver(*d->stp, &sd, store_done, m) != 0)
 		store_done(m, -1, false);
 	free(local);
 	amp_envelope_free(&e);
 	amp_free(env);
+out:
+	free(qr);
+	if (qsigned != NULL) {
+		sodium_memzero(qsigned, q.body_len);
+		free(qsigned);
+	}
 }
 
 static void msg_free(msg *m)
@@ -992,6 +1199,7 @@ static void msg_free(msg *m)
 	free(m->body);
 	notes_free(m->notes, m->n);
 	free(m->rcpts);
+	free(m->remote);
 	free(m);
 }
 
@@ -1018,10 +1226,17 @@ static void done_async_cb(uv_async_t *a)
 		bool live = !c->closing && !c->shutting;
 		if (m->result == 0) {
 			char text[96];
-			snprintf(text, sizeof(text), "Ok: sealed and stored as %s", m->idhex);
+			if (m->n > 0)
+				snprintf(text, sizeof(text), "Ok: sealed and stored as %s",
+					 m->idhex);
+			else
+				snprintf(text, sizeof(text), "Ok: queued");
 			log_msg(LOG_INFO, "msg=\"smtp: message stored\" session=%llu peer=%s "
-				"envelope=%s recipients=%zu bytes=%zu",
-				(unsigned long long)c->id, c->ip, m->idhex, m->n, m->len);
+				"envelope=%s recipients=%zu queued=%zu dkim=%s bytes=%zu",
+				(unsigned long long)c->id, c->ip, m->n > 0 ? m->idhex : "none",
+				m->n, m->n_remote, m->dkim_signed ? "signed" : "no", m->len);
+			if (m->n_remote > 0 && d->out_wake != NULL)
+				d->out_wake(d->out_arg);
 			for (size_t i = 0; d->notify != NULL && i < m->n; i++)
 				d->notify(d->notify_arg, m->rcpts[i].did);
 			c->n_stored++;
@@ -1189,6 +1404,14 @@ static void cb_end(void *arg)
 	m->rcpts = c->rcpts;
 	m->notes = c->notes;
 	m->n = c->n_rcpts;
+	m->remote = c->remote;
+	m->n_remote = c->n_remote;
+	c->remote = NULL;
+	c->n_remote = 0;
+	snprintf(m->from, sizeof(m->from), "%s", c->from);
+	snprintf(m->envid, sizeof(m->envid), "%s", c->envid);
+	m->ret = c->ret;
+	m->sign = c->relay_client && d->dkim_relayed;
 	for (size_t i = 0; c->dsn_env[0] != '\0' && i < m->n; i++) {
 		size_t need = strlen(m->notes[i]) + strlen(c->dsn_env) + 1;
 		char *nn = realloc(m->notes[i], need);
@@ -1708,6 +1931,11 @@ int smtpd_start(const smtpd_params *p, const cfg *conf, smtpd **d_r,
 	d->mapsp = p->maps;
 	d->notify = p->notify;
 	d->notify_arg = p->notify_arg;
+	d->out_wake = p->out_wake;
+	d->out_arg = p->out_arg;
+	d->dkim = p->dkim;
+	d->dkim_relayed = cfg_bool(conf, "dkim_sign_relayed");
+	d->queue_lifetime = (uint64_t)cfg_int(conf, "maximal_queue_lifetime");
 	d->size_max = (uint64_t)cfg_int(conf, "smtp_message_size_limit");
 	d->max_conns = (unsigned)cfg_int(conf, "smtp_max_connections");
 	d->max_per_ip = (unsigned)cfg_int(conf, "smtp_max_connections_per_ip");

@@ -31,6 +31,7 @@
 
 #include "amp/amp.h"
 #include "config.h"
+#include "dkimkeys.h"
 #include "mapset.h"
 #include "store.h"
 
@@ -52,6 +53,11 @@ typedef struct smtpd_params {
 	/* called on the loop after mail was stored for a local DID */
 	void (*notify)(void *arg, const char *did);
 	void *notify_arg;
+	/* called on the loop after mail was put in the mail queue */
+	void (*out_wake)(void *arg);
+	void *out_arg;
+	/* signs unsigned mail from smtp_relay_networks (dkim_sign_relayed) */
+	dkimkeys *dkim;
 } smtpd_params;
 
 /* Bind every `smtp_listen` and `smtps_listen` address (none: no

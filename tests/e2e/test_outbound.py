@@ -237,3 +237,42 @@ def test_null_sender_never_gets_a_dsn(base, dns_server, receiver, tmp_path):  # 
     s.close()
     log = n.wait_log(r'domain=example.net .*bounced=1')
     assert re.search(r'domain=example.net .*bounced=1 dsn=none', log)
+
+
+def smtp_send(port, mail_from, rcpts, data):
+    """One transaction with Python's smtplib; returns the DATA reply."""
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="app.alpha.test") as s:
+        return s.sendmail(mail_from, rcpts, data)
+
+
+def test_relay_networks_mail_is_signed_on_the_way_out(base, dns_server, receiver, tmp_path):  # noqa: F811
+    """Mail from smtp_relay_networks (an app server) without a signature is
+    DKIM-signed for its From domain; an alias of ours that points
+    elsewhere is forwarded through the queue too."""
+    dns = dns_server(zone())
+    (b, n, u), _ = outbound_node(base, dns, receiver, tmp_path,
+                                 smtp_relay_networks="127.0.0.0/8")
+    key, txt = dkim_key(tmp_path, u)
+    aliases = n.dir / "virtual"  # readable by the node's user
+    aliases.write_text("fwd@alpha.test carol@example.net\n")
+    n.stop()
+    n.conf["dkim_keys"] = f"alpha.test:{SELECTOR}:{key}"
+    n.conf["virtual_alias_maps"] = str(aliases)
+    n.write_conf()
+    n.start()
+    body = (b"From: App <app@alpha.test>\r\nTo: dave@example.net\r\n"
+            b"Subject: invoice\r\nPrecedence: bulk\r\n\r\nYour invoice.\r\n")
+    assert smtp_send(n.smtp_port, "app@alpha.test", ["dave@example.net"], body) == {}
+    assert smtp_send(n.smtp_port, "app@alpha.test", ["fwd@alpha.test"], body) == {}
+    got = receiver.wait(2)
+    by_rcpt = {tuple(r): d for _, r, d in got}
+    signed = by_rcpt[("dave@example.net",)]
+    assert signed.startswith(b"DKIM-Signature:")
+
+    def dnsfunc(name, timeout=5):
+        return txt
+    assert dkim.verify(signed, dnsfunc=dnsfunc)
+    assert ("carol@example.net",) in by_rcpt
+    log = n.log_text()
+    assert re.search(r'msg="smtp: message stored" .*queued=1 dkim=signed', log)
