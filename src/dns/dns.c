@@ -28,7 +28,9 @@
 #include "dns.h"
 #include "dns-rdata.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +136,34 @@ static void set_err(char *err, size_t err_size, const char *what, int ub)
 
 static void on_poll(uv_poll_t *h, int status, int events);
 
+/* "IP" or "IP@PORT": an IPv4 or IPv6 address and a port 1..65535
+ * (libunbound itself takes @99999 and then never gets an answer). */
+static bool forwarder_ok(const char *fwd)
+{
+	char ip[INET6_ADDRSTRLEN];
+	unsigned char bin[sizeof(struct in6_addr)];
+	const char *at = strchr(fwd, '@');
+	size_t n = at != NULL ? (size_t)(at - fwd) : strlen(fwd);
+	if (n == 0 || n >= sizeof(ip))
+		return false;
+	memcpy(ip, fwd, n);
+	ip[n] = '\0';
+	if (inet_pton(AF_INET, ip, bin) != 1 && inet_pton(AF_INET6, ip, bin) != 1)
+		return false;
+	if (at == NULL)
+		return true;
+	unsigned long port = 0;
+	const char *p = at + 1;
+	if (*p == '\0' || strlen(p) > 5)
+		return false;
+	for (; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		port = port * 10 + (unsigned long)(*p - '0');
+	}
+	return port >= 1 && port <= 65535;
+}
+
 int dns_new(uv_loop_t *loop, const dns_settings *set, dns_resolver **r_r,
 	    char *err, size_t err_size)
 {
@@ -165,6 +195,12 @@ int dns_new(uv_loop_t *loop, const dns_settings *set, dns_resolver **r_r,
 		goto fail;
 	}
 	if (set->forwarder != NULL) {
+		if (!forwarder_ok(set->forwarder)) {
+			if (err != NULL && err_size > 0)
+				snprintf(err, err_size, "forwarder: not IP or "
+					 "IP@PORT");
+			goto fail;
+		}
 		/* every question to that server, never to the root servers */
 		if ((ub = ub_ctx_set_fwd(ctx, set->forwarder)) != 0) {
 			set_err(err, err_size, "forwarder", ub);
@@ -201,7 +237,8 @@ int dns_new(uv_loop_t *loop, const dns_settings *set, dns_resolver **r_r,
 	 * local data of a name that has none is the one public call that
 	 * finalises without side effects. */
 	if ((ub = ub_ctx_data_remove(ctx, "amp-dns-finalize.invalid")) != 0) {
-		set_err(err, err_size, "libunbound configuration", ub);
+		set_err(err, err_size,
+			"libunbound refused the configuration (trust anchor?)", ub);
 		goto fail;
 	}
 

@@ -325,10 +325,29 @@ def test_unreachable_forwarder(srv):
     assert a.rc == 0 and a.status == "TEMPFAIL", a
 
 
-def test_bad_settings():
-    a = dns_query("mx", "example.org", "not-an-address")
+@pytest.mark.parametrize("fwd", ["not-an-address", "127.0.0.1@99999", "127.0.0.1@",
+                                 "127.0.0.1@0", "127.0.0.1@53x", "@53", "::1@65536"])
+def test_bad_forwarder(fwd):
+    a = dns_query("mx", "example.org", fwd)
     assert a.rc == 1 and "forwarder" in a.stderr, a
+
+
+def test_good_forwarder_spellings(srv):
+    port = srv.forwarder.split("@")[1]
+    a = dns_query("mx", "nullmx.example.org", f"127.0.0.1@{port}")
+    assert a.null_mx
+    # IPv6 and the default port are accepted (whatever answers there)
+    for fwd in ("::1@1", "127.0.0.1"):
+        a = dns_query("mx", "example.org", fwd, timeout=300)
+        assert a.rc == 0 and a.status is not None, a
+
+
+def test_bad_trust_anchor(tmp_path):
     a = dns_query("mx", "example.org", "127.0.0.1@53", ta="/nonexistent/ta")
+    assert a.rc == 1 and "trust anchor" in a.stderr, a
+    bad = tmp_path / "ta"
+    bad.write_text("this is not a zone file\n")
+    a = dns_query("mx", "example.org", "127.0.0.1@53", ta=bad)
     assert a.rc == 1 and "trust anchor" in a.stderr, a
 
 
