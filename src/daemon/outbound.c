@@ -55,6 +55,7 @@
 #define REASON_MAX 300u
 #define DSN_ORIGINAL_MAX (1024u * 1024u)
 #define AUTH_MAX 64u
+#define PURGE_S 600u
 
 typedef struct settings {
 	unsigned port, max_conns, dest_conc;
@@ -111,6 +112,7 @@ struct outbound {
 	unsigned active;               /* jobs running */
 	unsigned pending_work;         /* thread-pool items in flight */
 	bool stopping, tick_closed, idle;
+	uint64_t last_purge;
 	pthread_mutex_t stats_lock;
 	outbound_stats stats;
 };
@@ -179,6 +181,7 @@ static void attempt_over(job *j);
 static void pump(job *j);
 static void tick_cb(uv_timer_t *t);
 static void maybe_stopped(outbound *o);
+static void purge_bounced(outbound *o);
 
 /* ------------------------------------------------------------ settings */
 
@@ -403,6 +406,7 @@ static void tick_cb(uv_timer_t *t)
 	outbound *o = t->data;
 	for (unsigned l = 0; l < LANES; l++)
 		o->lane_due[l] = 0;
+	purge_bounced(o);
 	kick(o);
 }
 
@@ -1532,8 +1536,10 @@ static void attempt_over(job *j)
 	u->oc = (mailq_outcome){
 		.id = it->id, .done = u->done, .reply = u->reply, .n = it->n_rcpts,
 		.last_reply = j->reason[0] != '\0' ? j->reason : NULL,
-		/* a stopping node leaves its rows due at once for the next start */
-		.next_attempt = o->stopping ? now : now + backoff(&o->set, it->attempts),
+		/* a stopping node leaves its rows due at once for the next start;
+		 * a bounced row records when it bounced */
+		.next_attempt = o->stopping || (u->bounced > 0 && u->deferred == 0)
+				? now : now + backoff(&o->set, it->attempts),
 		.warned = it->warned || (warn && u->deferred > 0),
 		.bounced = u->bounced > 0 && u->deferred == 0,
 	};
@@ -1546,6 +1552,84 @@ static void attempt_over(job *j)
 }
 
 /* ------------------------------------------------------------ lifecycle */
+
+/* At start: rows leased by a node that died (kill -9, power loss) would
+ * wait for their lease to end; this node is the queue's only user, so
+ * they are due now.  Synchronous, before the loop runs. */
+static void reclaim_leases(outbound *o)
+{
+	mailq_filter f = { .state = MAILQ_ACTIVE, .lane = -1 };
+	mailq_item *items = NULL;
+	size_t n = 0, reclaimed = 0;
+	uint64_t now = (uint64_t)time(NULL);
+	if (store_mailq_list(o->p.st, &f, &items, &n) != 0) {
+		log_msg(LOG_ERR, "msg=\"outbound: cannot list the mail queue\"");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].next_attempt <= now)
+			continue;
+		uint8_t *none = calloc(items[i].n_rcpts + 1, 1);
+		mailq_outcome oc = {
+			.id = items[i].id, .done = none, .n = items[i].n_rcpts,
+			.last_reply = items[i].last_reply, .next_attempt = now,
+			.warned = items[i].warned,
+		};
+		if (none != NULL && store_mailq_update(o->p.st, &oc) >= 0)
+			reclaimed++;
+		free(none);
+	}
+	mailq_items_free(items, n);
+	if (reclaimed > 0)
+		log_msg(LOG_NOTICE, "msg=\"outbound: rows leased before a restart "
+			"are due again\" count=%zu", reclaimed);
+}
+
+typedef struct purge_req {
+	uv_work_t w;
+	outbound *o;
+	uint64_t before;
+	int n;
+} purge_req;
+
+static void purge_work(uv_work_t *w)
+{
+	purge_req *q = w->data;
+	q->n = store_mailq_purge(q->o->p.st, q->before);
+}
+
+static void purge_after(uv_work_t *w, int status)
+{
+	purge_req *q = w->data;
+	(void)status;
+	q->o->pending_work--;
+	if (q->n > 0)
+		log_msg(LOG_INFO, "msg=\"outbound: bounced rows purged\" count=%d",
+			q->n);
+	maybe_stopped(q->o);
+	free(q);
+}
+
+/* Bounced rows stay visible for smtp_out_bounce_keep; every PURGE_S the
+ * older ones go. */
+static void purge_bounced(outbound *o)
+{
+	uint64_t now = (uint64_t)time(NULL);
+	if (o->stopping || now < o->last_purge + PURGE_S)
+		return;
+	o->last_purge = now;
+	purge_req *q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return;
+	q->o = o;
+	q->before = now > o->set.bounce_keep ? now - o->set.bounce_keep : 0;
+	q->w.data = q;
+	o->pending_work++;
+	if (uv_queue_work(o->p.loop, &q->w, purge_work, purge_after) != 0) {
+		o->pending_work--;
+		free(q);
+	}
+}
 
 int outbound_start(const outbound_params *p, const cfg *conf, outbound **o_r,
 		   char *err, size_t err_size)
@@ -1585,6 +1669,7 @@ int outbound_start(const outbound_params *p, const cfg *conf, outbound **o_r,
 	}
 	uv_timer_init(p->loop, &o->tick);
 	o->tick.data = o;
+	reclaim_leases(o);
 	*o_r = o;
 	outbound_wake(o);
 	arm_tick(o);
