@@ -40,7 +40,7 @@ import struct
 import sys
 import threading
 
-from dnslib import CLASS, DNSLabel, DNSRecord, EDNS0, QTYPE, RCODE, RR, SOA
+from dnslib import DNSRecord, EDNS0, QTYPE, RCODE, RR, SOA
 from dnslib.dns import ZoneParser
 
 MAX_CHAIN = 8
