@@ -897,6 +897,8 @@ void smtp_client_tls_failed(smtp_client *c, const char *why)
 
 unsigned smtp_client_timeout_ms(const smtp_client *c)
 {
+	if (smtp_client_done(c))
+		return 0;
 	switch (c->state) {
 	case CS_GREETING:
 		return c->t_greeting;
@@ -908,8 +910,6 @@ unsigned smtp_client_timeout_ms(const smtp_client *c)
 		return c->t_data_block;
 	case CS_DATA_END:
 		return c->t_data_end;
-	case CS_DONE:
-		return 0;
 	default:
 		return c->t_command;
 	}

@@ -30,7 +30,7 @@ case $secs in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$build/tests/fuzz
-targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session maps mail-header mime-decode egress admin dns-rdata}
+targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session smtp-reply dotstuff smtp-client maps mail-header mime-decode egress admin dns-rdata}
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -51,6 +51,7 @@ max_len() {
 	admin) echo 20000 ;;
 	smtp-addr) echo 8192 ;;
 	smtp-data) echo 16384 ;;
+	smtp-client) echo 16384 ;;
 	mime-decode) echo 4096 ;;
 	dns-rdata) echo 2048 ;;
 	*) echo 65536 ;;
