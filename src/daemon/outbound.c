@@ -31,6 +31,7 @@
 #include "maps.h"
 #include "smtp-client.h"
 #include "tls.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -272,6 +273,47 @@ static int read_settings(const cfg *c, settings *s, char *err, size_t es)
 	return 0;
 }
 
+/* The next blank-separated word of *p (at most cap - 1 bytes) into out;
+ * false if there is none or it is too long. */
+static bool word(const char **p, char *out, size_t cap)
+{
+	const char *s = *p;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strcspn(s, " \t\r");
+	if (n == 0 || n >= cap)
+		return false;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	*p = s + n;
+	return true;
+}
+
+/* One "[host]:port user password" line into a. */
+static bool auth_line(const char *q, auth_entry *a)
+{
+	char hp[300];
+	if (!word(&q, hp, sizeof(hp)) || !word(&q, a->user, sizeof(a->user)) ||
+	    !word(&q, a->pass, sizeof(a->pass)))
+		return false;
+	while (*q == ' ' || *q == '\t' || *q == '\r')
+		q++;
+	char *close = strchr(hp, ']');
+	if (*q != '\0' || hp[0] != '[' || close == NULL || close[1] != ':' ||
+	    (size_t)(close - hp - 1) >= sizeof(a->host) || close == hp + 1)
+		return false;
+	uint64_t port;
+	if (!util_parse_u64(close + 2, 1, 65535, &port))
+		return false;
+	memcpy(a->host, hp + 1, (size_t)(close - hp - 1));
+	a->host[close - hp - 1] = '\0';
+	for (char *h = a->host; *h != '\0'; h++)
+		if (*h >= 'A' && *h <= 'Z')
+			*h = (char)(*h - 'A' + 'a');
+	a->port = (unsigned)port;
+	return true;
+}
+
 /* smtp_out_auth_file: "[host]:port user password" lines; # comments. */
 static int parse_auth(outbound *o, const char *text, char *err, size_t es)
 {
@@ -280,8 +322,7 @@ static int parse_auth(outbound *o, const char *text, char *err, size_t es)
 	while (p != NULL && *p != '\0') {
 		const char *nl = strchr(p, '\n');
 		size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
-		char buf[1024], host[256], user[300], pass[300];
-		unsigned port = 0;
+		char buf[1024];
 		line++;
 		if (len >= sizeof(buf)) {
 			snprintf(err, es, "smtp_out_auth_file, line %zu: too long",
@@ -291,32 +332,20 @@ static int parse_auth(outbound *o, const char *text, char *err, size_t es)
 		memcpy(buf, p, len);
 		buf[len] = '\0';
 		p = nl != NULL ? nl + 1 : NULL;
-		char *q = buf;
+		const char *q = buf;
 		while (*q == ' ' || *q == '\t')
 			q++;
 		if (*q == '\0' || *q == '#' || *q == '\r')
 			continue;
-		int n = sscanf(q, "[%255[^]]]:%u %299s %299s", host, &port, user,
-			       pass);
-		if (n != 4 || port == 0 || port > 65535 ||
-		    strlen(user) > SMTPC_AUTH_MAX || strlen(pass) > SMTPC_AUTH_MAX ||
-		    o->n_auth >= AUTH_MAX) {
-			sodium_memzero(buf, sizeof(buf));
-			sodium_memzero(pass, sizeof(pass));
+		bool ok = o->n_auth < AUTH_MAX && auth_line(q, &o->auth[o->n_auth]);
+		sodium_memzero(buf, sizeof(buf));
+		if (!ok) {
 			snprintf(err, es, "smtp_out_auth_file, line %zu: expected "
-				 "`[host]:port user password`", line);
+				 "`[host]:port user password` (at most %u lines)",
+				 line, AUTH_MAX);
 			return -1;
 		}
-		auth_entry *a = &o->auth[o->n_auth++];
-		snprintf(a->host, sizeof(a->host), "%s", host);
-		for (char *h = a->host; *h != '\0'; h++)
-			if (*h >= 'A' && *h <= 'Z')
-				*h = (char)(*h - 'A' + 'a');
-		a->port = port;
-		memcpy(a->user, user, strlen(user) + 1);
-		memcpy(a->pass, pass, strlen(pass) + 1);
-		sodium_memzero(buf, sizeof(buf));
-		sodium_memzero(pass, sizeof(pass));
+		o->n_auth++;
 	}
 	return 0;
 }
