@@ -691,9 +691,9 @@ static void headers_copy(obuf *o, const uint8_t *m, size_t n)
 
 static bool contains(const obuf *o, const char *s, size_t n)
 {
-	const uint8_t *p = o->p, *end = o->p + o->len;
-	if (o->len < n)
+	if (o->len < n || n == 0)
 		return false;
+	const uint8_t *p = o->p, *end = o->p + o->len;
 	while ((p = memchr(p, s[0], (size_t)(end - p) - (n - 1))) != NULL) {
 		if (memcmp(p, s, n) == 0)
 			return true;

@@ -30,26 +30,29 @@
  * came from elsewhere cannot add lines or MIME structure:
  *  - diag (the remote reply): CR, LF, HTAB become blanks, runs of blanks
  *    one, other bytes outside printable ASCII '?', cut at DSN_DIAG_MAX;
- *  - remote_mta, reporting_mta: bytes outside [A-Za-z0-9.-:[]_] '?', cut
- *    at 255;
+ *  - remote_mta: bytes outside [A-Za-z0-9.-:[]_] '?', cut at 255
+ *    (reporting_mta is ours: it must be a host name, else refused);
  *  - envid: bytes outside printable ASCII '?', cut at 100 (RFC 3461);
  *  - final_rcpt, orcpt's address: as "rfc822; addr" when printable ASCII,
  *    else as "utf-8; " utf-8-addr-xtext (RFC 6533 §3: \x{HHHH}, invalid
  *    UTF-8 as U+FFFD); orcpt "TYPE;addr" (decoded, RFC 3461 §4.2), or a
  *    plain address taken as rfc822;
  *  - and the boundary is checked against every part (never found in one:
- *    a suffix is added until it is not).
+ *    a suffix "_N" is added until it is not, at most 100 tries).
  * xtext: ORCPT and ENVID arrive xtext-encoded over SMTP; smtp-addr.c
  * decodes them (smtp_params_check_mail / _rcpt), and the caller passes the
  * decoded text (libampmime does not link libsmtp).
  *
- * Refused (-1 and *error_r, a static sentence): no report, n outside
- * 1..DSN_MAX_RCPTS, a missing or invalid reporting_mta, from, to (empty:
- * never a DSN to the null sender, RFC 5321 §6.1; controls, blanks, '<',
- * '>', invalid UTF-8) or msgid_domain, a missing final_rcpt or status, a
- * status that is not class.subject.detail (2, 4 or 5 . 1-3 digits . 1-3
- * digits), a final_rcpt or orcpt over DSN_ADDR_MAX bytes, dates outside
- * 1900..9999, an original over DSN_MAX_ORIGINAL.
+ * Refused (-1 and *error_r, a static sentence): no report; n outside
+ * 1..DSN_MAX_RCPTS; a reporting_mta or msgid_domain that is not a host
+ * name ([A-Za-z0-9.-], 1..255 / 1..253); a from or to that is missing or
+ * empty (never a DSN to the null sender, RFC 5321 §6.1), over
+ * DSN_ADDR_MAX, without '@', with a control, a blank or one of
+ * ()<>[]:;,\" outside a leading quoted local part, or invalid UTF-8; a
+ * missing final_rcpt; a final_rcpt or orcpt over DSN_ADDR_MAX bytes; an
+ * action outside the enum; a status that is not class.subject.detail (2,
+ * 4 or 5, then 1-3 digits, then 1-3 digits); a date outside 1900..9999;
+ * an original over DSN_MAX_ORIGINAL.
  */
 #ifndef AMP_DSN_H
 #define AMP_DSN_H
