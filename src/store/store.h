@@ -234,8 +234,9 @@ void store_get_stats(store *s, store_stats *stats_r);
 				    characters (CR, LF...) become spaces */
 /* A due row's next_attempt further than this after `now` means the clock
  * went back: the row is due (store_mailq_lease).  A lease may not be
- * longer, and an outcome's next_attempt should stay within it. */
-#define MAILQ_DELAY_MAX (7u * 86400u)
+ * longer, and an outcome's next_attempt must stay within it (retry delays
+ * are at most smtp_out_retry_max, 7 days, plus jitter). */
+#define MAILQ_DELAY_MAX (30u * 86400u)
 
 enum { MAILQ_CRITICAL = 0, MAILQ_NORMAL = 1, MAILQ_BULK = 2, MAILQ_LANES = 3 };
 

@@ -226,7 +226,15 @@ static void test_group_commit(void **state)
 }
 
 /* The child writes forever from 4 threads and reports each acknowledged
- * id on the pipe; the parent kills it with SIGKILL at a random moment. */
+ * id on the pipe; the parent kills it with SIGKILL at a random moment.
+ * At most CRASH_INFLIGHT writes wait for their commit at a time (as a
+ * server's requests would), so that commits keep coming also in a slow
+ * (sanitizer) build on a busy machine. */
+#define CRASH_INFLIGHT 128
+static pthread_mutex_t crash_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t crash_cond = PTHREAD_COND_INITIALIZER;
+static int crash_inflight;
+
 typedef struct crash_arg {
 	store *s;
 	int fd;
@@ -247,6 +255,10 @@ static void on_crash_put(void *arg, int result, uint64_t seq, bool dup)
 		pthread_mutex_unlock(a->lock);
 	}
 	free(a);
+	pthread_mutex_lock(&crash_lock);
+	crash_inflight--;
+	pthread_cond_signal(&crash_cond);
+	pthread_mutex_unlock(&crash_lock);
 }
 
 static void *crash_writer(void *arg)
@@ -260,11 +272,14 @@ static void *crash_writer(void *arg)
 		memcpy(eid, &a->base, sizeof(int));
 		char env[600];
 		memset(env, 'e', sizeof(env));
+		pthread_mutex_lock(&crash_lock);
+		while (crash_inflight >= CRASH_INFLIGHT)
+			pthread_cond_wait(&crash_cond, &crash_lock);
+		crash_inflight++;
+		pthread_mutex_unlock(&crash_lock);
 		if (store_inbox_put(base->s, BOB, ALICE, eid, (uint8_t *)env,
 				    sizeof(env), 1, on_crash_put, a) != 0)
 			_exit(4);
-		if (i % 16 == 0)
-			usleep(100);
 	}
 	return NULL;
 }
@@ -282,6 +297,9 @@ static void test_kill9_loses_nothing_acked(void **state)
 		if (pid == 0) {
 			close(p[0]);
 			store *s = open_at(path);
+			int ready = -1; /* opened: the parent starts its clock */
+			if (write(p[1], &ready, sizeof(ready)) != sizeof(ready))
+				_exit(6);
 			pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 			pthread_t t[4];
 			crash_arg a[4];
@@ -293,7 +311,12 @@ static void test_kill9_loses_nothing_acked(void **state)
 				pause();
 		}
 		close(p[1]);
-		/* Let it write for a random 50-300 ms, then kill -9. */
+		/* Once it has opened the store (slow in a sanitizer build or
+		 * on a busy machine), let it write for a random 50-300 ms,
+		 * then kill -9. */
+		int ready = 0;
+		assert_int_equal(read(p[0], &ready, sizeof(ready)), sizeof(ready));
+		assert_int_equal(ready, -1);
 		usleep(50000 + (useconds_t)(rand() % 250000));
 		kill(pid, SIGKILL);
 		int id;
