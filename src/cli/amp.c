@@ -8,6 +8,9 @@
 
 #define AMP_VERSION "0.1.0"
 
+/* cmd-queue.c (not yet declared in cli.h) */
+int cmd_queue(cli_env *env, int argc, char **argv);
+
 static const char usage[] =
 	"Usage: amp [COMMAND] [OPTIONS]\n"
 	"\n"
@@ -38,6 +41,9 @@ static const char usage[] =
 	"  map add|del|list|test|reload\n"
 	"                    (operator) change and query the running node's\n"
 	"                    lookup tables (access, aliases, relay domains, ...)\n"
+	"  queue list|show|flush|hold|release|delete|stats\n"
+	"                    (operator) look at and act on the node's outbound\n"
+	"                    mail queue\n"
 	"  dkim keygen       (operator) make a DKIM signing key and print its\n"
 	"                    DNS TXT record\n"
 	"  help COMMAND      show the help of a command (same as COMMAND --help)\n"
@@ -109,7 +115,7 @@ int main(int argc, char **argv)
 		{ "fetch", cmd_fetch },   { "inbox", cmd_inbox },
 		{ "ack", cmd_ack },       { "lookup", cmd_lookup },
 		{ "admin", cmd_admin },   { "map", cmd_map },
-		{ "dkim", cmd_dkim },
+		{ "dkim", cmd_dkim },     { "queue", cmd_queue },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) == 0) {

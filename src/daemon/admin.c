@@ -7,7 +7,8 @@
  * written it does not read (the bytes already read wait in its input
  * buffer), so a client cannot make it queue output, and `map list`, which
  * can be as long as a 64 MiB table, is written in chunks of about
- * OUT_CHUNK bytes from a snapshot held until the listing ends.
+ * OUT_CHUNK bytes from a snapshot held until the listing ends; `queue
+ * list` and `queue show` likewise from the rows read for them.
  *
  * Handles: the listener, and per connection its pipe and its idle timer.
  * admin_stop closes them all; the struct is freed by the last close
@@ -17,9 +18,13 @@
 #include "admin.h"
 
 #include "log.h"
+#include "util.h"
+
+#include <sodium.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +33,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define OUT_CHUNK (64u * 1024u)
@@ -46,6 +52,8 @@ struct admin {
 	mapset *maps;
 	const cfg *(*conf)(void *arg);
 	void *arg;
+	store *st;
+	void (*queue_changed)(void *arg);
 	aconn *conns;
 	size_t n_conns;          /* served (not refused) connections */
 	size_t handles;          /* open handles, the listener included */
@@ -76,6 +84,17 @@ struct aconn {
 	maps_kind kind;
 	struct lent *order;
 	size_t n_order, pos, n_file, n_config, n_run;
+	/* `queue list` / `queue show` in progress (q_more != NULL) */
+	void (*q_more)(aconn *c);
+	mailq_item *q_items;     /* list: the rows; show: the entry */
+	size_t q_n, q_pos;
+	size_t q_shown;          /* list: the rows to write (<= q_n) */
+	bool q_cut;              /* list: the limit was reached */
+	int q_phase;             /* show: metadata, recipients, headers */
+	char *q_hdr;             /* show: the header section (wiped) */
+	size_t q_hdr_len, q_hdr_pos;
+	bool q_hdr_cut;
+	size_t q_body_len;
 };
 
 typedef struct lent {
@@ -86,6 +105,7 @@ typedef struct lent {
 static void conn_close(aconn *c);
 static void conn_process(aconn *c);
 static void resume_reading(aconn *c);
+static void queue_end(aconn *c);
 
 /* ------------------------------------------------------------ output */
 
@@ -140,6 +160,10 @@ static void write_cb(uv_write_t *w, int status)
 	idle_restart(c);
 	if (c->snap != NULL) {
 		list_more(c);
+		return;
+	}
+	if (c->q_more != NULL) {
+		c->q_more(c);
 		return;
 	}
 	c->busy = false;
@@ -343,6 +367,486 @@ static void cmd_map_reload(aconn *c, const admin_req *r, size_t a0)
 	out_line(c, "ok", "tables reloaded", false);
 }
 
+/* ------------------------------------------------------------ queue */
+
+static const char *const lane_names[MAILQ_LANES] = { "critical", "normal",
+						     "bulk" };
+static const char *const state_names[] = { "active", "deferred", "hold",
+					   "bounced" };
+
+static const char *lane_name(unsigned lane)
+{
+	return lane < MAILQ_LANES ? lane_names[lane] : "?";
+}
+
+static const char *state_name(mailq_state st)
+{
+	return (unsigned)st < 4 ? state_names[st] : "?";
+}
+
+/* One data line of fields joined by TAB (a TAB inside a field becomes a
+ * space; NULL is empty). */
+static void out_fields(aconn *c, const char *const *f, size_t n)
+{
+	char line[ADMIN_REPLY_LINE_MAX];
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0 && o + 1 < sizeof(line))
+			line[o++] = '\t';
+		for (const char *p = f[i] != NULL ? f[i] : "";
+		     *p != '\0' && o + 1 < sizeof(line); p++)
+			line[o++] = *p == '\t' ? ' ' : *p;
+	}
+	line[o] = '\0';
+	out_line(c, "*", line, true);
+}
+
+static void out_kv(aconn *c, const char *key, const char *value)
+{
+	const char *f[2] = { key, value };
+	out_fields(c, f, 2);
+}
+
+static void out_kv_u64(aconn *c, const char *key, uint64_t v)
+{
+	char b[24];
+	snprintf(b, sizeof(b), "%" PRIu64, v);
+	out_kv(c, key, b);
+}
+
+static bool queue_ready(aconn *c)
+{
+	if (c->a->st != NULL)
+		return true;
+	out_line(c, "error", "this node has no mail queue", false);
+	return false;
+}
+
+/* "all" (0) or 1..16 hex digits, not 0, below 2^63. */
+static bool queue_id_arg(aconn *c, const char *s, bool all_ok, uint64_t *id)
+{
+	size_t n = strlen(s);
+	if (all_ok && strcmp(s, "all") == 0) {
+		*id = 0;
+		return true;
+	}
+	uint64_t v = 0;
+	bool ok = n >= 1 && n <= 16;
+	for (size_t i = 0; ok && i < n; i++) {
+		char ch = s[i];
+		unsigned d = ch >= '0' && ch <= '9' ? (unsigned)(ch - '0')
+			     : ch >= 'a' && ch <= 'f' ? (unsigned)(ch - 'a' + 10)
+			     : ch >= 'A' && ch <= 'F' ? (unsigned)(ch - 'A' + 10)
+						      : 16u;
+		ok = d < 16;
+		v = v << 4 | d;
+	}
+	if (!ok || v == 0 || v > INT64_MAX) {
+		outf(c, "error", "bad queue ID '%.40s' (16 hex digits%s)", s,
+		     all_ok ? ", or all" : "");
+		return false;
+	}
+	*id = v;
+	return true;
+}
+
+static void queue_end(aconn *c)
+{
+	mailq_items_free(c->q_items, c->q_n);
+	c->q_items = NULL;
+	c->q_n = c->q_pos = c->q_shown = 0;
+	if (c->q_hdr != NULL) {
+		memset(c->q_hdr, 0, c->q_hdr_len);
+		free(c->q_hdr);
+		c->q_hdr = NULL;
+	}
+	c->q_hdr_len = c->q_hdr_pos = 0;
+	c->q_more = NULL;
+}
+
+/* The entry's last reply, else its first recipient's. */
+static const char *item_reply(const mailq_item *it)
+{
+	if (it->last_reply != NULL)
+		return it->last_reply;
+	for (size_t i = 0; i < it->n_rcpts; i++) {
+		if (it->rcpts[i].last_reply != NULL)
+			return it->rcpts[i].last_reply;
+	}
+	return "";
+}
+
+static void queue_list_more(aconn *c)
+{
+	while (c->q_pos < c->q_shown && c->out_len < OUT_CHUNK) {
+		const mailq_item *it = &c->q_items[c->q_pos++];
+		char id[17], att[12], next[24], cre[24], exp[24], nr[24];
+		snprintf(id, sizeof(id), "%016" PRIx64, it->id);
+		snprintf(att, sizeof(att), "%u", it->attempts);
+		snprintf(next, sizeof(next), "%" PRIu64, it->next_attempt);
+		snprintf(cre, sizeof(cre), "%" PRIu64, it->created);
+		snprintf(exp, sizeof(exp), "%" PRIu64, it->expires);
+		snprintf(nr, sizeof(nr), "%zu", it->n_rcpts);
+		const char *f[] = {
+			id, lane_name(it->lane), state_name(it->state), att,
+			next, cre, exp, it->domain,
+			it->sender != NULL && it->sender[0] != '\0' ? it->sender
+								    : "<>",
+			nr, item_reply(it),
+		};
+		out_fields(c, f, sizeof(f) / sizeof(f[0]));
+	}
+	if (c->q_pos == c->q_shown) {
+		outf(c, "ok", "%zu %s%s", c->q_shown,
+		     c->q_shown == 1 ? "entry" : "entries",
+		     c->q_cut ? " (limit reached)" : "");
+		queue_end(c);
+	}
+	flush(c);
+}
+
+static bool word_is(const char *s, const char *key, const char **v)
+{
+	size_t k = strlen(key);
+	if (strncmp(s, key, k) != 0 || s[k] != '=')
+		return false;
+	*v = s + k + 1;
+	return true;
+}
+
+static int name_index(const char *v, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(v, names[i]) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+static void cmd_queue_list(aconn *c, const admin_req *r, size_t a0)
+{
+	if (!queue_ready(c))
+		return;
+	mailq_filter f = { .state = -1, .lane = -1, .domain = NULL,
+			   .limit = ADMIN_QUEUE_LIST_DEFAULT };
+	for (size_t i = a0; i < r->n; i++) {
+		const char *v;
+		uint64_t lim;
+		if (word_is(r->f[i], "state", &v)) {
+			f.state = name_index(v, state_names, 4);
+			if (f.state < 0) {
+				outf(c, "error", "unknown state '%.40s' (active, "
+				     "deferred, hold, bounced)", v);
+				return;
+			}
+		} else if (word_is(r->f[i], "lane", &v)) {
+			f.lane = name_index(v, lane_names, MAILQ_LANES);
+			if (f.lane < 0) {
+				outf(c, "error", "unknown lane '%.40s' (critical, "
+				     "normal, bulk)", v);
+				return;
+			}
+		} else if (word_is(r->f[i], "domain", &v)) {
+			if (v[0] == '\0' || strlen(v) > 255) {
+				out_line(c, "error", "bad domain", false);
+				return;
+			}
+			f.domain = v;
+		} else if (word_is(r->f[i], "limit", &v)) {
+			if (!util_parse_u64(v, 1, ADMIN_QUEUE_LIST_MAX, &lim)) {
+				outf(c, "error", "limit: a number from 1 to %u",
+				     ADMIN_QUEUE_LIST_MAX);
+				return;
+			}
+			f.limit = (size_t)lim;
+		} else {
+			outf(c, "error", "unknown filter '%.60s' (state=, lane=, "
+			     "domain=, limit=)", r->f[i]);
+			return;
+		}
+	}
+	/* one more than shown, to know whether the limit cut the list */
+	size_t want = f.limit;
+	f.limit = want + 1;
+	mailq_item *items;
+	size_t n;
+	if (store_mailq_list(c->a->st, &f, &items, &n) != 0) {
+		out_line(c, "error", "the mail queue cannot be read (see the "
+			 "node's log)", false);
+		return;
+	}
+	c->q_cut = n > want;
+	c->q_items = items;
+	c->q_n = n;
+	c->q_shown = c->q_cut ? want : n;
+	c->q_pos = 0;
+	c->q_more = queue_list_more;
+	/* queue_list_more writes; the dispatcher must not */
+}
+
+static void notify_str(unsigned nt, char *b, size_t bs)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} bits[] = { { MAILQ_NOTIFY_NEVER, "never" },
+		     { MAILQ_NOTIFY_SUCCESS, "success" },
+		     { MAILQ_NOTIFY_FAILURE, "failure" },
+		     { MAILQ_NOTIFY_DELAY, "delay" } };
+	size_t o = 0;
+	b[0] = '\0';
+	if (nt == 0) {
+		snprintf(b, bs, "-");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
+		if ((nt & bits[i].bit) == 0)
+			continue;
+		int k = snprintf(b + o, bs - o, "%s%s", o > 0 ? "," : "",
+				 bits[i].name);
+		if (k < 0 || (size_t)k >= bs - o)
+			break;
+		o += (size_t)k;
+	}
+}
+
+/* The next line of the header section (CR before LF dropped): false at
+ * its end. */
+static bool next_header(aconn *c, char *line, size_t size)
+{
+	if (c->q_hdr_pos >= c->q_hdr_len)
+		return false;
+	const char *p = c->q_hdr + c->q_hdr_pos;
+	size_t left = c->q_hdr_len - c->q_hdr_pos;
+	const char *nl = memchr(p, '\n', left);
+	size_t n = nl != NULL ? (size_t)(nl - p) : left;
+	c->q_hdr_pos += nl != NULL ? n + 1 : n;
+	if (n > 0 && p[n - 1] == '\r')
+		n--;
+	if (n >= size)
+		n = size - 1;
+	memcpy(line, p, n);
+	line[n] = '\0';
+	return true;
+}
+
+static void queue_show_more(aconn *c)
+{
+	const mailq_item *it = &c->q_items[0];
+	char b[64];
+	if (c->q_phase == 0) {
+		snprintf(b, sizeof(b), "%016" PRIx64, it->id);
+		out_kv(c, "id", b);
+		out_kv(c, "domain", it->domain);
+		out_kv(c, "lane", lane_name(it->lane));
+		out_kv(c, "state", state_name(it->state));
+		out_kv_u64(c, "attempts", it->attempts);
+		out_kv(c, "warned", it->warned ? "yes" : "no");
+		out_kv_u64(c, "created", it->created);
+		out_kv_u64(c, "expires", it->expires);
+		out_kv_u64(c, "next_attempt", it->next_attempt);
+		out_kv(c, "sender", it->sender != NULL && it->sender[0] != '\0'
+					    ? it->sender : "<>");
+		out_kv(c, "sender_did", it->sender_did);
+		out_kv(c, "envid", it->envid);
+		out_kv(c, "ret", it->ret == 1 ? "full" : it->ret == 2 ? "hdrs"
+								       : "-");
+		out_kv(c, "msgid", it->msgid);
+		out_kv(c, "last_reply", it->last_reply);
+		out_kv_u64(c, "body_bytes", c->q_body_len);
+		c->q_phase = 1;
+		c->q_pos = 0;
+	}
+	while (c->q_phase == 1 && c->out_len < OUT_CHUNK) {
+		if (c->q_pos == it->n_rcpts) {
+			c->q_phase = 2;
+			break;
+		}
+		const struct mailq_item_rcpt *rc = &it->rcpts[c->q_pos++];
+		notify_str(rc->notify, b, sizeof(b));
+		const char *f[] = { "rcpt", rc->addr, rc->orcpt, b,
+				    rc->last_reply };
+		out_fields(c, f, sizeof(f) / sizeof(f[0]));
+	}
+	while (c->q_phase == 2 && c->out_len < OUT_CHUNK) {
+		static char line[ADMIN_REPLY_LINE_MAX];
+		if (!next_header(c, line, sizeof(line))) {
+			c->q_phase = 3;
+			break;
+		}
+		out_kv(c, "header", line);
+	}
+	if (c->q_phase == 3) {
+		if (c->q_hdr_cut)
+			out_kv_u64(c, "header-cut", ADMIN_QUEUE_HEADER_MAX);
+		snprintf(b, sizeof(b), "%016" PRIx64, it->id);
+		out_line(c, "ok", b, false);
+		queue_end(c);
+	}
+	flush(c);
+}
+
+/* The header section of body: up to (not including) the empty line that
+ * ends it, at most ADMIN_QUEUE_HEADER_MAX bytes (*cut_r when longer). */
+static size_t header_len(const uint8_t *body, size_t len, bool *cut_r)
+{
+	size_t max = len < ADMIN_QUEUE_HEADER_MAX ? len : ADMIN_QUEUE_HEADER_MAX;
+	size_t line = 0;
+	for (size_t i = 0; i < max; i++) {
+		if (body[i] != '\n')
+			continue;
+		size_t ll = i - line; /* the line without its LF */
+		if (ll == 0 || (ll == 1 && body[line] == '\r')) {
+			*cut_r = false;
+			return line;
+		}
+		line = i + 1;
+	}
+	*cut_r = len > max;
+	return max;
+}
+
+static void cmd_queue_show(aconn *c, const admin_req *r, size_t a0)
+{
+	uint64_t id;
+	if (!queue_ready(c) || !queue_id_arg(c, r->f[a0], false, &id))
+		return;
+	mailq_item *it;
+	int g = store_mailq_get(c->a->st, id, true, &it);
+	if (g != 0) {
+		outf(c, "error", g > 0 ? "no queue entry %016" PRIx64
+				       : "the mail queue cannot be read (entry "
+					 "%016" PRIx64 ")", id);
+		return;
+	}
+	c->q_items = it;
+	c->q_n = 1;
+	c->q_phase = 0;
+	c->q_body_len = it->body_len;
+	if (it->body != NULL) {
+		size_t n = header_len(it->body, it->body_len, &c->q_hdr_cut);
+		c->q_hdr = malloc(n + 1);
+		if (c->q_hdr == NULL) {
+			log_msg(LOG_CRIT, "msg=\"admin: out of memory\"");
+			abort();
+		}
+		memcpy(c->q_hdr, it->body, n);
+		c->q_hdr_len = n;
+		c->q_hdr_pos = 0;
+		/* the rest of the body is not kept */
+		sodium_memzero(it->body, it->body_len);
+		free(it->body);
+		it->body = NULL;
+		it->body_len = 0;
+	}
+	c->q_more = queue_show_more;
+}
+
+static void queue_log(aconn *c, const char *what, uint64_t id, int n)
+{
+	if (id != 0)
+		log_msg(LOG_NOTICE, "msg=\"mail queue: %s\" id=%016" PRIx64
+			" changed=%d uid=%lu", what, id, n, c->uid);
+	else
+		log_msg(LOG_NOTICE, "msg=\"mail queue: %s\" id=all changed=%d "
+			"uid=%lu", what, n, c->uid);
+}
+
+/* hold, release, delete: one entry or all */
+static void queue_change(aconn *c, const admin_req *r, size_t a0,
+			 const char *verb)
+{
+	uint64_t id;
+	if (!queue_ready(c) || !queue_id_arg(c, r->f[a0], true, &id))
+		return;
+	store *st = c->a->st;
+	int n;
+	if (strcmp(verb, "held") == 0)
+		n = store_mailq_hold(st, id);
+	else if (strcmp(verb, "released") == 0)
+		n = store_mailq_release(st, id, (uint64_t)time(NULL));
+	else
+		n = store_mailq_delete(st, id);
+	if (n < 0) {
+		out_line(c, "error", "the mail queue cannot be changed (see the "
+			 "node's log)", false);
+		return;
+	}
+	queue_log(c, verb, id, n);
+	if (n > 0 && strcmp(verb, "released") == 0 &&
+	    c->a->queue_changed != NULL)
+		c->a->queue_changed(c->a->arg);
+	if (n == 0 && id != 0) {
+		mailq_item *it;
+		int g = store_mailq_get(st, id, false, &it);
+		if (g == 1) {
+			outf(c, "error", "no queue entry %016" PRIx64, id);
+			return;
+		}
+		if (g == 0) {
+			outf(c, "ok", "0 entries %s (%016" PRIx64 " is %s)", verb,
+			     id, state_name(it->state));
+			mailq_items_free(it, 1);
+			return;
+		}
+	}
+	outf(c, "ok", "%d %s %s", n, n == 1 ? "entry" : "entries", verb);
+}
+
+static void cmd_queue_hold(aconn *c, const admin_req *r, size_t a0)
+{
+	queue_change(c, r, a0, "held");
+}
+
+static void cmd_queue_release(aconn *c, const admin_req *r, size_t a0)
+{
+	queue_change(c, r, a0, "released");
+}
+
+static void cmd_queue_delete(aconn *c, const admin_req *r, size_t a0)
+{
+	queue_change(c, r, a0, "deleted");
+}
+
+static void cmd_queue_flush(aconn *c, const admin_req *r, size_t a0)
+{
+	(void)r;
+	(void)a0;
+	if (!queue_ready(c))
+		return;
+	int n = store_mailq_flush(c->a->st, (uint64_t)time(NULL));
+	if (n < 0) {
+		out_line(c, "error", "the mail queue cannot be changed (see the "
+			 "node's log)", false);
+		return;
+	}
+	queue_log(c, "flushed", 0, n);
+	if (c->a->queue_changed != NULL)
+		c->a->queue_changed(c->a->arg);
+	outf(c, "ok", "%d deferred %s due now", n, n == 1 ? "entry" : "entries");
+}
+
+static void cmd_queue_stats(aconn *c, const admin_req *r, size_t a0)
+{
+	(void)r;
+	(void)a0;
+	if (!queue_ready(c))
+		return;
+	mailq_stats st;
+	if (store_mailq_stats(c->a->st, &st) != 0) {
+		out_line(c, "error", "the mail queue cannot be read (see the "
+			 "node's log)", false);
+		return;
+	}
+	for (unsigned l = 0; l < MAILQ_LANES; l++)
+		outf(c, "*", "%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64
+		     "\t%" PRIu64, lane_names[l], st.count[l][MAILQ_ACTIVE],
+		     st.count[l][MAILQ_DEFERRED], st.count[l][MAILQ_HOLD],
+		     st.count[l][MAILQ_BOUNCED], st.oldest[l]);
+	outf(c, "*", "bytes\t%" PRIu64, st.bytes);
+	out_line(c, "ok", "", false);
+}
+
 typedef struct admin_cmd {
 	const char *group;     /* first word */
 	const char *name;      /* second word, or NULL */
@@ -358,6 +862,14 @@ static const admin_cmd cmds[] = {
 	{ "map", "list", 1, 1, "map list TABLE", cmd_map_list },
 	{ "map", "test", 2, 2, "map test TABLE QUERY", cmd_map_test },
 	{ "map", "reload", 0, 0, "map reload", cmd_map_reload },
+	{ "queue", "list", 0, 4,
+	  "queue list [state=S] [lane=L] [domain=D] [limit=N]", cmd_queue_list },
+	{ "queue", "show", 1, 1, "queue show ID", cmd_queue_show },
+	{ "queue", "flush", 0, 0, "queue flush", cmd_queue_flush },
+	{ "queue", "hold", 1, 1, "queue hold ID|all", cmd_queue_hold },
+	{ "queue", "release", 1, 1, "queue release ID|all", cmd_queue_release },
+	{ "queue", "delete", 1, 1, "queue delete ID|all", cmd_queue_delete },
+	{ "queue", "stats", 0, 0, "queue stats", cmd_queue_stats },
 };
 
 static void cmd_help(aconn *c, const admin_req *r, size_t a0)
@@ -367,7 +879,7 @@ static void cmd_help(aconn *c, const admin_req *r, size_t a0)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		out_line(c, "*", cmds[i].usage, false);
 	out_line(c, "ok", "fields are separated by TAB; TABLE: access, relay, "
-		 "virtual, canonical, transport", false);
+		 "virtual, canonical, transport; ID: 16 hex digits", false);
 }
 
 static void dispatch(aconn *c, const admin_req *r)
@@ -408,6 +920,8 @@ static void dispatch(aconn *c, const admin_req *r)
 	cmd->fn(c, r, a0);
 	if (c->snap != NULL)
 		list_more(c); /* writes, and goes on from write_cb */
+	else if (c->q_more != NULL)
+		c->q_more(c); /* likewise */
 	else
 		flush(c);
 }
@@ -497,6 +1011,7 @@ static void conn_handle_closed(uv_handle_t *h)
 		if (!c->refused)
 			a->n_conns--;
 		list_end(c);
+		queue_end(c);
 		free(c->out);
 		free(c);
 		admin_free_if_done(a);
@@ -662,6 +1177,8 @@ int admin_start(const admin_params *p, admin **a_r, char *err,
 	a->maps = p->maps;
 	a->conf = p->conf;
 	a->arg = p->arg;
+	a->st = p->st;
+	a->queue_changed = p->queue_changed;
 	a->dirfd = open(p->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int n = snprintf(a->path, sizeof(a->path), "%s/%s", p->data_dir,
 			 ADMIN_SOCKET_NAME);

@@ -2,7 +2,8 @@
  * admin.h — the node's admin channel: a Unix stream socket,
  * <data_dir>/admin.sock, served on the node's loop (libuv).  The wire
  * format is admin-proto.h; docs/ARCHITECTURE.md "The admin channel" and
- * docs/node.md "The admin socket" describe it.  `amp map` is its client.
+ * docs/node.md "The admin socket" describe it.  `amp map` and `amp queue`
+ * are its clients (docs/queue.md for the queue).
  *
  * Who may talk: the socket is made after the privilege drop, mode 0600,
  * in data_dir (0700), and each connection's peer (SO_PEERCRED) must be
@@ -26,6 +27,45 @@
  *                               without re-reading the configuration file)
  * TABLE: access_map, relay_domains, virtual_alias_maps, canonical_maps,
  * transport_maps, or access, relay, virtual, canonical, transport.
+ *
+ * The mail queue (store.h "Mail queue"; `amp queue` is the client; IDs are
+ * 16 hex digits; times are unix seconds, 0 none; LANE critical, normal or
+ * bulk; STATE active, deferred, hold or bounced):
+ *   queue list [state=S] [lane=L] [domain=D] [limit=N]
+ *                               rows by next attempt, at most N (default
+ *                               ADMIN_QUEUE_LIST_DEFAULT, at most
+ *                               ADMIN_QUEUE_LIST_MAX): "* ID TAB LANE TAB
+ *                               STATE TAB ATTEMPTS TAB NEXT_ATTEMPT TAB
+ *                               CREATED TAB EXPIRES TAB DOMAIN TAB SENDER
+ *                               TAB RCPTS TAB LAST_REPLY" (SENDER "<>" for
+ *                               the null sender; LAST_REPLY the entry's,
+ *                               else its first recipient's, else empty);
+ *                               "ok N entries[ (limit reached)]"
+ *   queue show ID               "* KEY TAB VALUE" for id, domain, lane,
+ *                               state, attempts, warned (yes/no), created,
+ *                               expires, next_attempt, sender, sender_did,
+ *                               envid, ret (full/hdrs/-), msgid and
+ *                               last_reply (absent ones: empty); "* rcpt
+ *                               TAB ADDR TAB ORCPT TAB NOTIFY TAB REPLY"
+ *                               each (NOTIFY "-" when not given, else
+ *                               never or a comma list of success, failure,
+ *                               delay); the body's header section only,
+ *                               "* header TAB LINE" each (at most
+ *                               ADMIN_QUEUE_HEADER_MAX bytes; "* header-cut
+ *                               TAB BYTES" when longer); "ok ID"
+ *   queue flush                 deferred entries due now: "ok N ..."
+ *   queue hold ID|all           active and deferred entries held
+ *   queue release ID|all        held entries due now (one held during a
+ *                               delivery attempt: when its lease ends)
+ *   queue delete ID|all         entries removed, in any state, no DSN
+ *   queue stats                 "* LANE TAB ACTIVE TAB DEFERRED TAB HOLD
+ *                               TAB BOUNCED TAB OLDEST_CREATED" per lane,
+ *                               "* bytes TAB BODY_BYTES"; "ok"
+ * The store calls run on the loop and are synchronous (a list of N rows
+ * opens N rows; show opens one body, up to MAILQ_BODY_MAX bytes); flush
+ * and release call queue_changed so that the scheduler looks again.
+ * Peer text (replies, headers) is sanitised by admin_format_reply; TABs
+ * inside a field become spaces.
  */
 #ifndef AMP_ADMIN_H
 #define AMP_ADMIN_H
@@ -33,6 +73,7 @@
 #include "admin-proto.h"
 #include "config.h"
 #include "mapset.h"
+#include "store.h"
 
 #include <stddef.h>
 #include <uv.h>
@@ -40,6 +81,9 @@
 #define ADMIN_SOCKET_NAME "admin.sock"
 #define ADMIN_CONNS_MAX 16u
 #define ADMIN_IDLE_S 30u
+#define ADMIN_QUEUE_LIST_DEFAULT 1000u  /* queue list without limit= */
+#define ADMIN_QUEUE_LIST_MAX 100000u    /* the largest limit= */
+#define ADMIN_QUEUE_HEADER_MAX (64u * 1024u) /* queue show: header bytes */
 
 typedef struct admin admin;
 
@@ -50,6 +94,13 @@ typedef struct admin_params {
 	/* the running configuration (for `map reload`), read on the loop */
 	const cfg *(*conf)(void *arg);
 	void *arg;
+	/* the mail queue, for the `queue` commands (NULL: they answer
+	 * "error"); the store outlives the admin channel */
+	store *st;
+	/* called with arg after `queue flush` and `queue release` changed
+	 * rows (entries are due now: wake the outbound scheduler); may be
+	 * NULL */
+	void (*queue_changed)(void *arg);
 } admin_params;
 
 /* Make the socket (a stale one, with nobody listening, is removed; one
