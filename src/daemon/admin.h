@@ -97,9 +97,9 @@ typedef struct admin_params {
 	/* the mail queue, for the `queue` commands (NULL: they answer
 	 * "error"); the store outlives the admin channel */
 	store *st;
-	/* called with arg after `queue flush` and `queue release` changed
-	 * rows (entries are due now: wake the outbound scheduler); may be
-	 * NULL */
+	/* called with arg after every `queue flush` and after a `queue
+	 * release` that released rows (entries are due now: wake the outbound
+	 * scheduler); on the loop; may be NULL */
 	void (*queue_changed)(void *arg);
 } admin_params;
 
