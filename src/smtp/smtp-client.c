@@ -523,59 +523,75 @@ static void after_hello(smtp_client *c)
 
 /* ------------------------------------------------------ transaction */
 
+/* Append str to the line p[0..*pos) (CMD_MAX octets): every part is
+ * bounded at creation, so a line that does not fit is a bug. */
+static void add(char *p, size_t *pos, const char *str)
+{
+	size_t n = strlen(str);
+	if (n >= CMD_MAX - 2 - *pos)
+		abort();
+	memcpy(p + *pos, str, n + 1);
+	*pos += n;
+}
+
 static void send_seq(smtp_client *c, size_t k)
 {
+	static const struct {
+		unsigned bit;
+		const char *word;
+	} notify[] = {
+		{ SMTPC_NOTIFY_SUCCESS, "SUCCESS" },
+		{ SMTPC_NOTIFY_FAILURE, "FAILURE" },
+		{ SMTPC_NOTIFY_DELAY, "DELAY" },
+	};
 	const smtpc_caps *caps = &c->caps;
 	const smtpc_message *m = &c->msg;
 	char p[CMD_MAX];
 	size_t pos = 0;
-	p[0] = '\0';
 	if (k == 0) {
+		char size[32];
+		snprintf(size, sizeof(size), " SIZE=%llu",
+			 (unsigned long long)c->msg_size);
+		add(p, &pos, "MAIL FROM:<");
+		add(p, &pos, m->mail_from);
+		add(p, &pos, ">");
 		if (caps->size)
-			pos += (size_t)snprintf(p + pos, sizeof(p) - pos,
-						" SIZE=%llu",
-						(unsigned long long)c->msg_size);
+			add(p, &pos, size);
 		if (m->eightbit)
-			pos += (size_t)snprintf(p + pos, sizeof(p) - pos,
-						" BODY=8BITMIME");
+			add(p, &pos, " BODY=8BITMIME");
 		if (m->smtputf8)
-			pos += (size_t)snprintf(p + pos, sizeof(p) - pos,
-						" SMTPUTF8");
+			add(p, &pos, " SMTPUTF8");
 		if (caps->dsn && m->ret != SMTPC_RET_NONE)
-			pos += (size_t)snprintf(p + pos, sizeof(p) - pos,
-						" RET=%s",
-						m->ret == SMTPC_RET_FULL ? "FULL" : "HDRS");
-		if (caps->dsn && m->envid != NULL)
-			pos += (size_t)snprintf(p + pos, sizeof(p) - pos,
-						" ENVID=%s", m->envid);
-		cmd(c, "MAIL FROM:<%s>%s", m->mail_from, p);
+			add(p, &pos, m->ret == SMTPC_RET_FULL ? " RET=FULL" : " RET=HDRS");
+		if (caps->dsn && m->envid != NULL) {
+			add(p, &pos, " ENVID=");
+			add(p, &pos, m->envid);
+		}
 	} else if (k <= m->n_rcpts) {
 		const smtpc_rcpt *r = &m->rcpts[k - 1];
-		if (caps->dsn && r->notify != 0) {
-			if (r->notify & SMTPC_NOTIFY_NEVER) {
-				pos += (size_t)snprintf(p + pos, sizeof(p) - pos,
-							" NOTIFY=NEVER");
-			} else {
-				pos += (size_t)snprintf(
-					p + pos, sizeof(p) - pos, " NOTIFY=%s%s%s%s%s",
-					(r->notify & SMTPC_NOTIFY_SUCCESS) ? "SUCCESS" : "",
-					(r->notify & SMTPC_NOTIFY_SUCCESS) &&
-							(r->notify & 0xcu) ? "," : "",
-					(r->notify & SMTPC_NOTIFY_FAILURE) ? "FAILURE" : "",
-					(r->notify & SMTPC_NOTIFY_FAILURE) &&
-							(r->notify & SMTPC_NOTIFY_DELAY) ? "," : "",
-					(r->notify & SMTPC_NOTIFY_DELAY) ? "DELAY" : "");
+		add(p, &pos, "RCPT TO:<");
+		add(p, &pos, r->addr);
+		add(p, &pos, ">");
+		if (caps->dsn && (r->notify & SMTPC_NOTIFY_NEVER)) {
+			add(p, &pos, " NOTIFY=NEVER");
+		} else if (caps->dsn) {
+			const char *sep = " NOTIFY=";
+			for (size_t i = 0; i < sizeof(notify) / sizeof(notify[0]); i++) {
+				if (r->notify & notify[i].bit) {
+					add(p, &pos, sep);
+					add(p, &pos, notify[i].word);
+					sep = ",";
+				}
 			}
 		}
-		if (caps->dsn && r->orcpt != NULL)
-			pos += (size_t)snprintf(p + pos, sizeof(p) - pos,
-						" ORCPT=%s", r->orcpt);
-		cmd(c, "RCPT TO:<%s>%s", r->addr, p);
+		if (caps->dsn && r->orcpt != NULL) {
+			add(p, &pos, " ORCPT=");
+			add(p, &pos, r->orcpt);
+		}
 	} else {
-		cmd(c, "DATA");
+		add(p, &pos, "DATA");
 	}
-	if (pos >= sizeof(p))
-		abort();
+	put_line(c, p, pos, false);
 	c->seq_end[k] = c->produced;
 }
 
