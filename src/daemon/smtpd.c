@@ -874,7 +874,8 @@ static void rcpt_after(uv_work_t *w, int status)
 					abort();
 				c->rcpts = nr;
 				c->notes = nn;
-				memcpy(c->rcpts + c->n_rcpts, j->ids, add * sizeof(*nr));
+				if (add > 0) /* j->ids is NULL for a remote-only RCPT */
+					memcpy(c->rcpts + c->n_rcpts, j->ids, add * sizeof(*nr));
 				for (size_t i = 0; i < add; i++)
 					if ((c->notes[c->n_rcpts + i] = strdup(j->note + 1)) == NULL)
 						abort();
