@@ -542,6 +542,7 @@ static int start_services(node_run *n)
 	admin_params ap = {
 		.loop = &n->loop, .data_dir = cfg_str(n->conf, "data_dir"),
 		.maps = n->maps, .conf = running_conf, .arg = n,
+		.st = n->st, .queue_changed = out_wake,
 	};
 	if (admin_start(&ap, &n->adm, ebuf, sizeof(ebuf)) != 0) {
 		log_msg(LOG_CRIT, "msg=\"cannot make the admin socket\" "

@@ -32,13 +32,13 @@ class Receiver:
     answers RCPT and DATA from scripts: lists of replies used in turn
     (None: accept)."""
 
-    def __init__(self):
+    def __init__(self, port=None):
         self.messages = []          # (mail_from, rcpt_tos, bytes)
         self.rcpt_script = []       # replies for RCPT TO, in turn
         self.data_script = []       # replies for the end of DATA, in turn
         self.attempts = 0
         self.lock = threading.Lock()
-        self.port = free_port()
+        self.port = port or free_port()
         self.controller = aiosmtpd_controller.Controller(
             self, hostname="127.0.0.1", port=self.port)
         self.controller.start()
@@ -276,3 +276,51 @@ def test_relay_networks_mail_is_signed_on_the_way_out(base, dns_server, receiver
     assert ("carol@example.net",) in by_rcpt
     log = n.log_text()
     assert re.search(r'msg="smtp: message stored" .*queued=1 dkim=signed', log)
+
+
+def test_amp_queue_commands(base, dns_server, tmp_path):  # noqa: F811
+    """amp queue against a running node: a message for a host that is
+    down waits as deferred (long retry); hold keeps it, release and
+    flush make it due, and once the receiver is up flush delivers it at
+    once; delete removes another one without a DSN."""
+    dns = dns_server(zone())
+    port = free_port()
+    b, n, u = smtp_node(base, dns_forwarder=dns.forwarder, smtp_out_port=port,
+                        smtp_hostname="mx.alpha.test", smtp_out_retry_min="1h",
+                        smtp_out_retry_max="1h", smtp_out_connect_timeout="2s")
+
+    def q(*args):
+        p = u.run("queue", *args, "--config", str(n.conf_path))
+        return p.stdout.decode()
+
+    u.run("send", "carol@example.net", input=message(subject="keep"))
+    u.run("send", "dave@nomx.example.net", input=message(to="dave@nomx.example.net",
+                                                          subject="drop"))
+    n.wait_log(r'domain=example.net .*deferred=1')
+    n.wait_log(r'domain=nomx.example.net .*deferred=1')
+    listing = q("list")
+    rows = [l for l in listing.splitlines() if re.match(r"[0-9a-f]{16} ", l)]
+    assert len(rows) == 2, listing
+    ids = {l.split()[5]: l.split()[0] for l in rows}
+    assert all(" deferred " in l and "bob@alpha.test" in l for l in rows), listing
+    shown = q("show", ids["example.net"])
+    assert "carol@example.net" in shown and "Subject: keep" in shown
+    assert "Hi Carol" not in shown  # the header section only, never the body
+    q("hold", ids["example.net"])
+    assert " hold " in q("list", "--state", "hold")
+    q("delete", ids["nomx.example.net"])
+    assert ids["nomx.example.net"] not in q("list")
+    q("release", ids["example.net"])     # due now: tried, still down
+    n.wait_log(r'domain=example.net .*attempt=2 .*deferred=1')
+    r = Receiver(port)                   # the MX comes up
+    try:
+        q("flush")                       # no waiting for the 1 h retry
+        (_, rcpts, _), = r.wait(1, timeout=20)
+        assert rcpts == ["carol@example.net"]
+    finally:
+        r.stop()
+    stats = q("stats")
+    assert "normal" in stats
+    assert "# 0 entries" in q("list") or not re.search(r"^[0-9a-f]{16} ", q("list"), re.M)
+    out = fetch_all(u)
+    assert b"Action: failed" not in out  # delete sends no DSN
