@@ -68,6 +68,9 @@ if [ "$quick" = 1 ]; then
 	m1=20 m20=100 rounds=1
 fi
 
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+
 say() { echo "smtp-bench: $*" >&2; }
 die() { say "$*"; exit 1; }
 
@@ -92,14 +95,7 @@ node_pid=
 cleanup() {
 	local rc=$?
 	if [ "$pfx_started" = 1 ]; then
-		postfix -c "$dir/pfx/etc" stop >/dev/null 2>&1 || true
-		# postfix stop signals the master; wait for it to be gone
-		local mp
-		mp=$(tr -d ' ' < "$dir/pfx/spool/pid/master.pid" 2>/dev/null || true)
-		for _ in $(seq 100); do
-			if [ -z "$mp" ] || ! kill -0 "$mp" 2>/dev/null; then break; fi
-			sleep 0.1
-		done
+		pfx_stop "$dir/pfx"
 	fi
 	if [ -n "$node_pid" ]; then
 		kill "$node_pid" 2>/dev/null || true
@@ -115,85 +111,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-	python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_greeting() { # port: until a 220 greeting arrives
-	python3 - "$1" <<'EOF'
-import socket, sys, time
-for _ in range(200):
-    try:
-        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-        ok = s.recv(512).startswith(b"220")
-        s.sendall(b"QUIT\r\n"); s.close()
-        if ok:
-            sys.exit(0)
-    except OSError:
-        pass
-    time.sleep(0.1)
-sys.exit(1)
-EOF
-}
-
 # --------------------------------------------------------------- Postfix
 pport=$(free_port)
-mkdir -p "$dir/pfx/etc" "$dir/pfx/spool" "$dir/pfx/data"
-chown postfix "$dir/pfx/data"
-cat > "$dir/pfx/etc/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $dir/pfx/spool
-data_directory = $dir/pfx/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = pfx.bench.test
-mydomain = bench.test
-myorigin = pfx.bench.test
-mydestination =
-alias_maps =
-alias_database =
-local_recipient_maps =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
+pfx_init "$dir/pfx" "$pport"
+# relay bench.test to discard(8)
+cat >> "$dir/pfx/etc/main.cf" <<EOF
 relay_domains = bench.test
 relay_transport = discard:bench
 default_transport = discard:bench
 in_flow_delay = 0
-maillog_file = $dir/pfx/postfix.log
-maillog_file_prefixes = /var
-syslog_name = pfxbench
 EOF
-# Debian's master.cf minus chroot (no /etc files copied into a jail) and
-# minus the services this configuration cannot use.
-cat > "$dir/pfx/etc/master.cf" <<EOF
-127.0.0.1:$pport inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-EOF
-# postfix(1) reports errors on a terminal only: give it one
-out=$(script -qec "postfix -c $dir/pfx/etc check" /dev/null 2>&1) ||
-	die "postfix check failed: $out"
-pfx_started=1
-out=$(script -qec "postfix -c $dir/pfx/etc start" /dev/null 2>&1) ||
-	die "postfix start failed: $out"
-wait_greeting "$pport" || die "Postfix does not answer on 127.0.0.1:$pport: $(tail -5 "$dir/pfx/postfix.log")"
+pfx_start "$dir/pfx" "$pport"
 pfx_version=$(postconf -c "$dir/pfx/etc" -h mail_version)
 
 # ------------------------------------------------------------ aftersmtpd
@@ -217,18 +145,8 @@ EOF
 "$ampd" -c "$dir/node/aftersmtpd.conf" init >/dev/null
 node_starts=0
 start_node() {
-	local n
-	n=$(grep -c 'msg="node ready"' "$dir/node/log" 2>/dev/null || true)
-	"$ampd" -c "$dir/node/aftersmtpd.conf" run 2>> "$dir/node/log" &
-	node_pid=$!
+	node_start "$dir/node/aftersmtpd.conf" "$dir/node/log" "$sport"
 	node_starts=$((node_starts + 1))
-	for _ in $(seq 100); do
-		[ "$(grep -c 'msg="node ready"' "$dir/node/log")" -gt "${n:-0}" ] && break
-		sleep 0.1
-	done
-	[ "$(grep -c 'msg="node ready"' "$dir/node/log")" -gt "${n:-0}" ] ||
-		die "node did not start: $(tail -5 "$dir/node/log")"
-	wait_greeting "$sport" || die "aftersmtpd does not answer on 127.0.0.1:$sport"
 }
 start_node
 
@@ -277,46 +195,10 @@ EOF
 # "rate seconds detail" or "ERROR reason".
 log_size() { stat -c %s "$1"; }
 # CPU time (clock ticks, user + system) of a server: aftersmtpd is one
-# process; Postfix is its master plus the children it has reaped
-# (cutime/cstime) plus its live children, so the difference of two
-# samples counts every process that ran in between exactly once.
+# process; Postfix is its master and all its children (lib.sh).
 cpu_ticks() { # server
-	python3 - "$1" "$node_pid" "$dir/pfx/spool/pid/master.pid" <<'PY'
-import os, sys
-def stat(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()
-server, node, pidfile = sys.argv[1:4]
-if server == "aftersmtpd":
-    f = stat(node); print(int(f[11]) + int(f[12])); sys.exit()
-master = open(pidfile).read().strip()
-f = stat(master)
-total = int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
-for p in os.listdir("/proc"):
-    if p.isdigit():
-        try:
-            f = stat(p)
-        except OSError:
-            continue
-        if f[1] == master:
-            total += int(f[11]) + int(f[12])
-print(total)
-PY
+	if [ "$1" = aftersmtpd ]; then proc_cpu_ticks "$node_pid"; else pfx_cpu_ticks "$dir/pfx"; fi
 }
-tck=$(getconf CLK_TCK)
-cpu_per_msg() { # ticks0 ticks1 messages: microseconds per message
-	awk -v a="$1" -v b="$2" -v m="$3" -v t="$tck" 'BEGIN { printf "%.0f", (b - a) * 1e6 / t / m }'
-}
-pfx_queue_files() {
-	find "$dir/pfx/spool/maildrop" "$dir/pfx/spool/incoming" "$dir/pfx/spool/active" \
-		"$dir/pfx/spool/deferred" "$dir/pfx/spool/hold" "$dir/pfx/spool/corrupt" \
-		-type f 2>/dev/null | wc -l
-}
-pfx_wait_empty() { # the queue of the previous run is gone (at most 120 s)
-	for _ in $(seq 1200); do [ "$(pfx_queue_files)" -eq 0 ] && return 0; sleep 0.1; done
-	return 1
-}
-rate() { awk -v m="$1" -v s="$2" 'BEGIN { printf "%.0f", m / s }'; }
 
 one_run() { # server msgs sessions payload(l|real) kb reuse(0|1) user
 	local server=$1 m=$2 s=$3 payload=$4 kb=$5 reuse=$6 user=$7
@@ -327,7 +209,7 @@ one_run() { # server msgs sessions payload(l|real) kb reuse(0|1) user
 	local logf off0 t0 t1 src_rc=0
 	if [ "$server" = postfix ]; then
 		port=$pport logf=$dir/pfx/postfix.log
-		pfx_wait_empty || { echo "ERROR Postfix queue not empty before the run"; return; }
+		pfx_wait_empty "$dir/pfx" || { echo "ERROR Postfix queue not empty before the run"; return; }
 	else
 		port=$sport logf=$dir/node/log
 		register "$user" || { echo "ERROR cannot register $user"; return; }
@@ -342,7 +224,7 @@ one_run() { # server msgs sessions payload(l|real) kb reuse(0|1) user
 	t1=$EPOCHREALTIME
 	if [ "$server" = aftersmtpd ]; then cpu1=$(cpu_ticks aftersmtpd); fi
 	local secs
-	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+	secs=$(elapsed "$t0" "$t1")
 	if [ "$src_rc" -ne 0 ]; then
 		echo "ERROR smtp-source exited $src_rc: $(tail -1 "$dir/smtp-source.out")"
 		return
@@ -353,7 +235,7 @@ one_run() { # server msgs sessions payload(l|real) kb reuse(0|1) user
 		for _ in $(seq 1200); do
 			sent=$(tail -c +$((off0 + 1)) "$logf" |
 				grep -c "to=<$user@bench.test>, relay=none, .*status=sent" || true)
-			if [ "$sent" -ge "$m" ] && [ "$(pfx_queue_files)" -eq 0 ]; then
+			if [ "$sent" -ge "$m" ] && [ "$(pfx_queue_files "$dir/pfx")" -eq 0 ]; then
 				drained=1
 				break
 			fi
@@ -361,7 +243,7 @@ one_run() { # server msgs sessions payload(l|real) kb reuse(0|1) user
 		done
 		t2=$EPOCHREALTIME
 		if [ "$drained" != 1 ] || [ "$sent" -ne "$m" ]; then
-			echo "ERROR Postfix: $m sent, $sent delivered to discard, $(pfx_queue_files) queue files left"
+			echo "ERROR Postfix: $m sent, $sent delivered to discard, $(pfx_queue_files "$dir/pfx") queue files left"
 			return
 		fi
 		cpu1=$(cpu_ticks postfix)
@@ -378,11 +260,6 @@ one_run() { # server msgs sessions payload(l|real) kb reuse(0|1) user
 		echo "$(rate "$m" "$secs") $secs cpu_us_per_msg=$(cpu_per_msg "$cpu0" "$cpu1" "$m") verified=$listed"
 	fi
 }
-
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END {
-	if (NR == 0) { print "-"; exit }
-	if (NR % 2) printf "%.0f", a[(NR + 1) / 2]; else printf "%.0f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-minmax() { tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR > 1) printf " (%d-%d)", lo, hi }'; }
 
 run_n=0
 errors=0
@@ -482,12 +359,11 @@ overall() { # payload
 	fi
 }
 
-cpu=$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//')
 rev=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
 real_sizes=$(stat -c %s "$dir/real/1k.eml" "$dir/real/10k.eml" "$dir/real/100k.eml" | paste -sd/)
 echo "### smtp-bench (SMTP: aftersmtpd vs Postfix, same smtp-source load)"
 echo
-echo "- command: \`bench/smtp-bench.sh$([ "$quick" = 1 ] && echo " --quick")$([ "$quick" = 0 ] && [ "$rounds" != 3 ] && echo " --rounds $rounds")\`; machine: $(nproc) CPUs, ${cpu:-unknown CPU}; load average at start $load_start, at end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "- command: \`bench/smtp-bench.sh$([ "$quick" = 1 ] && echo " --quick")$([ "$quick" = 0 ] && [ "$rounds" != 3 ] && echo " --rounds $rounds")\`; machine: $(machine); load average at start $load_start, at end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- aftersmtpd: ${ampd#"$root"/} (source $rev), SMTP on 127.0.0.1, domain bench.test, SQLite synchronous=FULL on $(df -T "$dir" | awk 'NR==2{print $2}'): each message sealed (zstd, XChaCha20-Poly1305, Ed25519 by the node key) for its recipient's DID and committed before the 250"
 echo "- Postfix $pfx_version: private instance on 127.0.0.1, same file system, bench.test relayed to discard(8); the 250 follows cleanup's fsync of the queue file; in_flow_delay = 0; every run waits until Postfix has discarded the previous run's messages and its queue is empty (drain_s below: time from the last 250 to an empty queue)"
 echo "- load: \`smtp-source -m M -s S -M client.test -f bench@client.test -t rN@bench.test [-l BYTES | -F FILE] [-d]\`, the same command against both servers, client on the same CPUs; one message per connection (smtp-source without \`-d\`: connect, EHLO, MAIL, RCPT, DATA, QUIT, as MTAs deliver) unless the sessions column says \`-d\` (all of a session's messages over one connection)"
