@@ -224,6 +224,9 @@ static const cfg_key keys[] = {
 	  "Most outbound SMTP connections at once, all destinations." },
 	{ "smtp_out_dest_concurrency", CFG_INT, "10", 1, 1000, false,
 	  "Most outbound connections at once to one destination domain." },
+	{ "smtp_out_dest_rate", CFG_INT, "0", 0, 100000, true,
+	  "Most delivery attempts started per minute to one destination "
+	  "domain (they are spread evenly over the minute). 0: no limit." },
 	{ "smtp_out_lane_weights", CFG_LIST, "8 4 1", 0, 0, false,
 	  "Share of free connection slots for the lanes critical, normal and "
 	  "bulk when all three have mail waiting (each at least 1, so no lane "

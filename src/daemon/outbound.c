@@ -60,6 +60,7 @@
 
 typedef struct settings {
 	unsigned port, max_conns, dest_conc;
+	uint64_t dest_gap_ms;          /* smtp_out_dest_rate: 60000 / rate */
 	unsigned weight[LANES];
 	uint64_t sla[LANES];
 	smtpc_tls_policy tls;
@@ -85,6 +86,7 @@ typedef struct dest {
 	struct dest *next;
 	char domain[256];
 	unsigned active;
+	uint64_t last_start;           /* uv_now of the last attempt started */
 } dest;
 
 typedef struct job job;
@@ -96,6 +98,7 @@ struct outbound {
 	tls_creds *creds;
 	amp_ctx *ctx;
 	uv_timer_t tick;
+	uv_timer_t rate_timer;         /* a destination's rate gap ends */
 	auth_entry *auth;
 	size_t n_auth;
 	char **must_tls;
@@ -181,6 +184,7 @@ static void connect_next(job *j);
 static void attempt_over(job *j);
 static void pump(job *j);
 static void tick_cb(uv_timer_t *t);
+static void rate_cb(uv_timer_t *t);
 static void maybe_stopped(outbound *o);
 static void purge_bounced(outbound *o);
 
@@ -226,6 +230,8 @@ static int read_settings(const cfg *c, settings *s, char *err, size_t es)
 	s->port = (unsigned)cfg_int(c, "smtp_out_port");
 	s->max_conns = (unsigned)cfg_int(c, "smtp_out_max_connections");
 	s->dest_conc = (unsigned)cfg_int(c, "smtp_out_dest_concurrency");
+	long rate = cfg_int(c, "smtp_out_dest_rate");
+	s->dest_gap_ms = rate > 0 ? 60000u / (uint64_t)rate : 0;
 	const char *tp = cfg_str(c, "smtp_out_tls");
 	if (strcmp(tp, "may") != 0 && strcmp(tp, "encrypt") != 0 &&
 	    strcmp(tp, "none") != 0) {
@@ -377,10 +383,25 @@ static dest *dest_get(outbound *o, const char *domain)
 	return NULL;
 }
 
+/* A new attempt to domain may start now: below its concurrency, and
+ * smtp_out_dest_rate's gap since the last start has passed (else the
+ * rate timer is armed for when it has). */
 static bool dest_free_slot(outbound *o, const char *domain)
 {
 	dest *d = dest_get(o, domain);
-	return d == NULL || d->active < o->set.dest_conc;
+	if (d == NULL)
+		return true;
+	if (d->active >= o->set.dest_conc)
+		return false;
+	uint64_t now = uv_now(o->p.loop);
+	if (o->set.dest_gap_ms > 0 && now < d->last_start + o->set.dest_gap_ms) {
+		uint64_t in = d->last_start + o->set.dest_gap_ms - now;
+		if (!uv_is_active((uv_handle_t *)&o->rate_timer) ||
+		    uv_timer_get_due_in(&o->rate_timer) > in)
+			uv_timer_start(&o->rate_timer, rate_cb, in, 0);
+		return false;
+	}
+	return true;
 }
 
 static dest *dest_take(outbound *o, const char *domain)
@@ -394,12 +415,15 @@ static dest *dest_take(outbound *o, const char *domain)
 		o->dests = d;
 	}
 	d->active++;
+	d->last_start = uv_now(o->p.loop);
 	return d;
 }
 
+/* A destination is forgotten once idle, unless its rate gap still runs
+ * (swept by dest_sweep). */
 static void dest_release(outbound *o, dest *d)
 {
-	if (--d->active > 0)
+	if (--d->active > 0 || o->set.dest_gap_ms > 0)
 		return;
 	for (dest **pp = &o->dests; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == d) {
@@ -408,6 +432,28 @@ static void dest_release(outbound *o, dest *d)
 			return;
 		}
 	}
+}
+
+/* Idle destinations whose rate gap has passed. */
+static void dest_sweep(outbound *o)
+{
+	uint64_t now = uv_now(o->p.loop);
+	for (dest **pp = &o->dests; *pp != NULL;) {
+		dest *d = *pp;
+		if (d->active == 0 && now >= d->last_start + o->set.dest_gap_ms) {
+			*pp = d->next;
+			free(d);
+		} else {
+			pp = &d->next;
+		}
+	}
+}
+
+static void rate_cb(uv_timer_t *t)
+{
+	outbound *o = t->data;
+	dest_sweep(o);
+	kick(o);
 }
 
 /* ------------------------------------------------------------- leasing */
@@ -1438,10 +1484,10 @@ static void update_after(uv_work_t *w, int status)
 		log_msg(u->bounced > 0 ? LOG_NOTICE : LOG_INFO,
 			"msg=\"outbound: attempt\" id=%016llx domain=%s relay=%s "
 			"attempt=%u delivered=%u deferred=%u bounced=%u dsn=%s "
-			"reason=\"%s\"", (unsigned long long)j->it->id,
+			"late=%u reason=\"%s\"", (unsigned long long)j->it->id,
 			j->it->domain, j->remote[0] != '\0' ? j->remote : "none",
 			j->it->attempts, u->delivered, u->deferred, u->bounced,
-			u->dsn_stored ? u->dsn_where : "none", j->reason);
+			u->dsn_stored ? u->dsn_where : "none", u->late, j->reason);
 		stat_add(o, &o->stats.delivered, u->delivered);
 		stat_add(o, &o->stats.deferred, u->deferred);
 		stat_add(o, &o->stats.bounced, u->bounced);
@@ -1698,6 +1744,8 @@ int outbound_start(const outbound_params *p, const cfg *conf, outbound **o_r,
 	}
 	uv_timer_init(p->loop, &o->tick);
 	o->tick.data = o;
+	uv_timer_init(p->loop, &o->rate_timer);
+	o->rate_timer.data = o;
 	reclaim_leases(o);
 	*o_r = o;
 	outbound_wake(o);
@@ -1775,6 +1823,7 @@ void outbound_stop(outbound *o)
 	}
 	uv_timer_stop(&o->tick);
 	uv_close((uv_handle_t *)&o->tick, tick_closed);
+	uv_close((uv_handle_t *)&o->rate_timer, NULL);
 }
 
 void outbound_free(outbound **op)

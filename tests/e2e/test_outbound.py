@@ -324,3 +324,26 @@ def test_amp_queue_commands(base, dns_server, tmp_path):  # noqa: F811
     assert "# 0 entries" in q("list") or not re.search(r"^[0-9a-f]{16} ", q("list"), re.M)
     out = fetch_all(u)
     assert b"Action: failed" not in out  # delete sends no DSN
+
+
+def test_destination_rate_limit(base, dns_server, receiver, tmp_path):  # noqa: F811
+    """smtp_out_dest_rate = 120: attempts to one domain start at least
+    0.5 s apart, however many are queued."""
+    dns = dns_server(zone())
+    (b, n, u), _ = outbound_node(base, dns, receiver, tmp_path, smtp_out_dest_rate=120,
+                                 smtp_relay_networks="127.0.0.0/8")
+    times = []
+    orig = receiver.handle_DATA
+
+    async def stamped(server, session, envelope):
+        times.append(time.monotonic())
+        return await orig(server, session, envelope)
+    receiver.handle_DATA = stamped
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", n.smtp_port, local_hostname="app.test") as s:
+        for i in range(4):  # queued within milliseconds of each other
+            s.sendmail("app@alpha.test", ["carol@example.net"],
+                       f"From: app@alpha.test\r\nSubject: r{i}\r\n\r\nx\r\n")
+    receiver.wait(4, timeout=30)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert min(gaps) >= 0.4, gaps
