@@ -13,11 +13,13 @@ import email
 import email.policy
 import re
 import socket
+import subprocess
 import threading
 import time
 
 import pytest
 
+from conftest import AMP_BIN
 from dnsfixture import dns_server  # noqa: F401
 from nodes import free_port, smtp_node
 
@@ -157,8 +159,14 @@ def test_retry_after_451_twice(base, dns_server, receiver, tmp_path):  # noqa: F
     assert len(re.findall(r'msg="outbound: attempt" .*deferred=1', log)) == 2
 
 
-def fetch_all(u):
-    p = u.run("fetch", "--wait", "1")
+def fetch_all(u, faketime=None):
+    """Every message of u's inbox, in mbox form (under faketime's offset
+    when the node runs under it: the node dates what it seals)."""
+    if faketime is None:
+        return u.run("fetch", "--wait", "1").stdout
+    p = subprocess.run(["faketime", "-f", faketime, AMP_BIN, "fetch", "--wait", "1"],
+                       env=u.env(), capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
     return p.stdout
 
 
@@ -347,3 +355,52 @@ def test_destination_rate_limit(base, dns_server, receiver, tmp_path):  # noqa: 
     receiver.wait(4, timeout=30)
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert min(gaps) >= 0.4, gaps
+
+
+def test_delay_warning_then_expiry_after_a_clock_jump(base, dns_server, receiver, tmp_path):  # noqa: F811
+    """Q7: a message for a host that is down gets one delay warning
+    (delay_warning_time) and keeps waiting; the node is restarted under
+    faketime six days later: the message is past maximal_queue_lifetime
+    (5 days), is tried once more and returned with status 4.4.7."""
+    dns = dns_server(zone())
+    closed = free_port()
+    (b, n, u), _ = outbound_node(base, dns, receiver, tmp_path, smtp_out_port=closed,
+                                 delay_warning_time="2s", smtp_out_retry_min="1s",
+                                 smtp_out_retry_max="1s")
+    u.run("send", "carol@example.net", input=message())
+    n.wait_log(r'domain=example.net .*deferred=1 bounced=0 dsn=inbox', timeout=30)
+    out = fetch_all(u)
+    assert b"Action: delayed" in out and b"Will-Retry-Until:" in out
+    assert out.count(b"Action: delayed") == 1
+    n.stop()
+    n.conf["smtp_out_retry_min"] = n.conf["smtp_out_retry_max"] = "1h"
+    n.write_conf()
+    n.start(wrapper=("faketime", "-f", "+6d"))
+    n.wrapped = True  # faketime forks: signal the daemon itself
+    n.wait_log(r'domain=example.net .*bounced=1 dsn=inbox', timeout=30)
+    out = fetch_all(u, faketime="+6d")
+    assert b"Action: failed" in out and b"Status: 4.4.7" in out
+
+
+def test_canonical_maps_give_the_sender_address(base, dns_server, receiver, tmp_path):  # noqa: F811
+    """A canonical_maps entry naming bob's DID is his address outbound:
+    From and MAIL FROM become helpdesk@alpha.test."""
+    dns = dns_server(zone())
+    (b, n, u), _ = outbound_node(base, dns, receiver, tmp_path)
+    cmap = n.dir / "canonical"
+    cmap.write_text("helpdesk@alpha.test did:aftersmtp:alpha.test:bob\n")
+    n.stop()
+    n.conf["canonical_maps"] = str(cmap)
+    n.write_conf()
+    n.start()
+    u.run("send", "carol@example.net", input=message())
+    (mail_from, _, data), = receiver.wait(1)
+    assert mail_from == "helpdesk@alpha.test"
+    assert b"From: Bob <helpdesk@alpha.test>" in data
+    # the user may write the mapped address too, but not someone else's
+    u.run("send", "carol@example.net",
+          input=message(sender="helpdesk@alpha.test", subject="as mapped"))
+    receiver.wait(2)
+    p = u.run("send", "carol@example.net", input=message(sender="alice@alpha.test"),
+              check=False)
+    assert p.returncode == 1 and b"gateway BAD_REQUEST" in p.stdout
