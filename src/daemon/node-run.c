@@ -594,6 +594,18 @@ int node_run_main(cfg *conf, const char *config_path)
 		cfg_free(&n.conf);
 		return 1;
 	}
+	/* Signals are caught from here on (a SIGTERM during the start is
+	 * handled once the loop runs, instead of killing the node); their
+	 * callbacks only run inside uv_run, after the start. */
+	uv_signal_init(&n.loop, &n.sig_hup);
+	uv_signal_init(&n.loop, &n.sig_term);
+	uv_signal_init(&n.loop, &n.sig_int);
+	n.sig_hup.data = n.sig_term.data = n.sig_int.data = &n;
+	uv_signal_start(&n.sig_hup, on_signal, SIGHUP);
+	uv_signal_start(&n.sig_term, on_signal, SIGTERM);
+	uv_signal_start(&n.sig_int, on_signal, SIGINT);
+	uv_timer_init(&n.loop, &n.drain_timer);
+	n.drain_timer.data = &n;
 	int rc = 1;
 	char kerr[300];
 	const char *af = cfg_str(conf, "smtp_out_auth_file");
@@ -618,15 +630,6 @@ int node_run_main(cfg *conf, const char *config_path)
 		goto out;
 	if (start_services(&n) != 0)
 		goto out;
-	uv_signal_init(&n.loop, &n.sig_hup);
-	uv_signal_init(&n.loop, &n.sig_term);
-	uv_signal_init(&n.loop, &n.sig_int);
-	n.sig_hup.data = n.sig_term.data = n.sig_int.data = &n;
-	uv_signal_start(&n.sig_hup, on_signal, SIGHUP);
-	uv_signal_start(&n.sig_term, on_signal, SIGTERM);
-	uv_signal_start(&n.sig_int, on_signal, SIGINT);
-	uv_timer_init(&n.loop, &n.drain_timer);
-	n.drain_timer.data = &n;
 	log_msg(LOG_NOTICE, "msg=\"node ready\" did=%s workers=%ld pid=%ld",
 		n.id->pub.did, workers, (long)getpid());
 	uv_run(&n.loop, UV_RUN_DEFAULT);
@@ -640,6 +643,10 @@ out:
 		smtpd_stop(n.smtp);
 		admin_stop(&n.adm);
 		outbound_stop(n.out);
+		uv_close((uv_handle_t *)&n.sig_hup, NULL);
+		uv_close((uv_handle_t *)&n.sig_term, NULL);
+		uv_close((uv_handle_t *)&n.sig_int, NULL);
+		uv_close((uv_handle_t *)&n.drain_timer, NULL);
 	}
 	/* SMTP messages being sealed, and outbound attempts being recorded,
 	 * finish while the store is open */
