@@ -58,32 +58,26 @@ const char *gateway_document(const gateway *g)
 	return g->doc;
 }
 
-int gateway_address(gateway *g, const char *did, char *out, size_t out_size)
-{
-	amp_did d;
-	if (amp_did_parse(did, strlen(did), &d, NULL) != AMP_OK)
-		return -1;
-	const mapset_snap *snap = mapset_get(g->p.maps);
-	int r = maps_canonical_reverse(snap->t[MAPS_CANONICAL], did, out,
-				       out_size, NULL);
-	mapset_put(snap);
-	if (r == 1)
-		return 0;
-	int n = snprintf(out, out_size, "%s@%s", d.local, d.domain);
-	return n > 0 && (size_t)n < out_size ? 0 : -1;
-}
-
+/* egress_map_fn: the DID's canonical_maps reverse entry, or NULL. */
 static const char *map_did(void *arg, const char *did, char *buf, size_t cap)
 {
 	gateway *g = arg;
-	amp_did d;
-	if (amp_did_parse(did, strlen(did), &d, NULL) != AMP_OK)
-		return NULL;
 	const mapset_snap *snap = mapset_get(g->p.maps);
 	int r = maps_canonical_reverse(snap->t[MAPS_CANONICAL], did, buf, cap,
 				       NULL);
 	mapset_put(snap);
 	return r == 1 ? buf : NULL;
+}
+
+int gateway_address(gateway *g, const char *did, char *out, size_t out_size)
+{
+	amp_did d;
+	if (amp_did_parse(did, strlen(did), &d, NULL) != AMP_OK)
+		return -1;
+	if (map_did(g, did, out, out_size) != NULL)
+		return 0;
+	int n = snprintf(out, out_size, "%s@%s", d.local, d.domain);
+	return n > 0 && (size_t)n < out_size ? 0 : -1;
 }
 
 void gateway_msg_free(gateway_msg *m)
