@@ -279,6 +279,25 @@ static const cfg_key keys[] = {
 	{ "smtp_out_bounce_keep", CFG_DURATION, "1d", 0, 2592000, true,
 	  "How long bounced entries stay visible in `amp queue list` (their "
 	  "content is deleted at once)." },
+	/* MTA-STS (RFC 8461) for outbound delivery: src/daemon/mtasts-fetch.c */
+	{ "mta_sts", CFG_BOOL, "yes", 0, 0, false,
+	  "Apply MTA-STS (RFC 8461) to outbound SMTP: look up each destination "
+	  "domain's _mta-sts TXT record and fetch its policy from "
+	  "https://mta-sts.DOMAIN/.well-known/mta-sts.txt (cached until its "
+	  "max_age, also across restarts in <data_dir>/mtasts.db). In enforce "
+	  "mode only the MX hosts the policy names are used, with TLS and a "
+	  "certificate valid for the host; testing mode only logs. DANE takes "
+	  "precedence when the MX host has TLSA records." },
+	{ "mta_sts_ca_file", CFG_STRING, "", 0, 0, false,
+	  "PEM file of the CA certificates the policy servers' certificates "
+	  "must chain to, instead of the system's (for tests). Empty: the "
+	  "system's CAs." },
+	{ "mta_sts_port", CFG_INT, "443", 1, 65535, false,
+	  "Port of the policy servers (RFC 8461 uses 443; another port is for "
+	  "tests)." },
+	{ "mta_sts_timeout", CFG_DURATION, "10s", 1, 300, false,
+	  "Longest time for one policy fetch (connection, TLS and transfer); "
+	  "a failed fetch leaves the cached policy, if any, in force." },
 	{ "tls_cert_days", CFG_INT, "3650", 1, 36500, false,
 	  "Validity in days of the self-signed certificate made at init "
 	  "(clients authenticate the node by its node key, not by X.509)." },
