@@ -273,9 +273,16 @@ static bool id_ok(const char *id)
 
 /* Read the unexpired rows into the cache; delete the expired and the
  * unreadable ones.  On the loop thread, before any transfer. */
+typedef struct bad_row {
+	struct bad_row *next;
+	bool null;                   /* the domain column is NULL */
+	char domain[];
+} bad_row;
+
 static int db_load(mtasts_fetcher *f, char *err, size_t es)
 {
 	sqlite3_stmt *st = NULL, *del = NULL;
+	bad_row *bad = NULL;
 	uint64_t now = now_s();
 	int rc = -1;
 	size_t dropped = 0;
@@ -291,7 +298,7 @@ static int db_load(mtasts_fetcher *f, char *err, size_t es)
 			       "policy FROM mtasts_policy ORDER BY expires DESC",
 			       -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(f->db, "DELETE FROM mtasts_policy WHERE "
-			       "domain = ?", -1, &del, NULL) != SQLITE_OK)
+			       "domain IS ?", -1, &del, NULL) != SQLITE_OK)
 		goto out;
 	int s;
 	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
@@ -310,12 +317,16 @@ static int db_load(mtasts_fetcher *f, char *err, size_t es)
 		    mtasts_policy_parse(text != NULL ? text : (const uint8_t *)"",
 					len, &p, &perr) != 0 ||
 		    (uint64_t)expires != (uint64_t)fetched + p->max_age) {
+			/* deleted once the SELECT is over */
 			mtasts_policy_free(&p);
-			if (d != NULL) {
-				sqlite3_reset(del);
-				sqlite3_bind_text(del, 1, d, -1, SQLITE_TRANSIENT);
-				(void)sqlite3_step(del);
-			}
+			size_t dl = d != NULL ? strlen(d) : 0;
+			bad_row *b = malloc(sizeof(*b) + dl + 1);
+			if (b == NULL)
+				abort();
+			memcpy(b->domain, d != NULL ? d : "", dl + 1);
+			b->null = d == NULL;
+			b->next = bad;
+			bad = b;
 			dropped++;
 			continue;
 		}
@@ -330,6 +341,15 @@ static int db_load(mtasts_fetcher *f, char *err, size_t es)
 	}
 	if (s != SQLITE_DONE)
 		goto out;
+	for (bad_row *b = bad; b != NULL; b = b->next) {
+		sqlite3_reset(del);
+		if (b->null)
+			sqlite3_bind_null(del, 1);
+		else
+			sqlite3_bind_text(del, 1, b->domain, -1, SQLITE_STATIC);
+		if (sqlite3_step(del) != SQLITE_DONE)
+			goto out;
+	}
 	if (dropped > 0)
 		log_msg(LOG_WARN, "msg=\"mta-sts: unreadable cached policies "
 			"deleted\" count=%zu", dropped);
@@ -337,6 +357,11 @@ static int db_load(mtasts_fetcher *f, char *err, size_t es)
 out:
 	if (rc != 0)
 		snprintf(err, es, "MTA-STS cache: %s", sqlite3_errmsg(f->db));
+	while (bad != NULL) {
+		bad_row *b = bad;
+		bad = b->next;
+		free(b);
+	}
 	sqlite3_finalize(st);
 	sqlite3_finalize(del);
 	return rc;

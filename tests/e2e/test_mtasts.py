@@ -12,8 +12,10 @@ that does not answer in time; the cache: a second request answered from
 memory without a fetch, requests at once share one fetch, a restart keeps
 the policy (SQLite) even with the HTTPS server gone, a new TXT id
 refetches, a failed refetch keeps the cached policy, the TXT record gone
-keeps it until max_age, an expired policy is not used; the fetcher freed
-with a transfer in flight; a bad domain refused.
+keeps it until max_age, an expired policy is not used, a database row
+that no longer parses is deleted, a database that cannot be opened stops
+the start; the fetcher freed with a transfer in flight; a bad domain
+refused.
 """
 import http.server
 import os
@@ -207,7 +209,8 @@ def run(dns, srv, *domains, ca=None, data_dir=None, timeout=5000, retry=0,
     cmd += list(args) + list(domains)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     r = Result(p)
-    assert "ERROR: AddressSanitizer" not in p.stderr, p.stderr
+    # the sanitizer build: ASan, LeakSanitizer and UBSan findings
+    assert "Sanitizer" not in p.stderr, p.stderr
     assert "runtime error" not in p.stderr, p.stderr
     return r
 
@@ -432,6 +435,34 @@ def test_failed_refetch_keeps_cached_policy(dns_server, https, pki, tmp_path):  
     assert [a[1] for a in r.answers] == ["policy", "policy"]
     assert "policy fetch failed" in r.answers[1][3] and "s ago" in r.answers[1][3]
     assert srv.count("refetch") == 3    # 1 + one per process
+
+
+def test_unreadable_cache_row_dropped(dns_server, https, pki, tmp_path):  # noqa: F811
+    import sqlite3
+    srv = https()
+    srv.route("again", body=POLICY)
+    dns = dns_server(zone({"again": "v=STSv1; id=1"}))
+    run(dns, srv, d("again"), ca=pki / "ca.crt", data_dir=tmp_path)
+    db = sqlite3.connect(tmp_path / "mtasts.db")
+    db.execute("UPDATE mtasts_policy SET policy = ? WHERE domain = ?",
+               (b"version: STSv1\nmode: enforce\n", d("again")))
+    db.commit()
+    db.close()
+    r = run(dns, srv, d("again"), ca=pki / "ca.crt", data_dir=tmp_path)
+    assert r.one()[3] == "policy fetched" and srv.count("again") == 2
+    assert "unreadable cached policies deleted" in r.stderr
+    db = sqlite3.connect(tmp_path / "mtasts.db")
+    rows = db.execute("SELECT domain, id, policy FROM mtasts_policy").fetchall()
+    db.close()
+    assert rows == [(d("again"), "1", POLICY.encode())]
+
+
+def test_cache_file_cannot_open(dns_server, https, pki, tmp_path):  # noqa: F811
+    srv = https()
+    dns = dns_server(zone({}))
+    r = run(dns, srv, d("good"), ca=pki / "ca.crt",
+            data_dir=tmp_path / "missing")
+    assert r.rc == 1 and "MTA-STS cache" in r.stderr and r.answers == []
 
 
 def test_txt_gone_keeps_cached_policy(dns_server, https, pki, tmp_path):  # noqa: F811
