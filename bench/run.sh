@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 #
 # run.sh — build AfterSMTP, run amp-bench-seal with --markdown, the node
-# benchmark (run-node.sh: amp-bench-node against two real nodes) and the
-# SMTP benchmark (smtp-bench.sh: aftersmtpd next to Postfix), and write
+# benchmark (run-node.sh: amp-bench-node against two real nodes), the
+# SMTP benchmark (smtp-bench.sh: aftersmtpd next to Postfix) and the
+# outbound one (outbound-bench.sh: both relaying to smtp-sink), and write
 # bench/RESULTS.md: date, machine (nproc, CPU model), library versions, the
 # exact command, and the benchmark's own Markdown (table, target verdict,
 # fixed costs).  The file is replaced only when the run succeeds.
@@ -64,6 +65,9 @@ for a in "$@"; do [ "$a" = "--quick" ] && node_args=(--quick); done
 echo | tee -a "$tmp"
 # SMTP: the inbound bridge next to Postfix under the same smtp-source load.
 "$here/smtp-bench.sh" "${node_args[@]}" | tee -a "$tmp"
+echo | tee -a "$tmp"
+# Outbound: relaying to smtp-sink next to Postfix relaying the same load.
+"$here/outbound-bench.sh" "${node_args[@]}" | tee -a "$tmp"
 {
 	echo
 	echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" \

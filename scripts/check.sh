@@ -8,7 +8,8 @@
 #   4. libFuzzer targets: corpus replay, then FUZZ_SECONDS (default 20) of
 #      fuzzing each
 #   5. a benchmark smoke run (it must work; figures are not asserted here):
-#      sealing, the node over TLS/QUIC, SMTP next to a private Postfix
+#      sealing, the node over TLS/QUIC, SMTP next to a private Postfix,
+#      outbound relaying to smtp-sink next to Postfix
 # Environment: FUZZ_SECONDS, JOBS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,6 +73,7 @@ step "benchmark smoke run"
 t build/bench/amp-bench-seal --quick
 t bench/run-node.sh --quick
 t bench/smtp-bench.sh --quick
+t bench/outbound-bench.sh --quick
 
 echo
 if [ "$failed" -ne 0 ]; then
