@@ -14,8 +14,8 @@ the policy (SQLite) even with the HTTPS server gone, a new TXT id
 refetches, a failed refetch keeps the cached policy, the TXT record gone
 keeps it until max_age, an expired policy is not used, a database row
 that no longer parses is deleted, a database that cannot be opened stops
-the start; the fetcher freed with a transfer in flight; a bad domain
-refused.
+the start, the domain limit evicts; the fetcher freed with a transfer or
+DNS queries in flight; a bad domain refused.
 """
 import http.server
 import os
@@ -503,6 +503,23 @@ def test_free_with_transfer_in_flight(dns_server, https, pki):  # noqa: F811
     assert r.rc == 0, r.stderr
     assert "freed 2 outstanding" in r.stdout or "freed 1 outstanding" in r.stdout, r.stdout
     assert " policy " not in r.stdout.split("freed")[1]
+    # freed at once: the TXT queries are still out
+    r = run(dns, srv, d("free"), d("good"), ca=pki / "ca.crt",
+            args=["--together", "--free-after", "0"])
+    assert r.rc == 0 and "freed 2 outstanding" in r.stdout, r.stdout + r.stderr
+
+
+def test_cache_limit_evicts(dns_server, https, pki):  # noqa: F811
+    srv = https()
+    srv.route("good", body=POLICY)
+    srv.route("again", body=POLICY)
+    dns = dns_server(zone({"good": "v=STSv1; id=1", "again": "v=STSv1; id=1"}))
+    r = run(dns, srv, d("good"), d("again"), d("good"), d("again"), d("again"),
+            ca=pki / "ca.crt", args=["--cache-max", "1"])
+    assert [a[3] for a in r.answers] == ["policy fetched"] * 4 + [
+        "cached policy (TXT id unchanged)"]
+    assert srv.count("good") == 2 and srv.count("again") == 2
+    assert r.stats["cached"] == "1"
 
 
 def test_bad_domain_refused(dns_server, https, pki):  # noqa: F811

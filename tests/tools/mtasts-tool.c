@@ -6,7 +6,8 @@
  *
  *   mtasts-tool [--forwarder IP[@PORT]] [--ca FILE] [--port PORT]
  *               [--data-dir DIR] [--timeout MS] [--dns-timeout MS]
- *               [--retry S] [--together] [--free-after MS] DOMAIN...
+ *               [--retry S] [--cache-max N] [--together]
+ *               [--free-after MS] DOMAIN...
  *
  * The domains are asked one after the other, each from inside the
  * previous one's callback (--together: all at once).  One line per
@@ -54,7 +55,8 @@ static int usage(void)
 		"[--port PORT]\n"
 		"         [--data-dir DIR] [--timeout MS] [--dns-timeout MS] "
 		"[--retry S]\n"
-		"         [--together] [--free-after MS] DOMAIN...\n");
+		"         [--cache-max N] [--together] [--free-after MS] "
+		"DOMAIN...\n");
 	return 2;
 }
 
@@ -176,6 +178,11 @@ int main(int argc, char **argv)
 		} else if (strcmp(o, "--retry") == 0) {
 			if (!arg_uint(v, 86400, &ms.retry_s))
 				return usage();
+		} else if (strcmp(o, "--cache-max") == 0) {
+			unsigned cm;
+			if (!arg_uint(v, 1000000, &cm))
+				return usage();
+			ms.cache_max = cm;
 		} else if (strcmp(o, "--free-after") == 0) {
 			if (!arg_uint(v, 600000, &free_after))
 				return usage();
