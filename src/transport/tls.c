@@ -35,6 +35,7 @@ struct tls_session {
 	bytebuf in, out;
 	bool done;
 	bool failed;
+	bool starved;   /* the pull function found the input queue empty */
 };
 
 /* ------------------------------------------------------------- buffers */
@@ -90,6 +91,7 @@ static ssize_t pull_fn(gnutls_transport_ptr_t ptr, void *data, size_t n)
 {
 	tls_session *s = ptr;
 	if (s->in.len == 0) {
+		s->starved = true;
 		gnutls_transport_set_errno(s->g, EAGAIN);
 		return -1;
 	}
@@ -356,12 +358,27 @@ long tls_read(tls_session *s, uint8_t *buf, size_t len, const char **error_r)
 	if (!s->done || s->failed || len == 0)
 		return 0;
 	ssize_t n;
-	/* warning alerts and refused renegotiations are not fatal: read on
-	 * while records are buffered, so none is left behind */
-	do
+	/* Warning alerts and refused renegotiations are not fatal: read on
+	 * while records are buffered, so none is left behind.  GNUTLS_E_AGAIN
+	 * means "no record" only when our input ran dry: after a TLS 1.3
+	 * post-handshake message (NewSessionTicket, KeyUpdate) GnuTLS returns
+	 * it too, with the records that came along (an SMTP reply right after
+	 * the server's tickets) still buffered, and no more bytes may ever
+	 * come to trigger another read.  Each round consumes a record, so
+	 * the bound only guards against a GnuTLS that would not. */
+	for (unsigned round = 0;; round++) {
+		s->starved = false;
 		n = gnutls_record_recv(s->g, buf, len);
-	while (n < 0 && n != GNUTLS_E_AGAIN && !gnutls_error_is_fatal((int)n) &&
-	       s->in.len > 0);
+		if (n >= 0)
+			break;
+		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+			if (s->starved || round >= 4096)
+				break;
+			continue;
+		}
+		if (gnutls_error_is_fatal((int)n) || s->in.len == 0)
+			break;
+	}
 	if (n == 0) { /* close_notify: the peer is done */
 		s->failed = true;
 		*error_r = "the peer closed the TLS session";
