@@ -475,14 +475,15 @@ int tls_verify_pkix(tls_session *s, const char *host, const char **why_r)
 	}
 	if (status == 0)
 		return 0;
-	if (status & GNUTLS_CERT_EXPIRED)
+	/* an untrusted chain first: its names and dates mean nothing */
+	if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA))
+		*why_r = "the certificate is not signed by a trusted authority";
+	else if (status & GNUTLS_CERT_EXPIRED)
 		*why_r = "the certificate has expired";
 	else if (status & GNUTLS_CERT_NOT_ACTIVATED)
 		*why_r = "the certificate is not valid yet";
 	else if (status & GNUTLS_CERT_UNEXPECTED_OWNER)
 		*why_r = "the certificate is for another name";
-	else if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA))
-		*why_r = "the certificate is not signed by a trusted authority";
 	else
 		*why_r = "the certificate is not valid";
 	return -1;
@@ -573,31 +574,56 @@ out:
 	return ok;
 }
 
+/* RFC 7672 §3.1.3 and RFC 7671 §4: only DANE-TA(2) and DANE-EE(3), with
+ * a selector and matching type we implement, can authenticate an SMTP
+ * server; the others are unusable. */
+static bool tlsa_usable(const tls_tlsa *r)
+{
+	return (r->usage == 2 || r->usage == 3) && r->selector <= 1 &&
+	       r->mtype <= 2;
+}
+
 int tls_verify_dane(tls_session *s, const char *host, const tls_tlsa *rr,
 		    size_t n, const char **why_r)
 {
 	unsigned n_chain = 0;
 	const gnutls_datum_t *chain;
-	if (!s->done || (chain = gnutls_certificate_get_peers(s->g, &n_chain)) == NULL ||
+	bool usable = false;
+	for (size_t i = 0; i < n; i++)
+		usable = usable || tlsa_usable(&rr[i]);
+	if (!s->done) {
+		*why_r = "no TLS session";
+		return -1;
+	}
+	/* RFC 7672 §2.2: a secure TLSA RRset with no usable record asks for
+	 * TLS without authentication */
+	if (!usable)
+		return 0;
+	if ((chain = gnutls_certificate_get_peers(s->g, &n_chain)) == NULL ||
 	    n_chain == 0) {
 		*why_r = "the server sent no certificate";
 		return -1;
 	}
-	bool usable = false;
+	bool name_failed = false;
 	for (size_t i = 0; i < n; i++) {
+		if (!tlsa_usable(&rr[i]))
+			continue;
 		if (rr[i].usage == 3) {
-			usable = true;
 			if (tlsa_match(&rr[i], &chain[0]))
 				return 0;
-		} else if (rr[i].usage == 2) {
-			usable = true;
-			for (unsigned c = 0; c < n_chain && c < 16; c++)
-				if (tlsa_match(&rr[i], &chain[c]) &&
-				    chain_to(chain, n_chain, c, host))
-					return 0;
+			continue;
+		}
+		for (unsigned c = 0; c < n_chain && c < 16; c++) {
+			if (!tlsa_match(&rr[i], &chain[c]))
+				continue;
+			if (chain_to(chain, n_chain, c, host))
+				return 0;
+			name_failed = true;
 		}
 	}
-	*why_r = usable ? "no TLSA record matches the server's certificate"
-			: "no usable TLSA record (only PKIX usages 0 and 1)";
+	*why_r = name_failed
+		 ? "a DANE-TA record matches, but the chain does not lead from it "
+		   "to a valid certificate for the host name"
+		 : "no TLSA record matches the server's certificate";
 	return -1;
 }
