@@ -33,8 +33,8 @@
  * A repeated version, mode or max_age: the first counts and the others
  * are ignored, whatever their value.  Unknown fields are ignored.
  * Refused: a policy over MTASTS_POLICY_MAX bytes; a line without ':' or
- * with a malformed name; a control byte (other than the CRLF / LF line
- * ends and HTAB) or invalid UTF-8 anywhere; a bad value of a known field;
+ * with a malformed name; a control character (C0 other than HTAB and the
+ * line ends, DEL, C1) or invalid UTF-8 anywhere; a bad value of a known field;
  * more than MTASTS_MX_MAX mx lines; a missing required field.
  * Lenient: empty (or blank) lines are skipped, and the last line may lack
  * its line end.

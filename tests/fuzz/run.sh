@@ -30,7 +30,7 @@ case $secs in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$build/tests/fuzz
-targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session smtp-reply dotstuff smtp-client maps mail-header mime-decode egress admin dns-rdata}
+targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session smtp-reply dotstuff smtp-client maps mail-header mime-decode egress admin dns-rdata dsn mtasts}
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -40,7 +40,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 # path and at most 16 parameters; an admin request line 8192 bytes (the
 # longest input tries two lines past it); what fuzz-mime-decode reads is
 # one header value or date, so 4096 bytes; DNS rdata is bounded by its
-# 64 KiB answer, but names and TLSA stop at 1027 bytes: 2048.
+# 64 KiB answer, but names and TLSA stop at 1027 bytes: 2048; an MTA-STS
+# policy stops at 64 KiB, but longer inputs only repeat lines: 16384.
 max_len() {
 	case $1 in
 	did) echo 400 ;;
@@ -54,6 +55,7 @@ max_len() {
 	smtp-client) echo 16384 ;;
 	mime-decode) echo 4096 ;;
 	dns-rdata) echo 2048 ;;
+	mtasts) echo 16384 ;;
 	*) echo 65536 ;;
 	esac
 }
