@@ -244,6 +244,11 @@ static const cfg_key keys[] = {
 	  "Destination domains that always need TLS with a certificate valid "
 	  "for the MX host (PKIX, the system's CA list) unless DANE applies: "
 	  "no STARTTLS or a bad certificate defers the mail, never cleartext." },
+	{ "smtp_out_ca_file", CFG_STRING, "", 0, 0, false,
+	  "PEM file of the certificate authorities trusted when a server's "
+	  "certificate is checked by PKIX (smtp_out_must_tls, MTA-STS enforce), "
+	  "instead of the system's list (for a private CA). Read at start. "
+	  "Empty: the system's CAs." },
 	{ "smtp_out_auth_file", CFG_STRING, "", 0, 0, false,
 	  "Smarthost credentials, one per line: `[host]:port user password` "
 	  "(mode 0600, read before the privilege drop). A transport_maps "

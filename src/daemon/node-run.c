@@ -310,7 +310,7 @@ static int chown_data_dir(const cfg *c, uid_t uid, gid_t gid)
 {
 	static const char *const files[] = {
 		"", "node.key", "gateway.key", "node.pass", "storage.key", "tls.crt", "tls.key",
-		"node.db", "node.db-wal", "node.db-shm", "maps.db",
+		"node.db", "node.db-wal", "node.db-shm", "maps.db", "mtasts.db",
 		"maps.db-journal",
 	};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -522,9 +522,13 @@ static int start_services(node_run *n)
 		return -1;
 	}
 	server_set_relay(n->srv, n->rl);
+	char sts_db[PATH_MAX];
+	if (node_data_path(n->conf, "mtasts.db", sts_db) != 0)
+		return -1;
 	outbound_params op = {
 		.loop = &n->loop, .st = n->st, .maps = n->maps, .node = n->id,
-		.auth_text = n->auth_text, .notify = smtp_notify, .arg = n,
+		.auth_text = n->auth_text, .mtasts_db = sts_db,
+		.notify = smtp_notify, .arg = n,
 	};
 	if (outbound_start(&op, n->conf, &n->out, ebuf, sizeof(ebuf)) != 0) {
 		log_msg(LOG_CRIT, "msg=\"cannot start outbound delivery\" "

@@ -29,6 +29,7 @@
 #include "dsn.h"
 #include "log.h"
 #include "maps.h"
+#include "mtasts-fetch.h"
 #include "smtp-client.h"
 #include "tls.h"
 #include "util.h"
@@ -95,6 +96,7 @@ struct outbound {
 	outbound_params p;
 	settings set;
 	dns_resolver *dns;
+	mtasts_fetcher *sts;           /* NULL: mta_sts = no */
 	tls_creds *creds;
 	amp_ctx *ctx;
 	uv_timer_t tick;
@@ -141,6 +143,8 @@ struct job {
 	bool bracket;
 	const auth_entry *auth;
 	bool must_tls;                 /* smtp_out_must_tls: PKIX */
+	mtasts_policy *sts;            /* the domain's MTA-STS policy, or NULL */
+	mtasts_fetch_req *sts_req;
 	struct {
 		char name[256];
 	} hosts[HOSTS_MAX];
@@ -705,6 +709,8 @@ static bool must_tls(outbound *o, const char *domain)
 }
 
 static void mx_done(void *arg, const dns_mx_result *r);
+static void query_mx(job *j);
+static void sts_done(void *arg, const mtasts_policy *p, const char *why);
 
 static void job_start(outbound *o, mailq_item *it)
 {
@@ -775,11 +781,33 @@ static void job_start(outbound *o, mailq_item *it)
 		return;
 	}
 	j->step = STEP_DNS;
-	if (dns_query_mx(o->dns, j->nexthop, mx_done, j, &j->q) != 0) {
+	/* RFC 8461: the recipient domain's MTA-STS policy first (only when
+	 * its MX records route the mail, not a transport_maps nexthop) */
+	if (o->sts != NULL && strcmp(j->nexthop, it->domain) == 0 &&
+	    mtasts_fetch_get(o->sts, it->domain, sts_done, j, &j->sts_req) == 0)
+		return;
+	query_mx(j);
+}
+
+static void query_mx(job *j)
+{
+	if (dns_query_mx(j->o->dns, j->nexthop, mx_done, j, &j->q) != 0) {
 		job_reason(j, true, "%s is not a valid domain name", j->nexthop);
 		finish_rest(j, 550, "5.1.2", j->reason);
 		attempt_over(j);
 	}
+}
+
+static void sts_done(void *arg, const mtasts_policy *p, const char *why)
+{
+	job *j = arg;
+	j->sts_req = NULL;
+	if (p != NULL && p->mode != MTASTS_MODE_NONE)
+		j->sts = mtasts_policy_dup(p);
+	else if (why != NULL && why[0] != '\0')
+		log_msg(LOG_DEBUG, "msg=\"outbound: no MTA-STS policy\" domain=%s "
+			"why=\"%s\"", j->it->domain, why);
+	query_mx(j);
 }
 
 static bool is_ip_literal(const char *host)
@@ -827,8 +855,20 @@ static void mx_done(void *arg, const dns_mx_result *r)
 		return;
 	}
 	j->mx_secure = r->secure;
+	size_t sts_skipped = 0;
 	for (size_t i = 0; i < r->n && j->n_hosts < HOSTS_MAX; i++) {
 		const char *h = r->mx[i].host;
+		if (j->sts != NULL && !mtasts_mx_match(j->sts, h)) {
+			/* RFC 8461 §4.1: enforce skips it; testing reports */
+			log_msg(LOG_NOTICE, "msg=\"outbound: MX not in the MTA-STS "
+				"policy\" domain=%s mx=%s mode=%s", j->it->domain, h,
+				j->sts->mode == MTASTS_MODE_ENFORCE ? "enforce"
+								     : "testing");
+			if (j->sts->mode == MTASTS_MODE_ENFORCE) {
+				sts_skipped++;
+				continue;
+			}
+		}
 		if (strcasecmp(h, j->o->set.hostname) == 0) {
 			/* we are an MX: only better ones may take it */
 			if (j->n_hosts == 0) {
@@ -843,6 +883,13 @@ static void mx_done(void *arg, const dns_mx_result *r)
 		snprintf(j->hosts[j->n_hosts].name, sizeof(j->hosts[0].name),
 			 "%s", h);
 		j->n_hosts++;
+	}
+	if (j->n_hosts == 0 && sts_skipped > 0) {
+		job_reason(j, false, "MTA-STS: no MX host of %s matches its policy",
+			   j->nexthop);
+		finish_rest(j, 451, "4.7.5", j->reason);
+		attempt_over(j);
+		return;
 	}
 	next_host(j);
 }
@@ -1129,15 +1176,17 @@ static void tls_check(job *j)
 {
 	const char *why = NULL, *h = j->hosts[j->hi].name;
 	int ok = 0;
-	if (j->dane)
+	bool sts = j->sts != NULL && j->sts->mode == MTASTS_MODE_ENFORCE;
+	if (j->dane) /* DANE takes precedence over MTA-STS (RFC 8461 §2) */
 		ok = tls_verify_dane(j->tls, h, j->tlsa, j->n_tlsa, &why);
-	else if (j->must_tls)
+	else if (j->must_tls || sts)
 		ok = tls_verify_pkix(j->tls, h, &why);
 	j->tls_verified = true;
 	if (ok != 0) {
 		char msg[200];
 		snprintf(msg, sizeof(msg), "%s certificate check failed: %s",
-			 j->dane ? "DANE" : "PKIX", why);
+			 j->dane ? "DANE" : sts && !j->must_tls ? "MTA-STS (PKIX)"
+							       : "PKIX", why);
 		log_msg(LOG_NOTICE, "msg=\"outbound: TLS refused\" host=%s why=\"%s\"",
 			h, msg);
 		smtp_client_tls_failed(j->cli, msg);
@@ -1266,7 +1315,9 @@ static void on_connect(uv_connect_t *req, int status)
 	const settings *set = &j->o->set;
 	smtpc_settings cs = {
 		.helo = set->hostname,
-		.tls = j->dane || j->must_tls ? SMTPC_TLS_MUST : set->tls,
+		.tls = j->dane || j->must_tls ||
+		       (j->sts != NULL && j->sts->mode == MTASTS_MODE_ENFORCE)
+		       ? SMTPC_TLS_MUST : set->tls,
 		.auth_user = j->auth != NULL ? j->auth->user : NULL,
 		.auth_pass = j->auth != NULL ? j->auth->pass : NULL,
 		.greeting_ms = set->command_ms, .command_ms = set->command_ms,
@@ -1439,6 +1490,7 @@ static void job_free(job *j)
 	for (size_t i = 0; i < TLSA_MAX; i++)
 		free(j->tlsa_data[i]);
 	mailq_items_free(j->it, 1);
+	free(j->sts);
 	free(j->code);
 	free(j->reply);
 	free(j->enh);
@@ -1737,7 +1789,19 @@ int outbound_start(const outbound_params *p, const cfg *conf, outbound **o_r,
 	};
 	if (dns_new(p->loop, &ds, &o->dns, err, err_size) != 0)
 		goto fail;
-	if (tls_creds_client_smtp(&o->creds, &e) != 0 ||
+	if (cfg_bool(conf, "mta_sts")) {
+		const char *sca = cfg_str(conf, "mta_sts_ca_file");
+		mtasts_fetch_settings ms = {
+			.loop = p->loop, .dns = o->dns, .db_path = p->mtasts_db,
+			.ca_file = *sca != '\0' ? sca : NULL,
+			.port = (unsigned)cfg_int(conf, "mta_sts_port"),
+			.timeout_ms = (unsigned)cfg_int(conf, "mta_sts_timeout") * 1000u,
+		};
+		if (mtasts_fetch_new(&ms, &o->sts, err, err_size) != 0)
+			goto fail;
+	}
+	const char *ca = cfg_str(conf, "smtp_out_ca_file");
+	if (tls_creds_client_smtp(*ca != '\0' ? ca : NULL, &o->creds, &e) != 0 ||
 	    amp_ctx_create(256, &o->ctx) != AMP_OK) {
 		snprintf(err, err_size, "outbound TLS: %s", e != NULL ? e : "out of memory");
 		goto fail;
@@ -1787,6 +1851,8 @@ void outbound_stop(outbound *o)
 		if (j->step == STEP_DNS) {
 			dns_cancel(j->q);
 			j->q = NULL;
+			mtasts_fetch_cancel(j->sts_req);
+			j->sts_req = NULL;
 			finish_rest(j, 451, "4.3.2", "the node is stopping");
 			attempt_over(j);
 		} else if (j->step == STEP_CONNECT || j->step == STEP_SMTP) {
@@ -1844,6 +1910,7 @@ void outbound_free(outbound **op)
 		o->dests = d->next;
 		free(d);
 	}
+	mtasts_fetch_free(&o->sts); /* before the resolver it borrows */
 	dns_free(&o->dns);
 	tls_creds_free(&o->creds);
 	amp_ctx_destroy(&o->ctx);

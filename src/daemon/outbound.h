@@ -32,6 +32,7 @@ typedef struct outbound_params {
 	mapset *maps;                  /* transport_maps */
 	const amp_identity *node;      /* signs DSNs sent as AMP mail */
 	const char *auth_text;         /* smtp_out_auth_file contents, or NULL */
+	const char *mtasts_db;         /* <data_dir>/mtasts.db (policy cache) */
 	/* a DSN was stored in this local inbox (wake its fetches); any thread */
 	void (*notify)(void *arg, const char *did);
 	void *arg;

@@ -231,10 +231,22 @@ int tls_creds_client(tls_creds **creds_r, const char **error_r)
 	return creds_new(creds_r, error_r);
 }
 
-int tls_creds_client_smtp(tls_creds **creds_r, const char **error_r)
+int tls_creds_client_smtp(const char *ca_file, tls_creds **creds_r,
+			  const char **error_r)
 {
 	if (creds_new(creds_r, error_r) != 0)
 		return -1;
+	if (ca_file != NULL) {
+		int rc = gnutls_certificate_set_x509_trust_file(
+			(*creds_r)->cred, ca_file, GNUTLS_X509_FMT_PEM);
+		if (rc <= 0) {
+			*error_r = rc < 0 ? gnutls_strerror(rc)
+					  : "no CA certificate in the file";
+			tls_creds_free(creds_r);
+			return -1;
+		}
+		return 0;
+	}
 	/* a machine without a CA list can still do DANE and opportunistic
 	 * TLS; PKIX checks then fail */
 	(void)gnutls_certificate_set_x509_system_trust((*creds_r)->cred);

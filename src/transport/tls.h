@@ -44,10 +44,11 @@ int tls_creds_server(const char *cert_pem, const char *key_pem,
  * the AMP layer, §9.1). */
 int tls_creds_client(tls_creds **creds_r, const char **error_r)
 	__attribute__((warn_unused_result));
-/* Client credentials for outbound SMTP: the system's CA list is loaded
- * for tls_verify_pkix (no check happens during the handshake). */
-int tls_creds_client_smtp(tls_creds **creds_r, const char **error_r)
-	__attribute__((warn_unused_result));
+/* Client credentials for outbound SMTP: the CAs of ca_file (PEM), or the
+ * system's list when ca_file is NULL, for tls_verify_pkix (no check
+ * happens during the handshake). */
+int tls_creds_client_smtp(const char *ca_file, tls_creds **creds_r,
+			  const char **error_r) __attribute__((warn_unused_result));
 void tls_creds_free(tls_creds **creds);
 
 /* An AMP session (TLS 1.3, ALPN amp/1 mandatory). */
