@@ -1490,7 +1490,7 @@ static void job_free(job *j)
 	for (size_t i = 0; i < TLSA_MAX; i++)
 		free(j->tlsa_data[i]);
 	mailq_items_free(j->it, 1);
-	free(j->sts);
+	mtasts_policy_free(&j->sts);
 	free(j->code);
 	free(j->reply);
 	free(j->enh);
@@ -1796,6 +1796,7 @@ int outbound_start(const outbound_params *p, const cfg *conf, outbound **o_r,
 			.ca_file = *sca != '\0' ? sca : NULL,
 			.port = (unsigned)cfg_int(conf, "mta_sts_port"),
 			.timeout_ms = (unsigned)cfg_int(conf, "mta_sts_timeout") * 1000u,
+			.retry_s = MTASTS_FETCH_RETRY_DEFAULT_S,
 		};
 		if (mtasts_fetch_new(&ms, &o->sts, err, err_size) != 0)
 			goto fail;
