@@ -116,8 +116,8 @@ for t in postfix postconf postqueue smtp-source smtp-sink python3 script ss; do
 done
 { [ -x "$ampd" ] && [ -x "$amp" ]; } || die "no $ampd or $amp: build first (ninja -C $build)"
 getent passwd postfix >/dev/null || die "no postfix user: run scripts/bootstrap.sh"
-"$PY" -c 'import dkim, nacl' 2>/dev/null ||
-	die "$PY cannot import dkim and nacl: apt-get install python3-dkim python3-nacl"
+"$PY" -c 'import importlib.util as u, sys; sys.exit(not (u.find_spec("dkim") and u.find_spec("nacl")))' ||
+	die "$PY has no dkim or nacl module: apt-get install python3-dkim python3-nacl"
 
 dir=$(mktemp -d /var/tmp/amp-outbound-bench.XXXXXX)
 chmod 755 "$dir"
@@ -284,8 +284,12 @@ waiter_wait() { # sets w to the waiter's result
 check_dump() { # dumpdir rcpt messages dkim(none|rsa|ed25519)
 	"$PY" - "$@" "$dir/node" <<'PY'
 import os, re, sys
-import dkim
 ddir, rcpt, m, mode, keys = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+if mode != "none":
+    # the key comes from dnsfunc: keep dkim from loading dnspython (a
+    # second of imports, and no lookup can leave the machine)
+    sys.modules["dns"] = None
+    import dkim
 files = [os.path.join(ddir, n) for n in os.listdir(ddir)] if os.path.isdir(ddir) else []
 if len(files) != m:
     sys.exit(print(f"ERROR the sink holds {len(files)} messages, not {m}"))
@@ -502,7 +506,7 @@ run_n=0
 errors=0
 crashes=0
 raw=()
-declare -A rates cpus accepts sesss
+: > "$dir/results"   # "cell msgs/s accept/s cpu_us msgs/session" or "cell ERROR"
 cells=(postfix rsa ed25519 none)
 [ "$drain" = 1 ] && cells+=(drain-postfix drain-aftersmtpd)
 wanted() { case " ${ONLY:-$1} " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -534,41 +538,72 @@ for r in $(seq "$rounds"); do
 		say "  $out"
 		raw+=("cell=$cell round=$r rcpt=r$run_n messages=$m sessions=$sessions $out")
 		case "$out" in
-		ERROR*) errors=$((errors + 1)); rates[$cell]+=" ERROR" ;;
+		ERROR*) errors=$((errors + 1)); echo "$cell ERROR" >> "$dir/results" ;;
 		*)
-			rates[$cell]+=" ${out%% *}"
-			c=${out#*cpu_us_per_msg=}; cpus[$cell]+=" ${c%% *}"
-			c=${out#*sink_sessions=}; sesss[$cell]+=" $((m / ${c%% *}))"
-			case "$out" in *accept_per_s=*) c=${out#*accept_per_s=}; accepts[$cell]+=" ${c%% *}" ;; esac ;;
+			a=- c=${out#*cpu_us_per_msg=} k=${out#*sink_sessions=}
+			case "$out" in *accept_per_s=*) a=${out#*accept_per_s=}; a=${a%% *} ;; esac
+			echo "$cell ${out%% *} $a ${c%% *} ${k%% *}" >> "$dir/results" ;;
 		esac
 	done
 done
 
 # ------------------------------------------------------------- report
-cell_med() { # cell: median msgs/s (range) or ERROR
-	case "${rates[$1]:-}" in
-	*ERROR*) echo ERROR ;;
-	"") echo - ;;
-	*) echo "$(echo "${rates[$1]}" | median)$(echo "${rates[$1]}" | minmax)" ;;
-	esac
-}
-ratio() { # cell: its median / Postfix's median
-	local a p
-	a=$(echo "${rates[$1]:-}" | median) p=$(echo "${rates[$2]:-}" | median)
-	case "$a$p${rates[$1]:-}${rates[$2]:-}" in *-* | *ERROR*) echo - ; return ;; esac
-	awk -v a="$a" -v p="$p" 'BEGIN { printf "%.2fx", a / p }'
-}
-row() { # cell label dkim
-	wanted "$1" || return 0
-	local base=postfix r
-	case "$1" in drain-*) base="drain-postfix" ;; esac
-	if [ "$1" = "$base" ]; then r=1.00x; else r=$(ratio "$1" "$base"); fi
-	echo "| $2 | $3 | $m x $rounds | $(cell_med "$1") | $r | $(echo "${accepts[$1]:-}" | median) | $(echo "${cpus[$1]:-}" | median) | $(echo "${sesss[$1]:-}" | median) |"
-}
-verdict() { # cell
-	local r
-	r=$(ratio "$1" postfix)
-	case "$r" in -) echo "not measured" ;; *) awk -v r="${r%x}" 'BEGIN { print (r >= 1 ? "PASS" : "**MISS**") }' ;; esac
+# The table rows and the verdict line from $dir/results, in one awk (a
+# pipeline per figure costs seconds on a loaded machine).  Ratios: each
+# cell's median over Postfix's (drain: over Postfix's drain).
+report_rows() {
+	awk -v m="$m" -v rounds="$rounds" -v only=" ${ONLY:-} " '
+	function med(s,   v, n, i, j, x) {
+		n = split(s, v, " ")
+		if (n == 0) return "-"
+		for (i = 2; i <= n; i++) {
+			x = v[i] + 0
+			for (j = i - 1; j > 0 && v[j] + 0 > x; j--) v[j + 1] = v[j]
+			v[j + 1] = x
+		}
+		return n % 2 ? v[(n + 1) / 2] + 0 : (v[n / 2] + v[n / 2 + 1]) / 2
+	}
+	function range(s,   v, n, i, lo, hi) {
+		n = split(s, v, " ")
+		if (n < 2) return ""
+		lo = hi = v[1] + 0
+		for (i = 2; i <= n; i++) { if (v[i] + 0 < lo) lo = v[i] + 0; if (v[i] + 0 > hi) hi = v[i] + 0 }
+		return sprintf(" (%d-%d)", lo, hi)
+	}
+	function ratio(c, b) {
+		if (err[c] || err[b] || rate[c] == "" || rate[b] == "") return "-"
+		return sprintf("%.2fx", med(rate[c]) / med(rate[b]))
+	}
+	function row(c, label, dkim, b,   r) {
+		if (only != "  " && index(only, " " c " ") == 0) return
+		r = c == b ? "1.00x" : ratio(c, b)
+		printf "| %s | %s | %s x %s | %s | %s | %s | %s | %s |\n", label, dkim, m, rounds,
+			err[c] ? "ERROR" : rate[c] == "" ? "-" : sprintf("%.0f%s", med(rate[c]), range(rate[c])),
+			r, acc[c] == "" ? "-" : sprintf("%.0f", med(acc[c])),
+			cpu[c] == "" ? "-" : sprintf("%.0f", med(cpu[c])),
+			mps[c] == "" ? "-" : sprintf("%.0f", med(mps[c]))
+	}
+	function verdict(c,   r) {
+		r = ratio(c, "postfix")
+		if (r == "-") return "not measured"
+		return (r + 0 >= 1 ? "PASS" : "**MISS**") " (" r ")"
+	}
+	$2 == "ERROR" { err[$1] = 1; next }
+	{
+		rate[$1] = rate[$1] " " $2
+		if ($3 != "-") acc[$1] = acc[$1] " " $3
+		cpu[$1] = cpu[$1] " " $4
+		if ($5 > 0) mps[$1] = mps[$1] " " m / $5
+	}
+	END {
+		row("postfix", "Postfix", "none (no signer)", "postfix")
+		row("rsa", "aftersmtpd", "RSA-2048", "postfix")
+		row("ed25519", "aftersmtpd", "Ed25519", "postfix")
+		row("none", "aftersmtpd", "none", "postfix")
+		row("drain-postfix", "Postfix, drain", "none (no signer)", "drain-postfix")
+		row("drain-aftersmtpd", "aftersmtpd, drain", "RSA-2048 (signed at acceptance)", "drain-postfix")
+		printf "\n**Target (aftersmtpd with DKIM >= Postfix without): RSA-2048 %s, Ed25519 %s**\n", verdict("rsa"), verdict("ed25519")
+	}' "$dir/results"
 }
 
 rev=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
@@ -595,16 +630,7 @@ echo "- target (issue 5): aftersmtpd including DKIM signing >= Postfix's rate"
 echo
 echo "| MTA | DKIM | messages x rounds | end-to-end msgs/s | ratio | accept msgs/s | CPU µs/msg | msgs/session |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|"
-row postfix "Postfix" "none (no signer)"
-row rsa "aftersmtpd" "RSA-2048"
-row ed25519 "aftersmtpd" "Ed25519"
-row none "aftersmtpd" "none"
-if [ "$drain" = 1 ]; then
-	row drain-postfix "Postfix, drain" "none (no signer)"
-	row drain-aftersmtpd "aftersmtpd, drain" "RSA-2048 (signed at acceptance)"
-fi
-echo
-echo "**Target (aftersmtpd with DKIM >= Postfix without): RSA-2048 $(verdict rsa), Ed25519 $(verdict ed25519)**"
+report_rows
 echo
 echo "Every run:"
 echo
