@@ -8,9 +8,6 @@
 
 #define AMP_VERSION "0.1.0"
 
-/* cmd-queue.c (not yet declared in cli.h) */
-int cmd_queue(cli_env *env, int argc, char **argv);
-
 static const char usage[] =
 	"Usage: amp [COMMAND] [OPTIONS]\n"
 	"\n"

@@ -121,5 +121,6 @@ int cmd_lookup(cli_env *env, int argc, char **argv);
 int cmd_admin(cli_env *env, int argc, char **argv);
 int cmd_map(cli_env *env, int argc, char **argv);
 int cmd_dkim(cli_env *env, int argc, char **argv);
+int cmd_queue(cli_env *env, int argc, char **argv);
 
 #endif

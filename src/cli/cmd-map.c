@@ -9,28 +9,18 @@
  * too; --socket names the socket directly.  One request per run; the
  * answer is streamed to standard output as it comes (`map list` of a big
  * table never sits in memory whole).  Blocking, with a timeout on every
- * read and write.
+ * read and write (the socket and its lines: src/cli/admin-client.h).
  */
 #include "cli.h"
 
+#include "admin-client.h"
 #include "admin-proto.h"
-#include "config.h"
-#include "node.h"
-#include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-/* aftersmtpd's default configuration file (aftersmtpd.c) */
-#define NODE_DEFAULT_CONFIG "/etc/aftersmtp/aftersmtpd.conf"
-#define SOCKET_NAME "admin.sock"
+#define NODE_DEFAULT_CONFIG ADMIN_CLIENT_DEFAULT_CONFIG
 #define MAP_TIMEOUT_S 120    /* a reload of big tables takes a while */
 #define MAP_NOT_FOUND 3      /* `map test`: nothing matched */
 
@@ -118,151 +108,6 @@ static const char map_help[] =
 	"  <data_dir>/maps.db         the run-time entries (SQLite, 0600)\n"
 	"\n"
 	"See docs/maps.md for the table syntax and lookup rules.\n";
-
-/* data_dir from the node's configuration, as aftersmtpd reads it. */
-static int socket_path(const cli_env *env, const char *config,
-		       char out[PATH_MAX])
-{
-	cfg *c = NULL;
-	cfg_errors errs;
-	const char *path = config != NULL ? config : NODE_DEFAULT_CONFIG;
-	if (config == NULL && access(path, F_OK) != 0) {
-		if (cfg_defaults(&node_schema, &c, &errs) != 0)
-			return CLI_FAIL;
-	} else {
-		uint8_t *text;
-		size_t len;
-		if (util_read_file(path, CFG_FILE_MAX, &text, &len) != 0) {
-			cli_err(env, "%s: %s", path,
-				errno == EFBIG ? "larger than 1 MiB"
-					       : strerror(errno));
-			return CLI_FAIL;
-		}
-		int r = cfg_parse(&node_schema, (const char *)text, len, &c, &errs);
-		free(text);
-		if (r != 0) {
-			cfg_print_errors(&errs, path, stderr);
-			return CLI_FAIL;
-		}
-	}
-	int n = snprintf(out, PATH_MAX, "%s/%s", cfg_str(c, "data_dir"),
-			 SOCKET_NAME);
-	cfg_free(&c);
-	if (n < 0 || n >= PATH_MAX) {
-		cli_err(env, "data_dir is too long");
-		return CLI_FAIL;
-	}
-	return CLI_OK;
-}
-
-/* Connect to the socket at path; a path too long for sun_path is
- * reached through its directory's descriptor (/proc/self/fd). */
-static int connect_admin(const cli_env *env, const char *path, int *fd_r)
-{
-	struct sockaddr_un sa;
-	int dirfd = -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	if (strlen(path) < sizeof(sa.sun_path)) {
-		memcpy(sa.sun_path, path, strlen(path) + 1);
-	} else {
-		char dir[PATH_MAX];
-		const char *slash = strrchr(path, '/');
-		size_t dl = slash != NULL ? (size_t)(slash - path) : 0;
-		if (slash == NULL || dl == 0 || dl >= sizeof(dir)) {
-			cli_err(env, "%s: path too long", path);
-			return CLI_FAIL;
-		}
-		memcpy(dir, path, dl);
-		dir[dl] = '\0';
-		dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		int n = dirfd < 0 ? -1
-				  : snprintf(sa.sun_path, sizeof(sa.sun_path),
-					     "/proc/self/fd/%d/%s", dirfd,
-					     slash + 1);
-		if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
-			cli_err(env, "cannot connect to %s: %s", path,
-				dirfd < 0 ? strerror(errno) : "path too long");
-			if (dirfd >= 0)
-				close(dirfd);
-			return CLI_FAIL;
-		}
-	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		cli_err(env, "socket: %s", strerror(errno));
-		if (dirfd >= 0)
-			close(dirfd);
-		return CLI_FAIL;
-	}
-	struct timeval tv = { .tv_sec = MAP_TIMEOUT_S };
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	int r = connect(fd, (const struct sockaddr *)&sa, sizeof(sa));
-	int e = errno;
-	if (dirfd >= 0)
-		close(dirfd);
-	if (r != 0) {
-		close(fd);
-		if (e == ENOENT || e == ECONNREFUSED)
-			cli_err(env, "cannot connect to %s: is aftersmtpd running?",
-				path);
-		else if (e == EACCES || e == EPERM)
-			cli_err(env, "cannot connect to %s: permission denied "
-				"(run as root or as the node's user)", path);
-		else
-			cli_err(env, "cannot connect to %s: %s", path,
-				strerror(e));
-		return CLI_FAIL;
-	}
-	*fd_r = fd;
-	return CLI_OK;
-}
-
-/* Reads response lines from the socket. */
-typedef struct reply_reader {
-	int fd;
-	char buf[ADMIN_REPLY_LINE_MAX + 1];
-	size_t len, start;
-} reply_reader;
-
-/* The next line, without its LF, NUL-terminated in r->buf: 0, or -1
- * (reported) when the node closed the connection, a read failed or a
- * line is too long. */
-static int next_line(const cli_env *env, reply_reader *r, char **line_r)
-{
-	for (;;) {
-		char *nl = memchr(r->buf + r->start, '\n', r->len - r->start);
-		if (nl != NULL) {
-			*nl = '\0';
-			*line_r = r->buf + r->start;
-			r->start = (size_t)(nl - r->buf) + 1;
-			return 0;
-		}
-		if (r->start > 0) {
-			memmove(r->buf, r->buf + r->start, r->len - r->start);
-			r->len -= r->start;
-			r->start = 0;
-		}
-		if (r->len == sizeof(r->buf) - 1) {
-			cli_err(env, "the node's answer has a line longer than "
-				"%u bytes", ADMIN_REPLY_LINE_MAX);
-			return -1;
-		}
-		ssize_t n = read(r->fd, r->buf + r->len, sizeof(r->buf) - 1 - r->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			cli_err(env, "%s", n == 0 ? "the node closed the connection "
-				"without an answer"
-				: errno == EAGAIN || errno == EWOULDBLOCK
-					? "no answer from the node (timed out)"
-					: strerror(errno));
-			return -1;
-		}
-		r->len += (size_t)n;
-	}
-}
 
 /* Split "a TAB b TAB ..." in place into at most max fields. */
 static size_t split_tabs(char *s, char **f, size_t max)
@@ -413,35 +258,24 @@ int cmd_map(cli_env *env, int argc, char **argv)
 			cli_err(env, "--socket: path too long");
 			return CLI_USAGE;
 		}
-	} else if (socket_path(env, config, path) != CLI_OK) {
+	} else if (admin_client_socket_path(env, config, path) != CLI_OK) {
 		return CLI_FAIL;
 	}
-	int fd;
-	if (connect_admin(env, path, &fd) != CLI_OK)
+	admin_client *ac;
+	if (admin_client_open(env, path, MAP_TIMEOUT_S, req, req_len, &ac) !=
+	    CLI_OK)
 		return CLI_FAIL;
-	if (util_write_all(fd, req, req_len) != 0) {
-		cli_err(env, "cannot send to %s: %s", path, strerror(errno));
-		close(fd);
-		return CLI_FAIL;
-	}
 
 	show_mode mode = strcmp(subs[si].name, "list") == 0   ? SHOW_LIST
 			 : strcmp(subs[si].name, "test") == 0 ? SHOW_TEST
 							      : SHOW_PLAIN;
-	reply_reader *rr = calloc(1, sizeof(*rr));
-	if (rr == NULL) {
-		cli_err(env, "out of memory");
-		close(fd);
-		return CLI_FAIL;
-	}
-	rr->fd = fd;
 	static char match[ADMIN_REPLY_LINE_MAX];
 	match[0] = '\0';
 	int rc = CLI_FAIL;
 	for (;;) {
 		char *line;
 		const char *text;
-		if (next_line(env, rr, &line) != 0)
+		if (admin_client_next_line(ac, &line) != 0)
 			break;
 		admin_line_kind k = admin_line_classify(line, &text);
 		if (k == ADMIN_LINE_DATA) {
@@ -466,8 +300,7 @@ int cmd_map(cli_env *env, int argc, char **argv)
 							    : CLI_OK;
 		break;
 	}
-	free(rr);
-	close(fd);
+	admin_client_close(&ac);
 	if (fflush(stdout) != 0 && rc == CLI_OK) {
 		cli_err(env, "standard output: %s", strerror(errno));
 		rc = CLI_FAIL;

@@ -9,35 +9,25 @@
  * aftersmtpd's default file, else the built-in data_dir), read with the
  * node's own schema.  One request per run; the answer is printed as it
  * comes (a long list never sits in memory whole).  Blocking, with a
- * timeout on every read and write.  Everything shown comes from the node
+ * timeout on every read and write (the socket and its lines:
+ * src/cli/admin-client.h).  Everything shown comes from the node
  * and is printed as text: the node has replaced control characters.
  */
 #include "cli.h"
 
+#include "admin-client.h"
 #include "admin-proto.h"
-#include "config.h"
-#include "node.h"
 #include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <time.h>
-#include <unistd.h>
 
-/* aftersmtpd's default configuration file (aftersmtpd.c) */
-#define NODE_DEFAULT_CONFIG "/etc/aftersmtp/aftersmtpd.conf"
-#define SOCKET_NAME "admin.sock"
+#define NODE_DEFAULT_CONFIG ADMIN_CLIENT_DEFAULT_CONFIG
 #define QUEUE_TIMEOUT_S 60
 #define REPLY_WIDTH 48        /* list: the last reply column, characters */
-
-int cmd_queue(cli_env *env, int argc, char **argv);
 
 static const char queue_help[] =
 	"Usage: amp queue list [--state S] [--lane L] [--domain D] [--limit N]\n"
@@ -137,149 +127,6 @@ static const char queue_help[] =
 	"  <data_dir>/admin.sock      the node's admin socket (0600)\n"
 	"  <data_dir>/node.db         the queue, with the rest of the node's\n"
 	"                             store (SQLite; messages encrypted)\n";
-
-/* ------------------------------------------------------- the socket */
-
-static int config_socket(const cli_env *env, const char *config,
-			 char out[PATH_MAX])
-{
-	cfg *c = NULL;
-	cfg_errors errs;
-	const char *path = config != NULL ? config : NODE_DEFAULT_CONFIG;
-	if (config == NULL && access(path, F_OK) != 0) {
-		if (cfg_defaults(&node_schema, &c, &errs) != 0)
-			return CLI_FAIL;
-	} else {
-		uint8_t *text;
-		size_t len;
-		if (util_read_file(path, CFG_FILE_MAX, &text, &len) != 0) {
-			cli_err(env, "%s: %s", path,
-				errno == EFBIG ? "larger than 1 MiB"
-					       : strerror(errno));
-			return CLI_FAIL;
-		}
-		int r = cfg_parse(&node_schema, (const char *)text, len, &c,
-				  &errs);
-		free(text);
-		if (r != 0) {
-			cfg_print_errors(&errs, path, stderr);
-			return CLI_FAIL;
-		}
-	}
-	int n = snprintf(out, PATH_MAX, "%s/%s", cfg_str(c, "data_dir"),
-			 SOCKET_NAME);
-	cfg_free(&c);
-	if (n < 0 || n >= PATH_MAX) {
-		cli_err(env, "data_dir is too long");
-		return CLI_FAIL;
-	}
-	return CLI_OK;
-}
-
-/* Connect to the Unix socket path (one too long for sun_path through its
- * directory's descriptor). */
-static int dial(const cli_env *env, const char *path, int *fd_r)
-{
-	struct sockaddr_un sa;
-	int dirfd = -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	size_t pl = strlen(path);
-	if (pl < sizeof(sa.sun_path)) {
-		memcpy(sa.sun_path, path, pl + 1);
-	} else {
-		const char *slash = strrchr(path, '/');
-		char dir[PATH_MAX];
-		size_t dl = slash != NULL ? (size_t)(slash - path) : 0;
-		int n = -1;
-		if (slash != NULL && dl > 0 && dl < sizeof(dir)) {
-			memcpy(dir, path, dl);
-			dir[dl] = '\0';
-			dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			if (dirfd >= 0)
-				n = snprintf(sa.sun_path, sizeof(sa.sun_path),
-					     "/proc/self/fd/%d/%s", dirfd,
-					     slash + 1);
-		}
-		if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
-			cli_err(env, "cannot connect to %s: path too long", path);
-			if (dirfd >= 0)
-				close(dirfd);
-			return CLI_FAIL;
-		}
-	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int e = errno;
-	int r = -1;
-	if (fd >= 0) {
-		struct timeval tv = { .tv_sec = QUEUE_TIMEOUT_S };
-		(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		r = connect(fd, (const struct sockaddr *)&sa, sizeof(sa));
-		e = errno;
-	}
-	if (dirfd >= 0)
-		close(dirfd);
-	if (r != 0) {
-		if (fd >= 0)
-			close(fd);
-		if (e == ENOENT || e == ECONNREFUSED)
-			cli_err(env, "cannot connect to %s: is aftersmtpd "
-				"running?", path);
-		else if (e == EACCES || e == EPERM)
-			cli_err(env, "cannot connect to %s: permission denied "
-				"(run as root or as the node's user)", path);
-		else
-			cli_err(env, "cannot connect to %s: %s", path,
-				strerror(e));
-		return CLI_FAIL;
-	}
-	*fd_r = fd;
-	return CLI_OK;
-}
-
-/* Response lines from the socket. */
-typedef struct lines {
-	int fd;
-	char buf[ADMIN_REPLY_LINE_MAX + 1];
-	size_t len, start;
-} lines;
-
-/* The next line without its LF, NUL-terminated: 0, or -1 (reported). */
-static int read_line(const cli_env *env, lines *r, char **line_r)
-{
-	for (;;) {
-		char *nl = memchr(r->buf + r->start, '\n', r->len - r->start);
-		if (nl != NULL) {
-			*nl = '\0';
-			*line_r = r->buf + r->start;
-			r->start = (size_t)(nl - r->buf) + 1;
-			return 0;
-		}
-		memmove(r->buf, r->buf + r->start, r->len - r->start);
-		r->len -= r->start;
-		r->start = 0;
-		if (r->len == sizeof(r->buf) - 1) {
-			cli_err(env, "the node's answer has a line longer than "
-				"%u bytes", ADMIN_REPLY_LINE_MAX);
-			return -1;
-		}
-		ssize_t n = read(r->fd, r->buf + r->len,
-				 sizeof(r->buf) - 1 - r->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			cli_err(env, "%s", n == 0
-				? "the node closed the connection without an "
-				  "answer"
-				: errno == EAGAIN || errno == EWOULDBLOCK
-					? "no answer from the node (timed out)"
-					: strerror(errno));
-			return -1;
-		}
-		r->len += (size_t)n;
-	}
-}
 
 /* ------------------------------------------------------- formatting */
 
@@ -644,36 +491,25 @@ int cmd_queue(cli_env *env, int argc, char **argv)
 		int n = sock != NULL
 				? snprintf(path, sizeof(path), "%s", sock)
 				: snprintf(path, sizeof(path), "%s/%s",
-					   data_dir, SOCKET_NAME);
+					   data_dir, ADMIN_CLIENT_SOCKET_NAME);
 		if (n < 0 || (size_t)n >= sizeof(path)) {
 			cli_err(env, "%s: path too long",
 				sock != NULL ? "--socket" : "--data-dir");
 			return CLI_USAGE;
 		}
-	} else if (config_socket(env, config, path) != CLI_OK) {
+	} else if (admin_client_socket_path(env, config, path) != CLI_OK) {
 		return CLI_FAIL;
 	}
-	int fd;
-	if (dial(env, path, &fd) != CLI_OK)
+	admin_client *ac;
+	if (admin_client_open(env, path, QUEUE_TIMEOUT_S, req, req_len, &ac) !=
+	    CLI_OK)
 		return CLI_FAIL;
-	if (util_write_all(fd, req, req_len) != 0) {
-		cli_err(env, "cannot send to %s: %s", path, strerror(errno));
-		close(fd);
-		return CLI_FAIL;
-	}
-	lines *rd = calloc(1, sizeof(*rd));
-	if (rd == NULL) {
-		cli_err(env, "out of memory");
-		close(fd);
-		return CLI_FAIL;
-	}
-	rd->fd = fd;
 	shower sh = { .mode = subs[si].mode, .now = (uint64_t)time(NULL) };
 	int rc = CLI_FAIL;
 	for (;;) {
 		char *line;
 		const char *text;
-		if (read_line(env, rd, &line) != 0)
+		if (admin_client_next_line(ac, &line) != 0)
 			break;
 		admin_line_kind k = admin_line_classify(line, &text);
 		if (k == ADMIN_LINE_DATA) {
@@ -701,8 +537,7 @@ int cmd_queue(cli_env *env, int argc, char **argv)
 		rc = CLI_OK;
 		break;
 	}
-	free(rd);
-	close(fd);
+	admin_client_close(&ac);
 	if (fflush(stdout) != 0 && rc == CLI_OK) {
 		cli_err(env, "standard output: %s", strerror(errno));
 		rc = CLI_FAIL;
