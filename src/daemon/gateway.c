@@ -129,8 +129,9 @@ static unsigned lane_of(amp_lane lane)
 
 int gateway_prepare(gateway *g, const amp_envelope *env,
 		    const amp_public_identity *sender, uint64_t now,
-		    uint64_t lifetime, gateway_msg *m, const char **why_r)
+		    uint64_t lifetime, gateway_msg *m, char *why, size_t why_size)
 {
+	const char *why_c = NULL;
 	amp_envelope_info info;
 	uint8_t *plain = NULL, rnd[16];
 	size_t plain_len = 0;
@@ -140,21 +141,24 @@ int gateway_prepare(gateway *g, const amp_envelope *env,
 	memset(&er, 0, sizeof(er));
 	amp_envelope_get_info(env, &info);
 	if (strcmp(info.content_type, "message/rfc822") != 0) {
-		*why_r = "the gateway sends only message/rfc822 content";
+		snprintf(why, why_size, "the gateway sends only message/rfc822 "
+			 "content");
 		return -1;
 	}
 	if (amp_envelope_open(g->ctx, env, g->p.id, sender, now, &plain,
-			      &plain_len, why_r) != AMP_OK)
+			      &plain_len, &why_c) != AMP_OK) {
+		snprintf(why, why_size, "%s", why_c);
 		return -1;
+	}
 	randombytes_buf(rnd, sizeof(rnd));
 	int r = egress_prepare(plain, plain_len, info.sender, map_did, g,
-			       g->p.hostname, rnd, now, &er, why_r);
+			       g->p.hostname, rnd, now, &er, &why_c);
 	sodium_memzero(plain, plain_len);
 	amp_free(plain);
 	if (r != 0)
-		return -1;
+		goto fail; /* the reason may point into er: copied at fail */
 	if (gateway_address(g, info.sender, addr, sizeof(addr)) != 0) {
-		*why_r = "the sender has no mail address";
+		why_c = "the sender has no mail address";
 		goto fail;
 	}
 	m->body = er.msg;
@@ -164,7 +168,7 @@ int gateway_prepare(gateway *g, const amp_envelope *env,
 		uint8_t *sig = NULL;
 		size_t sig_len = 0;
 		int s = dkimkeys_sign(g->p.dkim, er.from_domain, m->body,
-				      m->body_len, now, &sig, &sig_len, why_r);
+				      m->body_len, now, &sig, &sig_len, &why_c);
 		if (s < 0)
 			goto fail;
 		if (s == 1) {
@@ -179,7 +183,7 @@ int gateway_prepare(gateway *g, const amp_envelope *env,
 	m->sender = strdup(addr);
 	m->sender_did = strdup(info.sender);
 	if (m->rcpts == NULL || m->sender == NULL || m->sender_did == NULL) {
-		*why_r = "out of memory";
+		why_c = "out of memory";
 		goto fail;
 	}
 	for (size_t i = 0; i < er.n_rcpts; i++) {
@@ -200,6 +204,7 @@ int gateway_prepare(gateway *g, const amp_envelope *env,
 	egress_result_free(&er);
 	return 0;
 fail:
+	snprintf(why, why_size, "%s", why_c != NULL ? why_c : "refused");
 	egress_result_free(&er);
 	gateway_msg_free(m);
 	return -1;

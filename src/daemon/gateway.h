@@ -43,11 +43,12 @@ typedef struct gateway_msg {
 } gateway_msg;
 
 /* Worker thread: env is addressed to the gateway and verified (sender is
- * its sender's public identity).  0 with *m filled, or -1 with *why_r (a
- * reason for the sender: "From does not match the sender", ...). */
+ * its sender's public identity).  0 with *m filled, or -1 with the reason
+ * for the sender ("From does not match the sender", a refused recipient
+ * named) written into why (why_size bytes, NUL-terminated). */
 int gateway_prepare(gateway *g, const amp_envelope *env,
 		    const amp_public_identity *sender, uint64_t now,
-		    uint64_t lifetime, gateway_msg *m, const char **why_r)
+		    uint64_t lifetime, gateway_msg *m, char *why, size_t why_size)
 	__attribute__((warn_unused_result));
 void gateway_msg_free(gateway_msg *m);
 

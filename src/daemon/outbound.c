@@ -1058,6 +1058,7 @@ static void on_tcp_closed(uv_handle_t *h)
 	bool transaction = false;
 	if (j->cli != NULL) {
 		/* results of a host that reached the transaction are final */
+		transaction = smtp_client_transaction(j->cli);
 		for (size_t i = 0; i < j->it->n_rcpts; i++) {
 			const smtpc_result *r = smtp_client_result(j->cli, i);
 			if (r->phase == SMTPC_PHASE_RCPT || r->phase == SMTPC_PHASE_DATA ||
@@ -1067,6 +1068,9 @@ static void on_tcp_closed(uv_handle_t *h)
 		if (transaction) {
 			j->transaction = true;
 			j->peer_dsn = smtp_client_caps(j->cli)->dsn;
+			if (smtp_client_failed(j->cli))
+				job_reason(j, false, "%s: %s", j->hosts[j->hi].name,
+					   smtp_client_reason(j->cli));
 			snprintf(j->remote, sizeof(j->remote), "%s",
 				 j->hosts[j->hi].name);
 			for (size_t i = 0; i < j->it->n_rcpts; i++) {

@@ -158,6 +158,7 @@ typedef struct deliver_ctx {
 	char (*domains)[254];
 	size_t n_domains;
 	bool outbound;                    /* a mail queue entry was written */
+	char gw_why[200];                 /* why the gateway refused */
 } deliver_ctx;
 
 typedef struct sreq {
@@ -881,19 +882,19 @@ static void op_deliver(sreq *r)
 	gateway_msg gm;
 	memset(&gm, 0, sizeof(gm));
 	if (gw_idx != SIZE_MAX) {
-		const char *why = NULL;
 		if (gateway_prepare(s->gw, env, &sender, now, s->set.queue_lifetime,
-				    &gm, &why) == 0) {
+				    &gm, d->gw_why, sizeof(d->gw_why)) == 0) {
 			d->outbound = true;
 			log_msg(LOG_INFO, "msg=\"gateway: queued\" rcpts=%zu "
 				"bytes=%zu dkim=%s lane=%u", gm.q.n_rcpts,
 				gm.q.body_len, gm.signed_ ? "yes" : "no",
 				gm.q.lane);
 		} else {
+			char q[LOG_QUOTE_MAX];
 			d->status[gw_idx] = AMP__V1__STATUS__STATUS_BAD_REQUEST;
-			d->error[gw_idx] = why;
-			log_msg(LOG_NOTICE, "msg=\"gateway: refused\" why=\"%s\"",
-				why);
+			d->error[gw_idx] = d->gw_why;
+			log_msg(LOG_NOTICE, "msg=\"gateway: refused\" why=%s",
+				log_quote(d->gw_why, strlen(d->gw_why), q));
 		}
 	}
 	if (d->n_local + d->n_domains == 0 && !d->outbound) {

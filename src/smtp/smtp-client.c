@@ -983,6 +983,11 @@ const smtpc_result *smtp_client_result(const smtp_client *c, size_t i)
 	return &c->res[i];
 }
 
+bool smtp_client_transaction(const smtp_client *c)
+{
+	return c->mail_ok;
+}
+
 bool smtp_client_failed(const smtp_client *c)
 {
 	return c->failed;

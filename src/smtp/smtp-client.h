@@ -219,6 +219,11 @@ bool smtp_client_done(const smtp_client *c);
 
 /* Recipient i's result (i < n_rcpts): phase NONE until it is final. */
 const smtpc_result *smtp_client_result(const smtp_client *c, size_t i);
+/* The server accepted MAIL FROM on this connection: the transaction had
+ * begun, so a later failure (a lost connection after the dot, a 421) is
+ * final for this attempt — trying another MX at once could deliver it
+ * twice. */
+bool smtp_client_transaction(const smtp_client *c);
 /* A session-level failure happened (then smtp_client_reason says what);
  * permanent when its code was 5xx. */
 bool smtp_client_failed(const smtp_client *c);

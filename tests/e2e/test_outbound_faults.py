@@ -302,18 +302,6 @@ def test_421_after_rcpt_defers(fakes):
     assert inbox(u) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "outbound.c on_tcp_closed() decides whether a host 'reached the "
-    "transaction' from the recipients' result phases, but smtp-client gives "
-    "every session failure (connection lost, timeout, 421, protocol error) "
-    "phase SESSION even after MAIL FROM was accepted. So a connection lost "
-    "after the final dot is taken for a failure before the transaction: the "
-    "driver goes on to the next MX in the same attempt, which delivers it "
-    "again at once (attempt=1 delivered=1 relay=mx2; with one MX such "
-    "deferrals log relay=none). docs/outbound.md: 'Once MAIL FROM "
-    "has been answered, the replies are final for this attempt.' Fix: the "
-    "client should tell the driver that MAIL was answered (e.g. "
-    "smtp_client_mail_answered()), and on_tcp_closed use that."))
 def test_drop_after_dot_is_final_for_the_attempt(fakes):
     """E2 with a second MX: after the dot the first host may have the
     message; the attempt ends deferred there (relay = that host), and the
@@ -338,12 +326,15 @@ def test_drop_after_dot_is_final_for_the_attempt(fakes):
 
 # ---------------------------------------------------------------- E1
 
-def e1_case(w, name, script, reason):
+def e1_case(w, name, script, reason, in_transaction=False):
+    """in_transaction: the error came after MAIL was accepted, so the
+    attempt is over at that host (relay= names it) instead of going on
+    to another MX."""
     mx = w.fake(name, scripts=[script, {}])
     u = w.user(name)
     send(u, f"carol@{domain(name)}", data=message(u, f"carol@{domain(name)}"))
     (a1, a2) = attempts(w, name, 2)
-    expect(a1, relay="none", attempt=1, delivered=0, deferred=1, bounced=0, dsn="none",
+    expect(a1, relay=mx_host(name, 0) if in_transaction else "none", attempt=1, delivered=0, deferred=1, bounced=0, dsn="none",
            reason=f"{mx_host(name, 0)}: {reason}")
     delivered(a2, name)
     assert [n for n, _ in mx.messages] == [2]
@@ -358,7 +349,8 @@ def test_reply_abuse_defers_with_a_bounded_node(fakes):
     sent."""
     w = fakes
     mx = e1_case(w, "othercode", {"RCPT": b"250-2.1.5 first line\r\n251 2.1.5 other\r\n"},
-                 "protocol error: continuation with a different code")
+                 "protocol error: continuation with a different code",
+                 in_transaction=True)
     assert mx.verbs(1) == ["EHLO", "MAIL", "RCPT", "DATA"]
     rss0 = node_rss_kb(w)  # after one attempt of each kind: warm
     mx = e1_case(w, "longline", {"greeting": b"220 " + b"y" * 2996 + b"\r\n"},
@@ -504,27 +496,15 @@ def test_size_over_the_peer_limit_bounces_before_mail(fakes):
 
 # ---------------------------------------------------------------- E4
 
-DANGLING = pytest.mark.xfail(strict=True, reason=(
-    "gateway.c gateway_prepare(): egress_prepare() names a refused recipient "
-    "in er.error, inside `egress_result er` on gateway_prepare's stack, and "
-    "*why_r points there; after the return server.c op_deliver() logs it "
-    "(still intact) and then puts it in the DeliverResponse as "
-    "d->error[gw_idx]: by then the stack is reused, the error string is "
-    "garbage (not UTF-8), and amp send reports 'the node sent a malformed "
-    "response' instead of BAD_REQUEST and the reason. Fix: copy the reason "
-    "into the caller's gateway_msg (or a buffer the caller owns) before "
-    "egress_result_free / the return."))
-
-
 @pytest.mark.parametrize("field,reason", [
     pytest.param(b"AMP-Egress-To: <x@egress.example.net>\r\n\tRCPT TO:<evil@egress.example.net>\r\n",
-                 "invalid recipient in AMP-Egress-To: ", id="folded-crlf", marks=DANGLING),
+                 "invalid recipient in AMP-Egress-To: ", id="folded-crlf"),
     pytest.param(b"AMP-Egress-To: x@egress.example.net\rRCPT TO:<evil@egress.example.net>\r\n",
                  "the message has a bare CR (not before LF)", id="bare-cr"),
     pytest.param(b"AMP-Egress-To: x@egress.example.net>RCPT TO:<evil@egress.example.net\r\n",
-                 "invalid recipient in AMP-Egress-To: ", id="gt", marks=DANGLING),
+                 "invalid recipient in AMP-Egress-To: ", id="gt"),
     pytest.param(b"AMP-Egress-To: <x>@egress.example.net\r\n",
-                 "invalid recipient in AMP-Egress-To: ", id="angle-inside", marks=DANGLING),
+                 "invalid recipient in AMP-Egress-To: ", id="angle-inside"),
 ])
 def test_egress_recipient_injection_is_refused_at_the_gateway(fakes, field, reason):
     """E4, defence in depth at the node: recipients the gateway takes from
