@@ -268,6 +268,8 @@ static void test_many_lines(void **state)
 	}
 	assert_int_equal(st, SMTP_REPLY_ERROR);
 	assert_int_equal(i, SMTP_REPLY_LINES_MAX + 1);
+	/* every line before the refused one was taken whole */
+	assert_true(total >= (size_t)SMTP_REPLY_LINES_MAX * 13u);
 	assert_string_equal(smtp_reply_parser_error(p), "too many lines in one reply");
 
 	/* exactly SMTP_REPLY_LINES_MAX lines: fine */
