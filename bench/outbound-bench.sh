@@ -101,6 +101,8 @@ kb=10
 . "$here/lib.sh"
 
 start=$EPOCHREALTIME
+# the checkout when the run starts (others may commit during it)
+rev=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
 say() { echo "outbound-bench: [$(elapsed "$start" "$EPOCHREALTIME")s] $*" >&2; }
 die() { say "$*"; exit 1; }
 
@@ -606,7 +608,6 @@ report_rows() {
 	}' "$dir/results"
 }
 
-rev=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
 args=""
 [ "$quick" = 1 ] && args+=" --quick"
 [ "$quick" = 0 ] && [ "$rounds" != 3 ] && args+=" --rounds $rounds"
@@ -617,7 +618,7 @@ echo "### outbound-bench (relaying to smtp-sink: aftersmtpd vs Postfix, same smt
 echo
 echo "- command: \`bench/outbound-bench.sh$args\`; machine: $(machine); load average at start $load_start, at end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- destination: Postfix's smtp-sink on 127.0.0.1 (one process for the run, \`-c\` counters, \`-d\` one dump file per message; no STARTTLS, so neither MTA uses TLS), reached through transport_maps \`bench.test smtp:[127.0.0.1]:PORT\` by both MTAs, no DNS"
-echo "- aftersmtpd: ${ampd#"$root"/} (source $rev), relays for smtp_relay_networks 127.0.0.0/8 through its mail queue (SQLite synchronous=FULL on $(df -T "$dir" | awk 'NR==2{print $2}'), the 250 after the commit; the queue body sealed with the storage key), one connection per message; DKIM keys from \`amp dkim keygen\` for rsa.test (RSA-2048) and ed.test (Ed25519): the From domain of the load decides; smtp_out_max_connections $conns, smtp_out_dest_concurrency $dest"
+echo "- aftersmtpd: ${ampd#"$root"/} (checkout $rev at the start; the binary as built in ${build#"$root"/}), relays for smtp_relay_networks 127.0.0.0/8 through its mail queue (SQLite synchronous=FULL on $(df -T "$dir" | awk 'NR==2{print $2}'), the 250 after the commit; the queue body sealed with the storage key), one connection per message; DKIM keys from \`amp dkim keygen\` for rsa.test (RSA-2048) and ed.test (Ed25519): the From domain of the load decides; smtp_out_max_connections $conns, smtp_out_dest_concurrency $dest"
 echo "- Postfix $pfx_version: private instance on 127.0.0.1, same file system, relaying for mynetworks 127.0.0.0/8; smtp(8) maxproc $conns, smtp_destination_concurrency_limit $dest, in_flow_delay 0, otherwise defaults (it caches and reuses connections to a destination with a backlog: see msgs/session). **Postfix has no DKIM signer**: its figure is without DKIM"
 echo "- load: \`smtp-source -m $m -s $sessions -l $((kb * 1024)) -M client.test -f FROM -t rN@bench.test\` (one message per connection, 10 KB of smtp-source's filler body, a unique Message-Id each); FROM = app@rsa.test for Postfix and the RSA cell, app@ed.test for Ed25519, app@plain.test (no key: unsigned) for \"none\""
 echo "- end-to-end msgs/s = messages / (last message complete at the sink − start of smtp-source); accept msgs/s = messages / smtp-source's wall time; median of $rounds round(s) (range in brackets), the cells one after the other in each round; ratio = cell / Postfix"
