@@ -170,6 +170,8 @@ struct job {
 	char envid_x[SMTPC_ENVID_MAX + 1];
 	tls_session *tls;
 	bool tls_on, tls_verified;
+	bool tls_broke;                /* this connection's handshake failed */
+	bool cleartext;                /* retrying this address without TLS */
 	bool transaction;              /* a host reached MAIL FROM */
 	/* outcome per recipient: 0 none yet, else the final code */
 	unsigned *code;
@@ -999,6 +1001,7 @@ static void tlsa_done(void *arg, const dns_tlsa_result *r)
 
 static void on_connect(uv_connect_t *req, int status);
 static void on_tcp_closed(uv_handle_t *h);
+static smtpc_tls_policy tls_required(const job *j);
 
 static void timer_cb(uv_timer_t *t)
 {
@@ -1024,6 +1027,7 @@ static void connect_next(job *j)
 		return;
 	}
 	struct sockaddr_storage ss = j->addrs[j->ai++];
+	j->tls_broke = false;
 	if (ss.ss_family == AF_INET)
 		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)j->port);
 	else
@@ -1068,9 +1072,13 @@ static void on_tcp_closed(uv_handle_t *h)
 		if (transaction) {
 			j->transaction = true;
 			j->peer_dsn = smtp_client_caps(j->cli)->dsn;
+			/* the reason is this host's; earlier hosts' failures
+			 * were logged as they happened */
 			if (smtp_client_failed(j->cli))
 				job_reason(j, false, "%s: %s", j->hosts[j->hi].name,
 					   smtp_client_reason(j->cli));
+			else
+				j->reason[0] = '\0';
 			snprintf(j->remote, sizeof(j->remote), "%s",
 				 j->hosts[j->hi].name);
 			for (size_t i = 0; i < j->it->n_rcpts; i++) {
@@ -1091,6 +1099,24 @@ static void on_tcp_closed(uv_handle_t *h)
 		}
 		smtp_client_free(&j->cli);
 	}
+	/* Opportunistic TLS whose handshake failed: the same address once
+	 * more in cleartext (as Postfix's `may` level does); never when a
+	 * policy requires TLS. */
+	if (!transaction && !j->o->stopping && j->tls_broke && !j->cleartext &&
+	    tls_required(j) == SMTPC_TLS_MAY) {
+		log_msg(LOG_NOTICE, "msg=\"outbound: TLS handshake failed; trying "
+			"again without TLS\" domain=%s host=%s", j->it->domain,
+			j->hosts[j->hi].name);
+		j->cleartext = true;
+		j->ai--;
+		connect_next(j);
+		return;
+	}
+	j->cleartext = false;
+	if (!j->transaction && j->reason[0] != '\0')
+		log_msg(LOG_INFO, "msg=\"outbound: host failed\" id=%016llx "
+			"domain=%s reason=\"%s\"", (unsigned long long)j->it->id,
+			j->it->domain, j->reason);
 	if (j->transaction || j->o->stopping) {
 		if (j->o->stopping)
 			finish_rest(j, 451, "4.3.2", "the node is stopping");
@@ -1220,6 +1246,7 @@ static void pump(job *j)
 			if (flush_tls(j) != 0)
 				r = -1;
 			if (r < 0) {
+				j->tls_broke = true;
 				smtp_client_tls_failed(j->cli, err != NULL ? err
 						       : "TLS failed");
 				tls_session_free(&j->tls);
@@ -1302,6 +1329,16 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	pump(j);
 }
 
+/* The TLS policy of the current host: DANE, smtp_out_must_tls, an
+ * enforced MTA-STS policy or smtp_out_tls = encrypt require it. */
+static smtpc_tls_policy tls_required(const job *j)
+{
+	if (j->dane || j->must_tls ||
+	    (j->sts != NULL && j->sts->mode == MTASTS_MODE_ENFORCE))
+		return SMTPC_TLS_MUST;
+	return j->o->set.tls;
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
 	job *j = req->data;
@@ -1319,9 +1356,7 @@ static void on_connect(uv_connect_t *req, int status)
 	const settings *set = &j->o->set;
 	smtpc_settings cs = {
 		.helo = set->hostname,
-		.tls = j->dane || j->must_tls ||
-		       (j->sts != NULL && j->sts->mode == MTASTS_MODE_ENFORCE)
-		       ? SMTPC_TLS_MUST : set->tls,
+		.tls = j->cleartext ? SMTPC_TLS_NONE : tls_required(j),
 		.auth_user = j->auth != NULL ? j->auth->user : NULL,
 		.auth_pass = j->auth != NULL ? j->auth->pass : NULL,
 		.greeting_ms = set->command_ms, .command_ms = set->command_ms,

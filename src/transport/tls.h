@@ -89,7 +89,11 @@ typedef struct tls_tlsa {
  * with no name or date check (§3.1.1); DANE-TA (2) a certificate of the
  * chain the peer sent, which must then chain the end-entity certificate,
  * with the name checked against host (§3.1.2).  Records of usage 0 and 1
- * are unusable for SMTP (§3.1.3).  -1 with *why_r. */
+ * are unusable for SMTP (§3.1.3), like selectors and matching types we do
+ * not implement: a set with no usable record also gives 0, for TLS
+ * without authentication (§2.2: "a connection to the MTA MUST be made via
+ * TLS, but authentication is not required"; the caller requires TLS).
+ * -1 with *why_r. */
 int tls_verify_dane(tls_session *s, const char *host, const tls_tlsa *rr,
 		    size_t n, const char **why_r)
 	__attribute__((warn_unused_result));
