@@ -58,7 +58,8 @@
 # progress goes to stderr.
 #
 # Usage: bench/outbound-bench.sh [--quick] [--rounds N] [--messages M]
-#                                [--sessions S] [--no-drain]
+#                                [--sessions S] [--dest DEST] [--no-drain]
+# (DEST: the destination concurrency of both MTAs, default 10; CONNS is 50)
 # Environment: BUILD_DIR (default <repo>/build), KEEP=1 keeps the work
 # directory (/var/tmp/amp-outbound-bench.*), ONLY="rsa ed25519" runs only
 # those cells (postfix rsa ed25519 none drain-postfix drain-aftersmtpd).
@@ -75,6 +76,7 @@ amp=$build/src/cli/amp
 PY=/usr/bin/python3
 
 quick=0
+dest=10     # aftersmtpd's default smtp_out_dest_concurrency, for both MTAs
 rounds=3
 m=2000
 sessions=10
@@ -85,6 +87,7 @@ while [ $# -gt 0 ]; do
 	--rounds) rounds=$2; shift ;;
 	--messages) m=$2; shift ;;
 	--sessions) sessions=$2; shift ;;
+	--dest) dest=$2; shift ;;
 	--no-drain) drain=0 ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "outbound-bench.sh: unknown argument $1" >&2; exit 2 ;;
@@ -94,7 +97,7 @@ done
 if [ "$quick" = 1 ]; then
 	m=60 rounds=1
 fi
-conns=50 dest=10   # aftersmtpd's defaults, given to both MTAs
+conns=50    # aftersmtpd's default smtp_out_max_connections, for both
 kb=10
 
 # shellcheck source=bench/lib.sh
@@ -613,6 +616,7 @@ args=""
 [ "$quick" = 0 ] && [ "$rounds" != 3 ] && args+=" --rounds $rounds"
 [ "$quick" = 0 ] && [ "$m" != 2000 ] && args+=" --messages $m"
 [ "$sessions" != 10 ] && args+=" --sessions $sessions"
+[ "$dest" != 10 ] && args+=" --dest $dest"
 [ "$drain" = 0 ] && args+=" --no-drain"
 echo "### outbound-bench (relaying to smtp-sink: aftersmtpd vs Postfix, same smtp-source load)"
 echo
