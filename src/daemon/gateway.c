@@ -198,7 +198,8 @@ int gateway_prepare(gateway *g, const amp_envelope *env,
 	m->q.rcpts = m->rcpts;
 	m->q.body = m->body;
 	m->q.body_len = m->body_len;
-	m->q.lane = lane_of(info.lane);
+	int cl = lanes_for_sender(g->p.lanes, m->sender);
+	m->q.lane = cl >= 0 ? (unsigned)cl : lane_of(info.lane);
 	m->q.created = now;
 	m->q.expires = now + lifetime;
 	egress_result_free(&er);

@@ -12,6 +12,7 @@
 
 #include "amp/amp.h"
 #include "dkimkeys.h"
+#include "lanes.h"
 #include "mapset.h"
 #include "store.h"
 
@@ -22,6 +23,7 @@ typedef struct gateway_params {
 	mapset *maps;                /* canonical_maps: DID -> address */
 	dkimkeys *dkim;              /* may be NULL or empty: no signing */
 	const char *hostname;        /* Message-ID domain of added IDs */
+	const lanes *lanes;          /* lanes by sender (may be NULL) */
 } gateway_params;
 
 int gateway_new(const gateway_params *p, gateway **g_r, const char **error_r)

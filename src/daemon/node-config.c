@@ -227,6 +227,13 @@ static const cfg_key keys[] = {
 	{ "smtp_out_dest_rate", CFG_INT, "0", 0, 100000, true,
 	  "Most delivery attempts started per minute to one destination "
 	  "domain (they are spread evenly over the minute). 0: no limit." },
+	{ "smtp_out_critical_senders", CFG_LIST, "", 0, 0, false,
+	  "Envelope senders (user@domain, or @domain for a whole domain) whose "
+	  "outbound mail always goes to the critical lane, whatever its headers "
+	  "or AMP envelope say." },
+	{ "smtp_out_bulk_senders", CFG_LIST, "", 0, 0, false,
+	  "Envelope senders (user@domain or @domain) whose outbound mail always "
+	  "goes to the bulk lane (newsletters, notifications)." },
 	{ "smtp_out_lane_weights", CFG_LIST, "8 4 1", 0, 0, false,
 	  "Share of free connection slots for the lanes critical, normal and "
 	  "bulk when all three have mail waiting (each at least 1, so no lane "

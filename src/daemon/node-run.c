@@ -61,6 +61,7 @@ typedef struct node_run {
 	smtpd *smtp;
 	mapset *maps;        /* the lookup tables (after the privilege drop) */
 	dkimkeys *dkim;      /* dkim_keys (read before the privilege drop) */
+	lanes *lanes;        /* smtp_out_*_senders */
 	char *auth_text;     /* smtp_out_auth_file (read before the drop) */
 	amp_identity *gw_id; /* gateway.key */
 	gateway *gw;
@@ -450,6 +451,7 @@ static int bind_all(node_run *n)
 			.node_cert_pem = crt, .node_key_pem = key,
 			.notify = smtp_notify, .notify_arg = n,
 			.out_wake = out_wake, .out_arg = n, .dkim = n->dkim,
+			.lanes = n->lanes,
 		};
 		if (smtpd_start(&sp, c, &n->smtp, &err) != 0) {
 			log_msg(LOG_CRIT, "msg=\"cannot listen\" transport=smtp "
@@ -497,7 +499,7 @@ static int start_services(node_run *n)
 	log_maps(n, "maps loaded");
 	const char *hn = cfg_str(n->conf, "smtp_hostname");
 	gateway_params gp = {
-		.id = n->gw_id, .maps = n->maps, .dkim = n->dkim,
+		.id = n->gw_id, .maps = n->maps, .dkim = n->dkim, .lanes = n->lanes,
 		.hostname = *hn != '\0' ? hn : cfg_list_item(n->conf, "domains", 0),
 	};
 	if (gateway_new(&gp, &n->gw, &err) != 0) {
@@ -618,6 +620,11 @@ int node_run_main(cfg *conf, const char *config_path)
 			kerr);
 		goto out;
 	}
+	if (lanes_new(conf, &n.lanes, kerr, sizeof(kerr)) != 0) {
+		log_msg(LOG_CRIT, "msg=\"bad lane configuration\" error=\"%s\"",
+			kerr);
+		goto out;
+	}
 	if (*af != '\0') {
 		uint8_t *buf;
 		size_t len;
@@ -666,6 +673,7 @@ out:
 		log_msg(LOG_WARN, "msg=\"handles left open at exit\"");
 	gateway_free(&n.gw);
 	dkimkeys_free(&n.dkim);
+	lanes_free(&n.lanes);
 	amp_identity_destroy(&n.gw_id);
 	if (n.auth_text != NULL) {
 		sodium_memzero(n.auth_text, strlen(n.auth_text));

@@ -69,6 +69,7 @@ struct smtpd {
 	void (*out_wake)(void *);
 	void *out_arg;
 	dkimkeys *dkim;
+	const lanes *lanes;
 	bool dkim_relayed;           /* dkim_sign_relayed */
 	uint64_t queue_lifetime;     /* maximal_queue_lifetime */
 	char **domains;
@@ -1122,10 +1123,12 @@ static void queue_part(msg *m, mailq_msg *q, mailq_rcpt **rc_r,
 			.notify = m->remote[i].notify,
 		};
 	uint64_t now = (uint64_t)time(NULL);
+	int cl = lanes_for_sender(d->lanes, m->from);
 	*q = (mailq_msg){
 		.sender = m->from, .envid = m->envid[0] != '\0' ? m->envid : NULL,
 		.ret = m->ret, .rcpts = rc, .n_rcpts = m->n_remote,
-		.body = body, .body_len = len, .lane = lane_of(body, len),
+		.body = body, .body_len = len,
+		.lane = cl >= 0 ? (unsigned)cl : lane_of(body, len),
 		.created = now, .expires = now + d->queue_lifetime,
 	};
 	*rc_r = rc;
@@ -1935,6 +1938,7 @@ int smtpd_start(const smtpd_params *p, const cfg *conf, smtpd **d_r,
 	d->out_wake = p->out_wake;
 	d->out_arg = p->out_arg;
 	d->dkim = p->dkim;
+	d->lanes = p->lanes;
 	d->dkim_relayed = cfg_bool(conf, "dkim_sign_relayed");
 	d->queue_lifetime = (uint64_t)cfg_int(conf, "maximal_queue_lifetime");
 	d->size_max = (uint64_t)cfg_int(conf, "smtp_message_size_limit");

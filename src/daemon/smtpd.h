@@ -32,6 +32,7 @@
 #include "amp/amp.h"
 #include "config.h"
 #include "dkimkeys.h"
+#include "lanes.h"
 #include "mapset.h"
 #include "store.h"
 
@@ -58,6 +59,7 @@ typedef struct smtpd_params {
 	void *out_arg;
 	/* signs unsigned mail from smtp_relay_networks (dkim_sign_relayed) */
 	dkimkeys *dkim;
+	const lanes *lanes;          /* lanes by sender (may be NULL) */
 } smtpd_params;
 
 /* Bind every `smtp_listen` and `smtps_listen` address (none: no

@@ -94,10 +94,10 @@ def zone(extra=""):
         "broken.example.net. SERVFAIL\n" + extra)
 
 
-def dkim_key(tmp, user):
+def dkim_key(tmp, user, alg="ed25519"):
     key = tmp / "dkim.pem"
     p = user.run("dkim", "keygen", "--domain", "alpha.test", "--selector", SELECTOR,
-                 "--alg", "ed25519", "--out", str(key))
+                 "--alg", alg, "--out", str(key))
     txt = "".join(re.findall(r'"([^"]*)"', p.stdout.decode()))
     assert txt.startswith("v=DKIM1"), p.stdout
     return key, txt.encode()
@@ -122,10 +122,11 @@ def message(to="carol@example.net", subject="Hello", sender="did:aftersmtp:alpha
             "Hi Carol,\r\n.leading dot line\r\nbye\r\n").encode()
 
 
-def test_gateway_delivers_signed_mail(base, dns_server, receiver, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("alg", ["ed25519", "rsa"])
+def test_gateway_delivers_signed_mail(base, dns_server, receiver, tmp_path, alg):  # noqa: F811
     dns = dns_server(zone())
     (b, n, u), _ = outbound_node(base, dns, receiver, tmp_path)
-    key, txt = dkim_key(tmp_path, u)
+    key, txt = dkim_key(tmp_path, u, alg)
     # keys are read at start: restart with the key configured
     n.stop()
     n.conf["dkim_keys"] = f"alpha.test:{SELECTOR}:{key}"
@@ -142,6 +143,7 @@ def test_gateway_delivers_signed_mail(base, dns_server, receiver, tmp_path):  # 
     assert b"Message-ID: <" in data and b"Date: " in data
     assert b"\r\n.leading dot line\r\n" in data  # un-stuffed by the receiver
     assert data.startswith(b"DKIM-Signature:")
+    assert f"a={'ed25519' if alg == 'ed25519' else 'rsa'}-sha256;".encode() in data
 
     def dnsfunc(name, timeout=5):
         assert name == f"{SELECTOR}._domainkey.alpha.test.".encode()
@@ -412,3 +414,28 @@ def test_canonical_maps_give_the_sender_address(base, dns_server, receiver, tmp_
     p = u.run("send", "carol@example.net", input=message(sender="alice@alpha.test"),
               check=False)
     assert p.returncode == 1 and b"gateway BAD_REQUEST" in p.stdout
+
+
+def test_lanes_by_configured_sender(base, dns_server, receiver, tmp_path):  # noqa: F811
+    """smtp_out_critical_senders / smtp_out_bulk_senders decide the lane
+    before headers: an urgent-looking newsletter is still bulk, a plain
+    alert is critical (seen in `amp queue list` while the MX is down)."""
+    dns = dns_server(zone())
+    (b, n, u), _ = outbound_node(base, dns, receiver, tmp_path, smtp_out_port=free_port(),
+                                 smtp_relay_networks="127.0.0.0/8",
+                                 smtp_out_retry_min="1h", smtp_out_retry_max="1h",
+                                 smtp_out_critical_senders="alert@alpha.test",
+                                 smtp_out_bulk_senders="@news.alpha.test")
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", n.smtp_port, local_hostname="app.test") as s:
+        s.sendmail("alert@alpha.test", ["a@example.net"],
+                   "From: alert@alpha.test\r\nSubject: a\r\n\r\nx\r\n")
+        s.sendmail("weekly@news.alpha.test", ["b@nomx.example.net"],
+                   "From: weekly@news.alpha.test\r\nPriority: urgent\r\n"
+                   "Subject: b\r\n\r\nx\r\n")
+    n.wait_log(r'domain=example.net .*deferred=1')
+    n.wait_log(r'domain=nomx.example.net .*deferred=1')
+    listing = u.run("queue", "list", "--config", str(n.conf_path)).stdout.decode()
+    lanes = {l.split()[5]: l.split()[1] for l in listing.splitlines()
+             if re.match(r"[0-9a-f]{16} ", l)}
+    assert lanes == {"example.net": "critical", "nomx.example.net": "bulk"}, listing
