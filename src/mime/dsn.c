@@ -16,6 +16,8 @@
  */
 #include "dsn.h"
 
+#include "obuf.h"
+
 #include "mail-date.h"
 #include "mail-header.h"
 #include "util.h"
@@ -35,54 +37,6 @@
 #define RCPT_BUDGET (16u * 1024u) /* both parts' bytes for one recipient */
 #define BOUNDARY_TRIES 100u
 
-/* ---- Output buffer: capped at creation ---- */
-
-typedef struct obuf {
-	uint8_t *p;
-	size_t len, cap, max;
-} obuf;
-
-static void ob_reserve(obuf *o, size_t n)
-{
-	if (n > o->max - o->len)
-		abort(); /* a bug: the maximum covers every part */
-	if (o->len + n <= o->cap)
-		return;
-	size_t cap = o->cap < 4096 ? 4096 : o->cap;
-	while (cap < o->len + n)
-		cap = cap > o->max / 2 ? o->max : cap * 2;
-	uint8_t *q = realloc(o->p, cap);
-	if (q == NULL)
-		abort(); /* out of memory: STYLE.md, abort loudly */
-	o->p = q;
-	o->cap = cap;
-}
-
-static void ob_put(obuf *o, const void *p, size_t n)
-{
-	if (n == 0)
-		return;
-	ob_reserve(o, n);
-	memcpy(o->p + o->len, p, n);
-	o->len += n;
-}
-
-static void ob_str(obuf *o, const char *s)
-{
-	ob_put(o, s, strlen(s));
-}
-
-static void ob_byte(obuf *o, uint8_t c)
-{
-	ob_put(o, &c, 1);
-}
-
-static void ob_free(obuf *o)
-{
-	free(o->p);
-	o->p = NULL;
-	o->len = o->cap = 0;
-}
 
 /* ---- Sanitisers ---- */
 

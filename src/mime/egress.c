@@ -19,6 +19,8 @@
  */
 #include "egress.h"
 
+#include "obuf.h"
+
 #include "mail-date.h"
 #include "mail-header.h"
 #include "util.h"
@@ -37,42 +39,6 @@
 #define ADDR_DOMAIN_MAX 255u  /* RFC 5321 §4.5.3.1.2 */
 #define MAP_BUF 512u          /* what the map function may write */
 
-/* ---- Output buffer: capped at creation ---- */
-
-typedef struct obuf {
-	uint8_t *p;
-	size_t len, cap, max;
-} obuf;
-
-static void ob_reserve(obuf *o, size_t n)
-{
-	if (n > o->max - o->len)
-		abort(); /* a bug: the maximum is computed from the input */
-	if (o->len + n <= o->cap)
-		return;
-	size_t cap = o->cap < 4096 ? 4096 : o->cap;
-	while (cap < o->len + n)
-		cap = cap > o->max / 2 ? o->max : cap * 2;
-	uint8_t *q = realloc(o->p, cap);
-	if (q == NULL)
-		abort(); /* out of memory: STYLE.md, abort loudly */
-	o->p = q;
-	o->cap = cap;
-}
-
-static void ob_put(obuf *o, const void *p, size_t n)
-{
-	if (n == 0)
-		return;
-	ob_reserve(o, n);
-	memcpy(o->p + o->len, p, n);
-	o->len += n;
-}
-
-static void ob_str(obuf *o, const char *s)
-{
-	ob_put(o, s, strlen(s));
-}
 
 /* m[a..b) into o, each bare LF and a CR that ends m (m_len) as CRLF.  The
  * caller has refused any other bare CR. */
