@@ -1569,17 +1569,8 @@ int store_mailq_next(store *s, unsigned lane, uint64_t *when_r)
 	sqlite3_stmt *st = s->mq->r_next;
 	sqlite3_reset(st);
 	sqlite3_bind_int64(st, 1, lane);
-	int rc = sqlite3_step(st), r;
-	if (rc != SQLITE_ROW)
-		r = -1;
-	else if (sqlite3_column_type(st, 0) == SQLITE_NULL)
-		r = 1;
-	else {
-		sqlite3_int64 v = sqlite3_column_int64(st, 0);
-		*when_r = v < 0 ? 0 : (uint64_t)v;
-		r = 0;
-	}
-	sqlite3_reset(st);
+	int r = store_read_time(st, when_r);
 	pthread_mutex_unlock(&s->rlock);
-	return r;
+	/* store_read_time: 1 a time, 0 none; here 0 a time, 1 none */
+	return r < 0 ? -1 : r == 1 ? 0 : 1;
 }

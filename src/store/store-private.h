@@ -203,6 +203,10 @@ int store_unseal(const uint8_t key[32], const ad *a, const void *box,
 bool store_exec_ok(sqlite3 *db, const char *sql);
 /* Step a statement that returns no rows, then reset it: 0 or -1. */
 int store_step_done(sqlite3_stmt *st);
+/* Run st (bound already; reset after; the caller holds s->rlock), whose
+ * one column is a time or NULL.  1 with *when_r (negative: 0), 0 for
+ * NULL, -1 on error. */
+int store_read_time(sqlite3_stmt *st, uint64_t *when_r);
 int store_bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n);
 /* Grow *p (elements of size elem) to hold need, doubling, at most max. */
 int store_grow(void **p, size_t *cap, size_t need, size_t elem, size_t max);

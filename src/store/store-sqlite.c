@@ -1493,11 +1493,8 @@ int store_queue_bounce(store *s, uint64_t id, const store_delivery *ndn)
 	return r;
 }
 
-int store_queue_next(store *s, uint64_t *when_r)
+int store_read_time(sqlite3_stmt *st, uint64_t *when_r)
 {
-	pthread_mutex_lock(&s->rlock);
-	sqlite3_stmt *st = s->r_next;
-	sqlite3_reset(st);
 	int rc = sqlite3_step(st), r;
 	if (rc != SQLITE_ROW)
 		r = -1;
@@ -1509,6 +1506,14 @@ int store_queue_next(store *s, uint64_t *when_r)
 		r = 1;
 	}
 	sqlite3_reset(st);
+	return r;
+}
+
+int store_queue_next(store *s, uint64_t *when_r)
+{
+	pthread_mutex_lock(&s->rlock);
+	sqlite3_reset(s->r_next);
+	int r = store_read_time(s->r_next, when_r);
 	pthread_mutex_unlock(&s->rlock);
 	return r;
 }
