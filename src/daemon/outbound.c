@@ -162,7 +162,6 @@ struct job {
 	uv_tcp_t tcp;
 	uv_connect_t creq;
 	uv_timer_t timer;
-	bool tcp_open, timer_open;
 	size_t write_pending;
 	smtp_client *cli;
 	smtpc_rcpt *rcpts;
@@ -740,7 +739,6 @@ static void job_start(outbound *o, mailq_item *it)
 	}
 	uv_timer_init(o->p.loop, &j->timer);
 	j->timer.data = j;
-	j->timer_open = true;
 	j->must_tls = must_tls(o, it->domain);
 
 	/* transport_maps: the domain's entry (per-address entries would need
@@ -1037,7 +1035,6 @@ static void connect_next(job *j)
 	j->write_pending = 0;
 	uv_tcp_init(j->o->p.loop, &j->tcp);
 	j->tcp.data = j;
-	j->tcp_open = true;
 	j->creq.data = j;
 	int rc = uv_tcp_connect(&j->creq, &j->tcp, (struct sockaddr *)&ss,
 				on_connect);
@@ -1056,7 +1053,6 @@ static void connect_next(job *j)
 static void on_tcp_closed(uv_handle_t *h)
 {
 	job *j = h->data;
-	j->tcp_open = false;
 	uv_timer_stop(&j->timer);
 	tls_session_free(&j->tls);
 	bool transaction = false;
