@@ -197,3 +197,18 @@ void admin_client_close(admin_client **acp)
 	free(ac);
 	*acp = NULL;
 }
+
+size_t admin_client_split(char *s, char **f, size_t max)
+{
+	size_t n = 0;
+	f[n++] = s;
+	while (n < max) {
+		char *t = strchr(s, '\t');
+		if (t == NULL)
+			break;
+		*t = '\0';
+		s = t + 1;
+		f[n++] = s;
+	}
+	return n;
+}

@@ -52,6 +52,10 @@ int admin_client_open(const cli_env *env, const char *path,
 int admin_client_next_line(admin_client *ac, char **line_r)
 	__attribute__((warn_unused_result));
 
+/* Split an answer line "a TAB b TAB ..." in place into at most max
+ * fields (the last keeps any further tabs); returns how many. */
+size_t admin_client_split(char *s, char **f, size_t max);
+
 /* Close the connection and free; NULL is fine. */
 void admin_client_close(admin_client **ac);
 

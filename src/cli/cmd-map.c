@@ -109,22 +109,6 @@ static const char map_help[] =
 	"\n"
 	"See docs/maps.md for the table syntax and lookup rules.\n";
 
-/* Split "a TAB b TAB ..." in place into at most max fields. */
-static size_t split_tabs(char *s, char **f, size_t max)
-{
-	size_t n = 0;
-	f[n++] = s;
-	while (n < max) {
-		char *t = strchr(s, '\t');
-		if (t == NULL)
-			break;
-		*t = '\0';
-		s = t + 1;
-		f[n++] = s;
-	}
-	return n;
-}
-
 typedef enum { SHOW_PLAIN, SHOW_LIST, SHOW_TEST } show_mode;
 
 /* Print one data line of the answer; `test` keeps its match line (in
@@ -134,7 +118,7 @@ static void show_data(show_mode mode, char *text, char *match)
 	char *f[6];
 	if (mode == SHOW_LIST) {
 		/* ORIGIN LINE KEY VALUE */
-		size_t n = split_tabs(text, f, 4);
+		size_t n = admin_client_split(text, f, 4);
 		if (n < 4) {
 			printf("%s\n", text);
 			return;
@@ -151,7 +135,7 @@ static void show_data(show_mode mode, char *text, char *match)
 	}
 	if (mode == SHOW_TEST && strncmp(text, "match\t", 6) == 0) {
 		/* match KEY FORM ORIGIN WHERE */
-		size_t n = split_tabs(text, f, 5);
+		size_t n = admin_client_split(text, f, 5);
 		if (n == 5) {
 			snprintf(match, ADMIN_REPLY_LINE_MAX,
 				 "key     %s (%s)\nfrom    %s\n", f[1], f[2],

@@ -130,22 +130,6 @@ static const char queue_help[] =
 
 /* ------------------------------------------------------- formatting */
 
-/* Split "a TAB b ..." in place into at most max fields. */
-static size_t split(char *s, char **f, size_t max)
-{
-	size_t n = 0;
-	f[n++] = s;
-	while (n < max) {
-		char *t = strchr(s, '\t');
-		if (t == NULL)
-			break;
-		*t = '\0';
-		s = t + 1;
-		f[n++] = s;
-	}
-	return n;
-}
-
 /* s cut to at most w (>= 1) characters (UTF-8; a cut one ends in '~')
  * and padded with spaces to w when pad, into out (FIT_SIZE(w) bytes). */
 #define FIT_SIZE(w) (4 * (w) + 2)
@@ -250,7 +234,7 @@ static void list_line(shower *sh, char *text)
 		       "SENDER", "RCPTS", "LAST REPLY");
 		sh->header_done = true;
 	}
-	if (split(text, f, 11) != 11) {
+	if (admin_client_split(text, f, 11) != 11) {
 		printf("%s\n", text);
 		return;
 	}
@@ -263,7 +247,7 @@ static void show_line(shower *sh, char *text)
 {
 	char *f[5];
 	char t[32];
-	size_t n = split(text, f, 5);
+	size_t n = admin_client_split(text, f, 5);
 	if (n >= 2 && strcmp(f[0], "rcpt") == 0 && n == 5) {
 		if (sh->n_rcpts++ == 0)
 			printf("recipients:\n");
@@ -321,7 +305,7 @@ static void show_line(shower *sh, char *text)
 static void stats_line(shower *sh, char *text)
 {
 	char *f[6];
-	size_t n = split(text, f, 6);
+	size_t n = admin_client_split(text, f, 6);
 	if (n == 2 && strcmp(f[0], "bytes") == 0) {
 		uint64_t b;
 		if (!util_parse_u64(f[1], 0, UINT64_MAX, &b))
