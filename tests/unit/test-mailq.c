@@ -31,57 +31,14 @@
 #include <time.h>
 #include <unistd.h>
 
-static const uint8_t KEY[STORE_KEY_BYTES] = "0123456789abcdef0123456789abcde";
+#include "test-store-common.h"
+
 static const char *ALICE = "did:aftersmtp:alpha.test:alice";
 static const char *BOB = "did:aftersmtp:beta.test:bob";
 #define T0 UINT64_C(1767225600)
 #define LEASE 300u
 
 /* ------------------------------------------------------------ helpers */
-
-static char *tmpdb(void)
-{
-	static char path[64];
-	char dir[] = "/tmp/amp-mailq-XXXXXX";
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/node.db", dir);
-	return path;
-}
-
-static store *open_at(const char *path)
-{
-	store *s;
-	const char *err = NULL;
-	store_opts o = { .path = path, .key = KEY };
-	if (store_open(&o, &s, &err) != 0)
-		fail_msg("store_open: %s", err);
-	return s;
-}
-
-static void rm_db(const char *path)
-{
-	char cmd[200];
-	snprintf(cmd, sizeof(cmd), "rm -rf \"$(dirname %s)\"", path);
-	assert_int_equal(system(cmd), 0);
-}
-
-static sqlite3 *raw_open(const char *path)
-{
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	return db;
-}
-
-static long long raw_count(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	long long v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
 
 static void raw_exec(sqlite3 *db, const char *sql)
 {

@@ -27,7 +27,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const uint8_t KEY[STORE_KEY_BYTES] = "0123456789abcdef0123456789abcde";
+#include "test-store-common.h"
+
 static const char *ALICE = "did:aftersmtp:alpha.test:alice";
 static const char *BOB = "did:aftersmtp:beta.test:bob";
 
@@ -73,32 +74,6 @@ static void put_sync(store *s, const char *rcpt, const char *sender, int id,
 	assert_int_equal(w.failures, 0);
 	*seq = w.last_seq;
 	*dup = w.last_dup;
-}
-
-static char *tmpdb(void)
-{
-	static char path[64];
-	char dir[] = "/tmp/amp-store-XXXXXX";
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/node.db", dir);
-	return path;
-}
-
-static store *open_at(const char *path)
-{
-	store *s;
-	const char *err = NULL;
-	store_opts o = { .path = path, .key = KEY };
-	if (store_open(&o, &s, &err) != 0)
-		fail_msg("store_open: %s", err);
-	return s;
-}
-
-static void rm_db(const char *path)
-{
-	char cmd[200];
-	snprintf(cmd, sizeof(cmd), "rm -rf \"$(dirname %s)\"", path);
-	assert_int_equal(system(cmd), 0);
 }
 
 static void test_put_fetch_ack(void **state)
@@ -407,24 +382,6 @@ static size_t inbox_count(store *s, const char *rcpt)
 	assert_int_equal(store_inbox_fetch(s, rcpt, 0, 1000, &it, &n), 0);
 	store_items_free(it, n);
 	return n;
-}
-
-static sqlite3 *raw_open(const char *path)
-{
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	return db;
-}
-
-static long long raw_count(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	long long v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
 }
 
 static const store_queue_item *find_domain(const store_queue_item *it,

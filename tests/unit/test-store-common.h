@@ -1,0 +1,62 @@
+/*
+ * test-store-common.h — what test-store.c and test-mailq.c share: a
+ * store in a fresh temporary directory, its removal, and raw SQLite
+ * access to the database file (to count rows and tamper with them).
+ * Include after cmocka.h, store.h and sqlite3.h.
+ */
+#ifndef AMP_TEST_STORE_COMMON_H
+#define AMP_TEST_STORE_COMMON_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static const uint8_t KEY[STORE_KEY_BYTES] = "0123456789abcdef0123456789abcde";
+
+/* <new directory under /tmp>/node.db (a static buffer). */
+static inline char *tmpdb(void)
+{
+	static char path[64];
+	char dir[] = "/tmp/amp-store-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/node.db", dir);
+	return path;
+}
+
+static inline store *open_at(const char *path)
+{
+	store *s;
+	const char *err = NULL;
+	store_opts o = { .path = path, .key = KEY };
+	if (store_open(&o, &s, &err) != 0)
+		fail_msg("store_open: %s", err);
+	return s;
+}
+
+/* Remove the directory tmpdb made. */
+static inline void rm_db(const char *path)
+{
+	char cmd[200];
+	snprintf(cmd, sizeof(cmd), "rm -rf \"$(dirname %s)\"", path);
+	assert_int_equal(system(cmd), 0);
+}
+
+static inline sqlite3 *raw_open(const char *path)
+{
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+/* The first column of the first row of sql. */
+static inline long long raw_count(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	long long v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+#endif
