@@ -111,6 +111,11 @@ typedef struct store_delivery {
 	 * 0, and env may then be NULL; the (sender, envelope id) duplicate
 	 * check covers it too (a duplicate enqueues nothing). */
 	const struct mailq_msg *outbound;
+	/* a receipt leaf (PROTOCOL.md §11.2, subject = the envelope digest)
+	 * to append in the same transaction unless the delivery is a
+	 * duplicate; NULL: none */
+	const uint8_t *receipt;
+	size_t receipt_len;
 } store_delivery;
 
 /* A write failed because the disk (or the database's size limit) is
@@ -148,6 +153,13 @@ int store_register(store *s, const char *did, const char *doc,
 		   size_t doc_len, const uint8_t token[32],
 		   uint64_t token_expires, store_reg_res *res_r)
 	__attribute__((warn_unused_result));
+/* The same, appending the registration's log leaf (PROTOCOL.md §11.2,
+ * subject = did_hash) in the same transaction: *index_r its index. */
+int store_register_logged(store *s, const char *did, const char *doc,
+			  size_t doc_len, const uint8_t token[32],
+			  uint64_t token_expires, const uint8_t *leaf,
+			  size_t leaf_len, store_reg_res *res_r,
+			  uint64_t *index_r) __attribute__((warn_unused_result));
 
 /* 1 and the document (malloc'ed, NUL-terminated) when registered, 0 when
  * not, -1 on error (also when the document fails to open). */
@@ -389,6 +401,120 @@ int store_mailq_stats(store *s, mailq_stats *st) __attribute__((warn_unused_resu
  * with its lease's end), 1 when the lane has none, -1 on error.  After the
  * clock went back *when_r may be far ahead: cap the wait. */
 int store_mailq_next(store *s, unsigned lane, uint64_t *when_r)
+	__attribute__((warn_unused_result));
+
+/* ------------------------------------------------------------------
+ * Transparency log (issue 8, PROTOCOL.md §11): the node's append-only
+ * Merkle log, in the same database.  Leaves are appended by the writer
+ * thread in the same transaction as the change they record (registration,
+ * rotation, revocation, an accepted delivery), so the log and the registry
+ * cannot disagree after a crash; a group commit appends all its leaves
+ * at once.  Leaves, subtree hashes, heads and cosignatures are public:
+ * they are stored in clear (the DIDs only as the log's did_hash).
+ *
+ * Tables: log_leaf(idx, subject, leaf), log_node(level, idx, hash) --
+ * every complete subtree, so a proof is O(log^2 n) point reads --
+ * log_head (every signed head), log_cosig, witness (the last head this
+ * node cosigned per witnessed log) and log_alarm (evidence).
+ * Reads (proofs, entries, heads) see committed data only.
+ */
+#include "amp/amp-log.h"
+
+typedef enum store_id_res {
+	STORE_ID_OK = 0,
+	STORE_ID_TAKEN,         /* register: the DID is registered already */
+	STORE_ID_TOKEN_USED,    /* register: the token was consumed before */
+	STORE_ID_UNKNOWN,       /* rotate/revoke: not registered */
+	STORE_ID_REVOKED,       /* rotate/revoke: revoked before */
+	STORE_ID_STALE,         /* rotate/revoke: the DID's latest leaf is not
+				   prev_index any more (a concurrent change) */
+} store_id_res;
+
+/* Rotate or revoke a registered identity, appending its leaf (encoded,
+ * subject = did_hash) in the same transaction.  prev_index: the index of
+ * the DID's latest leaf the caller checked the change against.  Rotate:
+ * doc is the new document (replaces the old); revoke: doc is NULL, and
+ * from then on store_identity_get answers 0 and the DID stays taken.
+ * Synchronous; *index_r the new leaf's index. */
+int store_identity_change(store *s, const char *did, const char *doc,
+			  size_t doc_len, const uint8_t *leaf, size_t leaf_len,
+			  uint64_t prev_index, store_id_res *res_r,
+			  uint64_t *index_r) __attribute__((warn_unused_result));
+
+/* 1 when the DID was revoked, 0 when not (registered or not), -1 error. */
+int store_identity_revoked(store *s, const char *did)
+	__attribute__((warn_unused_result));
+
+/* Committed size and root (MTH) of the log. */
+int store_log_state(store *s, uint64_t *size_r, uint8_t root[32])
+	__attribute__((warn_unused_result));
+/* One leaf: 1 found (*leaf_r malloc'ed), 0 no such index, -1 error. */
+int store_log_leaf(store *s, uint64_t index, uint8_t **leaf_r, size_t *len_r)
+	__attribute__((warn_unused_result));
+/* Leaves [start, start+count) that exist (count <= 1000), in order:
+ * *leaves_r an array of *n_r malloc'ed buffers with lens; free with
+ * store_log_leaves_free. */
+int store_log_entries(store *s, uint64_t start, unsigned count,
+		      uint8_t ***leaves_r, size_t **lens_r, size_t *n_r)
+	__attribute__((warn_unused_result));
+void store_log_leaves_free(uint8_t **leaves, size_t *lens, size_t n);
+/* Indexes of the leaves with this subject that are < below, ascending,
+ * at most max (the oldest max).  0 with *n_r (maybe 0), or -1. */
+int store_log_find(store *s, const uint8_t subject[32], uint64_t below,
+		   uint64_t *idx, size_t max, size_t *n_r)
+	__attribute__((warn_unused_result));
+/* RFC 9162 proofs over the committed tree (see amp-log.h for the bounds);
+ * -1 also when a size exceeds the committed size. */
+int store_log_inclusion(store *s, uint64_t index, uint64_t size,
+			uint8_t path[][32], size_t *n_r)
+	__attribute__((warn_unused_result));
+int store_log_consistency(store *s, uint64_t first, uint64_t second,
+			  uint8_t path[][32], size_t *n_r)
+	__attribute__((warn_unused_result));
+
+/* Signed heads.  put: synchronous, durable; a head of a size already
+ * stored replaces nothing (returns 0).  latest: 1 and the head of the
+ * largest size, 0 when none yet.  get: the head of exactly this size. */
+int store_log_head_put(store *s, const amp_log_head *h)
+	__attribute__((warn_unused_result));
+int store_log_head_latest(store *s, amp_log_head *h_r)
+	__attribute__((warn_unused_result));
+int store_log_head_get(store *s, uint64_t size, amp_log_head *h_r)
+	__attribute__((warn_unused_result));
+
+/* Witness cosignatures of our heads. */
+typedef struct store_cosig {
+	char witness[AMP_DID_MAX + 1];
+	uint64_t time;
+	uint8_t sig[64];
+} store_cosig;
+#define STORE_COSIG_MAX 32u
+/* put: replaces this witness's cosignature of that size; durable. */
+int store_log_cosig_put(store *s, uint64_t size, const store_cosig *c)
+	__attribute__((warn_unused_result));
+/* The cosignatures of the head of this size (at most STORE_COSIG_MAX). */
+int store_log_cosigs(store *s, uint64_t size, store_cosig *out, size_t max,
+		     size_t *n_r) __attribute__((warn_unused_result));
+
+/* As a witness: the last head of log `h->log` this node cosigned. */
+int store_witness_get(store *s, const char *log, amp_log_head *h_r)
+	__attribute__((warn_unused_result));   /* 1, 0 none, -1 */
+int store_witness_put(store *s, const amp_log_head *h)
+	__attribute__((warn_unused_result));
+/* Evidence of a misbehaving log: the head we had and the one that
+ * contradicts it, and why.  Kept until deleted by hand. */
+typedef struct store_alarm {
+	uint64_t id, at;
+	char reason[200];
+	amp_log_head had, got;
+} store_alarm;
+int store_log_alarm_put(store *s, const store_alarm *a)
+	__attribute__((warn_unused_result));
+/* The newest max alarms, newest first. */
+int store_log_alarms(store *s, store_alarm *out, size_t max, size_t *n_r)
+	__attribute__((warn_unused_result));
+/* Is this log alarmed (1), so that we cosign nothing more of it? */
+int store_log_alarmed(store *s, const char *log)
 	__attribute__((warn_unused_result));
 
 #endif
