@@ -98,6 +98,7 @@ typedef enum amp_err {
 	AMP_E_PASSPHRASE,         /* keystore passphrase is wrong (or file tampered) */
 	AMP_E_KEYSTORE,           /* keystore file is not a valid keystore */
 	AMP_E_IO,                 /* a file operation failed (see errno) */
+	AMP_E_BAD_PROOF,          /* a Merkle proof does not verify */
 	AMP_E__COUNT
 } amp_err;
 

@@ -46,6 +46,8 @@ static const struct {
 			       "wrong passphrase or tampered keystore" },
 	[AMP_E_KEYSTORE] = { "AMP_E_KEYSTORE", "not a valid keystore" },
 	[AMP_E_IO] = { "AMP_E_IO", "input/output error" },
+	[AMP_E_BAD_PROOF] = { "AMP_E_BAD_PROOF",
+			       "a Merkle proof does not verify" },
 };
 
 const char *amp_err_name(amp_err e)
