@@ -5,8 +5,8 @@
  * encoding and key-history rules, signed tree heads and witness
  * cosignatures.  No I/O and no allocation; every function is thread-safe.
  */
-#ifndef AMP_LOG_H
-#define AMP_LOG_H
+#ifndef AMP_AMPLOG_H
+#define AMP_AMPLOG_H
 
 #include "amp/amp.h"
 
