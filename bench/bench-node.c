@@ -92,7 +92,7 @@ static amp_identity *make_user(const target *t, const char *name)
 	if (amp_pow_mint(&id->pub, nclient_pow_bits(c), 0, 0, &st, &err) != AMP_OK ||
 	    amp_pow_format(&st, stamp, sizeof(stamp)) != AMP_OK)
 		die("pow", err);
-	if (nclient_register(c, id, stamp, NULL, NULL, &err) != 0)
+	if (nclient_register(c, id, stamp, NULL, NULL, NULL, &err) != 0)
 		die("register", err);
 	nclient_close(&c);
 	return id;

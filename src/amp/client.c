@@ -6,6 +6,8 @@
  */
 #include "client.h"
 
+#include "amp/amp-log.h"
+
 #include "frame.h"
 #include "nodeproto.h"
 #include "quic.h"
@@ -343,9 +345,8 @@ const char *nclient_status_name(int status)
 	return names[status];
 }
 
-/* Call and turn a non-OK status into -1 with "STATUS: reason". */
-static int op(nclient *c, Amp__V1__Frame *req, unsigned timeout_ms,
-	      Amp__V1__Response **resp_r, int *status_r, const char **error_r)
+int nclient_op(nclient *c, Amp__V1__Frame *req, unsigned timeout_ms,
+		       Amp__V1__Response **resp_r, int *status_r, const char **error_r)
 {
 	Amp__V1__Response *resp;
 	if (status_r != NULL)
@@ -376,7 +377,7 @@ static int hello(nclient *c, const nclient_opts *o, const char **error_r)
 	f.body_case = AMP__V1__FRAME__BODY_HELLO;
 	f.hello = &h;
 	Amp__V1__Response *resp;
-	if (op(c, &f, c->timeout_ms, &resp, NULL, error_r) != 0)
+	if (nclient_op(c, &f, c->timeout_ms, &resp, NULL, error_r) != 0)
 		return -1;
 	Amp__V1__HelloResult *hr = resp->result_case ==
 		AMP__V1__RESPONSE__RESULT_HELLO ? resp->hello : NULL;
@@ -481,6 +482,11 @@ uint32_t nclient_max_frame(const nclient *c)
 	return c->max_frame;
 }
 
+unsigned nclient_timeout(const nclient *c)
+{
+	return c->timeout_ms;
+}
+
 /* ----------------------------------------------------------- operations */
 
 int nclient_auth(nclient *c, const amp_identity *id, int *status_r,
@@ -495,12 +501,17 @@ int nclient_auth(nclient *c, const amp_identity *id, int *status_r,
 	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
 	f.body_case = AMP__V1__FRAME__BODY_AUTH;
 	f.auth = &a;
-	return op(c, &f, c->timeout_ms, NULL, status_r, error_r);
+	return nclient_op(c, &f, c->timeout_ms, NULL, status_r, error_r);
 }
 
 int nclient_register(nclient *c, const amp_identity *id, const char *stamp,
-		     const char *invite, int *status_r, const char **error_r)
+		     const char *invite, uint64_t *index_r, int *status_r,
+		     const char **error_r)
 {
+	uint8_t subject[32], log_sig[AMP_SIG_BYTES];
+	amp_log_did_hash(id->pub.did, subject);
+	amp_log_sign_key(id->sign_sk, subject, 0, id->pub.sign_pk, id->pub.enc_pk,
+			 log_sig);
 	char *doc;
 	uint8_t dh[32], proof[NP_ENC_PROOF_BYTES], sig[AMP_SIG_BYTES];
 	if (status_r != NULL)
@@ -530,11 +541,24 @@ int nclient_register(nclient *c, const amp_identity *id, const char *stamp,
 	rr.enc_proof.len = sizeof(proof);
 	rr.signature.data = sig;
 	rr.signature.len = sizeof(sig);
+	rr.log_signature.data = log_sig;
+	rr.log_signature.len = sizeof(log_sig);
 	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
 	f.body_case = AMP__V1__FRAME__BODY_REGISTER;
 	f.register_ = &rr;
-	int r = op(c, &f, c->timeout_ms, NULL, status_r, error_r);
+	Amp__V1__Response *resp = NULL;
+	int r = nclient_op(c, &f, c->timeout_ms, &resp, status_r, error_r);
 	amp_free(doc);
+	if (r == 0 && index_r != NULL) {
+		if (resp->result_case != AMP__V1__RESPONSE__RESULT_LOG_INDEX) {
+			*error_r = "the node's register answer has no log index";
+			r = -1;
+		} else {
+			*index_r = resp->log_index->index;
+		}
+	}
+	if (resp != NULL)
+		amp__v1__response__free_unpacked(resp, NULL);
 	return r;
 }
 
@@ -547,7 +571,7 @@ int nclient_lookup(nclient *c, const char *did, char **doc_r, int *status_r,
 	f.body_case = AMP__V1__FRAME__BODY_LOOKUP;
 	f.lookup = &l;
 	Amp__V1__Response *resp;
-	if (op(c, &f, c->timeout_ms, &resp, status_r, error_r) != 0)
+	if (nclient_op(c, &f, c->timeout_ms, &resp, status_r, error_r) != 0)
 		return -1;
 	int r = -1;
 	if (resp->result_case != AMP__V1__RESPONSE__RESULT_LOOKUP) {
@@ -609,7 +633,7 @@ int nclient_fetch(nclient *c, uint64_t cursor, uint32_t limit,
 	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
 	f.body_case = AMP__V1__FRAME__BODY_FETCH;
 	f.fetch = &fr;
-	return op(c, &f, c->timeout_ms + wait_ms, resp_r, status_r, error_r);
+	return nclient_op(c, &f, c->timeout_ms + wait_ms, resp_r, status_r, error_r);
 }
 
 int nclient_ack(nclient *c, const uint64_t *seqs, size_t n, int *status_r,
@@ -621,5 +645,5 @@ int nclient_ack(nclient *c, const uint64_t *seqs, size_t n, int *status_r,
 	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
 	f.body_case = AMP__V1__FRAME__BODY_ACK;
 	f.ack = &a;
-	return op(c, &f, c->timeout_ms, NULL, status_r, error_r);
+	return nclient_op(c, &f, c->timeout_ms, NULL, status_r, error_r);
 }

@@ -54,14 +54,25 @@ bool nclient_transport_parse(const char *s, nclient_transport *t_r);
 int nclient_call(nclient *c, Amp__V1__Frame *req, Amp__V1__Response **resp_r,
 		 const char **error_r) __attribute__((warn_unused_result));
 
+/* nclient_call, and a status other than OK turned into -1 with *error_r
+ * "STATUS: reason" and *status_r; *resp_r (when not NULL) is set only on
+ * OK. */
+int nclient_op(nclient *c, Amp__V1__Frame *req, unsigned timeout_ms,
+	       Amp__V1__Response **resp_r, int *status_r, const char **error_r)
+	__attribute__((warn_unused_result));
+/* The timeout given at connect. */
+unsigned nclient_timeout(const nclient *c);
+
 /* The operations.  They return 0 on STATUS_OK; otherwise -1, with
  * *error_r "STATUS: reason" (a static buffer of the connection, valid
  * until its next call) and *status_r (when not NULL) the status. */
 int nclient_auth(nclient *c, const amp_identity *id, int *status_r,
 		 const char **error_r) __attribute__((warn_unused_result));
+/* Signs the §11.2 register leaf too; *index_r (may be NULL): its index
+ * in the node's transparency log. */
 int nclient_register(nclient *c, const amp_identity *id, const char *stamp,
-		     const char *invite, int *status_r, const char **error_r)
-	__attribute__((warn_unused_result));
+		     const char *invite, uint64_t *index_r, int *status_r,
+		     const char **error_r) __attribute__((warn_unused_result));
 /* *doc_r: malloc'ed JSON. */
 int nclient_lookup(nclient *c, const char *did, char **doc_r, int *status_r,
 		   const char **error_r) __attribute__((warn_unused_result));

@@ -10,6 +10,7 @@
 #define AMP_CLI_H
 
 #include "amp/amp.h"
+#include "amp/amp-log.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -105,6 +106,55 @@ int cli_read_doc(const cli_env *env, const char *path,
  * util_write_file_atomic.  CLI_OK or CLI_FAIL. */
 int cli_write_out(const cli_env *env, const char *path, const void *data,
 		  size_t len, mode_t mode, int flags);
+
+/* ------------------------------------------- the home node (cli-conn.c) */
+struct nclient;
+struct cfg;
+typedef struct cli_conn_opts {
+	const char *node;              /* --node, else client.conf */
+	const char *transport;         /* --transport, else client.conf */
+	const char *node_key;          /* --node-key, else client.conf */
+	unsigned timeout_ms;
+} cli_conn_opts;
+
+/* HOME/client.conf's path, and the file read (missing: defaults). */
+int cli_client_conf_path(const cli_env *env, char out[PATH_MAX]);
+int cli_load_client_conf(const cli_env *env, struct cfg **c_r);
+/* Connect to the home node: options over client.conf. */
+int cli_connect_node(cli_env *env, const cli_conn_opts *co,
+		     struct nclient **c_r);
+/* The same, then authenticate as the keystore's identity. */
+int cli_connect_auth(cli_env *env, const cli_conn_opts *co, amp_identity **id_r,
+		     struct nclient **c_r);
+/* A connection option from CLI_CONN_LONGOPTS: 1 taken, 0 not one, -1
+ * bad value (reported). */
+int cli_parse_conn_opt(cli_env *env, int c, cli_conn_opts *co);
+#define CLI_CONN_LONGOPTS                                                         \
+	{ "node", required_argument, NULL, 'N' },                             \
+	{ "transport", required_argument, NULL, 'T' },                        \
+	{ "node-key", required_argument, NULL, 'K' },                         \
+	{ "timeout", required_argument, NULL, 'W' }
+#define CLI_CONN_HELP                                                             \
+	"Connection options (default: HOME/client.conf, written by register):\n" \
+	"  --node HOST:PORT   the home node\n"                               \
+	"  --transport T      quic (default) or tls (TLS 1.3 over TCP, for\n" \
+	"                     networks that block UDP)\n"                     \
+	"  --node-key KEY     the node's signing key (base64url); the node\n" \
+	"                     must prove it holds it (else: trust on first use)\n" \
+	"  --timeout SECONDS  per request (default 10)\n"
+
+
+/* ------------------------------------- tree heads seen (cli-heads.c) */
+/* Accept a head of the log of the node on c whose signature the caller
+ * checked (client-log.h does): it must be consistent with the newest head
+ * of that log seen before (HOME/heads/<log DID>), whichever is larger;
+ * the newer is remembered.  CLI_OK, or CLI_FAIL after a message; a proven
+ * contradiction also writes HOME/heads/<log DID>.evidence. */
+int cli_head_accept(cli_env *env, struct nclient *c, const amp_log_head *h);
+/* The newest head seen of log: 1, 0 none, -1 (errno). */
+int cli_head_seen(const cli_env *env, const char *log, amp_log_head *h_r);
+/* "LABEL: LOG size N root HEX time T" */
+void cli_head_print(FILE *f, const char *label, const amp_log_head *h);
 
 int cmd_keygen(cli_env *env, int argc, char **argv);
 int cmd_did(cli_env *env, int argc, char **argv);

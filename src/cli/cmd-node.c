@@ -29,144 +29,6 @@
 
 #define MSG_MAX AMP_BODY_MAX
 
-static const cfg_key client_keys[] = {
-	{ "node", CFG_STRING, "", 0, 0, false, "HOST:PORT of the home node." },
-	{ "transport", CFG_STRING, "quic", 0, 0, false, "quic or tls." },
-	{ "node_key", CFG_STRING, "", 0, 0, false,
-	  "The node's Ed25519 signing key (base64url), checked on every "
-	  "connection." },
-	{ "node_did", CFG_STRING, "", 0, 0, false, "The node's DID." },
-};
-static const cfg_schema client_schema = {
-	"amp client", client_keys, sizeof(client_keys) / sizeof(client_keys[0])
-};
-
-typedef struct conn_opts {
-	const char *node;              /* --node, else client.conf */
-	const char *transport;         /* --transport, else client.conf */
-	const char *node_key;          /* --node-key, else client.conf */
-	unsigned timeout_ms;
-} conn_opts;
-
-static bool split_hostport(const char *s, char *host, size_t hostlen,
-			   uint16_t *port)
-{
-	const char *colon = strrchr(s, ':');
-	uint64_t p;
-	size_t hl;
-	if (colon == NULL || !util_parse_u64(colon + 1, 1, 65535, &p))
-		return false;
-	const char *h = s;
-	hl = (size_t)(colon - s);
-	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-		h++;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= hostlen)
-		return false;
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	*port = (uint16_t)p;
-	return true;
-}
-
-static int client_conf_path(const cli_env *env, char out[PATH_MAX])
-{
-	int n = snprintf(out, PATH_MAX, "%s/client.conf", env->home);
-	return n > 0 && n < PATH_MAX ? 0 : -1;
-}
-
-/* Load client.conf (missing: defaults). */
-static int load_client_conf(const cli_env *env, cfg **c_r)
-{
-	char path[PATH_MAX];
-	cfg_errors errs;
-	uint8_t *text;
-	size_t len;
-	if (client_conf_path(env, path) != 0)
-		return CLI_FAIL;
-	if (util_read_file(path, CFG_FILE_MAX, &text, &len) != 0) {
-		if (errno != ENOENT) {
-			cli_err(env, "%s: %s", path, strerror(errno));
-			return CLI_FAIL;
-		}
-		return cfg_defaults(&client_schema, c_r, &errs) == 0 ? CLI_OK : CLI_FAIL;
-	}
-	int r = cfg_parse(&client_schema, (const char *)text, len, c_r, &errs);
-	free(text);
-	if (r != 0) {
-		cfg_print_errors(&errs, path, stderr);
-		return CLI_FAIL;
-	}
-	return CLI_OK;
-}
-
-/* Connect to the home node: options over client.conf. */
-static int connect_node(cli_env *env, const conn_opts *co, nclient **c_r)
-{
-	cfg *cc;
-	if (load_client_conf(env, &cc) != CLI_OK)
-		return CLI_FAIL;
-	const char *node = co->node != NULL ? co->node : cfg_str(cc, "node");
-	const char *tname = co->transport != NULL ? co->transport
-						  : cfg_str(cc, "transport");
-	const char *key = co->node_key != NULL ? co->node_key : cfg_str(cc, "node_key");
-	char host[256];
-	uint8_t pin[32];
-	nclient_opts o = { .timeout_ms = co->timeout_ms };
-	int r = CLI_FAIL;
-	if (*node == '\0') {
-		cli_err(env, "no node: give --node HOST:PORT or run `amp register` "
-			"first");
-		goto out;
-	}
-	if (!split_hostport(node, host, sizeof(host), &o.port)) {
-		cli_err(env, "'%s' is not HOST:PORT", node);
-		goto out;
-	}
-	o.host = host;
-	if (!nclient_transport_parse(tname, &o.transport)) {
-		cli_err(env, "transport must be quic or tls");
-		goto out;
-	}
-	if (*key != '\0') {
-		if (!amp_b64u_decode_exact(key, pin, sizeof(pin))) {
-			cli_err(env, "the node key is not a base64url Ed25519 key");
-			goto out;
-		}
-		o.pin_sign_pk = pin;
-	}
-	const char *err = NULL;
-	if (nclient_connect(&o, c_r, &err) != 0) {
-		cli_err(env, "%s (%s): %s", node, nclient_transport_name(o.transport),
-			err);
-		goto out;
-	}
-	r = CLI_OK;
-out:
-	cfg_free(&cc);
-	return r;
-}
-
-static int connect_auth(cli_env *env, const conn_opts *co, amp_identity **id_r,
-			nclient **c_r)
-{
-	const char *err = NULL;
-	if (cli_load_identity(env, id_r) != CLI_OK)
-		return CLI_FAIL;
-	if (connect_node(env, co, c_r) != CLI_OK) {
-		amp_identity_destroy(id_r);
-		return CLI_FAIL;
-	}
-	if (nclient_auth(*c_r, *id_r, NULL, &err) != 0) {
-		cli_err(env, "authentication: %s", err);
-		nclient_close(c_r);
-		amp_identity_destroy(id_r);
-		return CLI_FAIL;
-	}
-	return CLI_OK;
-}
-
 /* Resolve a DID: --doc files, ourselves, HOME/known; else ask the node
  * and remember the answer in HOME/known. */
 static int resolve(cli_env *env, nclient *c, const char *did,
@@ -208,38 +70,6 @@ static int resolve(cli_env *env, nclient *c, const char *did,
 	return CLI_OK;
 }
 
-static int parse_conn_opt(cli_env *env, int c, conn_opts *co)
-{
-	uint64_t v;
-	switch (c) {
-	case 'N': co->node = optarg; return 1;
-	case 'T': co->transport = optarg; return 1;
-	case 'K': co->node_key = optarg; return 1;
-	case 'W':
-		if (!util_parse_u64(optarg, 1, 3600, &v)) {
-			cli_err(env, "--timeout must be 1-3600 seconds");
-			return -1;
-		}
-		co->timeout_ms = (unsigned)v * 1000u;
-		return 1;
-	}
-	return 0;
-}
-
-#define CONN_LONGOPTS                                                         \
-	{ "node", required_argument, NULL, 'N' },                             \
-	{ "transport", required_argument, NULL, 'T' },                        \
-	{ "node-key", required_argument, NULL, 'K' },                         \
-	{ "timeout", required_argument, NULL, 'W' }
-#define CONN_HELP                                                             \
-	"Connection options (default: HOME/client.conf, written by register):\n" \
-	"  --node HOST:PORT   the home node\n"                               \
-	"  --transport T      quic (default) or tls (TLS 1.3 over TCP, for\n" \
-	"                     networks that block UDP)\n"                     \
-	"  --node-key KEY     the node's signing key (base64url); the node\n" \
-	"                     must prove it holds it (else: trust on first use)\n" \
-	"  --timeout SECONDS  per request (default 10)\n"
-
 /* ------------------------------------------------------------- register */
 
 static const char register_help[] =
@@ -258,7 +88,7 @@ static const char register_help[] =
 	"  --invite TOKEN     an invite from the node's operator\n"
 	"                     (`aftersmtpd invite`) instead of proof of work\n"
 	"  --stamp STAMP      use this stamp (`amp pow mint`) instead of minting\n"
-	"\n" CONN_HELP "\n" CLI_COMMON_HELP
+	"\n" CLI_CONN_HELP "\n" CLI_COMMON_HELP
 	"\n"
 	"Example:\n"
 	"  amp keygen --did did:aftersmtp:example.org:alice\n"
@@ -267,16 +97,16 @@ static const char register_help[] =
 int cmd_register(cli_env *env, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		CLI_COMMON_LONGOPTS, CONN_LONGOPTS,
+		CLI_COMMON_LONGOPTS, CLI_CONN_LONGOPTS,
 		{ "invite", required_argument, NULL, 'i' },
 		{ "stamp", required_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
-	conn_opts co = { 0 };
+	cli_conn_opts co = { 0 };
 	const char *invite = NULL, *stamp = NULL;
 	int c, k;
 	while ((c = cli_next_opt(env, argc, argv, "h", opts)) != -1) {
-		if ((k = parse_conn_opt(env, c, &co)) != 0) {
+		if ((k = cli_parse_conn_opt(env, c, &co)) != 0) {
 			if (k < 0)
 				return CLI_USAGE;
 			continue;
@@ -299,7 +129,7 @@ int cmd_register(cli_env *env, int argc, char **argv)
 	int r = CLI_FAIL;
 	if (cli_load_identity(env, &id) != CLI_OK)
 		return CLI_FAIL;
-	if (connect_node(env, &co, &cl) != CLI_OK)
+	if (cli_connect_node(env, &co, &cl) != CLI_OK)
 		goto out;
 	const amp_public_identity *node = nclient_node(cl);
 	amp_did mine, theirs;
@@ -323,11 +153,11 @@ int cmd_register(cli_env *env, int argc, char **argv)
 		stamp = stamp_buf;
 		/* minting may take longer than the node keeps us: reconnect */
 		nclient_close(&cl);
-		if (connect_node(env, &co, &cl) != CLI_OK)
+		if (cli_connect_node(env, &co, &cl) != CLI_OK)
 			goto out;
 		node = nclient_node(cl);
 	}
-	if (nclient_register(cl, id, stamp, invite, NULL, &err) != 0) {
+	if (nclient_register(cl, id, stamp, invite, NULL, NULL, &err) != 0) {
 		cli_err(env, "%s", err);
 		goto out;
 	}
@@ -336,7 +166,7 @@ int cmd_register(cli_env *env, int argc, char **argv)
 	sodium_bin2base64(key, sizeof(key), node->sign_pk, 32,
 			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	cfg *cc;
-	if (load_client_conf(env, &cc) != CLI_OK)
+	if (cli_load_client_conf(env, &cc) != CLI_OK)
 		goto out;
 	char nodeaddr[300], tname[16];
 	snprintf(nodeaddr, sizeof(nodeaddr), "%s",
@@ -348,7 +178,7 @@ int cmd_register(cli_env *env, int argc, char **argv)
 			 "# written by `amp register`\nnode = %s\ntransport = %s\n"
 			 "node_key = %s\nnode_did = %s\n",
 			 nodeaddr, tname, key, node->did);
-	if (n < 0 || (size_t)n >= sizeof(text) || client_conf_path(env, path) != 0 ||
+	if (n < 0 || (size_t)n >= sizeof(text) || cli_client_conf_path(env, path) != 0 ||
 	    util_mkdirs(env->home, 0700) != 0 ||
 	    util_write_file_atomic(path, text, (size_t)n, 0600, 0) != 0) {
 		cli_err(env, "registered, but cannot write the client "
@@ -393,7 +223,7 @@ static const char send_help[] =
 	"  --expires SECONDS  the message expires this long after sending\n"
 	"  --lane LANE        critical, normal (default) or bulk: the queue\n"
 	"                     lane at the nodes and the gateway\n"
-	"\n" CONN_HELP "\n" CLI_COMMON_HELP
+	"\n" CLI_CONN_HELP "\n" CLI_COMMON_HELP
 	"\n"
 	"Examples:\n"
 	"  amp send did:aftersmtp:example.net:bob < letter.eml\n"
@@ -411,19 +241,19 @@ static bool looks_like_rfc5322(const uint8_t *b, size_t n)
 int cmd_send(cli_env *env, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		CLI_COMMON_LONGOPTS, CONN_LONGOPTS,
+		CLI_COMMON_LONGOPTS, CLI_CONN_LONGOPTS,
 		{ "file", required_argument, NULL, 'f' },
 		{ "expires", required_argument, NULL, 'e' },
 		{ "lane", required_argument, NULL, 'l' },
 		{ NULL, 0, NULL, 0 },
 	};
-	conn_opts co = { 0 };
+	cli_conn_opts co = { 0 };
 	const char *file = "-";
 	uint64_t expires_in = 0;
 	amp_lane lane = AMP_LANE_NORMAL;
 	int c, k;
 	while ((c = cli_next_opt(env, argc, argv, "hf:", opts)) != -1) {
-		if ((k = parse_conn_opt(env, c, &co)) != 0) {
+		if ((k = cli_parse_conn_opt(env, c, &co)) != 0) {
 			if (k < 0)
 				return CLI_USAGE;
 			continue;
@@ -519,7 +349,7 @@ int cmd_send(cli_env *env, int argc, char **argv)
 	size_t env_len = 0;
 	const char *err = NULL;
 	int r = CLI_FAIL;
-	if (rcpts == NULL || connect_auth(env, &co, &id, &cl) != CLI_OK)
+	if (rcpts == NULL || cli_connect_auth(env, &co, &id, &cl) != CLI_OK)
 		goto out;
 	size_t nr = 0;
 	for (int i = optind; i < argc; i++) {
@@ -604,7 +434,7 @@ static const char fetch_help[] =
 	"                     when the sender gave one, Original-Recipient:\n"
 	"                     (RFC 3798, from its DSN ORCPT), from the node's\n"
 	"                     delivery note; the sealed message is not changed\n"
-	"\n" CONN_HELP "\n" CLI_COMMON_HELP
+	"\n" CLI_CONN_HELP "\n" CLI_COMMON_HELP
 	"\n"
 	"Example:\n"
 	"  amp fetch --maildir ~/Maildir --ack\n";
@@ -619,7 +449,7 @@ static const char inbox_help[] =
 	"  --save DIR         also write each sealed envelope, as received, to\n"
 	"                     DIR/ENVELOPE-ID.amp (inspect one with\n"
 	"                     `amp open --info -i FILE`)\n"
-	"\n" CONN_HELP "\n" CLI_COMMON_HELP;
+	"\n" CLI_CONN_HELP "\n" CLI_COMMON_HELP;
 
 static int maildir_write(cli_env *env, const char *dir, const char *name,
 			 const uint8_t *data, size_t len)
@@ -755,7 +585,7 @@ static bool delivery_headers(const char *note, const uint8_t *body, size_t blen,
 static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 {
 	static const struct option opts[] = {
-		CLI_COMMON_LONGOPTS, CONN_LONGOPTS,
+		CLI_COMMON_LONGOPTS, CLI_CONN_LONGOPTS,
 		{ "maildir", required_argument, NULL, 'm' },
 		{ "ack", no_argument, NULL, 'a' },
 		{ "wait", required_argument, NULL, 'w' },
@@ -763,14 +593,14 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 		{ "delivery-headers", no_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
-	conn_opts co = { 0 };
+	cli_conn_opts co = { 0 };
 	const char *maildir = NULL, *save = NULL;
 	bool dheaders = false;
 	bool ack = false;
 	uint64_t wait_s = 0;
 	int c, k;
 	while ((c = cli_next_opt(env, argc, argv, "h", opts)) != -1) {
-		if ((k = parse_conn_opt(env, c, &co)) != 0) {
+		if ((k = cli_parse_conn_opt(env, c, &co)) != 0) {
 			if (k < 0)
 				return CLI_USAGE;
 			continue;
@@ -797,7 +627,7 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 		goto usage;
 	amp_identity *id = NULL;
 	nclient *cl = NULL;
-	if (connect_auth(env, &co, &id, &cl) != CLI_OK)
+	if (cli_connect_auth(env, &co, &id, &cl) != CLI_OK)
 		return CLI_FAIL;
 	uint64_t cursor = 0;
 	int r = CLI_OK;
@@ -940,24 +770,24 @@ static const char ack_help[] =
 	"\n"
 	"Delete messages from our inbox on the home node, by the SEQ that\n"
 	"`amp inbox` shows.  The deletion is durable when this returns 0.\n"
-	"\n" CONN_HELP "\n" CLI_COMMON_HELP;
+	"\n" CLI_CONN_HELP "\n" CLI_COMMON_HELP;
 
 static const char lookup_help[] =
 	"Usage: amp lookup [OPTIONS] DID\n"
 	"\n"
 	"Ask the home node for DID's document (its keys); the node asks the\n"
 	"DID's own node when it is remote.  Prints the JSON document.\n"
-	"\n" CONN_HELP "\n" CLI_COMMON_HELP;
+	"\n" CLI_CONN_HELP "\n" CLI_COMMON_HELP;
 
 static int ack_or_lookup(cli_env *env, int argc, char **argv, bool ack)
 {
 	static const struct option opts[] = {
-		CLI_COMMON_LONGOPTS, CONN_LONGOPTS, { NULL, 0, NULL, 0 },
+		CLI_COMMON_LONGOPTS, CLI_CONN_LONGOPTS, { NULL, 0, NULL, 0 },
 	};
-	conn_opts co = { 0 };
+	cli_conn_opts co = { 0 };
 	int c, k;
 	while ((c = cli_next_opt(env, argc, argv, "h", opts)) != -1) {
-		if ((k = parse_conn_opt(env, c, &co)) != 0) {
+		if ((k = cli_parse_conn_opt(env, c, &co)) != 0) {
 			if (k < 0)
 				return CLI_USAGE;
 			continue;
@@ -978,7 +808,7 @@ static int ack_or_lookup(cli_env *env, int argc, char **argv, bool ack)
 	nclient *cl = NULL;
 	const char *err = NULL;
 	int r = CLI_FAIL;
-	if (connect_auth(env, &co, &id, &cl) != CLI_OK)
+	if (cli_connect_auth(env, &co, &id, &cl) != CLI_OK)
 		return CLI_FAIL;
 	if (ack) {
 		uint64_t *seqs = calloc(n, sizeof(*seqs));

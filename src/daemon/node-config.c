@@ -310,6 +310,29 @@ static const cfg_key keys[] = {
 	{ "mta_sts_timeout", CFG_DURATION, "10s", 1, 300, false,
 	  "Longest time for one policy fetch (connection, TLS and transfer); "
 	  "a failed fetch leaves the cached policy, if any, in force." },
+	/* Transparency log (PROTOCOL.md §11): src/daemon/tlog.c */
+	{ "log_head_interval", CFG_DURATION, "1s", 1, 86400, false,
+	  "How often the node signs a new tree head of its transparency log "
+	  "when the log grew. Every leaf appended in between is covered by "
+	  "the next head, so this is how long `amp register` waits at most "
+	  "to see its entry in a signed head." },
+	{ "log_receipts", CFG_BOOL, "yes", 0, 0, false,
+	  "Log a delivery receipt (envelope digest, this node, time) for "
+	  "every envelope accepted over AMP for a local user, so that its "
+	  "sender can prove the delivery (`amp receipt`)." },
+	{ "log_witnesses", CFG_LIST, "", 0, 0, false,
+	  "Domains whose nodes may cosign this node's tree heads (they "
+	  "authenticate as did:aftersmtp:DOMAIN:node). Their cosignatures "
+	  "are served with the heads." },
+	{ "log_witness_of", CFG_LIST, "", 0, 0, false,
+	  "Domains whose nodes' logs this node witnesses: every "
+	  "log_witness_interval it fetches their latest tree head, checks it "
+	  "is consistent with the last one it cosigned, and cosigns it; any "
+	  "inconsistency is kept as evidence, logged as an error and counted "
+	  "(`aftersmtpd` admin `log alarms`), and that log is not cosigned "
+	  "again." },
+	{ "log_witness_interval", CFG_DURATION, "60s", 1, 86400, false,
+	  "How often the logs of log_witness_of are checked and cosigned." },
 	{ "tls_cert_days", CFG_INT, "3650", 1, 36500, false,
 	  "Validity in days of the self-signed certificate made at init "
 	  "(clients authenticate the node by its node key, not by X.509)." },

@@ -23,6 +23,7 @@
 #include "mapset.h"
 #include "quic.h"
 #include "relay.h"
+#include "tlog.h"
 #include "server.h"
 #include "smtpd.h"
 #include "tcp.h"
@@ -54,6 +55,7 @@ typedef struct node_run {
 	router *routes;
 	server *srv;
 	relay *rl;
+	tlog *tl;            /* tree heads and witnessing */
 	tls_creds *creds;
 	tcp_listener *tcp[MAX_LISTEN];
 	quic_server *quic[MAX_LISTEN];
@@ -216,6 +218,7 @@ static void reload(node_run *n)
 		log_set_level(lv);
 	server_reconfigure(n->srv, nc);
 	relay_reconfigure(n->rl, nc);
+	tlog_reconfigure(n->tl, nc);
 	outbound_reconfigure(n->out, nc);
 	cfg_free(&n->conf);
 	n->conf = nc;
@@ -524,6 +527,12 @@ static int start_services(node_run *n)
 		return -1;
 	}
 	server_set_relay(n->srv, n->rl);
+	tlog_params tp = { .st = n->st, .routes = n->routes, .node = n->id };
+	if (tlog_start(&tp, n->conf, &n->tl, &err) != 0) {
+		log_msg(LOG_CRIT, "msg=\"cannot start the transparency log\" "
+			"error=\"%s\"", err);
+		return -1;
+	}
 	char sts_db[PATH_MAX];
 	if (node_data_path(n->conf, "mtasts.db", sts_db) != 0)
 		return -1;
@@ -665,6 +674,7 @@ out:
 		uv_run(&n.loop, UV_RUN_ONCE);
 	smtpd_free(&n.smtp);
 	outbound_free(&n.out); /* its DNS handles close in the run below */
+	tlog_stop(&n.tl);   /* signs a last head of what was committed */
 	relay_stop(&n.rl);
 	store_close(&n.st); /* finishes the writes in flight */
 	server_destroy(&n.srv); /* freed when its sessions are */

@@ -21,9 +21,10 @@
  * a delivery to that DID (seen when its commit comes back) or the end of
  * wait_ms (a 200 ms sweep timer) runs it again or answers it.
  */
-#include "server.h"
+#include "server-private.h"
 
 #include "amp.pb-c.h"
+#include "amp/amp-log.h"
 #include "client.h"
 #include "frame.h"
 #include "log.h"
@@ -41,159 +42,6 @@
 #include <string.h>
 #include <time.h>
 
-#define SWEEP_MS 200u
-#define LIMIT_SLOTS 65536u         /* rate-limit buckets (hashed keys) */
-#define DIRCACHE_SLOTS 1024u       /* remote DID documents cached */
-#define DIRCACHE_TTL 600u          /* seconds */
-#define UNREACH_SLOTS 256u         /* domains whose node failed recently */
-#define UNREACH_TTL 60u            /* seconds they are not tried again */
-#define FETCH_LIMIT_DEFAULT 100u
-#define FETCH_LIMIT_MAX 1000u
-#define INFLIGHT_BYTES_MAX (1024ull * 1024u * 1024u)
-
-enum { ST_ANY, ST_HELLO, ST_USER };
-enum auth_kind { AUTH_NONE, AUTH_USER, AUTH_PEER };
-
-typedef struct bucket {
-	double tokens;
-	uint64_t last_ms;
-	uint32_t conns;
-} bucket;
-
-typedef struct dircache_slot {
-	char did[AMP_DID_MAX + 1];
-	amp_public_identity pub;
-	char *doc;
-	uint64_t expires;
-} dircache_slot;
-
-typedef struct unreach_slot {
-	char domain[AMP_DID_DOMAIN_MAX + 1];
-	uint64_t until;
-} unreach_slot;
-
-typedef struct settings {          /* the reloadable ones */
-	uint32_t pow_bits;
-	double rate_ip, rate_id;
-	unsigned max_jobs;
-	size_t max_message;
-	uint64_t fetch_wait_max_ms;
-	uint64_t relay_lifetime;
-	uint64_t queue_lifetime;          /* maximal_queue_lifetime */
-	unsigned peer_timeout_ms;
-} settings;
-
-struct sreq;
-
-struct server {
-	uv_loop_t *loop;
-	store *st;
-	const amp_identity *node;
-	char *node_doc;
-	router *routes;
-	struct relay *relay;
-	gateway *gw;                      /* NULL: no gateway */
-	void (*out_wake)(void *arg);      /* mail queue entries were written */
-	void *out_arg;
-	uint8_t invite_key[32], token_key[32], limit_key[16];
-	char **domains;
-	size_t n_domains;
-	settings set;
-	unsigned max_conns, max_conns_ip, max_streams;
-	size_t max_frame;
-	uint64_t idle_ms, handshake_ms;
-	/* state */
-	unsigned n_conns;
-	unsigned jobs;               /* requests queued or running on workers */
-	unsigned active;             /* requests not yet answered */
-	uint64_t inflight_bytes;
-	bucket *buckets;             /* LIMIT_SLOTS */
-	struct sreq *waiters;
-	sconn *conns;                /* all sessions (for the sweep) */
-	uv_timer_t sweep;
-	uv_async_t done_async;
-	pthread_mutex_t done_lock;
-	struct sreq *done_head;
-	struct notice *notices;      /* DIDs to wake, from other threads */
-	bool draining;
-	bool started, destroying;
-	int handles_open;
-	void (*drain_cb)(void *);
-	void *drain_arg;
-	server_stats stats;
-	pthread_mutex_t dir_lock;
-	dircache_slot *dircache;
-	unreach_slot *unreach;       /* under dir_lock */
-};
-
-struct sconn {
-	server *s;
-	const sconn_ops *ops;
-	void *t;
-	sconn *prev, *next;
-	int refs;
-	bool closed, ready, hello_done;
-	enum auth_kind auth;
-	char did[AMP_DID_MAX + 1];
-	uint8_t x[NP_X_BYTES], challenge[NP_CHALLENGE_BYTES];
-	char ip[INET6_ADDRSTRLEN];
-	unsigned ip_slot;
-	unsigned inflight;
-	bool paused;
-	uint64_t opened_ms, last_ms;
-};
-
-typedef struct notice {
-	struct notice *next;
-	char did[AMP_DID_MAX + 1];
-} notice;
-
-typedef struct deliver_ctx {
-	size_t n;
-	char (*dids)[AMP_DID_MAX + 1];
-	Amp__V1__Status *status;
-	const char **error;
-	const char **local;
-	size_t n_local;
-	char (*domains)[254];
-	size_t n_domains;
-	bool outbound;                    /* a mail queue entry was written */
-	char gw_why[200];                 /* why the gateway refused */
-} deliver_ctx;
-
-typedef struct sreq {
-	server *s;
-	sconn *c;
-	uint64_t tag, rid;
-	size_t in_len;
-	Amp__V1__Frame *f;
-	int op;
-	/* copies of the session's state the worker may read */
-	uint8_t x[NP_X_BYTES], challenge[NP_CHALLENGE_BYTES];
-	enum auth_kind auth;
-	char did[AMP_DID_MAX + 1];
-	uv_work_t work;
-	int refs;                    /* loop-side owners: work, store */
-	uint8_t *out;
-	size_t out_len;
-	/* results applied on the loop */
-	enum auth_kind auth_result;
-	bool fetch_empty;
-	bool async;                  /* the answer comes from the store */
-	deliver_ctx *d;
-	/* waiting fetch */
-	bool parked, waited;
-	uint64_t deadline_ms;
-	struct sreq *wnext;
-	struct sreq *dnext;          /* completion queue */
-} sreq;
-
-typedef struct op_def {
-	const char *name;
-	int state;
-	void (*run)(sreq *r);        /* worker thread; NULL: on the loop */
-} op_def;
-
 static void op_auth(sreq *r);
 static void op_register(sreq *r);
 static void op_lookup(sreq *r);
@@ -210,6 +58,16 @@ static const op_def op_table[] = {
 	[AMP__V1__FRAME__BODY_DELIVER] = { "deliver", ST_ANY, op_deliver },
 	[AMP__V1__FRAME__BODY_FETCH] = { "fetch", ST_USER, op_fetch },
 	[AMP__V1__FRAME__BODY_ACK] = { "ack", ST_USER, op_ack },
+	[AMP__V1__FRAME__BODY_LOG_HEAD] = { "log_head", ST_ANY, op_log_head },
+	[AMP__V1__FRAME__BODY_LOG_PROOF] = { "log_proof", ST_ANY, op_log_proof },
+	[AMP__V1__FRAME__BODY_LOG_CONSISTENCY] = { "log_consistency", ST_ANY,
+						   op_log_consistency },
+	[AMP__V1__FRAME__BODY_LOG_ENTRIES] = { "log_entries", ST_ANY,
+					       op_log_entries },
+	[AMP__V1__FRAME__BODY_LOG_COSIGN] = { "log_cosign", ST_HELLO,
+					      op_log_cosign },
+	[AMP__V1__FRAME__BODY_ROTATE] = { "rotate", ST_HELLO, op_rotate },
+	[AMP__V1__FRAME__BODY_REVOKE] = { "revoke", ST_HELLO, op_revoke },
 };
 #define N_OPS (sizeof(op_table) / sizeof(op_table[0]))
 
@@ -220,7 +78,7 @@ static uint64_t now_ms(server *s)
 
 /* ---------------------------------------------------------- responses */
 
-static void pack(sreq *r, Amp__V1__Response *resp)
+void srv_pack(sreq *r, Amp__V1__Response *resp)
 {
 	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
 	f.request_id = r->rid;
@@ -236,19 +94,19 @@ static void pack(sreq *r, Amp__V1__Response *resp)
 	r->out_len = n;
 }
 
-static void pack_status(sreq *r, Amp__V1__Status st, const char *error,
+void srv_pack_status(sreq *r, Amp__V1__Status st, const char *error,
 			uint32_t retry_ms)
 {
 	Amp__V1__Response resp = AMP__V1__RESPONSE__INIT;
 	resp.status = st;
 	resp.error = (char *)(error != NULL ? error : "");
 	resp.retry_after_ms = retry_ms;
-	pack(r, &resp);
+	srv_pack(r, &resp);
 }
 
-static void pack_amp_error(sreq *r, Amp__V1__Status st, amp_err e)
+void srv_pack_amp_error(sreq *r, Amp__V1__Status st, amp_err e)
 {
-	pack_status(r, st, amp_err_name(e), 0);
+	srv_pack_status(r, st, amp_err_name(e), 0);
 }
 
 /* ------------------------------------------------------------- session */
@@ -365,7 +223,7 @@ static bool bucket_take(server *s, unsigned i, double rate, uint32_t *retry_ms)
 
 /* ------------------------------------------------------------ directory */
 
-static bool is_local_domain(const server *s, const char *domain)
+bool srv_is_local_domain(const server *s, const char *domain)
 {
 	for (size_t i = 0; i < s->n_domains; i++)
 		if (strcmp(s->domains[i], domain) == 0)
@@ -376,7 +234,7 @@ static bool is_local_domain(const server *s, const char *domain)
 /* Look a DID up: this node's own identity, a local registration, or (when
  * remote is true) the DID's home node, cached.  1 found (pub, and *doc_r
  * when doc_r != NULL), 0 not found, -1 failure (*error_r). */
-static int dir_get(server *s, const char *did, bool remote,
+int srv_dir_get(server *s, const char *did, bool remote,
 		   amp_public_identity *pub, char **doc_r, const char **error_r)
 {
 	amp_did d;
@@ -395,7 +253,7 @@ static int dir_get(server *s, const char *did, bool remote,
 			return -1;
 		return 1;
 	}
-	if (is_local_domain(s, d.domain)) {
+	if (srv_is_local_domain(s, d.domain)) {
 		char *doc;
 		size_t len;
 		int r = store_identity_get(s->st, did, &doc, &len);
@@ -513,7 +371,7 @@ static bool is_local_sender(const server *s, const char *did)
 {
 	amp_did d;
 	return amp_did_parse(did, strlen(did), &d, NULL) == AMP_OK &&
-	       is_local_domain(s, d.domain);
+	       srv_is_local_domain(s, d.domain);
 }
 
 /* ------------------------------------------------------------ handlers */
@@ -527,14 +385,14 @@ static void op_auth(sreq *r)
 	r->auth_result = AUTH_NONE;
 	if (a->signature.len != AMP_SIG_BYTES ||
 	    amp_did_parse(a->did, strlen(a->did), &d, &err) != AMP_OK) {
-		pack_status(r, AMP__V1__STATUS__STATUS_BAD_REQUEST,
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_BAD_REQUEST,
 			    "malformed auth request", 0);
 		return;
 	}
 	enum auth_kind kind;
-	if (is_local_domain(r->s, d.domain)) {
-		if (dir_get(r->s, a->did, false, &pub, NULL, &err) != 1) {
-			pack_status(r, AMP__V1__STATUS__STATUS_UNAUTHENTICATED,
+	if (srv_is_local_domain(r->s, d.domain)) {
+		if (srv_dir_get(r->s, a->did, false, &pub, NULL, &err) != 1) {
+			srv_pack_status(r, AMP__V1__STATUS__STATUS_UNAUTHENTICATED,
 				    "unknown identity", 0);
 			return;
 		}
@@ -547,9 +405,9 @@ static void op_auth(sreq *r)
 	} else if (strcmp(d.local, "node") == 0) {
 		/* Not pinned: the peer node's key from its own DID document
 		 * (its registry), as for any remote identity. */
-		int found = dir_get(r->s, a->did, true, &pub, NULL, &err);
+		int found = srv_dir_get(r->s, a->did, true, &pub, NULL, &err);
 		if (found != 1) {
-			pack_status(r, found < 0 ? AMP__V1__STATUS__STATUS_RETRY_LATER
+			srv_pack_status(r, found < 0 ? AMP__V1__STATUS__STATUS_RETRY_LATER
 						 : AMP__V1__STATUS__STATUS_UNAUTHENTICATED,
 				    found < 0 ? err : "unknown peer node",
 				    found < 0 ? 30000 : 0);
@@ -557,19 +415,19 @@ static void op_auth(sreq *r)
 		}
 		kind = AUTH_PEER;
 	} else {
-		pack_status(r, AMP__V1__STATUS__STATUS_UNAUTHENTICATED,
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_UNAUTHENTICATED,
 			    "neither a local identity nor a node", 0);
 		return;
 	}
 	if (!np_auth_verify(&pub, r->x, r->challenge, r->s->node->pub.did,
 			    a->signature.data)) {
-		pack_amp_error(r, AMP__V1__STATUS__STATUS_UNAUTHENTICATED,
+		srv_pack_amp_error(r, AMP__V1__STATUS__STATUS_UNAUTHENTICATED,
 			       AMP_E_BAD_SIGNATURE);
 		return;
 	}
 	r->auth_result = kind;
 	memcpy(r->did, a->did, strlen(a->did) + 1);
-	pack_status(r, AMP__V1__STATUS__STATUS_OK, NULL, 0);
+	srv_pack_status(r, AMP__V1__STATUS__STATUS_OK, NULL, 0);
 }
 
 static void op_register(sreq *r)
@@ -581,34 +439,34 @@ static void op_register(sreq *r)
 	amp_err e;
 	size_t dl = strlen(q->did_document);
 	if ((e = amp_did_document_parse(q->did_document, dl, &pub, &err)) != AMP_OK) {
-		pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST, e);
+		srv_pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST, e);
 		return;
 	}
 	amp_did d;
 	if (amp_did_parse(pub.did, strlen(pub.did), &d, &err) != AMP_OK) {
-		pack_status(r, AMP__V1__STATUS__STATUS_BAD_REQUEST, "AMP_E_BAD_DID", 0);
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_BAD_REQUEST, "AMP_E_BAD_DID", 0);
 		return;
 	}
-	if (!is_local_domain(s, d.domain)) {
-		pack_status(r, AMP__V1__STATUS__STATUS_FORBIDDEN,
+	if (!srv_is_local_domain(s, d.domain)) {
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_FORBIDDEN,
 			    "this node does not serve that domain", 0);
 		return;
 	}
 	if (strcmp(d.local, "node") == 0 || strcmp(d.local, "postmaster") == 0 ||
 	    strcmp(d.local, "abuse") == 0 || strcmp(d.local, "gateway") == 0) {
-		pack_status(r, AMP__V1__STATUS__STATUS_FORBIDDEN,
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_FORBIDDEN,
 			    "that name is reserved", 0);
 		return;
 	}
 	bool has_stamp = q->pow_stamp[0] != '\0', has_invite = q->invite[0] != '\0';
 	if (has_stamp == has_invite) {
-		pack_status(r, AMP__V1__STATUS__STATUS_BAD_REQUEST,
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_BAD_REQUEST,
 			    "give either a proof-of-work stamp or an invite", 0);
 		return;
 	}
 	if (q->enc_proof.len != NP_ENC_PROOF_BYTES ||
 	    q->signature.len != AMP_SIG_BYTES) {
-		pack_status(r, AMP__V1__STATUS__STATUS_BAD_REQUEST,
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_BAD_REQUEST,
 			    "malformed register request", 0);
 		return;
 	}
@@ -617,19 +475,34 @@ static void op_register(sreq *r)
 	if (!np_register_verify(&pub, r->x, r->challenge, q->did_document,
 				q->pow_stamp, q->invite, q->enc_proof.data,
 				q->signature.data)) {
-		pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST,
+		srv_pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST,
 			       AMP_E_BAD_SIGNATURE);
 		return;
 	}
+	/* §11.2: the register leaf carries the key's own signature. */
+	amp_log_leaf leaf;
+	memset(&leaf, 0, sizeof(leaf));
+	leaf.type = AMP_LOG_REGISTER;
+	amp_log_did_hash(pub.did, leaf.subject);
+	memcpy(leaf.sign_pk, pub.sign_pk, 32);
+	memcpy(leaf.enc_pk, pub.enc_pk, 32);
+	if (q->log_signature.len != AMP_SIG_BYTES ||
+	    !amp_log_verify_key(pub.sign_pk, leaf.subject, 0, pub.sign_pk,
+				pub.enc_pk, q->log_signature.data)) {
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_BAD_REQUEST,
+				"bad log signature", 0);
+		return;
+	}
+	memcpy(leaf.sig, q->log_signature.data, AMP_SIG_BYTES);
 	uint8_t dh[32], want[NP_ENC_PROOF_BYTES];
 	if (crypto_scalarmult(dh, s->node->enc_sk, pub.enc_pk) != 0) {
-		pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST, AMP_E_BAD_KEY);
+		srv_pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST, AMP_E_BAD_KEY);
 		return;
 	}
 	np_enc_proof(dh, r->challenge, pub.did, want);
 	sodium_memzero(dh, sizeof(dh));
 	if (sodium_memcmp(want, q->enc_proof.data, NP_ENC_PROOF_BYTES) != 0) {
-		pack_status(r, AMP__V1__STATUS__STATUS_BAD_REQUEST,
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_BAD_REQUEST,
 			    "enc_proof does not prove the encryption key", 0);
 		return;
 	}
@@ -643,7 +516,7 @@ static void op_register(sreq *r)
 				       &err)) != AMP_OK ||
 		    (e = amp_pow_check(&pub, &stamp, s->set.pow_bits, now, &err)) !=
 			    AMP_OK) {
-			pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST, e);
+			srv_pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST, e);
 			return;
 		}
 		token_expires = stamp.timestamp + AMP_POW_VALID_FOR + AMP_POW_SKEW_MAX;
@@ -655,7 +528,7 @@ static void op_register(sreq *r)
 	} else {
 		if (np_invite_check(s->invite_key, q->invite, now, &token_expires,
 				    &err) != 0) {
-			pack_status(r, AMP__V1__STATUS__STATUS_FORBIDDEN, err, 0);
+			srv_pack_status(r, AMP__V1__STATUS__STATUS_FORBIDDEN, err, 0);
 			return;
 		}
 		crypto_generichash_update(&hs, (const uint8_t *)"invite", 7);
@@ -664,26 +537,40 @@ static void op_register(sreq *r)
 	}
 	crypto_generichash_final(&hs, token, sizeof(token));
 	store_reg_res res;
-	if (store_register(s->st, pub.did, q->did_document, dl, token,
-			   token_expires, &res) != 0) {
-		pack_status(r, AMP__V1__STATUS__STATUS_INTERNAL,
+	uint8_t lb[AMP_LOG_LEAF_MAX];
+	size_t lb_len;
+	uint64_t index = 0;
+	leaf.time = now;
+	if (amp_log_leaf_encode(&leaf, lb, sizeof(lb), &lb_len) != AMP_OK) {
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_INTERNAL,
+				"cannot encode the log leaf", 0);
+		return;
+	}
+	if (store_register_logged(s->st, pub.did, q->did_document, dl, token,
+				  token_expires, lb, lb_len, &res, &index) != 0) {
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_INTERNAL,
 			    "the store failed; try again", 1000);
 		return;
 	}
 	if (res == STORE_REG_TAKEN) {
-		pack_status(r, AMP__V1__STATUS__STATUS_CONFLICT,
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_CONFLICT,
 			    "that DID is registered already", 0);
 		return;
 	}
 	if (res == STORE_REG_TOKEN_USED) {
-		pack_status(r, AMP__V1__STATUS__STATUS_FORBIDDEN,
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_FORBIDDEN,
 			    has_stamp ? "that stamp was used already"
 				      : "that invite was used already", 0);
 		return;
 	}
-	log_msg(LOG_INFO, "msg=\"identity registered\" by=%s",
-		has_stamp ? "stamp" : "invite");
-	pack_status(r, AMP__V1__STATUS__STATUS_OK, NULL, 0);
+	log_msg(LOG_INFO, "msg=\"identity registered\" by=%s log_index=%llu",
+		has_stamp ? "stamp" : "invite", (unsigned long long)index);
+	Amp__V1__LogIndexResult ir = AMP__V1__LOG_INDEX_RESULT__INIT;
+	ir.index = index;
+	Amp__V1__Response resp = AMP__V1__RESPONSE__INIT;
+	resp.result_case = AMP__V1__RESPONSE__RESULT_LOG_INDEX;
+	resp.log_index = &ir;
+	srv_pack(r, &resp);
 }
 
 static void op_lookup(sreq *r)
@@ -693,25 +580,38 @@ static void op_lookup(sreq *r)
 	const char *err = "unknown identity";
 	char *doc = NULL;
 	if (strlen(did) > AMP_DID_MAX) {
-		pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST, AMP_E_BAD_DID);
+		srv_pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST, AMP_E_BAD_DID);
 		return;
 	}
 	/* Only users of this node make the node ask other nodes. */
-	int found = dir_get(r->s, did, r->auth == AUTH_USER, &pub, &doc, &err);
+	int found = srv_dir_get(r->s, did, r->auth == AUTH_USER, &pub, &doc, &err);
 	if (found < 0) {
-		pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER, err, 5000);
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER, err, 5000);
 		return;
 	}
 	if (found == 0) {
-		pack_status(r, AMP__V1__STATUS__STATUS_NOT_FOUND, err, 0);
+		if (store_identity_revoked(r->s->st, did) == 1)
+			err = "that identity was revoked";
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_NOT_FOUND, err, 0);
 		return;
 	}
 	Amp__V1__LookupResult lr = AMP__V1__LOOKUP_RESULT__INIT;
 	lr.did_document = doc;
+	srv_history *h = NULL;
+	amp_did d;
+	/* The key history of our own users, from our own log (§11.4). */
+	if (r->f->lookup->history &&
+	    amp_did_parse(did, strlen(did), &d, NULL) == AMP_OK &&
+	    srv_is_local_domain(r->s, d.domain) &&
+	    (h = srv_log_history(r, did, &lr)) == NULL) {
+		free(doc);
+		return;
+	}
 	Amp__V1__Response resp = AMP__V1__RESPONSE__INIT;
 	resp.result_case = AMP__V1__RESPONSE__RESULT_LOOKUP;
 	resp.lookup = &lr;
-	pack(r, &resp);
+	srv_pack(r, &resp);
+	srv_log_history_free(h);
 	free(doc);
 }
 
@@ -747,7 +647,7 @@ static void pack_deliver(sreq *r, bool duplicate)
 			      "no recipient accepted");
 	resp.result_case = AMP__V1__RESPONSE__RESULT_DELIVER;
 	resp.deliver = &dr;
-	pack(r, &resp);
+	srv_pack(r, &resp);
 	free(rr);
 	free(rp);
 }
@@ -758,7 +658,7 @@ static void deliver_done(void *arg, int result, bool duplicate)
 	sreq *r = arg;
 	server *s = r->s;
 	if (result != 0)
-		pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
 			    "the store failed; try again", 1000);
 	else
 		pack_deliver(r, duplicate);
@@ -777,12 +677,12 @@ static void op_deliver(sreq *r)
 	amp_envelope *env = NULL;
 	amp_err e;
 	if (eb->len > s->set.max_message) {
-		pack_status(r, AMP__V1__STATUS__STATUS_TOO_LARGE,
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_TOO_LARGE,
 			    "the envelope is larger than this node accepts", 0);
 		return;
 	}
 	if ((e = amp_envelope_decode(eb->data, eb->len, &env, &err)) != AMP_OK) {
-		pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST, e);
+		srv_pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST, e);
 		return;
 	}
 	amp_envelope_info info;
@@ -791,25 +691,25 @@ static void op_deliver(sreq *r)
 	 * authenticated peer or user, so that anonymous clients cannot make
 	 * the node connect out (relaying nodes authenticate as themselves). */
 	amp_public_identity sender;
-	int found = dir_get(s, info.sender, r->auth != AUTH_NONE, &sender, NULL,
+	int found = srv_dir_get(s, info.sender, r->auth != AUTH_NONE, &sender, NULL,
 			    &err);
 	if (found <= 0) {
 		bool remote = !is_local_sender(s, info.sender);
 		amp_envelope_free(&env); /* info points into it */
 		if (found < 0)
-			pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER, err, 30000);
+			srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER, err, 30000);
 		else if (r->auth == AUTH_NONE && remote)
-			pack_status(r, AMP__V1__STATUS__STATUS_UNAUTHENTICATED,
+			srv_pack_status(r, AMP__V1__STATUS__STATUS_UNAUTHENTICATED,
 				    "mail from a remote sender needs an "
 				    "authenticated node", 0);
 		else
-			pack_status(r, AMP__V1__STATUS__STATUS_NOT_FOUND,
+			srv_pack_status(r, AMP__V1__STATUS__STATUS_NOT_FOUND,
 				    "unknown sender", 0);
 		return;
 	}
 	if ((e = amp_envelope_verify(env, &sender, 0, &err)) != AMP_OK) {
 		amp_envelope_free(&env);
-		pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST, e);
+		srv_pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST, e);
 		return;
 	}
 	/* Relaying to other nodes: only for an authenticated user of this
@@ -844,9 +744,9 @@ static void op_deliver(sreq *r)
 					      "node's users, authenticated as "
 					      "the sender";
 			}
-		} else if (is_local_domain(s, rd.domain)) {
+		} else if (srv_is_local_domain(s, rd.domain)) {
 			amp_public_identity rp;
-			int rf = dir_get(s, rcpt, false, &rp, NULL, &err);
+			int rf = srv_dir_get(s, rcpt, false, &rp, NULL, &err);
 			if (rf == 1) {
 				d->local[d->n_local++] = d->dids[i];
 			} else {
@@ -873,7 +773,7 @@ static void op_deliver(sreq *r)
 	for (size_t i = 0; i < n; i++) {
 		if (d->status[i] == AMP__V1__STATUS__STATUS_RETRY_LATER) {
 			amp_envelope_free(&env);
-			pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
+			srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
 				    "a recipient cannot be checked now", 5000);
 			return;
 		}
@@ -907,7 +807,23 @@ static void op_deliver(sreq *r)
 		abort();
 	for (size_t k = 0; k < d->n_domains; k++)
 		domains[k] = d->domains[k];
+	/* §11.2: a receipt for an envelope accepted for our users. */
+	uint8_t receipt[AMP_LOG_LEAF_MAX];
+	size_t receipt_len = 0;
+	if (d->n_local > 0 && s->log_receipts) {
+		amp_log_leaf rl;
+		memset(&rl, 0, sizeof(rl));
+		rl.type = AMP_LOG_RECEIPT;
+		rl.time = now;
+		amp_log_envelope_digest(eb->data, eb->len, rl.subject);
+		memcpy(rl.node, s->node->pub.did, strlen(s->node->pub.did) + 1);
+		if (amp_log_leaf_encode(&rl, receipt, sizeof(receipt),
+					&receipt_len) != AMP_OK)
+			receipt_len = 0;
+	}
 	store_delivery sd = {
+		.receipt = receipt_len > 0 ? receipt : NULL,
+		.receipt_len = receipt_len,
 		.sender = info.sender, .envelope_id = info.envelope_id,
 		.env = eb->data, .env_len = eb->len, .received = now,
 		.local = d->local, .n_local = d->n_local,
@@ -923,7 +839,7 @@ static void op_deliver(sreq *r)
 	r->async = true; /* uses the reference queue_work reserved */
 	if (store_deliver(s->st, &sd, deliver_done, r) != 0) {
 		r->async = false;
-		pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
 			    "the store is busy or closing", 1000);
 	}
 	free(domains);
@@ -943,7 +859,7 @@ static void op_fetch(sreq *r)
 		log_msg(LOG_ERR, "msg=\"corrupt inbox entries quarantined\" count=%d",
 			nq);
 	if (nq < 0) {
-		pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
 			    "the store failed; try again", 1000);
 		return;
 	}
@@ -976,7 +892,7 @@ static void op_fetch(sreq *r)
 	Amp__V1__Response resp = AMP__V1__RESPONSE__INIT;
 	resp.result_case = AMP__V1__RESPONSE__RESULT_FETCH;
 	resp.fetch = &fr;
-	pack(r, &resp);
+	srv_pack(r, &resp);
 	r->fetch_empty = k == 0;
 	free(it);
 	free(ip);
@@ -987,16 +903,16 @@ static void op_ack(sreq *r)
 {
 	Amp__V1__AckRequest *q = r->f->ack;
 	if (q->n_seq > 10000) {
-		pack_status(r, AMP__V1__STATUS__STATUS_TOO_LARGE,
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_TOO_LARGE,
 			    "at most 10000 seqs per ack", 0);
 		return;
 	}
 	if (store_inbox_ack(r->s->st, r->did, q->seq, q->n_seq) != 0) {
-		pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
 			    "the store failed; try again", 1000);
 		return;
 	}
-	pack_status(r, AMP__V1__STATUS__STATUS_OK, NULL, 0);
+	srv_pack_status(r, AMP__V1__STATUS__STATUS_OK, NULL, 0);
 }
 
 /* ------------------------------------------------------------- dispatch */
@@ -1034,7 +950,7 @@ static void after_work_cb(uv_work_t *w, int status)
 	if (r->op == AMP__V1__FRAME__BODY_DELIVER)
 		req_unref(r); /* the store's reference, unused */
 	if (status == UV_ECANCELED)
-		pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
 			    "the node is stopping", 1000);
 	sconn *c = r->c;
 	if (r->op == AMP__V1__FRAME__BODY_AUTH && r->auth_result != AUTH_NONE &&
@@ -1070,7 +986,7 @@ static void queue_work(sreq *r)
 	if (uv_queue_work(s->loop, &r->work, work_cb, after_work_cb) != 0) {
 		s->jobs--;
 		r->refs -= refs;
-		pack_status(r, AMP__V1__STATUS__STATUS_INTERNAL,
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_INTERNAL,
 			    "cannot queue the request", 1000);
 		req_answer(r);
 	}
@@ -1176,7 +1092,7 @@ static void op_hello(server *s, sconn *c, sreq *r)
 	Amp__V1__Response resp = AMP__V1__RESPONSE__INIT;
 	resp.result_case = AMP__V1__RESPONSE__RESULT_HELLO;
 	resp.hello = &h;
-	pack(r, &resp);
+	srv_pack(r, &resp);
 	req_answer(r);
 }
 
@@ -1249,7 +1165,7 @@ void server_conn_request(sconn *c, uint64_t tag, uint8_t *payload, size_t len)
 			r->f != NULL && r->op > 0 && (size_t)r->op < N_OPS &&
 			op_table[r->op].name != NULL ? op_table[r->op].name : "?",
 			why);
-		pack_status(r, st, why, retry);
+		srv_pack_status(r, st, why, retry);
 		req_answer(r);
 		req_unref(r);
 		return;
@@ -1417,6 +1333,21 @@ int server_create(const server_params *p, const cfg *conf, server **s_r,
 			server_destroy(&s);
 			return -1;
 		}
+	s->n_log_witnesses = cfg_list_len(conf, "log_witnesses");
+	if ((s->log_witnesses = calloc(s->n_log_witnesses + 1,
+				       sizeof(char *))) == NULL) {
+		*error_r = "out of memory";
+		server_destroy(&s);
+		return -1;
+	}
+	for (size_t i = 0; i < s->n_log_witnesses; i++)
+		if ((s->log_witnesses[i] =
+			     strdup(cfg_list_item(conf, "log_witnesses", i))) == NULL) {
+			*error_r = "out of memory";
+			server_destroy(&s);
+			return -1;
+		}
+	s->log_receipts = cfg_bool(conf, "log_receipts");
 	if (amp_did_document_export(&s->node->pub, &s->node_doc, error_r) != AMP_OK) {
 		server_destroy(&s);
 		return -1;
@@ -1464,6 +1395,9 @@ static void server_free(server *s)
 	for (size_t i = 0; s->domains != NULL && i < s->n_domains; i++)
 		free(s->domains[i]);
 	free(s->domains);
+	for (size_t i = 0; s->log_witnesses != NULL && i < s->n_log_witnesses; i++)
+		free(s->log_witnesses[i]);
+	free(s->log_witnesses);
 	free(s->buckets);
 	if (s->dircache != NULL)
 		for (size_t i = 0; i < DIRCACHE_SLOTS; i++)
