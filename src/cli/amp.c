@@ -23,6 +23,9 @@ static const char usage[] =
 	"  did import FILE   remember another identity's DID document\n"
 	"  did list          list remembered identities\n"
 	"  did check DID     check a DID's syntax and print its canonical form\n"
+	"  did resolve DID   a DID's keys and their proven key history\n"
+	"  key rotate        new keys for our identity, logged by the node\n"
+	"  key revoke        end our identity for good\n"
 	"  seal --to DID     encrypt and sign a message for one or more DIDs\n"
 	"  open              verify and decrypt an envelope addressed to us\n"
 	"  verify            check an envelope's signature without decrypting\n"
@@ -106,6 +109,7 @@ int main(int argc, char **argv)
 		int (*fn)(cli_env *, int, char **);
 	} cmds[] = {
 		{ "keygen", cmd_keygen }, { "did", cmd_did },
+		{ "key", cmd_key },
 		{ "seal", cmd_seal },     { "open", cmd_open },
 		{ "verify", cmd_verify }, { "pow", cmd_pow },
 		{ "register", cmd_register }, { "send", cmd_send },

@@ -395,3 +395,22 @@ int cli_write_out(const cli_env *env, const char *path, const void *data,
 	}
 	return CLI_OK;
 }
+
+bool cli_kdf_parse(const char *s, amp_kdf_level *level_r)
+{
+	static const struct {
+		const char *name;
+		amp_kdf_level level;
+	} levels[] = {
+		{ "interactive", AMP_KDF_INTERACTIVE },
+		{ "moderate", AMP_KDF_MODERATE },
+		{ "sensitive", AMP_KDF_SENSITIVE },
+		{ "min", AMP_KDF_MIN },
+	};
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (strcmp(s, levels[i].name) == 0) {
+			*level_r = levels[i].level;
+			return true;
+		}
+	return false;
+}

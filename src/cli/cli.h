@@ -156,7 +156,20 @@ int cli_head_seen(const cli_env *env, const char *log, amp_log_head *h_r);
 /* "LABEL: LOG size N root HEX time T" */
 void cli_head_print(FILE *f, const char *label, const amp_log_head *h);
 
+/* ------------------------------------ identity changes (cmd-key.c) */
+/* After the node accepted a change: wait up to wait_s seconds until its
+ * log shows `want` (time aside) as the latest leaf of its subject in a
+ * signed head, proven and consistent with the heads seen before.  Prints
+ * where it is; CLI_FAIL with a warning not to trust the node otherwise. */
+int cli_log_confirm(cli_env *env, struct nclient *c, const amp_log_leaf *want,
+		    unsigned wait_s);
+/* `amp did resolve DID`: the document's keys and their proven history. */
+int cli_did_resolve(cli_env *env, const cli_conn_opts *co, const char *did);
+/* "interactive", "moderate", "sensitive", "min" */
+bool cli_kdf_parse(const char *s, amp_kdf_level *level_r);
+
 int cmd_keygen(cli_env *env, int argc, char **argv);
+int cmd_key(cli_env *env, int argc, char **argv);
 int cmd_did(cli_env *env, int argc, char **argv);
 int cmd_seal(cli_env *env, int argc, char **argv);
 int cmd_open(cli_env *env, int argc, char **argv);

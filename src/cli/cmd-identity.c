@@ -52,15 +52,7 @@ int cmd_keygen(cli_env *env, int argc, char **argv)
 			did_arg = optarg;
 			break;
 		case 'k':
-			if (strcmp(optarg, "interactive") == 0)
-				level = AMP_KDF_INTERACTIVE;
-			else if (strcmp(optarg, "moderate") == 0)
-				level = AMP_KDF_MODERATE;
-			else if (strcmp(optarg, "sensitive") == 0)
-				level = AMP_KDF_SENSITIVE;
-			else if (strcmp(optarg, "min") == 0)
-				level = AMP_KDF_MIN;
-			else {
+			if (!cli_kdf_parse(optarg, &level)) {
 				cli_err(env, "--kdf must be interactive, moderate, "
 					     "sensitive or min");
 				return CLI_USAGE;
@@ -149,12 +141,17 @@ static const char did_help[] =
 	"                       unless --force (it may be an impostor)\n"
 	"  list                 the DIDs we know\n"
 	"  check DID            check DID syntax; print the canonical form\n"
-	"\n" CLI_COMMON_HELP
+	"  resolve DID          ask the home node for DID's keys and their\n"
+	"                       history in the node's transparency log, every\n"
+	"                       entry's proof checked against a signed tree head\n"
+	"                       (consistent with the heads seen before)\n"
+	"\n" CLI_CONN_HELP "\n" CLI_COMMON_HELP
 	"\n"
 	"Examples:\n"
 	"  amp did document -o alice.json\n"
 	"  amp did import bob.json\n"
-	"  amp did check did:aftersmtp:Example.ORG:bob\n";
+	"  amp did check did:aftersmtp:Example.ORG:bob\n"
+	"  amp did resolve did:aftersmtp:example.org:alice\n";
 
 static int did_show(cli_env *env)
 {
@@ -259,16 +256,22 @@ static int did_list(cli_env *env)
 int cmd_did(cli_env *env, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		CLI_COMMON_LONGOPTS,
+		CLI_COMMON_LONGOPTS, CLI_CONN_LONGOPTS,
 		{ "output", required_argument, NULL, 'o' },
 		{ "force", no_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *out = "-";
 	bool force = false;
-	int c;
+	cli_conn_opts co = { 0 };
+	int c, k;
 
 	while ((c = cli_next_opt(env, argc, argv, "ho:", opts)) != -1) {
+		if ((k = cli_parse_conn_opt(env, c, &co)) != 0) {
+			if (k < 0)
+				return CLI_USAGE;
+			continue;
+		}
 		switch (c) {
 		case 'o':
 			out = optarg;
@@ -294,6 +297,8 @@ int cmd_did(cli_env *env, int argc, char **argv)
 		return did_import(env, argv[optind + 1], force);
 	if (sub != NULL && strcmp(sub, "list") == 0 && nargs == 0)
 		return did_list(env);
+	if (sub != NULL && strcmp(sub, "resolve") == 0 && nargs == 1)
+		return cli_did_resolve(env, &co, argv[optind + 1]);
 	if (sub != NULL && strcmp(sub, "check") == 0 && nargs == 1) {
 		char did[AMP_DID_MAX + 1];
 		const char *detail = NULL;
@@ -304,7 +309,8 @@ int cmd_did(cli_env *env, int argc, char **argv)
 		printf("%s\n", did);
 		return CLI_OK;
 	}
-	cli_err(env, "expected show, document, import FILE, list or check DID");
+	cli_err(env, "expected show, document, import FILE, list, check DID or "
+		"resolve DID");
 	cli_usage_hint(env);
 	return CLI_USAGE;
 }

@@ -85,9 +85,15 @@ static const char register_help[] =
 	"On success HOME/client.conf is written with the node's address,\n"
 	"transport and key, so later commands need no options.\n"
 	"\n"
+	"We do not take the node's word for it: we then wait until the node's\n"
+	"transparency log shows the registration (our keys, signed by us) in\n"
+	"a signed tree head, and check the proof (docs/transparency.md).  If\n"
+	"it does not, the exit status is 1: do not trust that node.\n"
+	"\n"
 	"  --invite TOKEN     an invite from the node's operator\n"
 	"                     (`aftersmtpd invite`) instead of proof of work\n"
 	"  --stamp STAMP      use this stamp (`amp pow mint`) instead of minting\n"
+	"  --log-wait SECONDS how long to wait for the log (default 30)\n"
 	"\n" CLI_CONN_HELP "\n" CLI_COMMON_HELP
 	"\n"
 	"Example:\n"
@@ -100,10 +106,13 @@ int cmd_register(cli_env *env, int argc, char **argv)
 		CLI_COMMON_LONGOPTS, CLI_CONN_LONGOPTS,
 		{ "invite", required_argument, NULL, 'i' },
 		{ "stamp", required_argument, NULL, 's' },
+		{ "log-wait", required_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
 	cli_conn_opts co = { 0 };
 	const char *invite = NULL, *stamp = NULL;
+	unsigned log_wait = 30;
+	uint64_t v;
 	int c, k;
 	while ((c = cli_next_opt(env, argc, argv, "h", opts)) != -1) {
 		if ((k = cli_parse_conn_opt(env, c, &co)) != 0) {
@@ -114,6 +123,13 @@ int cmd_register(cli_env *env, int argc, char **argv)
 		switch (c) {
 		case 'i': invite = optarg; break;
 		case 's': stamp = optarg; break;
+		case 'L':
+			if (!util_parse_u64(optarg, 1, 3600, &v)) {
+				cli_err(env, "--log-wait must be 1-3600 seconds");
+				return CLI_USAGE;
+			}
+			log_wait = (unsigned)v;
+			break;
 		case 'h': fputs(register_help, stdout); return CLI_OK;
 		default: cli_usage_hint(env); return CLI_USAGE;
 		}
@@ -187,7 +203,15 @@ int cmd_register(cli_env *env, int argc, char **argv)
 	}
 	printf("registered %s at %s (%s, %s)\nnode key %s (pinned in %s)\n",
 	       id->pub.did, node->did, nodeaddr, tname, key, path);
-	r = CLI_OK;
+	fflush(stdout);
+	/* Do not trust the node: its log must show the registration. */
+	amp_log_leaf want = { .type = AMP_LOG_REGISTER, .version = 0 };
+	amp_log_did_hash(id->pub.did, want.subject);
+	memcpy(want.sign_pk, id->pub.sign_pk, 32);
+	memcpy(want.enc_pk, id->pub.enc_pk, 32);
+	amp_log_sign_key(id->sign_sk, want.subject, 0, id->pub.sign_pk,
+			 id->pub.enc_pk, want.sig);
+	r = cli_log_confirm(env, cl, &want, log_wait);
 out:
 	nclient_close(&cl);
 	amp_identity_destroy(&id);
@@ -216,7 +240,9 @@ static const char send_help[] =
 	"SMTP; if it cannot be delivered, a delivery status notification\n"
 	"comes back to our inbox.\n"
 	"\n"
-	"Prints one line per recipient: DID, then OK or the node's reason.\n"
+	"Prints one line per recipient: DID, then OK or the node's reason,\n"
+	"then \"receipt DIGEST\": the envelope's SHA-256, under which each\n"
+	"recipient's node logs that it accepted it (`amp receipt get DIGEST`).\n"
 	"Exit status 0 when every recipient was accepted.\n"
 	"\n"
 	"  -f, --file FILE    the message (default: standard input)\n"
@@ -402,6 +428,15 @@ int cmd_send(cli_env *env, int argc, char **argv)
 	}
 	if (resp != NULL && resp->deliver->duplicate)
 		fprintf(stderr, "amp: send: the node had this message already\n");
+	if (resp != NULL) {
+		/* §11.2: the recipients' nodes log a receipt under this digest
+		 * (`amp receipt get DIGEST`). */
+		uint8_t dg[32];
+		char hex[65];
+		amp_log_envelope_digest(env_bytes, env_len, dg);
+		sodium_bin2hex(hex, sizeof(hex), dg, sizeof(dg));
+		printf("receipt %s\n", hex);
+	}
 	if (resp != NULL)
 		amp__v1__response__free_unpacked(resp, NULL);
 out:

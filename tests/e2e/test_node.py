@@ -4,6 +4,7 @@ sending, fetching and replying with the real `amp`, the node's refusals of
 bad input checked with an independent Python client (ssl + protobuf from
 proto/amp.proto + tests/interop/ampy.py for sealing), and the faults of
 issue 3 (a peer down, kill -9 during relay, drain, reload)."""
+import re
 import os
 import signal
 import socket
@@ -108,7 +109,9 @@ def test_two_nodes_register_send_fetch_reply(two, transport):
     msg = (b"From: alice\r\nTo: bob\r\nSubject: over " + transport.encode() +
            b"\r\n\r\nHello Bob,\r\nthis is end to end.\r\n\xe2\x9c\x93\r\n")
     p = alice.run("send", bob.did, input=msg)
-    assert p.stdout.decode().strip() == f"{bob.did} OK"
+    assert p.stdout.decode().splitlines()[0] == f"{bob.did} OK"
+    # the envelope's digest, under which bob's node logs its receipt
+    assert re.fullmatch(r"receipt [0-9a-f]{64}", p.stdout.decode().splitlines()[1])
     md = b / "bob-mail"
     bob.run("fetch", "--maildir", str(md), "--wait", "20", "--ack")
     files = maildir_files(md)
@@ -120,7 +123,7 @@ def test_two_nodes_register_send_fetch_reply(two, transport):
 
     reply = b"Subject: Re: hi\r\n\r\nThanks Alice!\r\n"
     p = bob.run("send", alice.did, input=reply)
-    assert p.stdout.decode().strip() == f"{alice.did} OK"
+    assert p.stdout.decode().splitlines()[0] == f"{alice.did} OK"
     out = alice.run("fetch", "--wait", "20").stdout
     assert out.startswith(f"From {bob.did} ".encode())
     assert b"Thanks Alice!" in out
@@ -157,7 +160,7 @@ def test_peer_down_then_delivered_when_it_returns(two):
     doc = b / "bob.json"
     bob.run("did", "document", "-o", str(doc))
     p = alice.run("send", "--doc", str(doc), bob.did, input=b"while you were out\n")
-    assert p.stdout.decode().strip() == f"{bob.did} OK"          # queued
+    assert p.stdout.decode().splitlines()[0] == f"{bob.did} OK"          # queued
     alpha.wait_log(r'msg="relay deferred" .*domain=beta.test', count=2)
     beta.start()
     md = b / "bob-mail"
@@ -251,7 +254,7 @@ def test_refusals_and_the_node_keeps_serving(two):
 
     # the node still serves everyone
     p = alice.run("send", bob.did, input=b"still here\n")
-    assert p.stdout.decode().strip() == f"{bob.did} OK"
+    assert p.stdout.decode().splitlines()[0] == f"{bob.did} OK"
     assert len(bob.run("inbox").stdout.decode().splitlines()) == 2
 
 
@@ -479,7 +482,7 @@ def test_peer_found_through_dns_srv(base, srv):
         alice.register()
         bob.register()
         p = alice.run("send", bob.did, input=b"found you\n")   # lookup via SRV too
-        assert p.stdout.decode().strip() == f"{bob.did} OK"
+        assert p.stdout.decode().splitlines()[0] == f"{bob.did} OK"
         assert b"found you" in bob.run("fetch", "--wait", "20").stdout
         assert (f"{srv}.beta.test", 33) in dns.queries
         alpha.wait_log(r'msg="relayed" .*domain=beta.test')
@@ -535,5 +538,5 @@ def test_anonymous_delivery_from_a_remote_sender_is_refused(two):
     assert "authenticated node" in resp.error
     # the same message through carol's node arrives
     p = carol.run("send", bob.did, input=b"hi\n")
-    assert p.stdout.decode().strip() == f"{bob.did} OK"
+    assert p.stdout.decode().splitlines()[0] == f"{bob.did} OK"
     assert b"hi" in bob.run("fetch", "--wait", "20").stdout
