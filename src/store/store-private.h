@@ -3,7 +3,8 @@
  * structures, the writer-thread entry points, sealing and small helpers.
  * store-sqlite.c owns the database, the writer thread and the inbox,
  * registry and relay queue; store-mailq.c owns the mail queue (issue 5)
- * and runs its jobs on the same writer thread, in the same group commits.
+ * and store-log.c the transparency log (issue 8); both run their jobs on
+ * the same writer thread, in the same group commits.
  * Nothing here is for callers outside src/store.
  */
 #ifndef AMP_STORE_PRIVATE_H
@@ -49,12 +50,16 @@ typedef enum job_kind {
 	JOB_BOUNCE,
 	JOB_INBOX_QUARANTINE,   /* synchronous: inbox rows that do not open */
 	JOB_MAILQ,              /* synchronous: a mail queue job (job.mq) */
+	JOB_IDENTITY,           /* synchronous: rotate or revoke (+ leaf) */
+	JOB_LOG,                /* synchronous: a log job (job.lg) */
 } job_kind;
 
 /* An owned, checked copy of a mailq_msg (store-mailq.c). */
 typedef struct mq_copy mq_copy;
 /* A mail queue job's arguments and results (store-mailq.c). */
 typedef struct mq_job mq_job;
+/* A log job's arguments (store-log.c). */
+typedef struct lg_job lg_job;
 
 /* An owned copy of a store_delivery with the DIDs hashed. */
 typedef struct dlv {
@@ -69,6 +74,8 @@ typedef struct dlv {
 	char (*domain)[DOMAIN_MAX + 1];
 	size_t n_domains;
 	mq_copy *outbound;              /* or NULL */
+	uint8_t *receipt;               /* a checked receipt leaf, or NULL */
+	size_t receipt_len;
 } dlv;
 
 typedef struct job {
@@ -82,19 +89,24 @@ typedef struct job {
 	uint8_t rcpt[32];
 	const uint64_t *seqs;
 	size_t n_seqs;
-	/* register (doc is borrowed: the caller waits) */
+	/* register, identity (doc and leaf are borrowed: the caller waits) */
 	uint8_t did[32], token[32];
 	const char *doc;
 	size_t doc_len;
 	uint64_t token_expires;
 	store_reg_res reg;
+	const uint8_t *leaf;            /* NULL: no log leaf */
+	size_t leaf_len;
+	uint64_t prev_index, index;     /* identity; index: the new leaf's */
+	store_id_res id_res;
 	/* queue */
 	uint64_t id, now, lease, max_delay, next_attempt;
 	unsigned max;
 	store_queue_item *items;
 	size_t n_items;
-	/* mail queue (borrowed: the caller waits) */
+	/* mail queue, log (borrowed: the caller waits) */
 	mq_job *mq;
+	lg_job *lg;
 	/* synchronous jobs: the caller waits for done */
 	pthread_mutex_t done_lock;
 	pthread_cond_t done_cond;
@@ -109,15 +121,18 @@ typedef struct job {
 
 /* The mail queue's prepared statements (store-mailq.c). */
 typedef struct mq_stmts mq_stmts;
+/* The log's prepared statements (store-log.c). */
+typedef struct log_stmts log_stmts;
 
 struct store {
 	sqlite3 *wdb, *rdb;
 	sqlite3_stmt *w_find, *w_mark, *w_inbox_put, *w_inbox_del;
 	sqlite3_stmt *w_q_put, *w_q_due, *w_q_get, *w_q_set, *w_q_lease;
 	sqlite3_stmt *w_q_del, *w_q_quarantine, *w_in_quarantine;
-	sqlite3_stmt *w_id_find, *w_id_put, *w_tok_find, *w_tok_put;
+	sqlite3_stmt *w_id_find, *w_id_put, *w_id_set, *w_tok_find, *w_tok_put;
 	sqlite3_stmt *r_fetch, *r_identity, *r_next;
 	mq_stmts *mq;
+	log_stmts *lg;
 	uint8_t hkey[32], inbox_key[32], queue_key[32], doc_key[32];
 	uint8_t mailq_key[32];
 	unsigned batch_max;
@@ -200,6 +215,11 @@ uint8_t *store_seal(const uint8_t key[32], const ad *a, const uint8_t *pt,
 int store_unseal(const uint8_t key[32], const ad *a, const void *box,
 		 size_t len, uint8_t **pt_r, size_t *pt_len_r);
 
+/* KH(HK, label ‖ did): the keyed hash naming a DID at rest (the registry
+ * uses the label "identity"). */
+void store_did_hash(const store *s, const char *label, const char *did,
+		    uint8_t out[32]);
+
 bool store_exec_ok(sqlite3 *db, const char *sql);
 /* Step a statement that returns no rows, then reset it: 0 or -1. */
 int store_step_done(sqlite3_stmt *st);
@@ -238,5 +258,35 @@ void store_mq_copy_free(mq_copy **c);
 int store_mq_insert(store *s, const mq_copy *c);
 /* On the writer thread: a JOB_MAILQ job. */
 int store_mq_run(store *s, job *j);
+
+/* --------------------------------------------- store-log.c, for the rest */
+
+/* Leaf layout (PROTOCOL.md §11.2): u8 1 ‖ u8 type ‖ u64 time ‖ subject. */
+#define LOG_SUBJECT_OFF 10u
+
+/* Tables (for new and existing databases) and statements: NULL or an
+ * error message.  Called once the read connection is open and before the
+ * statements of store-sqlite.c are prepared (they read `revoked`).
+ * store_log_close accepts a store whose open failed. */
+const char *store_log_open(store *s);
+void store_log_close(store *s);
+/* A leaf of this type that decodes (amp_log_leaf_decode) and, with did,
+ * whose subject is amp_log_did_hash(did): 0, else -1.  Pure. */
+int store_log_leaf_check(const uint8_t *leaf, size_t len, amp_log_type type,
+			 const char *did);
+/* On the writer thread, inside the job's savepoint: append a checked leaf
+ * (log_node rows of every subtree it completes, then its log_leaf row);
+ * *index_r its index.  0, or -1 (the savepoint must then be rolled back). */
+int store_log_append(store *s, const uint8_t *leaf, size_t len,
+		     uint64_t *index_r);
+/* On the writer thread: the index of the latest leaf with this subject:
+ * 1 and *index_r, 0 when none, -1 on error. */
+int store_log_latest(store *s, const uint8_t subject[32], uint64_t *index_r);
+/* On the writer thread, by the registry's keyed DID hash: whether it is
+ * revoked (1, 0, -1), and revoking it (0, -1). */
+int store_log_is_revoked(store *s, const uint8_t did[32]);
+int store_log_revoke(store *s, const uint8_t did[32]);
+/* On the writer thread: a JOB_LOG job. */
+int store_log_run(store *s, job *j);
 
 #endif

@@ -32,10 +32,15 @@
  *                                    inbox (box = rcpt ‖ box), -2 mail
  *                                    queue row, -3 mail queue body
  *   identity(did, doc)               did = KH(HK, "identity" ‖ did)
- *     doc = seal_doc("identity" ‖ did hash, 01 ‖ document)
+ *     doc = seal_doc("identity" ‖ did hash, 01 ‖ document); a rotation
+ *     replaces it (sealed anew); a revoked DID keeps its row (taken)
  *   token(token, expires)            token = KH(HK, "token" ‖ token)
  *   mailq, mailq_body                the mail queue: see store-mailq.c
  *                                    (created at every open if missing)
+ *   log_leaf, log_node, log_head, log_cosig, witness, log_alarm, revoked
+ *                                    the transparency log: see
+ *                                    store-log.c (created at every open
+ *                                    if missing)
  * In clear on disk: the hashes, inbox seqs, queue ids and next_attempt
  * times, token expiries and quarantine times.  Integers are big-endian.
  * Pruning `delivered` and expired tokens comes with the retention settings.
@@ -47,7 +52,10 @@
  * sealed and opened on the writer thread (the read side opens its own).
  * The synchronous calls (ack, register, queue_*, most mailq_*) wait for
  * the writer, so they must not be called from a store callback.  The mail
- * queue's jobs run on the same writer (store-private.h is the seam).
+ * queue's and the log's jobs run on the same writer (store-private.h is
+ * the seam).  A log leaf (registration, rotation, revocation, a delivery's
+ * receipt) is appended by the job that makes the change, inside its
+ * savepoint, so both are kept or neither.
  *
  * Limits: envelopes AMP_ENVELOPE_MAX bytes, documents AMP_DIDDOC_MAX, DIDs
  * AMP_DID_MAX, domains AMP_DID_DOMAIN_MAX, local recipients + domains of a
@@ -139,11 +147,14 @@ static const stmt_def stmt_defs[] = {
 			   "WHERE seq=?1 AND rcpt=?2"),
 	W(w_id_find, "SELECT 1 FROM identity WHERE did=?"),
 	W(w_id_put, "INSERT INTO identity(did, doc) VALUES(?, ?)"),
+	W(w_id_set, "UPDATE identity SET doc=?2 WHERE did=?1"),
 	W(w_tok_find, "SELECT 1 FROM token WHERE token=?"),
 	W(w_tok_put, "INSERT INTO token(token, expires) VALUES(?, ?)"),
 	R(r_fetch, "SELECT seq, box FROM inbox WHERE rcpt=? AND seq>? "
 		   "ORDER BY seq LIMIT ?"),
-	R(r_identity, "SELECT doc FROM identity WHERE did=?"),
+	/* a revoked identity keeps its row but is not served */
+	R(r_identity, "SELECT doc FROM identity WHERE did=?1 AND NOT EXISTS "
+		      "(SELECT 1 FROM revoked WHERE did=?1)"),
 	R(r_next, "SELECT min(next_attempt) FROM queue"),
 };
 #undef W
@@ -204,6 +215,12 @@ static void did_hash(const store *s, const char *label, const char *did,
 	crypto_generichash_update(&st, (const uint8_t *)label, strlen(label) + 1);
 	crypto_generichash_update(&st, (const uint8_t *)did, strlen(did));
 	crypto_generichash_final(&st, out, 32);
+}
+
+void store_did_hash(const store *s, const char *label, const char *did,
+		    uint8_t out[32])
+{
+	did_hash(s, label, did, out);
 }
 
 /* Hash lp(str): a 4-byte big-endian length, then the bytes. */
@@ -536,6 +553,11 @@ int store_run_deliver(store *s, job *j, const dlv *d)
 	}
 	if (d->outbound != NULL && store_mq_insert(s, d->outbound) != 0)
 		return -1;
+	/* not a duplicate: its receipt (PROTOCOL.md §11.2) */
+	uint64_t index;
+	if (d->receipt != NULL &&
+	    store_log_append(s, d->receipt, d->receipt_len, &index) != 0)
+		return -1;
 	if (d->no_dedupe)
 		return 0;
 	st = s->w_mark;
@@ -581,6 +603,32 @@ static int run_inbox_quarantine(store *s, job *j)
 	return run_ack(s, j);
 }
 
+/* Seal a document for the identity row of did and write it with st
+ * (w_id_put or w_id_set: ?1 did, ?2 the box). */
+static int doc_write(store *s, sqlite3_stmt *st, const uint8_t did[32],
+		     const char *doc, size_t doc_len)
+{
+	size_t n = DOC_HDR + doc_len, len;
+	uint8_t *pt = malloc(n);
+	if (pt == NULL)
+		return -1;
+	pt[0] = ROW_FORMAT;
+	memcpy(pt + DOC_HDR, doc, doc_len);
+	ad a;
+	ad_make(&a, "identity", did, 32);
+	uint8_t *box = store_seal(s->doc_key, &a, pt, n, &len);
+	free_wiped(pt, n);
+	if (box == NULL)
+		return -1;
+	sqlite3_reset(st);
+	int r = -1;
+	if (store_bind_blob(st, 1, did, 32) == 0 &&
+	    store_bind_blob(st, 2, box, len) == 0)
+		r = store_step_done(st);
+	free(box);
+	return r;
+}
+
 static int run_register(store *s, job *j)
 {
 	int rc = row_exists(s->w_id_find, j->did);
@@ -593,35 +641,50 @@ static int run_register(store *s, job *j)
 		j->reg = STORE_REG_TOKEN_USED;
 		return rc < 0 ? -1 : 0;
 	}
-	size_t n = DOC_HDR + j->doc_len, len;
-	uint8_t *pt = malloc(n);
-	if (pt == NULL)
+	if (doc_write(s, s->w_id_put, j->did, j->doc, j->doc_len) != 0)
 		return -1;
-	pt[0] = ROW_FORMAT;
-	memcpy(pt + DOC_HDR, j->doc, j->doc_len);
-	ad a;
-	ad_make(&a, "identity", j->did, 32);
-	uint8_t *box = store_seal(s->doc_key, &a, pt, n, &len);
-	free_wiped(pt, n);
-	if (box == NULL)
-		return -1;
-	sqlite3_stmt *st = s->w_id_put;
-	sqlite3_reset(st);
-	int r = -1;
-	if (store_bind_blob(st, 1, j->did, 32) == 0 &&
-	    store_bind_blob(st, 2, box, len) == 0)
-		r = store_step_done(st);
-	free(box);
-	if (r != 0)
-		return -1;
-	st = s->w_tok_put;
+	sqlite3_stmt *st = s->w_tok_put;
 	sqlite3_reset(st);
 	if (store_bind_blob(st, 1, j->token, 32) != 0)
 		return -1;
 	sqlite3_bind_int64(st, 2, clamp64(j->token_expires));
 	if (store_step_done(st) != 0)
 		return -1;
+	if (j->leaf != NULL &&
+	    store_log_append(s, j->leaf, j->leaf_len, &j->index) != 0)
+		return -1;
 	j->reg = STORE_REG_OK;
+	return 0;
+}
+
+/* Rotate (j->doc) or revoke (j->doc NULL) a registered identity and
+ * append its leaf; the checks first, in the order of store_id_res. */
+static int run_identity(store *s, job *j)
+{
+	int rc = row_exists(s->w_id_find, j->did);
+	if (rc <= 0) {
+		j->id_res = STORE_ID_UNKNOWN;
+		return rc;
+	}
+	rc = store_log_is_revoked(s, j->did);
+	if (rc != 0) {
+		j->id_res = STORE_ID_REVOKED;
+		return rc < 0 ? -1 : 0;
+	}
+	uint64_t latest = STORE_LOG_NONE;
+	if (store_log_latest(s, j->leaf + LOG_SUBJECT_OFF, &latest) < 0)
+		return -1;
+	if (latest != j->prev_index) {
+		j->id_res = STORE_ID_STALE;
+		return 0;
+	}
+	if (j->doc != NULL
+		    ? doc_write(s, s->w_id_set, j->did, j->doc, j->doc_len) != 0
+		    : store_log_revoke(s, j->did) != 0)
+		return -1;
+	if (store_log_append(s, j->leaf, j->leaf_len, &j->index) != 0)
+		return -1;
+	j->id_res = STORE_ID_OK;
 	return 0;
 }
 
@@ -771,6 +834,10 @@ static int run_job(store *s, job *j)
 		return run_bounce(s, j);
 	case JOB_MAILQ:
 		return store_mq_run(s, j);
+	case JOB_IDENTITY:
+		return run_identity(s, j);
+	case JOB_LOG:
+		return store_log_run(s, j);
 	}
 	return -1;
 }
@@ -785,6 +852,7 @@ void store_dlv_free(dlv *d)
 	free(d->rcpt);
 	free(d->domain);
 	store_mq_copy_free(&d->outbound);
+	free(d->receipt);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -926,6 +994,7 @@ int store_run_sync(store *s, job *j)
 static void finalize_all(store *s)
 {
 	store_mq_close(s);
+	store_log_close(s);
 	for (size_t i = 0; i < sizeof(stmt_defs) / sizeof(stmt_defs[0]); i++) {
 		sqlite3_stmt **st = stmt_at(s, &stmt_defs[i]);
 		sqlite3_finalize(*st);
@@ -1044,6 +1113,9 @@ static const char *open_db(store *s, const char *path)
 			    NULL) != SQLITE_OK)
 		return "cannot open the database for reading";
 	sqlite3_busy_timeout(s->rdb, 5000);
+	const char *lerr = store_log_open(s); /* before r_identity: revoked */
+	if (lerr != NULL)
+		return lerr;
 	for (size_t i = 0; i < sizeof(stmt_defs) / sizeof(stmt_defs[0]); i++) {
 		const stmt_def *d = &stmt_defs[i];
 		if (sqlite3_prepare_v2(d->read ? s->rdb : s->wdb, d->sql, -1,
@@ -1150,9 +1222,22 @@ int store_dlv_init(store *s, const store_delivery *d, const char *rcpt,
 		if (!domain_ok(d->domains[i]))
 			return -1;
 	}
+	if ((d->receipt != NULL || d->receipt_len != 0) &&
+	    store_log_leaf_check(d->receipt, d->receipt_len, AMP_LOG_RECEIPT,
+				 NULL) != 0)
+		return -1;
 	if (d->outbound != NULL &&
 	    store_mq_copy(d->outbound, &out->outbound) != 0)
 		return -1;
+	if (d->receipt != NULL) {
+		out->receipt = malloc(d->receipt_len);
+		if (out->receipt == NULL) {
+			store_dlv_free(out);
+			return -1;
+		}
+		memcpy(out->receipt, d->receipt, d->receipt_len);
+		out->receipt_len = d->receipt_len;
+	}
 	if (env_needed)
 		out->env = malloc(d->env_len);
 	if (d->n_local > 0)
@@ -1368,20 +1453,69 @@ int store_inbox_fetch(store *s, const char *rcpt, uint64_t cursor,
 	return (int)n_bad;
 }
 
-int store_register(store *s, const char *did, const char *doc,
-		   size_t doc_len, const uint8_t token[32],
-		   uint64_t token_expires, store_reg_res *res_r)
+static int register_job(store *s, const char *did, const char *doc,
+			size_t doc_len, const uint8_t token[32],
+			uint64_t token_expires, const uint8_t *leaf,
+			size_t leaf_len, store_reg_res *res_r,
+			uint64_t *index_r)
 {
 	if (!did_ok(did) || doc == NULL || doc_len == 0 ||
 	    doc_len > AMP_DIDDOC_MAX || token == NULL || res_r == NULL)
 		return -1;
 	job j = { .kind = JOB_REGISTER, .doc = doc, .doc_len = doc_len,
-		  .token_expires = token_expires };
+		  .token_expires = token_expires, .leaf = leaf,
+		  .leaf_len = leaf_len };
 	did_hash(s, "identity", did, j.did);
 	token_hash(s, token, j.token);
 	if (store_run_sync(s, &j) != 0)
 		return -1;
 	*res_r = j.reg;
+	if (index_r != NULL && j.reg == STORE_REG_OK)
+		*index_r = j.index;
+	return 0;
+}
+
+int store_register(store *s, const char *did, const char *doc,
+		   size_t doc_len, const uint8_t token[32],
+		   uint64_t token_expires, store_reg_res *res_r)
+{
+	return register_job(s, did, doc, doc_len, token, token_expires, NULL,
+			    0, res_r, NULL);
+}
+
+int store_register_logged(store *s, const char *did, const char *doc,
+			  size_t doc_len, const uint8_t token[32],
+			  uint64_t token_expires, const uint8_t *leaf,
+			  size_t leaf_len, store_reg_res *res_r,
+			  uint64_t *index_r)
+{
+	if (!did_ok(did) || index_r == NULL ||
+	    store_log_leaf_check(leaf, leaf_len, AMP_LOG_REGISTER, did) != 0)
+		return -1;
+	return register_job(s, did, doc, doc_len, token, token_expires, leaf,
+			    leaf_len, res_r, index_r);
+}
+
+int store_identity_change(store *s, const char *did, const char *doc,
+			  size_t doc_len, const uint8_t *leaf, size_t leaf_len,
+			  uint64_t prev_index, store_id_res *res_r,
+			  uint64_t *index_r)
+{
+	if (s == NULL || !did_ok(did) || res_r == NULL || index_r == NULL ||
+	    (doc != NULL && (doc_len == 0 || doc_len > AMP_DIDDOC_MAX)) ||
+	    store_log_leaf_check(leaf, leaf_len,
+				 doc != NULL ? AMP_LOG_ROTATE : AMP_LOG_REVOKE,
+				 did) != 0)
+		return -1;
+	job j = { .kind = JOB_IDENTITY, .doc = doc, .doc_len = doc_len,
+		  .leaf = leaf, .leaf_len = leaf_len,
+		  .prev_index = prev_index };
+	did_hash(s, "identity", did, j.did);
+	if (store_run_sync(s, &j) != 0)
+		return -1;
+	*res_r = j.id_res;
+	if (j.id_res == STORE_ID_OK)
+		*index_r = j.index;
 	return 0;
 }
 

@@ -430,9 +430,13 @@ typedef enum store_id_res {
 				   prev_index any more (a concurrent change) */
 } store_id_res;
 
+/* prev_index of a DID that has no leaf (registered before the log). */
+#define STORE_LOG_NONE UINT64_MAX
+
 /* Rotate or revoke a registered identity, appending its leaf (encoded,
  * subject = did_hash) in the same transaction.  prev_index: the index of
- * the DID's latest leaf the caller checked the change against.  Rotate:
+ * the DID's latest leaf the caller checked the change against, or
+ * STORE_LOG_NONE when it has none.  Rotate:
  * doc is the new document (replaces the old); revoke: doc is NULL, and
  * from then on store_identity_get answers 0 and the DID stays taken.
  * Synchronous; *index_r the new leaf's index. */
