@@ -477,8 +477,10 @@ int store_log_consistency(store *s, uint64_t first, uint64_t second,
 	__attribute__((warn_unused_result));
 
 /* Signed heads.  put: synchronous, durable; a head of a size already
- * stored replaces nothing (returns 0).  latest: 1 and the head of the
- * largest size, 0 when none yet.  get: the head of exactly this size. */
+ * stored replaces nothing (returns 0); -1 when its size is beyond the
+ * committed log or its root is not the log's at that size.  latest: 1
+ * and the head of the largest size, 0 when none yet.  get: the head of
+ * exactly this size. */
 int store_log_head_put(store *s, const amp_log_head *h)
 	__attribute__((warn_unused_result));
 int store_log_head_latest(store *s, amp_log_head *h_r)
@@ -493,7 +495,9 @@ typedef struct store_cosig {
 	uint8_t sig[64];
 } store_cosig;
 #define STORE_COSIG_MAX 32u
-/* put: replaces this witness's cosignature of that size; durable. */
+/* put: replaces this witness's cosignature of that size; durable.  -1
+ * when no head of that size is stored, or when it has STORE_COSIG_MAX
+ * other witnesses' already. */
 int store_log_cosig_put(store *s, uint64_t size, const store_cosig *c)
 	__attribute__((warn_unused_result));
 /* The cosignatures of the head of this size (at most STORE_COSIG_MAX). */
