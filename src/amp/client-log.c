@@ -171,15 +171,12 @@ int nlog_consistent(nclient *c, const amp_log_head *had, uint64_t second,
 		return -1;
 	}
 	amp_log_head nu;
-	if (had->size == 0) {
-		/* Everything is consistent with the empty tree. */
-		if (second == 0)
-			return nlog_head(c, new_r, NULL, status_r, error_r);
-		*error_r = "no consistency proof from an empty tree";
-		return -1;
-	}
+	/* Every tree is consistent with the empty one: then only the head
+	 * of size `second` is wanted (the proof from it to itself is empty). */
+	if (had->size == 0 && second == 0)
+		return nlog_head(c, new_r, NULL, status_r, error_r);
 	Amp__V1__LogConsistencyRequest q = AMP__V1__LOG_CONSISTENCY_REQUEST__INIT;
-	q.first = had->size;
+	q.first = had->size == 0 ? second : had->size;
 	q.second = second;
 	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
 	f.body_case = AMP__V1__FRAME__BODY_LOG_CONSISTENCY;
@@ -203,6 +200,10 @@ int nlog_consistent(nclient *c, const amp_log_head *had, uint64_t second,
 	/* The node's own head of the old size, when it gives one that
 	 * differs from ours, is a second signed head for one size: proof of
 	 * a split view by itself. */
+	if (had->size == 0) {
+		r = 0;
+		goto out;
+	}
 	if (cr->first != NULL && head_check(c, cr->first, &first, error_r) == 0 &&
 	    first.size == had->size && memcmp(first.root, had->root, 32) != 0) {
 		*new_r = first;

@@ -303,6 +303,64 @@ int cli_load_public(const cli_env *env, amp_public_identity *pub_r)
 	return e == AMP_OK ? CLI_OK : cli_fail(env, path, e, detail);
 }
 
+#define RETIRED_MAX 64u
+
+int cli_load_identities(const cli_env *env, amp_identity **id_r,
+			amp_identity ***retired_r, size_t *n_r)
+{
+	char *text, *pass;
+	size_t len, plen;
+	const char *path, *detail = NULL;
+	*retired_r = NULL;
+	*n_r = 0;
+	if (read_keystore(env, &text, &len, &path) != CLI_OK)
+		return CLI_FAIL;
+	if (cli_passphrase(env, false, &pass, &plen) != CLI_OK) {
+		free(text);
+		return CLI_FAIL;
+	}
+	amp_err e = amp_keystore_open(text, len, pass, plen, id_r, &detail);
+	free(text);
+	if (e != AMP_OK) {
+		cli_passphrase_free(&pass, plen);
+		return cli_fail(env, path, e, detail);
+	}
+	/* The keystores `amp key rotate` kept, newest first. */
+	amp_identity **ret = calloc(RETIRED_MAX, sizeof(*ret));
+	size_t n = 0;
+	for (unsigned v = RETIRED_MAX; ret != NULL && v-- > 0;) {
+		char rp[PATH_MAX + 16];
+		uint8_t *rt;
+		size_t rlen;
+		snprintf(rp, sizeof(rp), "%s.v%u", path, v);
+		if (util_read_file(rp, KEYSTORE_FILE_MAX, &rt, &rlen) != 0)
+			continue;
+		amp_identity *old = NULL;
+		if (amp_keystore_open((const char *)rt, rlen, pass, plen, &old,
+				      &detail) == AMP_OK &&
+		    strcmp(old->pub.did, (*id_r)->pub.did) == 0)
+			ret[n++] = old;
+		else {
+			amp_identity_destroy(&old);
+			cli_err(env, "warning: %s: cannot open the retired keystore "
+				"with this passphrase", rp);
+		}
+		free(rt);
+	}
+	cli_passphrase_free(&pass, plen);
+	*retired_r = ret;
+	*n_r = n;
+	return CLI_OK;
+}
+
+void cli_identities_free(amp_identity ***retired, size_t n)
+{
+	for (size_t i = 0; *retired != NULL && i < n; i++)
+		amp_identity_destroy(&(*retired)[i]);
+	free(*retired);
+	*retired = NULL;
+}
+
 int cli_load_identity(const cli_env *env, amp_identity **id_r)
 {
 	char *text, *pass;

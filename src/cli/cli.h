@@ -88,6 +88,12 @@ void cli_passphrase_free(char **pass, size_t len);
 const char *cli_keystore_path(const cli_env *env, char buf[PATH_MAX]);
 int cli_load_public(const cli_env *env, amp_public_identity *pub_r);
 int cli_load_identity(const cli_env *env, amp_identity **id_r);
+/* The keystore's identity and the retired ones `amp key rotate` kept
+ * (KEYSTORE.vN, same passphrase, newest first), with one passphrase read.
+ * Free the retired ones with cli_identities_free. */
+int cli_load_identities(const cli_env *env, amp_identity **id_r,
+			amp_identity ***retired_r, size_t *n_r);
+void cli_identities_free(amp_identity ***retired, size_t n);
 
 /* Resolve a canonical DID: --doc files, then our own identity (me may be
  * NULL), then HOME/known/DID.json. */

@@ -14,6 +14,7 @@
 #include "cli.h"
 
 #include "client.h"
+#include "client-log.h"
 #include "amp-private.h"
 #include "config.h"
 #include "util.h"
@@ -68,6 +69,50 @@ static int resolve(cli_env *env, nclient *c, const char *did,
 			strerror(errno));
 	free(doc);
 	return CLI_OK;
+}
+
+/* A correspondent whose key we know (HOME/known) rotated it: accept the
+ * node's new document only if the identity's proven key history (its
+ * home node's transparency log, PROTOCOL.md §11) runs from the key we
+ * know to the new one.  CLI_OK with *pub_r the new keys (remembered). */
+static int follow_rotation(cli_env *env, nclient *c, const char *did,
+			   const amp_public_identity *known,
+			   amp_public_identity *pub_r)
+{
+	char *doc = NULL;
+	nlog_proved *pp = NULL;
+	size_t n = 0;
+	amp_log_identity st;
+	const char *err = NULL;
+	int status, r = CLI_FAIL;
+	if (nlog_lookup_history(c, did, &doc, &st, &pp, &n, &status, &err) != 0 ||
+	    cli_head_accept(env, c, &pp[0].head) != CLI_OK)
+		goto out;
+	bool seen = false;
+	for (size_t i = 0; i < n; i++)
+		if (pp[i].l.type != AMP_LOG_REVOKE &&
+		    memcmp(pp[i].l.sign_pk, known->sign_pk, 32) == 0)
+			seen = true;
+	if (!seen || st.revoked ||
+	    amp_did_document_parse(doc, strlen(doc), pub_r, &err) != AMP_OK) {
+		err = "the key we know is not in its proven key history";
+		goto out;
+	}
+	char path[PATH_MAX];
+	int k = snprintf(path, sizeof(path), "%s/known/%s.json", env->home, did);
+	if (k < 0 || (size_t)k >= sizeof(path) ||
+	    util_write_file_atomic(path, doc, strlen(doc), 0644, 0) != 0)
+		cli_err(env, "warning: cannot remember the new key of %s", did);
+	fprintf(stderr, "amp: %s: %s rotated its key to version %u (proven in "
+		"its node's transparency log); now using the new key\n",
+		env->cmd, did, (unsigned)st.version);
+	r = CLI_OK;
+out:
+	if (r != CLI_OK && err != NULL)
+		cli_err(env, "%s: cannot follow a key change: %s", did, err);
+	free(pp);
+	free(doc);
+	return r;
 }
 
 /* ------------------------------------------------------------- register */
@@ -660,10 +705,21 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 	}
 	if (optind != argc)
 		goto usage;
-	amp_identity *id = NULL;
+	amp_identity *id = NULL, **retired = NULL;
+	size_t n_retired = 0;
 	nclient *cl = NULL;
-	if (cli_connect_auth(env, &co, &id, &cl) != CLI_OK)
+	const char *aerr = NULL;
+	if (cli_load_identities(env, &id, &retired, &n_retired) != CLI_OK)
 		return CLI_FAIL;
+	if (cli_connect_node(env, &co, &cl) != CLI_OK ||
+	    nclient_auth(cl, id, NULL, &aerr) != 0) {
+		if (aerr != NULL)
+			cli_err(env, "authentication: %s", aerr);
+		nclient_close(&cl);
+		cli_identities_free(&retired, n_retired);
+		amp_identity_destroy(&id);
+		return CLI_FAIL;
+	}
 	uint64_t cursor = 0;
 	int r = CLI_OK;
 	size_t got = 0, bad = 0;
@@ -727,6 +783,17 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 				continue;
 			}
 			e = amp_envelope_open(NULL, env_d, id, &sender, 0, &body, &blen, &err);
+			amp_public_identity fresh;
+			if (e == AMP_E_BAD_SIGNATURE &&
+			    follow_rotation(env, cl, sender.did, &sender, &fresh) == CLI_OK) {
+				sender = fresh;
+				e = amp_envelope_open(NULL, env_d, id, &sender, 0,
+						      &body, &blen, &err);
+			}
+			/* Sealed to a key we rotated away from: the kept ones. */
+			for (size_t rk = 0; e == AMP_E_KEY_UNWRAP && rk < n_retired; rk++)
+				e = amp_envelope_open(NULL, env_d, retired[rk], &sender,
+						      0, &body, &blen, &err);
 			amp_envelope_free(&env_d); /* info points into it: use sender.did */
 			if (e != AMP_OK) {
 				cli_err(env, "message %llu from %s: %s: %s",
@@ -781,6 +848,7 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 		fprintf(stderr, "amp: fetch: %zu message%s%s\n", got,
 			got == 1 ? "" : "s", bad > 0 ? " (some failed, see above)" : "");
 	nclient_close(&cl);
+	cli_identities_free(&retired, n_retired);
 	amp_identity_destroy(&id);
 	return bad > 0 ? CLI_FAIL : r;
 usage:
