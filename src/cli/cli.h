@@ -174,6 +174,13 @@ int cli_did_resolve(cli_env *env, const cli_conn_opts *co, const char *did);
 /* "interactive", "moderate", "sensitive", "min" */
 bool cli_kdf_parse(const char *s, amp_kdf_level *level_r);
 
+/* `amp log status|alarms|sign` over the admin socket (cmd-logadmin.c):
+ * sub is "status", "alarms" (arg: N or NULL) or "sign"; config or
+ * data_dir may be NULL. */
+int cli_log_admin(cli_env *env, const char *sub, const char *arg,
+		  const char *config, const char *data_dir);
+extern const char cli_log_admin_help[];
+
 int cmd_keygen(cli_env *env, int argc, char **argv);
 int cmd_key(cli_env *env, int argc, char **argv);
 int cmd_did(cli_env *env, int argc, char **argv);

@@ -54,6 +54,8 @@ struct admin {
 	void *arg;
 	store *st;
 	void (*queue_changed)(void *arg);
+	void (*log_stats)(void *arg, tlog_stats *st);
+	void (*log_sign)(void *arg);
 	aconn *conns;
 	size_t n_conns;          /* served (not refused) connections */
 	size_t handles;          /* open handles, the listener included */
@@ -847,6 +849,89 @@ static void cmd_queue_stats(aconn *c, const admin_req *r, size_t a0)
 	out_line(c, "ok", "", false);
 }
 
+/* ---------------------------------------------------------------- log */
+
+static void hex32(const uint8_t h[32], char out[65])
+{
+	sodium_bin2hex(out, 65, h, 32);
+}
+
+static void cmd_log_status(aconn *c, const admin_req *r, size_t a0)
+{
+	(void)r;
+	(void)a0;
+	uint64_t size;
+	uint8_t root[32];
+	amp_log_head h;
+	char hex[65];
+	if (c->a->st == NULL || c->a->log_stats == NULL ||
+	    store_log_state(c->a->st, &size, root) != 0) {
+		out_line(c, "error", "the log cannot be read (see the node's "
+			 "log)", false);
+		return;
+	}
+	outf(c, "*", "size\t%" PRIu64, size);
+	int f = store_log_head_latest(c->a->st, &h);
+	if (f == 1) {
+		store_cosig cs[STORE_COSIG_MAX];
+		size_t n = 0;
+		hex32(h.root, hex);
+		outf(c, "*", "head\t%" PRIu64 "\t%" PRIu64 "\t%s", h.size,
+		     h.time, hex);
+		if (store_log_cosigs(c->a->st, h.size, cs, STORE_COSIG_MAX,
+				     &n) == 0)
+			for (size_t i = 0; i < n; i++)
+				outf(c, "*", "cosigned\t%s\t%" PRIu64,
+				     cs[i].witness, cs[i].time);
+	}
+	tlog_stats ts;
+	c->a->log_stats(c->a->arg, &ts);
+	outf(c, "*", "heads_signed\t%" PRIu64, ts.heads_signed);
+	outf(c, "*", "witness_cosigned\t%" PRIu64, ts.cosigned);
+	outf(c, "*", "witness_failures\t%" PRIu64, ts.witness_failures);
+	outf(c, "*", "witness_alarms\t%" PRIu64, ts.alarms);
+	out_line(c, "ok", "", false);
+}
+
+static void cmd_log_alarms(aconn *c, const admin_req *r, size_t a0)
+{
+	uint64_t max = 100;
+	if (r->n > a0 && !util_parse_u64(r->f[a0], 1, 10000, &max)) {
+		out_line(c, "error", "N is 1 to 10000", false);
+		return;
+	}
+	store_alarm *al = calloc((size_t)max, sizeof(*al));
+	size_t n = 0;
+	if (c->a->st == NULL || al == NULL ||
+	    store_log_alarms(c->a->st, al, (size_t)max, &n) != 0) {
+		free(al);
+		out_line(c, "error", "the alarms cannot be read", false);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char hr[65], gr[65];
+		hex32(al[i].had.root, hr);
+		hex32(al[i].got.root, gr);
+		outf(c, "*", "%" PRIu64 "\t%" PRIu64 "\t%s\t%s\t%" PRIu64 "\t%s"
+		     "\t%" PRIu64 "\t%s", al[i].id, al[i].at, al[i].got.log,
+		     al[i].reason, al[i].had.size, hr, al[i].got.size, gr);
+	}
+	free(al);
+	out_line(c, "ok", "", false);
+}
+
+static void cmd_log_sign(aconn *c, const admin_req *r, size_t a0)
+{
+	(void)r;
+	(void)a0;
+	if (c->a->log_sign == NULL) {
+		out_line(c, "error", "no transparency log here", false);
+		return;
+	}
+	c->a->log_sign(c->a->arg);
+	out_line(c, "ok", "", false);
+}
+
 typedef struct admin_cmd {
 	const char *group;     /* first word */
 	const char *name;      /* second word, or NULL */
@@ -865,6 +950,9 @@ static const admin_cmd cmds[] = {
 	{ "queue", "list", 0, 4,
 	  "queue list [state=S] [lane=L] [domain=D] [limit=N]", cmd_queue_list },
 	{ "queue", "show", 1, 1, "queue show ID", cmd_queue_show },
+	{ "log", "status", 0, 0, "log status", cmd_log_status },
+	{ "log", "alarms", 0, 1, "log alarms [N]", cmd_log_alarms },
+	{ "log", "sign", 0, 0, "log sign", cmd_log_sign },
 	{ "queue", "flush", 0, 0, "queue flush", cmd_queue_flush },
 	{ "queue", "hold", 1, 1, "queue hold ID|all", cmd_queue_hold },
 	{ "queue", "release", 1, 1, "queue release ID|all", cmd_queue_release },
@@ -1179,6 +1267,8 @@ int admin_start(const admin_params *p, admin **a_r, char *err,
 	a->arg = p->arg;
 	a->st = p->st;
 	a->queue_changed = p->queue_changed;
+	a->log_stats = p->log_stats;
+	a->log_sign = p->log_sign;
 	a->dirfd = open(p->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int n = snprintf(a->path, sizeof(a->path), "%s/%s", p->data_dir,
 			 ADMIN_SOCKET_NAME);

@@ -25,6 +25,12 @@
  *   map reload                  mapset_reload with the running
  *                               configuration (the maps part of SIGHUP,
  *                               without re-reading the configuration file)
+ *   log status                  the log's size and latest signed head
+ *                               (with its cosignatures), and the
+ *                               signer's and witness's counters
+ *   log alarms [N]              the newest N (100) witness alarms with
+ *                               their evidence: both signed heads
+ *   log sign                    sign a head now if the log grew
  * TABLE: access_map, relay_domains, virtual_alias_maps, canonical_maps,
  * transport_maps, or access, relay, virtual, canonical, transport.
  *
@@ -74,6 +80,7 @@
 #include "config.h"
 #include "mapset.h"
 #include "store.h"
+#include "tlog.h"
 
 #include <stddef.h>
 #include <uv.h>
@@ -101,6 +108,10 @@ typedef struct admin_params {
 	 * release` that released rows (entries are due now: wake the outbound
 	 * scheduler); on the loop; may be NULL */
 	void (*queue_changed)(void *arg);
+	/* the transparency log duties, for `log status` and `log sign`,
+	 * called with arg on the loop (NULL: they answer "error") */
+	void (*log_stats)(void *arg, tlog_stats *st);
+	void (*log_sign)(void *arg);
 } admin_params;
 
 /* Make the socket (a stale one, with nobody listening, is removed; one

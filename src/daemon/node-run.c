@@ -369,6 +369,16 @@ static void smtp_notify(void *arg, const char *did)
 		server_notify(n->srv, did);
 }
 
+static void log_stats_cb(void *arg, tlog_stats *st)
+{
+	tlog_get_stats(((node_run *)arg)->tl, st);
+}
+
+static void log_sign_cb(void *arg)
+{
+	tlog_wake(((node_run *)arg)->tl);
+}
+
 static void out_wake(void *arg)
 {
 	node_run *n = arg;
@@ -558,6 +568,7 @@ static int start_services(node_run *n)
 		.loop = &n->loop, .data_dir = cfg_str(n->conf, "data_dir"),
 		.maps = n->maps, .conf = running_conf, .arg = n,
 		.st = n->st, .queue_changed = out_wake,
+		.log_stats = log_stats_cb, .log_sign = log_sign_cb,
 	};
 	if (admin_start(&ap, &n->adm, ebuf, sizeof(ebuf)) != 0) {
 		log_msg(LOG_CRIT, "msg=\"cannot make the admin socket\" "
