@@ -11,9 +11,11 @@
  *   log_leaf(idx, subject, leaf)     idx from 0, no gaps; subject = bytes
  *                                    10..41 of the leaf (did_hash or the
  *                                    envelope digest); index (subject, idx)
- *   log_node(level, idx, hash)       every complete subtree: the one at
+ *   log_node(pos, hash)              every complete subtree: the one at
  *                                    (level, idx) covers leaves [idx*2^level,
- *                                    (idx+1)*2^level); level 0 = leaf hashes
+ *                                    (idx+1)*2^level); level 0 = leaf hashes;
+ *                                    pos = its rank in the order appends
+ *                                    make subtrees (post-order, node_pos)
  *   log_head(size, time, root, log, sig)     every head the node signed
  *   log_cosig(size, witness, time, sig)      cosignatures of those heads
  *   witness(log, size, time, root, sig)      as a witness: the last head
@@ -32,7 +34,15 @@
  * or a failed COMMIT cannot leave a stale copy behind; then
  * amp_log_frontier_push INSERTs a log_node row for each subtree the leaf
  * completes (on average 2), then the log_leaf row.  That is popcount(size)
- * + 1 point reads and about 3 inserts per leaf.
+ * + 1 point reads and about 3 inserts per leaf.  Numbering the subtrees
+ * in the order they are made keeps every log_node insert an append at
+ * the end of one B-tree: a group commit dirties one or two of its pages.
+ * Keyed by (level, idx) instead, each level's rows grow at a different
+ * place and a commit of 30 appends dirtied about six pages more; that
+ * cost a fifth of the delivery rate (bench/bench-log.c: with receipts
+ * 0.53 -> 0.64 of the rate without, at 10^4 leaves).  The remaining
+ * extra page writes are mostly the subject index, random by nature (as
+ * the `delivered` table's).
  *
  * Reading (read connection, under s->rlock): committed data only.  The
  * log is append-only and a complete subtree never changes, so the size
@@ -68,10 +78,8 @@ static const char log_schema_sql[] =
 	"  leaf BLOB NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS log_leaf_subject ON log_leaf(subject, idx);"
 	"CREATE TABLE IF NOT EXISTS log_node("
-	"  level INTEGER NOT NULL,"
-	"  idx INTEGER NOT NULL,"
-	"  hash BLOB NOT NULL,"
-	"  PRIMARY KEY(level, idx)) WITHOUT ROWID;"
+	"  pos INTEGER PRIMARY KEY,"
+	"  hash BLOB NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS log_head("
 	"  size INTEGER PRIMARY KEY,"
 	"  time INTEGER NOT NULL,"
@@ -130,8 +138,8 @@ typedef struct log_stmt_def {
 #define R(f, q) { offsetof(log_stmts, f), true, q }
 static const log_stmt_def log_stmt_defs[] = {
 	W(w_size, "SELECT max(idx) FROM log_leaf"),
-	W(w_node_get, "SELECT hash FROM log_node WHERE level=? AND idx=?"),
-	W(w_node_put, "INSERT INTO log_node(level, idx, hash) VALUES(?, ?, ?)"),
+	W(w_node_get, "SELECT hash FROM log_node WHERE pos=?"),
+	W(w_node_put, "INSERT INTO log_node(pos, hash) VALUES(?, ?)"),
 	W(w_leaf_put, "INSERT INTO log_leaf(idx, subject, leaf) VALUES(?, ?, ?)"),
 	W(w_latest, "SELECT max(idx) FROM log_leaf WHERE subject=?"),
 	W(w_revoked, "SELECT 1 FROM revoked WHERE did=?"),
@@ -150,7 +158,7 @@ static const log_stmt_def log_stmt_defs[] = {
 		       "got_root, got_time, got_sig) "
 		       "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 	R(r_size, "SELECT max(idx) FROM log_leaf"),
-	R(r_node, "SELECT hash FROM log_node WHERE level=? AND idx=?"),
+	R(r_node, "SELECT hash FROM log_node WHERE pos=?"),
 	R(r_leaf, "SELECT leaf FROM log_leaf WHERE idx=?"),
 	R(r_entries, "SELECT idx, leaf FROM log_leaf WHERE idx>=? AND idx<? "
 		     "ORDER BY idx"),
@@ -302,17 +310,31 @@ static int read_size(sqlite3_stmt *st, uint64_t *size_r)
 	return r;
 }
 
-/* amp_log_node_fn over a "SELECT hash FROM log_node WHERE level=? AND
- * idx=?" statement (ctx). */
+/* The row of the complete subtree at (level, index): its position in the
+ * order appends create subtrees (post-order): the leaf that completes it
+ * is last = (index + 1) * 2^level - 1, before which 2 last - popcount(last)
+ * subtrees were made; the leaf itself comes first, then one per level.
+ * -1 beyond the sizes a log can reach (< 2^62 leaves). */
+static sqlite3_int64 node_pos(unsigned level, uint64_t index)
+{
+	if (level >= 62 || index >= (UINT64_C(1) << (62 - level)))
+		return -1;
+	uint64_t last = ((index + 1) << level) - 1;
+	return (sqlite3_int64)(2 * last - (uint64_t)__builtin_popcountll(last) +
+			       level);
+}
+
+/* amp_log_node_fn over a "SELECT hash FROM log_node WHERE pos=?"
+ * statement (ctx). */
 static int node_read(void *ctx, unsigned level, uint64_t index,
 		     uint8_t out[32])
 {
 	sqlite3_stmt *st = ctx;
-	if (index > INT64_MAX)
+	sqlite3_int64 pos = node_pos(level, index);
+	if (pos < 0)
 		return -1;
 	sqlite3_reset(st);
-	sqlite3_bind_int(st, 1, (int)level);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
+	sqlite3_bind_int64(st, 1, pos);
 	int r = -1;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		r = col_fixed(st, 0, out, 32);
@@ -357,12 +379,12 @@ static int node_emit(void *ctx, unsigned level, uint64_t index,
 {
 	store *s = ctx;
 	sqlite3_stmt *st = s->lg->w_node_put;
-	if (index > INT64_MAX)
+	sqlite3_int64 pos = node_pos(level, index);
+	if (pos < 0)
 		return -1;
 	sqlite3_reset(st);
-	sqlite3_bind_int(st, 1, (int)level);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
-	if (store_bind_blob(st, 3, hash, 32) != 0)
+	sqlite3_bind_int64(st, 1, pos);
+	if (store_bind_blob(st, 2, hash, 32) != 0)
 		return -1;
 	return store_step_done(st);
 }

@@ -412,8 +412,9 @@ int store_mailq_next(store *s, unsigned lane, uint64_t *when_r)
  * at once.  Leaves, subtree hashes, heads and cosignatures are public:
  * they are stored in clear (the DIDs only as the log's did_hash).
  *
- * Tables: log_leaf(idx, subject, leaf), log_node(level, idx, hash) --
- * every complete subtree, so a proof is O(log^2 n) point reads --
+ * Tables: log_leaf(idx, subject, leaf), log_node(pos, hash) -- every
+ * complete subtree, numbered in the order appends make them, so a proof
+ * is O(log^2 n) point reads --
  * log_head (every signed head), log_cosig, witness (the last head this
  * node cosigned per witnessed log) and log_alarm (evidence).
  * Reads (proofs, entries, heads) see committed data only.
