@@ -30,7 +30,7 @@ case $secs in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$build/tests/fuzz
-targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session smtp-reply dotstuff smtp-client maps mail-header mime-decode egress admin dns-rdata dsn mtasts}
+targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session smtp-reply dotstuff smtp-client maps mail-header mime-decode egress admin dns-rdata dsn mtasts logleaf logproof}
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -41,7 +41,9 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 # longest input tries two lines past it); what fuzz-mime-decode reads is
 # one header value or date, so 4096 bytes; DNS rdata is bounded by its
 # 64 KiB answer, but names and TLSA stop at 1027 bytes: 2048; an MTA-STS
-# policy stops at 64 KiB, but longer inputs only repeat lines: 16384.
+# policy stops at 64 KiB, but longer inputs only repeat lines: 16384;
+# a log leaf stops at 512 bytes: 600; a proof input is 81 bytes and at
+# most 80 hashes: 2700.
 max_len() {
 	case $1 in
 	did) echo 400 ;;
@@ -56,6 +58,8 @@ max_len() {
 	mime-decode) echo 4096 ;;
 	dns-rdata) echo 2048 ;;
 	mtasts) echo 16384 ;;
+	logleaf) echo 600 ;;
+	logproof) echo 2700 ;;
 	*) echo 65536 ;;
 	esac
 }
