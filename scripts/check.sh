@@ -71,6 +71,7 @@ t tests/fuzz/run.sh build-fuzz "$FUZZ_SECONDS"
 
 step "benchmark smoke run"
 t build/bench/amp-bench-seal --quick
+t build/bench/amp-bench-log --quick
 t bench/run-node.sh --quick
 t bench/smtp-bench.sh --quick
 t bench/outbound-bench.sh --quick
