@@ -54,8 +54,11 @@ static bool head_parse(char *text, amp_log_head *h)
 {
 	bool got[5] = { false };
 	memset(h, 0, sizeof(*h));
-	for (char *line = strtok(text, "\n"); line != NULL;
-	     line = strtok(NULL, "\n")) {
+	for (char *line = text, *next; *line != '\0'; line = next) {
+		char *nl = strchr(line, '\n');
+		next = nl != NULL ? nl + 1 : line + strlen(line);
+		if (nl != NULL)
+			*nl = '\0';
 		char *sp = strchr(line, ' ');
 		if (sp == NULL)
 			return false;
