@@ -511,10 +511,11 @@ void op_rotate(sreq *r)
 				"stale key version", 0);
 		return;
 	}
+	/* AMP-R-005: a low-order X25519 key gives an all-zero result. */
 	uint8_t dh[32];
-	static const uint8_t base[32] = { 9 };
-	if (crypto_scalarmult(dh, base, pub.enc_pk) != 0 ||
-	    sodium_is_zero(pub.enc_pk, 32)) {
+	int low = crypto_scalarmult(dh, r->s->node->enc_sk, pub.enc_pk);
+	sodium_memzero(dh, sizeof(dh));
+	if (low != 0) {
 		srv_pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST,
 				   AMP_E_BAD_KEY);
 		return;

@@ -266,3 +266,120 @@ def test_split_view_is_caught_by_witness_cosigning(nodes):
     # bob saw the other view: his client proves the split
     p = bob.run("did", "resolve", alice.did, check=False)
     assert p.returncode == 1 and b"INCONSISTENT" in p.stderr, p.stderr
+
+
+# ------------------------------------------------- the wire, independently
+
+def head_dict(h):
+    return {"log": h.log, "size": h.size, "root": h.root, "time": h.time, "sig": h.signature}
+
+
+def test_log_operations_checked_by_an_independent_verifier(nodes):
+    """The log operations spoken by a Python client (ssl + protobuf from
+    proto/amp.proto), every head, proof and leaf checked with
+    tests/e2e/rfc9162.py (hashlib, PyNaCl): nothing of ours in the loop."""
+    from test_node import Raw, pb
+    import ampy
+    a = node(nodes, "alpha.example.net").start()
+    node_pk = ampy.b64u_decode(a.key)
+    alice, _ = user(nodes, "alice", a)
+    bob, _ = user(nodes, "bob", a)
+    # grow the log one receipt at a time, so that many sizes get a head
+    sizes = {2}
+    for i in range(10):
+        alice.run("send", bob.did, input=f"Subject: {i}\r\n\r\nreceipt {i}\r\n".encode())
+        sizes.add(wait_head(a, 3 + i)[0])
+    r = Raw(a)
+    assert r.call(hello=pb.HelloRequest()).status == pb.STATUS_OK
+    resp = r.call(log_head=pb.LogHeadRequest())
+    assert resp.status == pb.STATUS_OK, resp.error
+    head = head_dict(resp.log_head)
+    assert head["log"] == "did:aftersmtp:alpha.example.net:node" and head["size"] == 12
+    assert rfc9162.verify_head(head, node_pk)
+    bad = dict(head, root=bytes(32))
+    assert not rfc9162.verify_head(bad, node_pk)
+
+    # every leaf, and the root recomputed from them
+    resp = r.call(log_entries=pb.LogEntriesRequest(start=0, count=1000))
+    leaves = list(resp.log_entries.leaves)
+    assert len(leaves) == 12 and rfc9162.mth(leaves) == head["root"]
+    kinds = [rfc9162.decode_leaf(x)["type"] for x in leaves]
+    assert kinds == [1, 1] + [4] * 10
+    hist = rfc9162.verify_key_history([rfc9162.decode_leaf(leaves[0])])
+    assert hist["version"] == 0
+    # a receipt names this node and the digest amp send printed
+    p = alice.run("send", bob.did, input=b"one more\n")
+    digest = bytes.fromhex(p.stdout.decode().splitlines()[1].split()[1])
+    wait_head(a, 13)
+    resp = r.call(log_proof=pb.LogProofRequest(subject=digest))
+    assert resp.status == pb.STATUS_OK, resp.error
+    d = rfc9162.decode_leaf(resp.log_proof.proof.leaf)
+    assert d["type"] == 4 and d["subject"] == digest and d["node"] == head["log"]
+    h13 = head_dict(resp.log_proof.head)
+    assert rfc9162.verify_head(h13, node_pk)
+    assert rfc9162.verify_inclusion(resp.log_proof.proof.index, h13["size"],
+                                    rfc9162.leaf_hash(resp.log_proof.proof.leaf),
+                                    list(resp.log_proof.proof.path), h13["root"])
+
+    # inclusion of every leaf in every signed head; consistency between
+    # every pair of signed heads
+    roots = {}
+    for n in sorted(sizes):
+        resp = r.call(log_consistency=pb.LogConsistencyRequest(first=n, second=n))
+        assert resp.status == pb.STATUS_OK, (n, resp.error)
+        h = head_dict(resp.log_consistency.second)
+        assert rfc9162.verify_head(h, node_pk) and h["size"] == n
+        assert h["root"] == rfc9162.mth(leaves[:n])
+        roots[n] = h["root"]
+        for i in range(n):
+            resp = r.call(log_proof=pb.LogProofRequest(index=i, tree_size=n))
+            assert resp.status == pb.STATUS_OK, (i, n, resp.error)
+            pr = resp.log_proof.proof
+            assert pr.leaf == leaves[i]
+            assert rfc9162.verify_inclusion(i, n, rfc9162.leaf_hash(pr.leaf),
+                                            list(pr.path), roots[n])
+    checked = 0
+    for m in sorted(sizes):
+        for n in sorted(sizes):
+            if m > n:
+                continue
+            resp = r.call(log_consistency=pb.LogConsistencyRequest(first=m, second=n))
+            assert resp.status == pb.STATUS_OK, (m, n, resp.error)
+            proof = list(resp.log_consistency.path)
+            assert rfc9162.verify_consistency(m, n, roots[m], roots[n], proof)
+            if m < n:
+                assert not rfc9162.verify_consistency(m, n, roots[m], bytes(32), proof)
+            checked += 1
+    assert checked >= 50
+
+    # bad input: a clear refusal, and the connection goes on
+    cases = [
+        (dict(log_proof=pb.LogProofRequest(subject=b"x" * 31)), pb.STATUS_BAD_REQUEST),
+        (dict(log_proof=pb.LogProofRequest(index=10 ** 9)), pb.STATUS_NOT_FOUND),
+        (dict(log_proof=pb.LogProofRequest(index=0, tree_size=7777)), pb.STATUS_NOT_FOUND),
+        (dict(log_proof=pb.LogProofRequest(subject=bytes(32))), pb.STATUS_NOT_FOUND),
+        (dict(log_consistency=pb.LogConsistencyRequest(first=0, second=3)),
+         pb.STATUS_BAD_REQUEST),
+        (dict(log_consistency=pb.LogConsistencyRequest(first=5, second=3)),
+         pb.STATUS_BAD_REQUEST),
+        (dict(log_consistency=pb.LogConsistencyRequest(first=10 ** 12)), pb.STATUS_BAD_REQUEST),
+        (dict(log_entries=pb.LogEntriesRequest(start=0, count=0)), pb.STATUS_BAD_REQUEST),
+        (dict(log_cosign=pb.LogCosignRequest(head=resp.log_consistency.second)),
+         pb.STATUS_FORBIDDEN),
+        (dict(rotate=pb.RotateRequest(did_document="{}", version=1)), pb.STATUS_BAD_REQUEST),
+        (dict(revoke=pb.RevokeRequest(did=alice.did, version=0, signature=bytes(64))),
+         pb.STATUS_BAD_REQUEST),
+        (dict(revoke=pb.RevokeRequest(did=alice.did, version=5, signature=bytes(64))),
+         pb.STATUS_CONFLICT),
+        (dict(revoke=pb.RevokeRequest(did="did:aftersmtp:alpha.example.net:nobody",
+                                      version=0, signature=bytes(64))), pb.STATUS_NOT_FOUND),
+    ]
+    for body, want in cases:
+        resp = r.call(**body)
+        assert resp.status == want, (body, resp.status, resp.error)
+        assert resp.error != ""
+    resp = r.call(log_entries=pb.LogEntriesRequest(start=10 ** 9, count=5))
+    assert resp.status == pb.STATUS_OK and len(resp.log_entries.leaves) == 0
+    r.close()
+    # alice was not revoked by the forged requests
+    alice.run("did", "resolve", alice.did)
