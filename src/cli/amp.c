@@ -37,6 +37,14 @@ static const char usage[] =
 	"  inbox             list the messages waiting on the node\n"
 	"  ack SEQ...        delete messages from the node\n"
 	"  lookup DID        fetch a DID's document through the node\n"
+	"  log head|verify|monitor|proof|consistency\n"
+	"                    check the home node's transparency log: its\n"
+	"                    signed head, a full audit, watching a DID's keys,\n"
+	"                    proofs (docs/transparency.md); (operator) log\n"
+	"                    status|alarms|sign through the admin socket\n"
+	"  receipt get|verify\n"
+	"                    a node's proof that it accepted an envelope, and\n"
+	"                    its offline check\n"
 	"  admin invite      (operator) print a one-time registration invite\n"
 	"  map add|del|list|test|reload\n"
 	"                    (operator) change and query the running node's\n"
@@ -117,6 +125,7 @@ int main(int argc, char **argv)
 		{ "ack", cmd_ack },       { "lookup", cmd_lookup },
 		{ "admin", cmd_admin },   { "map", cmd_map },
 		{ "dkim", cmd_dkim },     { "queue", cmd_queue },
+		{ "log", cmd_log },       { "receipt", cmd_receipt },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) == 0) {

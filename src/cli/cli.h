@@ -198,5 +198,7 @@ int cmd_admin(cli_env *env, int argc, char **argv);
 int cmd_map(cli_env *env, int argc, char **argv);
 int cmd_dkim(cli_env *env, int argc, char **argv);
 int cmd_queue(cli_env *env, int argc, char **argv);
+int cmd_log(cli_env *env, int argc, char **argv);
+int cmd_receipt(cli_env *env, int argc, char **argv);
 
 #endif
