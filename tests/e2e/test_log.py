@@ -169,6 +169,14 @@ def test_revoke(nodes):
     assert p.returncode == 1 and b"registered already" in p.stderr, p.stderr
 
 
+def node_pos(level, index):
+    """The store's row for the complete subtree at (level, index): its
+    rank in the post-order in which appends create subtrees
+    (src/store/store-log.c)."""
+    last = ((index + 1) << level) - 1
+    return 2 * last - bin(last).count("1") + level
+
+
 def rewrite_history(n, index, new_leaf):
     """Rewrite leaf `index` in n's database and recompute every subtree
     hash from the leaves, as a node that wants to hide the change would:
@@ -181,8 +189,8 @@ def rewrite_history(n, index, new_leaf):
         lv = 0
         while level:
             for i, h in enumerate(level):
-                c.execute("INSERT OR REPLACE INTO log_node(level, idx, hash) VALUES(?,?,?)",
-                          (lv, i, h))
+                c.execute("INSERT OR REPLACE INTO log_node(pos, hash) VALUES(?,?)",
+                          (node_pos(lv, i), h))
             level = [rfc9162.node_hash(level[i], level[i + 1])
                      for i in range(0, len(level) - 1, 2)]
             lv += 1
