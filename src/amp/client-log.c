@@ -33,11 +33,14 @@ void nlog_head_to_pb(const amp_log_head *h, Amp__V1__LogHead *m)
 	m->signature.len = 64;
 }
 
-/* A head from this node, signed by it. */
-static int head_check(nclient *c, const Amp__V1__LogHead *m, amp_log_head *h,
-		      const char **error_r)
+/* A head of the log of `node` (NULL: the node we are connected to),
+ * signed by it. */
+static int head_check_of(nclient *c, const amp_public_identity *node,
+			 const Amp__V1__LogHead *m, amp_log_head *h,
+			 const char **error_r)
 {
-	const amp_public_identity *node = nclient_node(c);
+	if (node == NULL)
+		node = nclient_node(c);
 	if (nlog_head_from_pb(m, h) != 0) {
 		*error_r = "the node's tree head is malformed";
 		return -1;
@@ -51,6 +54,12 @@ static int head_check(nclient *c, const Amp__V1__LogHead *m, amp_log_head *h,
 		return -1;
 	}
 	return 0;
+}
+
+static int head_check(nclient *c, const Amp__V1__LogHead *m, amp_log_head *h,
+		      const char **error_r)
+{
+	return head_check_of(c, NULL, m, h, error_r);
 }
 
 static int call(nclient *c, Amp__V1__Frame *f, int want,
@@ -334,7 +343,8 @@ int nlog_revoke(nclient *c, const amp_identity *id, uint32_t version,
 	return index_call(c, &f, index_r, status_r, error_r);
 }
 
-int nlog_lookup_history(nclient *c, const char *did, char **doc_r,
+int nlog_lookup_history(nclient *c, const char *did,
+			const amp_public_identity *log_node, char **doc_r,
 			amp_log_identity *st_r, nlog_proved **proofs_r,
 			size_t *n_r, int *status_r, const char **error_r)
 {
@@ -362,7 +372,7 @@ int nlog_lookup_history(nclient *c, const char *did, char **doc_r,
 			   "cover this identity)";
 		goto out;
 	}
-	if (head_check(c, lr->head, &h, error_r) != 0)
+	if (head_check_of(c, log_node, lr->head, &h, error_r) != 0)
 		goto out;
 	if ((pp = calloc(lr->n_history + 1, sizeof(*pp))) == NULL) {
 		*error_r = "out of memory";

@@ -82,12 +82,16 @@ int nlog_revoke(nclient *c, const amp_identity *id, uint32_t version,
 		uint64_t *index_r, int *status_r, const char **error_r)
 	__attribute__((warn_unused_result));
 
-/* lookup with history: the document and the DID's key history, every
- * leaf's proof checked against the (checked) head, the history folded
+/* lookup with history: the document and the DID's key history from the
+ * log of log_node (the DID's home node; NULL: the node we are connected
+ * to, for its own users; another: our node passes that node's answer
+ * through, §11.4), every leaf's proof checked against the head, which
+ * must be log_node's and signed by its key, the history folded
  * with amp_log_identity_apply (AMP-R-060) into *st_r, and the document's
  * keys equal to the history's current keys.  *doc_r malloc'ed; *proofs_r
  * (may be NULL) a malloc'ed array of *n_r checked proofs. */
-int nlog_lookup_history(nclient *c, const char *did, char **doc_r,
+int nlog_lookup_history(nclient *c, const char *did,
+			const amp_public_identity *log_node, char **doc_r,
 			amp_log_identity *st_r, nlog_proved **proofs_r,
 			size_t *n_r, int *status_r, const char **error_r)
 	__attribute__((warn_unused_result));

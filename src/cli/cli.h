@@ -169,6 +169,11 @@ void cli_head_print(FILE *f, const char *label, const amp_log_head *h);
  * where it is; CLI_FAIL with a warning not to trust the node otherwise. */
 int cli_log_confirm(cli_env *env, struct nclient *c, const amp_log_leaf *want,
 		    unsigned wait_s);
+/* The node whose log holds did's history: ours (*remote_r false, *pub_r
+ * the connection's node) or its home node, whose key is looked up through
+ * ours (the connection must be authenticated). */
+int cli_log_node_of(cli_env *env, struct nclient *c, const char *did,
+		    amp_public_identity *pub_r, bool *remote_r);
 /* `amp did resolve DID`: the document's keys and their proven history. */
 int cli_did_resolve(cli_env *env, const cli_conn_opts *co, const char *did);
 /* "interactive", "moderate", "sensitive", "min" */

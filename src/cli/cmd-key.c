@@ -7,6 +7,7 @@
 #include "cli.h"
 
 #include "client-log.h"
+#include "config.h"
 #include "util.h"
 
 #include <errno.h>
@@ -71,6 +72,37 @@ out:
 			"node with your identity", wait_s, err);
 	free(p);
 	return r;
+}
+
+int cli_log_node_of(cli_env *env, struct nclient *c, const char *did,
+		    amp_public_identity *pub_r, bool *remote_r)
+{
+	amp_did d, home;
+	const char *err = NULL;
+	const amp_public_identity *node = nclient_node(c);
+	if (amp_did_parse(did, strlen(did), &d, &err) != AMP_OK ||
+	    amp_did_parse(node->did, strlen(node->did), &home, &err) != AMP_OK) {
+		cli_err(env, "%s: %s", did, err);
+		return CLI_FAIL;
+	}
+	*remote_r = strcmp(d.domain, home.domain) != 0;
+	if (!*remote_r) {
+		*pub_r = *node;
+		return CLI_OK;
+	}
+	char ndid[AMP_DID_MAX + 1], *doc = NULL;
+	if (amp_did_format(d.domain, "node", ndid, sizeof(ndid), &err) != AMP_OK ||
+	    nclient_lookup(c, ndid, &doc, NULL, &err) != 0) {
+		cli_err(env, "the node of %s: %s", d.domain, err);
+		return CLI_FAIL;
+	}
+	amp_err e = amp_did_document_parse(doc, strlen(doc), pub_r, &err);
+	free(doc);
+	if (e != AMP_OK || strcmp(pub_r->did, ndid) != 0) {
+		cli_err(env, "the node of %s: an invalid document", d.domain);
+		return CLI_FAIL;
+	}
+	return CLI_OK;
 }
 
 /* ----------------------------------------------------------- amp key */
@@ -141,7 +173,7 @@ static int my_state(cli_env *env, struct nclient *c, const amp_identity *id,
 	nlog_proved *pp = NULL;
 	size_t n = 0;
 	int status;
-	if (nlog_lookup_history(c, id->pub.did, &doc, st, &pp, &n, &status,
+	if (nlog_lookup_history(c, id->pub.did, NULL, &doc, st, &pp, &n, &status,
 				&err) != 0) {
 		cli_err(env, "%s: %s", id->pub.did, err);
 		return CLI_FAIL;
@@ -323,13 +355,38 @@ int cli_did_resolve(cli_env *env, const cli_conn_opts *co, const char *did_arg)
 	size_t n = 0;
 	amp_log_identity st;
 	int status, r = CLI_FAIL;
-	if (cli_connect_node(env, co, &c) != CLI_OK)
+	amp_public_identity lognode;
+	amp_identity *me = NULL;
+	bool remote = false;
+	amp_did d;
+	char home_domain[AMP_DID_DOMAIN_MAX + 1] = "";
+	cfg *cc = NULL;
+	if (cli_load_client_conf(env, &cc) == CLI_OK) {
+		amp_did hd;
+		const char *nd = cfg_str(cc, "node_did");
+		if (amp_did_parse(nd, strlen(nd), &hd, NULL) == AMP_OK)
+			snprintf(home_domain, sizeof(home_domain), "%s", hd.domain);
+		cfg_free(&cc);
+	}
+	/* Another node's identity: our node asks that node, which only a
+	 * user of ours may make it do. */
+	if (amp_did_parse(did, strlen(did), &d, NULL) == AMP_OK &&
+	    home_domain[0] != '\0' && strcmp(d.domain, home_domain) != 0) {
+		if (cli_connect_auth(env, co, &me, &c) != CLI_OK)
+			return CLI_FAIL;
+	} else if (cli_connect_node(env, co, &c) != CLI_OK) {
 		return CLI_FAIL;
-	if (nlog_lookup_history(c, did, &doc, &st, &pp, &n, &status, &err) != 0) {
+	}
+	if (cli_log_node_of(env, c, did, &lognode, &remote) != CLI_OK)
+		goto out;
+	if (nlog_lookup_history(c, did, remote ? &lognode : NULL, &doc, &st, &pp,
+				&n, &status, &err) != 0) {
 		cli_err(env, "%s: %s", did, err);
 		goto out;
 	}
-	if (cli_head_accept(env, c, &pp[0].head) != CLI_OK)
+	/* Heads of our own node's log are checked against the ones we saw
+	 * before; another node's we can only check for its signature. */
+	if (!remote && cli_head_accept(env, c, &pp[0].head) != CLI_OK)
 		goto out;
 	char sk[AMP_KEY_ID_HEX + 1], ek[AMP_KEY_ID_HEX + 1];
 	amp_key_id(st.sign_pk, sk);
@@ -357,5 +414,6 @@ out:
 	free(pp);
 	free(doc);
 	nclient_close(&c);
+	amp_identity_destroy(&me);
 	return r;
 }

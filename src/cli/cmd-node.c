@@ -85,8 +85,12 @@ static int follow_rotation(cli_env *env, nclient *c, const char *did,
 	amp_log_identity st;
 	const char *err = NULL;
 	int status, r = CLI_FAIL;
-	if (nlog_lookup_history(c, did, &doc, &st, &pp, &n, &status, &err) != 0 ||
-	    cli_head_accept(env, c, &pp[0].head) != CLI_OK)
+	amp_public_identity lognode;
+	bool remote = false;
+	if (cli_log_node_of(env, c, did, &lognode, &remote) != CLI_OK ||
+	    nlog_lookup_history(c, did, remote ? &lognode : NULL, &doc, &st, &pp,
+				&n, &status, &err) != 0 ||
+	    (!remote && cli_head_accept(env, c, &pp[0].head) != CLI_OK))
 		goto out;
 	bool seen = false;
 	for (size_t i = 0; i < n; i++)

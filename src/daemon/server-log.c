@@ -9,6 +9,7 @@
 #include "server-private.h"
 
 #include "amp/amp-log.h"
+#include "client.h"
 #include "log.h"
 
 #include <sodium.h>
@@ -628,4 +629,37 @@ void srv_log_history_free(srv_history *h)
 	free(h->pp);
 	free(h->list);
 	free(h);
+}
+
+void srv_log_remote_history(sreq *r, const char *did, const char *domain)
+{
+	nclient *c = NULL;
+	const char *err = NULL;
+	if (srv_peer_connect(r->s, domain, &c, &err) != 0) {
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER, err, 5000);
+		return;
+	}
+	Amp__V1__LookupRequest l = AMP__V1__LOOKUP_REQUEST__INIT;
+	l.did = (char *)did;
+	l.history = true;
+	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
+	f.body_case = AMP__V1__FRAME__BODY_LOOKUP;
+	f.lookup = &l;
+	Amp__V1__Response *resp = NULL;
+	if (nclient_call(c, &f, &resp, &err) != 0) {
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
+				"the identity's home node did not answer", 5000);
+	} else if (resp->status == AMP__V1__STATUS__STATUS_OK &&
+		   resp->result_case != AMP__V1__RESPONSE__RESULT_LOOKUP) {
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
+				"the identity's home node answered wrongly", 5000);
+	} else {
+		/* its answer as it is: the client checks every part */
+		resp->retry_after_ms = resp->status == AMP__V1__STATUS__STATUS_OK
+					       ? 0 : resp->retry_after_ms;
+		srv_pack(r, resp);
+	}
+	if (resp != NULL)
+		amp__v1__response__free_unpacked(resp, NULL);
+	nclient_close(&c);
 }

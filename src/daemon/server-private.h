@@ -177,6 +177,13 @@ void srv_pack_status(sreq *r, Amp__V1__Status st, const char *error,
 		     uint32_t retry_ms);
 void srv_pack_amp_error(sreq *r, Amp__V1__Status st, amp_err e);
 bool srv_is_local_domain(const server *s, const char *domain);
+/* Connect to the node of a peer domain (routes, pinned keys, a recent
+ * failure remembered for a minute).  0, or -1 with *error_r. */
+int srv_peer_connect(server *s, const char *domain, struct nclient **c_r,
+		     const char **error_r);
+/* lookup with history of a remote DID: ask its home node, pass the
+ * answer through (answers the request). */
+void srv_log_remote_history(sreq *r, const char *did, const char *domain);
 /* Look a DID up (see server.c). */
 int srv_dir_get(server *s, const char *did, bool remote,
 		amp_public_identity *pub, char **doc_r, const char **error_r);

@@ -231,6 +231,77 @@ bool srv_is_local_domain(const server *s, const char *domain)
 	return false;
 }
 
+static unsigned dircache_slot_of(const server *s, const char *did)
+{
+	uint8_t h[8];
+	crypto_shorthash(h, (const uint8_t *)did, strlen(did), s->limit_key);
+	uint64_t v;
+	memcpy(&v, h, 8);
+	return (unsigned)(v % DIRCACHE_SLOTS);
+}
+
+/* Drop a cached remote document: true if there was one. */
+static bool dir_forget(server *s, const char *did)
+{
+	pthread_mutex_lock(&s->dir_lock);
+	dircache_slot *cs = &s->dircache[dircache_slot_of(s, did)];
+	bool had = cs->doc != NULL && strcmp(cs->did, did) == 0;
+	if (had) {
+		free(cs->doc);
+		cs->doc = NULL;
+	}
+	pthread_mutex_unlock(&s->dir_lock);
+	return had;
+}
+
+int srv_peer_connect(server *s, const char *domain, nclient **c_r,
+		     const char **error_r)
+{
+	/* A node that just failed is not tried again for a while: remote
+	 * lookups run on the workers, and an unreachable domain must not
+	 * hold them all. */
+	uint64_t now = (uint64_t)time(NULL);
+	unsigned us;
+	{
+		uint8_t h[8];
+		crypto_shorthash(h, (const uint8_t *)domain, strlen(domain),
+				 s->limit_key);
+		uint64_t v;
+		memcpy(&v, h, 8);
+		us = (unsigned)(v % UNREACH_SLOTS);
+	}
+	pthread_mutex_lock(&s->dir_lock);
+	bool recently_failed = strcmp(s->unreach[us].domain, domain) == 0 &&
+			       s->unreach[us].until > now;
+	pthread_mutex_unlock(&s->dir_lock);
+	if (recently_failed) {
+		*error_r = "the identity's home node cannot be reached";
+		return -1;
+	}
+	route rt;
+	if (router_find(s->routes, domain, &rt, error_r) != 0)
+		return -1;
+	nclient_opts o = {
+		.host = rt.host, .port = rt.port, .transport = rt.transport,
+		.timeout_ms = s->set.peer_timeout_ms,
+		.pin_sign_pk = rt.pinned ? rt.pin : NULL,
+		.expect_domain = domain,
+	};
+	if (nclient_connect(&o, c_r, error_r) != 0) {
+		char q[LOG_QUOTE_MAX];
+		log_msg(LOG_WARN, "peer=%s msg=\"lookup: cannot reach the home "
+			"node\" error=%s", domain,
+			log_quote(*error_r, strlen(*error_r), q));
+		pthread_mutex_lock(&s->dir_lock);
+		memcpy(s->unreach[us].domain, domain, strlen(domain) + 1);
+		s->unreach[us].until = now + UNREACH_TTL;
+		pthread_mutex_unlock(&s->dir_lock);
+		*error_r = "the identity's home node cannot be reached";
+		return -1;
+	}
+	return 0;
+}
+
 /* Look a DID up: this node's own identity, a local registration, or (when
  * remote is true) the DID's home node, cached.  1 found (pub, and *doc_r
  * when doc_r != NULL), 0 not found, -1 failure (*error_r). */
@@ -276,14 +347,7 @@ int srv_dir_get(server *s, const char *did, bool remote,
 		return 0;
 	}
 	/* Cache of remote documents. */
-	unsigned slot;
-	{
-		uint8_t h[8];
-		crypto_shorthash(h, (const uint8_t *)did, strlen(did), s->limit_key);
-		uint64_t v;
-		memcpy(&v, h, 8);
-		slot = (unsigned)(v % DIRCACHE_SLOTS);
-	}
+	unsigned slot = dircache_slot_of(s, did);
 	uint64_t now = (uint64_t)time(NULL);
 	pthread_mutex_lock(&s->dir_lock);
 	dircache_slot *cs = &s->dircache[slot];
@@ -297,48 +361,9 @@ int srv_dir_get(server *s, const char *did, bool remote,
 	}
 	pthread_mutex_unlock(&s->dir_lock);
 
-	/* A node that just failed is not tried again for a while: remote
-	 * lookups run on the workers, and an unreachable domain must not
-	 * hold them all. */
-	unsigned us;
-	{
-		uint8_t h[8];
-		crypto_shorthash(h, (const uint8_t *)d.domain, strlen(d.domain),
-				 s->limit_key);
-		uint64_t v;
-		memcpy(&v, h, 8);
-		us = (unsigned)(v % UNREACH_SLOTS);
-	}
-	pthread_mutex_lock(&s->dir_lock);
-	bool recently_failed = strcmp(s->unreach[us].domain, d.domain) == 0 &&
-			       s->unreach[us].until > now;
-	pthread_mutex_unlock(&s->dir_lock);
-	if (recently_failed) {
-		*error_r = "the identity's home node cannot be reached";
-		return -1;
-	}
-	route rt;
-	if (router_find(s->routes, d.domain, &rt, error_r) != 0)
-		return -1;
-	nclient_opts o = {
-		.host = rt.host, .port = rt.port, .transport = rt.transport,
-		.timeout_ms = s->set.peer_timeout_ms,
-		.pin_sign_pk = rt.pinned ? rt.pin : NULL,
-		.expect_domain = d.domain,
-	};
 	nclient *cl;
-	if (nclient_connect(&o, &cl, error_r) != 0) {
-		char q[LOG_QUOTE_MAX];
-		log_msg(LOG_WARN, "peer=%s msg=\"lookup: cannot reach the home "
-			"node\" error=%s", d.domain,
-			log_quote(*error_r, strlen(*error_r), q));
-		pthread_mutex_lock(&s->dir_lock);
-		memcpy(s->unreach[us].domain, d.domain, strlen(d.domain) + 1);
-		s->unreach[us].until = now + UNREACH_TTL;
-		pthread_mutex_unlock(&s->dir_lock);
-		*error_r = "the identity's home node cannot be reached";
+	if (srv_peer_connect(s, d.domain, &cl, error_r) != 0)
 		return -1;
-	}
 	char *doc = NULL;
 	int status;
 	int r = nclient_lookup(cl, did, &doc, &status, error_r);
@@ -583,6 +608,16 @@ static void op_lookup(sreq *r)
 		srv_pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST, AMP_E_BAD_DID);
 		return;
 	}
+	/* A remote identity's key history comes from its home node's log,
+	 * passed through unchanged: the client checks it with that node's
+	 * key (§11.4).  Only for users of this node, as any remote lookup. */
+	amp_did rd;
+	if (r->f->lookup->history && r->auth == AUTH_USER &&
+	    amp_did_parse(did, strlen(did), &rd, NULL) == AMP_OK &&
+	    !srv_is_local_domain(r->s, rd.domain)) {
+		srv_log_remote_history(r, did, rd.domain);
+		return;
+	}
 	/* Only users of this node make the node ask other nodes. */
 	int found = srv_dir_get(r->s, did, r->auth == AUTH_USER, &pub, &doc, &err);
 	if (found < 0) {
@@ -707,7 +742,14 @@ static void op_deliver(sreq *r)
 				    "unknown sender", 0);
 		return;
 	}
-	if ((e = amp_envelope_verify(env, &sender, 0, &err)) != AMP_OK) {
+	e = amp_envelope_verify(env, &sender, 0, &err);
+	/* A remote sender may have rotated its key (§11) since we cached its
+	 * document: ask its home node once more. */
+	if (e == AMP_E_BAD_SIGNATURE && r->auth != AUTH_NONE &&
+	    !is_local_sender(s, info.sender) && dir_forget(s, info.sender) &&
+	    srv_dir_get(s, info.sender, true, &sender, NULL, &err) == 1)
+		e = amp_envelope_verify(env, &sender, 0, &err);
+	if (e != AMP_OK) {
 		amp_envelope_free(&env);
 		srv_pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST, e);
 		return;

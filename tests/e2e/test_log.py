@@ -391,3 +391,28 @@ def test_log_operations_checked_by_an_independent_verifier(nodes):
     r.close()
     # alice was not revoked by the forged requests
     alice.run("did", "resolve", alice.did)
+
+
+def test_correspondent_on_another_node_follows_a_rotation(nodes):
+    """bob (beta) knows alice's (alpha) old key; after she rotates, her
+    new signature makes his client fetch her history from alpha's log
+    through beta, checked with alpha's node key."""
+    a = node(nodes, "alpha.example.net")
+    b = node(nodes, "beta.example.net")
+    a.route_to(b)
+    b.route_to(a)
+    a.start()
+    b.start()
+    alice, _ = user(nodes, "alice", a)
+    bob, _ = user(nodes, "bob", b)
+    alice.run("send", bob.did, input=b"Subject: one\r\n\r\nold key\r\n")
+    p = bob.run("fetch", "--wait", "20", "--ack")
+    assert b"old key" in p.stdout
+    alice.run("key", "rotate", "--kdf", "min")
+    p = bob.run("did", "resolve", alice.did)
+    out = p.stdout.decode()
+    assert "key version 1" in out and "of did:aftersmtp:alpha.example.net:node" in out, out
+    alice.run("send", bob.did, input=b"Subject: two\r\n\r\nnew key\r\n")
+    p = bob.run("fetch", "--wait", "20", "--ack")
+    assert b"new key" in p.stdout, p.stderr
+    assert b"rotated its key to version 1" in p.stderr, p.stderr
