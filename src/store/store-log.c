@@ -26,7 +26,7 @@
  *                                    stays, so the DID stays taken
  * All of it but `revoked` is public data, stored in clear.  Times are
  * stored as the bits of the u64 (a signed head's time must come back
- * exactly); sizes are below 2^63.
+ * exactly); sizes are below 2^62 (node_pos).
  *
  * Appending (writer thread, inside the job's SAVEPOINT): the tree size
  * is read from log_leaf (max idx + 1) and the frontier from log_node (one
@@ -38,11 +38,11 @@
  * in the order they are made keeps every log_node insert an append at
  * the end of one B-tree: a group commit dirties one or two of its pages.
  * Keyed by (level, idx) instead, each level's rows grow at a different
- * place and a commit of 30 appends dirtied about six pages more; that
- * cost a fifth of the delivery rate (bench/bench-log.c: with receipts
- * 0.53 -> 0.64 of the rate without, at 10^4 leaves).  The remaining
- * extra page writes are mostly the subject index, random by nature (as
- * the `delivered` table's).
+ * place and a commit of 30 appends dirtied about six pages more:
+ * deliveries with receipts ran at 0.53 of the rate without instead of
+ * 0.64 (bench/bench-log.c, 10^4 leaves).  The remaining extra page
+ * writes are mostly the subject index, random by nature (as the
+ * `delivered` table's).
  *
  * Reading (read connection, under s->rlock): committed data only.  The
  * log is append-only and a complete subtree never changes, so the size
