@@ -1068,11 +1068,10 @@ static int log_verify(cli_env *env, const log_opts *o)
 		printf("FAIL: leaf %" PRIu64 ": %s\n", v.first_bad, v.why);
 		if (v.n_bad > 1)
 			printf("FAIL: %" PRIu64 " bad leaves in all\n", v.n_bad);
-		printf("%s\n", root_ok
-		       ? "the node's signed tree holds these leaves: the node "
-			 "signed an invalid log (keep HOME/heads as evidence)"
-		       : "and the leaves served do not hash to the signed "
-			 "root either");
+		if (root_ok)
+			printf("the signed tree holds this leaf: the node signed "
+			       "an invalid log (its signed head, kept in "
+			       "HOME/heads, is the evidence)\n");
 	}
 	if (!root_ok) {
 		char a[65], b[65];
@@ -1479,6 +1478,8 @@ static int log_monitor(cli_env *env, const log_opts *o, const char *arg)
 		r = monitor_round(env, o, did, ev);
 		if (o->once || r == CLI_FAIL)
 			break;
+		if (r == ROUND_RETRY)
+			cli_err(env, "trying again in %u s", o->interval);
 		for (unsigned left = o->interval; left > 0;)
 			left = sleep(left);
 	}
@@ -1550,8 +1551,8 @@ static int log_proof(cli_env *env, const log_opts *o, const char *arg)
 	printf("leaf %" PRIu64 " of the log of %s\n", p->index, p->head.log);
 	leaf_print(stdout, &p->l);
 	printf("  hash     %s\n", hx);
-	printf("inclusion proof (%zu hashes) verified against the signed tree "
-	       "head:\n", p->n_path);
+	printf("inclusion proof (%zu hash%s) verified against the signed tree "
+	       "head:\n", p->n_path, p->n_path == 1 ? "" : "es");
 	for (size_t i = 0; i < p->n_path; i++) {
 		sodium_bin2hex(hx, sizeof(hx), p->path[i], 32);
 		printf("  %s\n", hx);
@@ -1662,7 +1663,8 @@ static int log_consistency(cli_env *env, const log_opts *o, char **args,
 		goto out;
 	}
 	printf("consistency proof from size %" PRIu64 " to size %" PRIu64
-	       " (%zu hashes) verified\n", h1.size, h2.size, cr->n_path);
+	       " (%zu hash%s) verified\n", h1.size, h2.size, cr->n_path,
+	       cr->n_path == 1 ? "" : "es");
 	for (size_t i = 0; i < cr->n_path; i++) {
 		char hx[65];
 		sodium_bin2hex(hx, sizeof(hx), path[i], 32);

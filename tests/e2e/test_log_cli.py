@@ -299,7 +299,7 @@ def test_proof_and_consistency_json_reverified(nodes):
                                                   h2["root"], j["path"][::-1] + ["00" * 32])
     out = alice.run("log", "consistency", str(first["size"])).stdout.decode()
     assert re.search(rf"consistency proof from size {first['size']} to size \d+ "
-                     r"\(\d+ hashes\) verified", out), out
+                     r"\(\d+ hash(es)?\) verified", out), out
 
     # refusals: no head of that size, bad arguments
     p = alice.run("log", "proof", "0", "--size", "999", check=False)
@@ -472,6 +472,11 @@ def test_monitor_reports_key_changes(nodes):
                   f"{LOG_NODE} (tree size 6)\n"
     p = bob.run("log", "monitor", "did:aftersmtp:beta.test:x", "--once", check=False)
     assert p.returncode == 1 and b"is not an identity of" in p.stderr
+    # a damaged state file is not trusted (nor silently replaced)
+    sf = bob.home / "monitor" / alice.did
+    sf.write_text(sf.read_text().replace("version 1\n", "version 7\nversion 1\n"))
+    p = bob.run("log", "monitor", alice.did, "--once", check=False)
+    assert p.returncode == 1 and b"is damaged: remove it" in p.stderr, p.stderr
 
 
 def test_monitor_sees_a_rotation_hidden_from_lookups(nodes):
