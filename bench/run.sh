@@ -68,6 +68,10 @@ echo | tee -a "$tmp"
 echo | tee -a "$tmp"
 # Outbound: relaying to smtp-sink next to Postfix relaying the same load.
 "$here/outbound-bench.sh" "${node_args[@]}" | tee -a "$tmp"
+echo | tee -a "$tmp"
+# log-bench.sh also files its section into a results file: a scratch one
+RESULTS="$tmp.log" "$here/log-bench.sh" "${node_args[@]}" | tee -a "$tmp"
+rm -f "$tmp.log"
 {
 	echo
 	echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" \
