@@ -680,8 +680,9 @@ static int log_head(cli_env *env, const log_opts *o)
 			if (!jset(e, "witness", named ? json_string(x->witness)
 						      : json_null()) ||
 			    !jset(e, "time", ju64(x->time)) ||
-			    !jset(e, "sig", jhex(x->signature.data,
-						x->signature.len)) ||
+			    !jset(e, "sig", x->signature.len == 64
+						    ? jhex(x->signature.data, 64)
+						    : json_null()) ||
 			    !jset(e, "verified", json_boolean(ok[i])) ||
 			    json_array_append_new(cs, e) != 0) {
 				json_decref(cs);
