@@ -172,20 +172,12 @@ int nlog_proof(nclient *c, uint64_t index, const uint8_t *subject,
 	return r;
 }
 
-int nlog_consistent(nclient *c, const amp_log_head *had, uint64_t second,
-		    amp_log_head *new_r, int *status_r, const char **error_r)
+int nlog_consistency(nclient *c, uint64_t first, uint64_t second,
+		     amp_log_head *h1, amp_log_head *h2, uint8_t path[][32],
+		     size_t *n_r, int *status_r, const char **error_r)
 {
-	if (second != 0 && second < had->size) {
-		*error_r = "asked for a smaller tree";
-		return -1;
-	}
-	amp_log_head nu;
-	/* Every tree is consistent with the empty one: then only the head
-	 * of size `second` is wanted (the proof from it to itself is empty). */
-	if (had->size == 0 && second == 0)
-		return nlog_head(c, new_r, NULL, status_r, error_r);
 	Amp__V1__LogConsistencyRequest q = AMP__V1__LOG_CONSISTENCY_REQUEST__INIT;
-	q.first = had->size == 0 ? second : had->size;
+	q.first = first;
 	q.second = second;
 	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
 	f.body_case = AMP__V1__FRAME__BODY_LOG_CONSISTENCY;
@@ -196,28 +188,12 @@ int nlog_consistent(nclient *c, const amp_log_head *had, uint64_t second,
 		return -1;
 	Amp__V1__LogConsistencyResult *cr = resp->log_consistency;
 	int r = -1;
-	amp_log_head first;
-	uint8_t path[AMP_LOG_PROOF_MAX][32];
-	if (head_check(c, cr->second, &nu, error_r) != 0)
+	if (head_check(c, cr->first, h1, error_r) != 0 ||
+	    head_check(c, cr->second, h2, error_r) != 0)
 		goto out;
-	*new_r = nu;
-	if (nu.size < had->size) {
-		*error_r = "the node's log shrank";
-		r = NLOG_INCONSISTENT;
-		goto out;
-	}
-	/* The node's own head of the old size, when it gives one that
-	 * differs from ours, is a second signed head for one size: proof of
-	 * a split view by itself. */
-	if (had->size == 0) {
-		r = 0;
-		goto out;
-	}
-	if (cr->first != NULL && head_check(c, cr->first, &first, error_r) == 0 &&
-	    first.size == had->size && memcmp(first.root, had->root, 32) != 0) {
-		*new_r = first;
-		*error_r = "the node signed two different heads of one size";
-		r = NLOG_INCONSISTENT;
+	if (h1->size != first || (second != 0 && h2->size != second) ||
+	    h2->size < h1->size) {
+		*error_r = "the node proved other sizes than asked";
 		goto out;
 	}
 	if (cr->n_path > AMP_LOG_PROOF_MAX) {
@@ -231,11 +207,11 @@ int nlog_consistent(nclient *c, const amp_log_head *had, uint64_t second,
 		}
 		memcpy(path[i], cr->path[i].data, 32);
 	}
-	if (amp_log_verify_consistency(had->size, nu.size, had->root, nu.root,
+	*n_r = cr->n_path;
+	if (amp_log_verify_consistency(h1->size, h2->size, h1->root, h2->root,
 				       (const uint8_t (*)[32])path,
 				       cr->n_path) != AMP_OK) {
-		*error_r = "the node's new tree head is not consistent with "
-			   "the one seen before";
+		*error_r = "the node's two signed heads are not consistent (not of one history)";
 		r = NLOG_INCONSISTENT;
 		goto out;
 	}
@@ -243,6 +219,36 @@ int nlog_consistent(nclient *c, const amp_log_head *had, uint64_t second,
 out:
 	amp__v1__response__free_unpacked(resp, NULL);
 	return r;
+}
+
+int nlog_consistent(nclient *c, const amp_log_head *had, uint64_t second,
+		    amp_log_head *new_r, int *status_r, const char **error_r)
+{
+	if (second != 0 && second < had->size) {
+		*error_r = "asked for a smaller tree";
+		return -1;
+	}
+	/* Every tree is consistent with the empty one: then only the head
+	 * of size `second` is wanted (the proof from it to itself is empty). */
+	if (had->size == 0 && second == 0)
+		return nlog_head(c, new_r, NULL, status_r, error_r);
+	amp_log_head first;
+	uint8_t path[AMP_LOG_PROOF_MAX][32];
+	size_t n = 0;
+	int r = nlog_consistency(c, had->size == 0 ? second : had->size, second,
+				 &first, new_r, path, &n, status_r, error_r);
+	if (r == NLOG_INCONSISTENT)
+		return r;
+	if (r != 0 || had->size == 0)
+		return r;
+	/* The node's own head of our size must be the one we saw: two
+	 * signed heads of one size that differ prove a split view. */
+	if (memcmp(first.root, had->root, 32) != 0) {
+		*new_r = first;
+		*error_r = "the node signed two different heads of one size";
+		return NLOG_INCONSISTENT;
+	}
+	return 0;
 }
 
 int nlog_entries(nclient *c, uint64_t start, uint32_t count,

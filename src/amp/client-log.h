@@ -62,6 +62,15 @@ int nlog_consistent(nclient *c, const amp_log_head *had, uint64_t second,
 		    amp_log_head *new_r, int *status_r, const char **error_r)
 	__attribute__((warn_unused_result));
 
+/* log_consistency between the node's signed heads of sizes first and
+ * second (0: the latest): both heads checked, the proof (into path, *n_r
+ * hashes) verified between their roots.  0; NLOG_INCONSISTENT with both
+ * heads when the proof fails; -1 when it could not be checked. */
+int nlog_consistency(nclient *c, uint64_t first, uint64_t second,
+		     amp_log_head *h1, amp_log_head *h2, uint8_t path[][32],
+		     size_t *n_r, int *status_r, const char **error_r)
+	__attribute__((warn_unused_result));
+
 /* log_entries: *resp_r->log_entries (unchecked bytes: decode them). */
 int nlog_entries(nclient *c, uint64_t start, uint32_t count,
 		 Amp__V1__Response **resp_r, int *status_r,

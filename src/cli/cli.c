@@ -410,14 +410,14 @@ int cli_doc_find(cli_env *env, const char *did, amp_public_identity *pub_r)
 			return CLI_OK;
 		}
 	}
-	return 1;
+	return CLI_NOT_FOUND;
 }
 
 int cli_resolve(cli_env *env, const char *did,
 		const amp_public_identity *me, amp_public_identity *pub_r)
 {
 	int r = cli_doc_find(env, did, pub_r);
-	if (r != 1)
+	if (r != CLI_NOT_FOUND)
 		return r;
 	if (me != NULL && strcmp(me->did, did) == 0) {
 		*pub_r = *me;

@@ -100,8 +100,17 @@ void cli_identities_free(amp_identity ***retired, size_t n);
 int cli_resolve(cli_env *env, const char *did,
 		const amp_public_identity *me, amp_public_identity *pub_r);
 
-/* Find did among the --doc files (read on first use): CLI_OK, 1 when it
- * is not among them, CLI_FAIL when a --doc file is unreadable. */
+struct nclient;
+/* Resolve a DID: --doc files, ourselves (me may be NULL), HOME/known;
+ * else ask the node on c and remember its answer in HOME/known (trust on
+ * first use). */
+int cli_resolve_via(cli_env *env, struct nclient *c, const char *did,
+		    const amp_public_identity *me, amp_public_identity *pub_r);
+
+/* Find did among the --doc files (read on first use): CLI_OK,
+ * CLI_NOT_FOUND when it is not among them, CLI_FAIL when a --doc file is
+ * unreadable (reported). */
+#define CLI_NOT_FOUND 3
 int cli_doc_find(cli_env *env, const char *did, amp_public_identity *pub_r);
 
 /* Read a DID document file and validate it. */

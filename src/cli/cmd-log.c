@@ -574,42 +574,8 @@ static int witness_key(cli_env *env, nclient *c, const char *did,
 		       uint8_t pk[32])
 {
 	amp_public_identity pub;
-	char path[PATH_MAX], dir[PATH_MAX];
-	int n = snprintf(path, sizeof(path), "%s/known/%s.json", env->home, did);
-	int m = snprintf(dir, sizeof(dir), "%s/known", env->home);
-	if (n < 0 || (size_t)n >= sizeof(path) || m < 0 ||
-	    (size_t)m >= sizeof(dir)) {
-		cli_err(env, "HOME is too long");
+	if (cli_resolve_via(env, c, did, NULL, &pub) != CLI_OK)
 		return CLI_FAIL;
-	}
-	if (cli_doc_find(env, did, &pub) == CLI_OK) {
-		memcpy(pk, pub.sign_pk, 32);
-		return CLI_OK;
-	}
-	if (access(path, F_OK) == 0) {
-		if (cli_resolve(env, did, NULL, &pub) != CLI_OK)
-			return CLI_FAIL;
-		memcpy(pk, pub.sign_pk, 32);
-		return CLI_OK;
-	}
-	char *doc = NULL;
-	const char *err = NULL;
-	if (nclient_lookup(c, did, &doc, NULL, &err) != 0) {
-		cli_err(env, "the key of witness %s: %s", did, err);
-		return CLI_FAIL;
-	}
-	if (amp_did_document_parse(doc, strlen(doc), &pub, &err) != AMP_OK ||
-	    strcmp(pub.did, did) != 0) {
-		free(doc);
-		cli_err(env, "the key of witness %s: the node answered with an "
-			"invalid document", did);
-		return CLI_FAIL;
-	}
-	if (util_mkdirs(dir, 0700) != 0 ||
-	    util_write_file_atomic(path, doc, strlen(doc), 0644, 0) != 0)
-		cli_err(env, "warning: cannot remember %s in %s: %s", did, dir,
-			strerror(errno));
-	free(doc);
 	memcpy(pk, pub.sign_pk, 32);
 	return CLI_OK;
 }
@@ -1568,15 +1534,6 @@ out:
 
 /* -------------------------------------------------------- consistency */
 
-/* A head of the connection's node, its signature checked with the node
- * key (as client-log.c does for the heads it returns). */
-static bool node_head(nclient *c, const Amp__V1__LogHead *m, amp_log_head *h)
-{
-	const amp_public_identity *node = nclient_node(c);
-	return nlog_head_from_pb(m, h) == 0 && strcmp(h->log, node->did) == 0 &&
-	       amp_log_head_verify(h, node->sign_pk);
-}
-
 static int log_consistency(cli_env *env, const log_opts *o, char **args,
 			   int nargs)
 {
@@ -1591,59 +1548,25 @@ static int log_consistency(cli_env *env, const log_opts *o, char **args,
 		return CLI_USAGE;
 	}
 	nclient *c = NULL;
-	Amp__V1__Response *resp = NULL;
 	const char *err = NULL;
 	int st = 0, r = CLI_FAIL;
 	if (log_connect(env, o, false, NULL, &c) != CLI_OK)
 		return CLI_FAIL;
-	Amp__V1__LogConsistencyRequest q = AMP__V1__LOG_CONSISTENCY_REQUEST__INIT;
-	q.first = first;
-	q.second = second;
-	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
-	f.body_case = AMP__V1__FRAME__BODY_LOG_CONSISTENCY;
-	f.log_consistency = &q;
-	if (nclient_op(c, &f, nclient_timeout(c), &resp, &st, &err) != 0) {
-		cli_err(env, "%s", err);
-		goto out;
-	}
-	const Amp__V1__LogConsistencyResult *cr =
-		resp->result_case == AMP__V1__RESPONSE__RESULT_LOG_CONSISTENCY
-			? resp->log_consistency : NULL;
 	amp_log_head h1, h2;
 	uint8_t path[AMP_LOG_PROOF_MAX][32];
-	if (cr == NULL || !node_head(c, cr->first, &h1) ||
-	    !node_head(c, cr->second, &h2)) {
-		cli_err(env, "the node's answer is malformed or its heads' "
-			"signatures do not verify");
-		goto out;
-	}
-	if (h1.size != first || (second != 0 && h2.size != second) ||
-	    h2.size < first) {
-		cli_err(env, "the node proved other sizes than asked");
-		goto out;
-	}
-	if (cr->n_path > AMP_LOG_PROOF_MAX) {
-		cli_err(env, "the node's consistency proof is too long");
-		goto out;
-	}
-	for (size_t i = 0; i < cr->n_path; i++) {
-		if (cr->path[i].len != 32) {
-			cli_err(env, "the node's consistency proof is malformed");
-			goto out;
-		}
-		memcpy(path[i], cr->path[i].data, 32);
-	}
-	/* Two signed heads and a proof that fails: the evidence is kept
-	 * by cli_head_accept below when they contradict what we saw; a
-	 * failing proof alone is reported. */
-	if (amp_log_verify_consistency(h1.size, h2.size, h1.root, h2.root,
-				       (const uint8_t (*)[32])path,
-				       cr->n_path) != AMP_OK) {
+	size_t n_path = 0;
+	int k = nlog_consistency(c, first, second, &h1, &h2, path, &n_path, &st,
+				 &err);
+	if (k == NLOG_INCONSISTENT) {
 		cli_err(env, "the consistency proof from size %" PRIu64 " to %"
 			PRIu64 " does not verify: the node's two signed heads "
 			"are not of one history", h1.size, h2.size);
 		cli_head_print(stderr, "  first", &h1);
 		cli_head_print(stderr, "  second", &h2);
+		goto out;
+	}
+	if (k != 0) {
+		cli_err(env, "%s", err);
 		goto out;
 	}
 	if (cli_head_accept(env, c, &h2) != CLI_OK ||
@@ -1656,7 +1579,7 @@ static int log_consistency(cli_env *env, const log_opts *o, char **args,
 		    !jset(j, "first", head_json(&h1, true)) ||
 		    !jset(j, "second", head_json(&h2, true)) ||
 		    !jset(j, "path", path_json((const uint8_t (*)[32])path,
-					       cr->n_path))) {
+					       n_path))) {
 			json_decref(j);
 			j = NULL;
 		}
@@ -1664,9 +1587,9 @@ static int log_consistency(cli_env *env, const log_opts *o, char **args,
 		goto out;
 	}
 	printf("consistency proof from size %" PRIu64 " to size %" PRIu64
-	       " (%zu hash%s) verified\n", h1.size, h2.size, cr->n_path,
-	       cr->n_path == 1 ? "" : "es");
-	for (size_t i = 0; i < cr->n_path; i++) {
+	       " (%zu hash%s) verified\n", h1.size, h2.size, n_path,
+	       n_path == 1 ? "" : "es");
+	for (size_t i = 0; i < n_path; i++) {
 		char hx[65];
 		sodium_bin2hex(hx, sizeof(hx), path[i], 32);
 		printf("  %s\n", hx);
@@ -1675,8 +1598,6 @@ static int log_consistency(cli_env *env, const log_opts *o, char **args,
 	cli_head_print(stdout, "second", &h2);
 	r = fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
 out:
-	if (resp != NULL)
-		amp__v1__response__free_unpacked(resp, NULL);
 	nclient_close(&c);
 	return r;
 }

@@ -30,9 +30,7 @@
 
 #define MSG_MAX AMP_BODY_MAX
 
-/* Resolve a DID: --doc files, ourselves, HOME/known; else ask the node
- * and remember the answer in HOME/known. */
-static int resolve(cli_env *env, nclient *c, const char *did,
+int cli_resolve_via(cli_env *env, nclient *c, const char *did,
 		   const amp_public_identity *me, amp_public_identity *pub_r)
 {
 	char path[PATH_MAX];
@@ -44,7 +42,7 @@ static int resolve(cli_env *env, nclient *c, const char *did,
 		return CLI_OK;
 	}
 	int found = cli_doc_find(env, did, pub_r);
-	if (found != 1)
+	if (found != CLI_NOT_FOUND)
 		return found;
 	if (access(path, F_OK) == 0)
 		return cli_resolve(env, did, me, pub_r);
@@ -436,7 +434,7 @@ int cmd_send(cli_env *env, int argc, char **argv)
 			cli_err(env, "%s: %s", argv[i], err);
 			goto out;
 		}
-		if (resolve(env, cl, canon, &id->pub, &rcpts[nr++]) != CLI_OK)
+		if (cli_resolve_via(env, cl, canon, &id->pub, &rcpts[nr++]) != CLI_OK)
 			goto out;
 	}
 	if (n_mail > 0) {
@@ -444,7 +442,7 @@ int cmd_send(cli_env *env, int argc, char **argv)
 		char gw[AMP_DID_MAX + 1];
 		if (amp_did_parse(id->pub.did, strlen(id->pub.did), &me, &err) != AMP_OK ||
 		    amp_did_format(me.domain, "gateway", gw, sizeof(gw), &err) != AMP_OK ||
-		    resolve(env, cl, gw, &id->pub, &rcpts[nr++]) != CLI_OK)
+		    cli_resolve_via(env, cl, gw, &id->pub, &rcpts[nr++]) != CLI_OK)
 			goto out;
 	}
 	amp_seal_params sp = {
@@ -781,7 +779,7 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 			amp_public_identity sender;
 			uint8_t *body = NULL;
 			size_t blen = 0;
-			if (resolve(env, cl, info.sender, &id->pub, &sender) != CLI_OK) {
+			if (cli_resolve_via(env, cl, info.sender, &id->pub, &sender) != CLI_OK) {
 				bad++;
 				amp_envelope_free(&env_d);
 				continue;
