@@ -288,8 +288,9 @@ static const char send_help[] =
 	"comes back to our inbox.\n"
 	"\n"
 	"Prints one line per recipient: DID, then OK or the node's reason,\n"
-	"then \"receipt DIGEST\": the envelope's SHA-256, under which each\n"
-	"recipient's node logs that it accepted it (`amp receipt get DIGEST`).\n"
+	"then, when an AMP recipient accepted it, \"receipt DIGEST\": the\n"
+	"envelope's SHA-256, under which each recipient's node logs that it\n"
+	"accepted it (`amp receipt get DIGEST`).\n"
 	"Exit status 0 when every recipient was accepted.\n"
 	"\n"
 	"  -f, --file FILE    the message (default: standard input)\n"
@@ -465,9 +466,14 @@ int cmd_send(cli_env *env, int argc, char **argv)
 		goto out;
 	}
 	r = CLI_OK;
+	bool logged = false;       /* accepted for an AMP user: a receipt */
 	for (size_t i = 0; resp != NULL && i < resp->deliver->n_recipients; i++) {
 		Amp__V1__RecipientResult *rr = resp->deliver->recipients[i];
 		bool ok = rr->status == AMP__V1__STATUS__STATUS_OK;
+		amp_did rd;
+		if (ok && amp_did_parse(rr->did, strlen(rr->did), &rd, NULL) == AMP_OK &&
+		    strcmp(rd.local, "gateway") != 0)
+			logged = true;
 		printf("%s %s%s%s\n", rr->did, ok ? "OK" : nclient_status_name((int)rr->status),
 		       rr->error[0] != '\0' ? " " : "", rr->error);
 		if (!ok)
@@ -475,7 +481,7 @@ int cmd_send(cli_env *env, int argc, char **argv)
 	}
 	if (resp != NULL && resp->deliver->duplicate)
 		fprintf(stderr, "amp: send: the node had this message already\n");
-	if (resp != NULL) {
+	if (logged) {
 		/* §11.2: the recipients' nodes log a receipt under this digest
 		 * (`amp receipt get DIGEST`). */
 		uint8_t dg[32];
