@@ -1848,8 +1848,8 @@ int cmd_log(cli_env *env, int argc, char **argv)
 			cli_err(env, "give --config or --data-dir, not both");
 			goto usage;
 		}
-		if (nargs == 2 && !util_parse_u64(args[1], 1, 100000, &n)) {
-			cli_err(env, "alarms N: N is 1 to 100000");
+		if (nargs == 2 && !util_parse_u64(args[1], 1, 10000, &n)) {
+			cli_err(env, "alarms N: N is 1 to 10000");
 			goto usage;
 		}
 		return cli_log_admin(env, sub, nargs == 2 ? args[1] : NULL,
