@@ -134,13 +134,15 @@ int nlog_proof_check(const Amp__V1__LogProof *m, const amp_log_head *h,
 	return 0;
 }
 
-int nlog_proof(nclient *c, uint64_t index, const uint8_t *subject,
-	       uint64_t tree_size, nlog_proved *p_r, int *status_r,
-	       const char **error_r)
+int nlog_proof(nclient *c, const amp_public_identity *log_node,
+	       uint64_t index, const uint8_t *subject, uint64_t tree_size,
+	       nlog_proved *p_r, int *status_r, const char **error_r)
 {
 	Amp__V1__LogProofRequest q = AMP__V1__LOG_PROOF_REQUEST__INIT;
 	q.index = index;
 	q.tree_size = tree_size;
+	if (log_node != NULL)
+		q.log = (char *)log_node->did;
 	if (subject != NULL) {
 		q.subject.data = (uint8_t *)subject;
 		q.subject.len = 32;
@@ -154,7 +156,7 @@ int nlog_proof(nclient *c, uint64_t index, const uint8_t *subject,
 		return -1;
 	amp_log_head h;
 	int r = -1;
-	if (head_check(c, resp->log_proof->head, &h, error_r) == 0 &&
+	if (head_check_of(c, log_node, resp->log_proof->head, &h, error_r) == 0 &&
 	    (tree_size == 0 || h.size == tree_size) &&
 	    nlog_proof_check(resp->log_proof->proof, &h, p_r, error_r) == 0) {
 		r = 0;

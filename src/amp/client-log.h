@@ -49,10 +49,14 @@ int nlog_proof_check(const Amp__V1__LogProof *m, const amp_log_head *h,
 	__attribute__((warn_unused_result));
 
 /* log_proof by subject (32 bytes) when subject != NULL, else by index,
- * against the head of tree_size (0: the latest); all checked. */
-int nlog_proof(nclient *c, uint64_t index, const uint8_t *subject,
-	       uint64_t tree_size, nlog_proved *p_r, int *status_r,
-	       const char **error_r) __attribute__((warn_unused_result));
+ * against the head of tree_size (0: the latest); all checked.  log_node:
+ * NULL for the log of the node we are connected to; another node (its
+ * DID and key): our node asks it for us (we must be authenticated as its
+ * user) and the head must be that node's, signed by its key. */
+int nlog_proof(nclient *c, const amp_public_identity *log_node,
+	       uint64_t index, const uint8_t *subject, uint64_t tree_size,
+	       nlog_proved *p_r, int *status_r, const char **error_r)
+	__attribute__((warn_unused_result));
 
 /* A head `had` seen before (verified) and the node's head of size
  * `second` (0: the latest): fetch the consistency proof and check it.

@@ -43,7 +43,7 @@ int cli_log_confirm(cli_env *env, struct nclient *c, const amp_log_leaf *want,
 	const char *err = "no answer";
 	int st = -1, r = CLI_FAIL;
 	for (;;) {
-		if (nlog_proof(c, 0, want->subject, 0, p, &st, &err) == 0) {
+		if (nlog_proof(c, NULL, 0, want->subject, 0, p, &st, &err) == 0) {
 			if (same_change(&p->l, want))
 				break;
 			/* an older leaf of ours: the new one may come */

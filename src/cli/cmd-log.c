@@ -250,6 +250,10 @@ static const char receipt_help[] =
 	"               proof.  Prints the same `accepted by` line.\n"
 	"\n"
 	"Options:\n"
+	"  --did DID          get: the recipient (a DID of its domain); the\n"
+	"                     receipt is in the log of its node, which, when\n"
+	"                     it is not ours, our node asks for us (we\n"
+	"                     authenticate, so the keystore is needed)\n"
 	"  -o, --output FILE  get: write the receipt here (default: standard\n"
 	"                     output; the `accepted by` line then goes to\n"
 	"                     standard error)\n"
@@ -264,6 +268,7 @@ static const char receipt_help[] =
 	"\n"
 	"Examples:\n"
 	"  amp receipt get 5f0c...e1 -o letter.receipt\n"
+	"  amp receipt get 5f0c...e1 --did did:aftersmtp:example.net:bob\n"
 	"  amp receipt verify letter.receipt --node-key Zm9v...\n"
 	"\n"
 	"Exit status: 0 verified, 1 failure (not found, not yet in a signed\n"
@@ -948,7 +953,7 @@ static int locate(cli_env *env, nclient *c, const amp_log_head *h,
 	for (unsigned step = 0; step < 70; step++) {
 		const char *err = NULL;
 		int st = 0;
-		if (nlog_proof(c, lo, NULL, h->size, p, &st, &err) != 0) {
+		if (nlog_proof(c, NULL, lo, NULL, h->size, p, &st, &err) != 0) {
 			if (st == AMP__V1__STATUS__STATUS_OK) {
 				/* the node's own proof of its leaf fails */
 				*bad_r = lo;
@@ -1484,7 +1489,7 @@ static int log_proof(cli_env *env, const log_opts *o, const char *arg)
 	int st = 0, r = CLI_FAIL;
 	if (p == NULL || log_connect(env, o, false, NULL, &c) != CLI_OK)
 		goto out;
-	if (nlog_proof(c, index, subj, o->size, p, &st, &err) != 0) {
+	if (nlog_proof(c, NULL, index, subj, o->size, p, &st, &err) != 0) {
 		cli_err(env, "%s", err);
 		goto out;
 	}
@@ -1622,12 +1627,21 @@ static int receipt_get(cli_env *env, const log_opts *o, const char *arg)
 	}
 	nclient *c = NULL;
 	nlog_proved *p = malloc(sizeof(*p));
+	amp_identity *me = NULL;
 	const char *err = NULL;
 	int st = 0, r = CLI_FAIL;
-	if (p == NULL || log_connect(env, o, false, NULL, &c) != CLI_OK)
+	/* --did: the recipient; the receipt is in the log of its node.  When
+	 * that is not our node, ours asks it for us (we authenticate). */
+	amp_public_identity lognode;
+	bool remote = false;
+	if (p == NULL || log_connect(env, o, o->did[0] != '\0', &me, &c) != CLI_OK)
 		goto out;
-	const amp_public_identity *node = nclient_node(c);
-	if (nlog_proof(c, 0, digest, 0, p, &st, &err) != 0) {
+	if (o->did[0] != '\0' &&
+	    cli_log_node_of(env, c, o->did, &lognode, &remote) != CLI_OK)
+		goto out;
+	const amp_public_identity *node = remote ? &lognode : nclient_node(c);
+	if (nlog_proof(c, remote ? &lognode : NULL, 0, digest, 0, p, &st,
+		       &err) != 0) {
 		if (st == AMP__V1__STATUS__STATUS_NOT_FOUND &&
 		    strstr(err, "not yet in a signed tree head") != NULL)
 			cli_err(env, "%s accepted that envelope, but its receipt "
@@ -1646,7 +1660,8 @@ static int receipt_get(cli_env *env, const log_opts *o, const char *arg)
 			p->l.type == AMP_LOG_RECEIPT ? p->l.node : node->did);
 		goto out;
 	}
-	if (cli_head_accept(env, c, &p->head) != CLI_OK)
+	/* Another node's heads can only be checked for its signature. */
+	if (!remote && cli_head_accept(env, c, &p->head) != CLI_OK)
 		goto out;
 	char key[64];
 	sodium_bin2base64(key, sizeof(key), node->sign_pk, 32,
@@ -1672,6 +1687,7 @@ static int receipt_get(cli_env *env, const log_opts *o, const char *arg)
 out:
 	free(p);
 	nclient_close(&c);
+	amp_identity_destroy(&me);
 	return r;
 }
 
@@ -1873,7 +1889,7 @@ int cmd_receipt(cli_env *env, int argc, char **argv)
 	char **args = argv + optind;
 	const char *sub = nargs > 0 ? args[0] : "";
 	if (strcmp(sub, "get") == 0) {
-		if (!opts_fit(env, &o, sub, G_CONN | G_NODEKEY | G_OUTPUT, nargs,
+		if (!opts_fit(env, &o, sub, G_CONN | G_NODEKEY | G_OUTPUT | G_DID, nargs,
 			      2, 2))
 			goto usage;
 		return receipt_get(env, &o, args[1]);

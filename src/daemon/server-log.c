@@ -141,9 +141,15 @@ static int latest_of(store *st, const uint8_t subject[32], uint64_t below,
 	return r < 0 ? -1 : n > 0;
 }
 
+static void log_proof_remote(sreq *r, const Amp__V1__LogProofRequest *q);
+
 void op_log_proof(sreq *r)
 {
 	Amp__V1__LogProofRequest *q = r->f->log_proof;
+	if (q->log[0] != '\0' && strcmp(q->log, r->s->node->pub.did) != 0) {
+		log_proof_remote(r, q);
+		return;
+	}
 	if (q->subject.len != 0 && q->subject.len != 32) {
 		srv_pack_status(r, AMP__V1__STATUS__STATUS_BAD_REQUEST,
 				"a subject is 32 bytes", 0);
@@ -631,7 +637,9 @@ void srv_log_history_free(srv_history *h)
 	free(h);
 }
 
-void srv_log_remote_history(sreq *r, const char *did, const char *domain)
+/* Ask the node of domain the same request (f) and pass its answer
+ * through unchanged: the client checks every part with that node's key. */
+static void forward(sreq *r, const char *domain, Amp__V1__Frame *f, int want)
 {
 	nclient *c = NULL;
 	const char *err = NULL;
@@ -639,27 +647,53 @@ void srv_log_remote_history(sreq *r, const char *did, const char *domain)
 		srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER, err, 5000);
 		return;
 	}
+	Amp__V1__Response *resp = NULL;
+	if (nclient_call(c, f, &resp, &err) != 0) {
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
+				"that node did not answer", 5000);
+	} else if (resp->status == AMP__V1__STATUS__STATUS_OK &&
+		   (int)resp->result_case != want) {
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
+				"that node answered wrongly", 5000);
+	} else {
+		srv_pack(r, resp);
+	}
+	if (resp != NULL)
+		amp__v1__response__free_unpacked(resp, NULL);
+	nclient_close(&c);
+}
+
+void srv_log_remote_history(sreq *r, const char *did, const char *domain)
+{
 	Amp__V1__LookupRequest l = AMP__V1__LOOKUP_REQUEST__INIT;
 	l.did = (char *)did;
 	l.history = true;
 	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
 	f.body_case = AMP__V1__FRAME__BODY_LOOKUP;
 	f.lookup = &l;
-	Amp__V1__Response *resp = NULL;
-	if (nclient_call(c, &f, &resp, &err) != 0) {
-		srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
-				"the identity's home node did not answer", 5000);
-	} else if (resp->status == AMP__V1__STATUS__STATUS_OK &&
-		   resp->result_case != AMP__V1__RESPONSE__RESULT_LOOKUP) {
-		srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
-				"the identity's home node answered wrongly", 5000);
-	} else {
-		/* its answer as it is: the client checks every part */
-		resp->retry_after_ms = resp->status == AMP__V1__STATUS__STATUS_OK
-					       ? 0 : resp->retry_after_ms;
-		srv_pack(r, resp);
+	forward(r, domain, &f, AMP__V1__RESPONSE__RESULT_LOOKUP);
+}
+
+/* log_proof of another node's log (§11.4): for our own users. */
+static void log_proof_remote(sreq *r, const Amp__V1__LogProofRequest *q)
+{
+	amp_did d;
+	if (r->auth != AUTH_USER) {
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_FORBIDDEN,
+				"only this node's users may ask it about "
+				"other logs", 0);
+		return;
 	}
-	if (resp != NULL)
-		amp__v1__response__free_unpacked(resp, NULL);
-	nclient_close(&c);
+	if (amp_did_parse(q->log, strlen(q->log), &d, NULL) != AMP_OK ||
+	    strcmp(d.local, "node") != 0) {
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_BAD_REQUEST,
+				"log is a node's DID", 0);
+		return;
+	}
+	Amp__V1__LogProofRequest fq = *q;
+	fq.log = (char *)"";
+	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
+	f.body_case = AMP__V1__FRAME__BODY_LOG_PROOF;
+	f.log_proof = &fq;
+	forward(r, d.domain, &f, AMP__V1__RESPONSE__RESULT_LOG_PROOF);
 }

@@ -12,15 +12,15 @@ Real nodes on loopback; users drive them with `amp`.  What is shown:
   head before; a head shown to one client and not cosigned is refused by
   a client that demands the witness.
 """
-import hashlib
 import re
 import sqlite3
+import subprocess
 import time
 
 import pytest
 
 import rfc9162
-from nodes import Node, User, free_port, make_base, remove_base, stop_all
+from nodes import AMP_BIN, Node, User, make_base, remove_base, stop_all
 
 
 @pytest.fixture
@@ -416,3 +416,47 @@ def test_correspondent_on_another_node_follows_a_rotation(nodes):
     p = bob.run("fetch", "--wait", "20", "--ack")
     assert b"new key" in p.stdout, p.stderr
     assert b"rotated its key to version 1" in p.stderr, p.stderr
+
+
+def test_receipt_from_the_recipients_node(nodes):
+    """alice (alpha) mails bob (beta): beta logs the receipt; alice gets it
+    through alpha (authenticated), checked with beta's node key, and it
+    verifies offline."""
+    a = node(nodes, "alpha.example.net")
+    b = node(nodes, "beta.example.net")
+    a.route_to(b)
+    b.route_to(a)
+    a.start()
+    b.start()
+    alice, _ = user(nodes, "alice", a)
+    bob, _ = user(nodes, "bob", b)
+    p = alice.run("send", bob.did, input=b"Subject: proof\r\n\r\nof transit\r\n")
+    digest = p.stdout.decode().splitlines()[1].split()[1]
+    out = alice.home / "bob.receipt"
+    deadline = time.monotonic() + 20
+    while True:
+        p = alice.run("receipt", "get", digest, "--did", bob.did, "-o", str(out),
+                      check=False)
+        if p.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert p.returncode == 0, p.stderr
+    assert b"accepted by did:aftersmtp:beta.example.net:node" in p.stdout, p.stdout
+    # offline, from an empty home
+    stranger = nodes[0] / "stranger"
+    stranger.mkdir()
+    q = subprocess.run([AMP_BIN, "receipt", "verify", "--home", str(stranger), str(out),
+                        "--node-key", b.key], capture_output=True)
+    assert q.returncode == 0, q.stderr
+    assert b"accepted by did:aftersmtp:beta.example.net:node" in q.stdout
+    # alpha's own log has no such receipt: the proof really came from beta
+    p = alice.run("receipt", "get", digest, check=False)
+    assert p.returncode == 1 and b"no receipt" in p.stderr, p.stderr
+    # only a user of alpha may make it ask beta
+    from test_node import Raw, pb
+    r = Raw(a)
+    r.call(hello=pb.HelloRequest())
+    resp = r.call(log_proof=pb.LogProofRequest(subject=bytes.fromhex(digest),
+                                               log="did:aftersmtp:beta.example.net:node"))
+    assert resp.status == pb.STATUS_FORBIDDEN, resp
+    r.close()
