@@ -12,7 +12,8 @@
  * consistency proof), cosigns it and sends the cosignature back
  * (authenticated as this node).  A contradiction is kept as evidence in
  * the store (log_alarm), logged at error level, counted, and that log is
- * not cosigned again until an operator clears the alarm.
+ * never cosigned again (its node proved itself untrustworthy; the
+ * evidence stays for `amp log alarms`).
  */
 #ifndef AMP_TLOG_H
 #define AMP_TLOG_H
