@@ -7,12 +7,13 @@
  * A proven contradiction leaves both signed heads in
  * HOME/heads/<log DID>.evidence.
  *
- * File format, one field per line: "log DID", "size N", "root HEX",
- * "time T", "sig HEX".
+ * The file's format is logfile.h's (logfile_head_format / _parse): this
+ * file only reads, writes and compares.
  */
 #include "cli.h"
 
 #include "client-log.h"
+#include "logfile.h"
 #include "util.h"
 
 #include <errno.h>
@@ -22,69 +23,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HEAD_TEXT_MAX 1024u
+#define HEAD_TEXT_MAX LOGFILE_HEAD_MAX
 
 static int head_path(const cli_env *env, const char *log, const char *ext,
 		     char out[PATH_MAX])
 {
 	int n = snprintf(out, PATH_MAX, "%s/heads/%s%s", env->home, log, ext);
 	return n > 0 && n < PATH_MAX ? 0 : -1;
-}
-
-static size_t head_format(const amp_log_head *h, char *out, size_t cap)
-{
-	char root[65], sig[129];
-	sodium_bin2hex(root, sizeof(root), h->root, 32);
-	sodium_bin2hex(sig, sizeof(sig), h->sig, 64);
-	int n = snprintf(out, cap, "log %s\nsize %" PRIu64 "\nroot %s\n"
-			 "time %" PRIu64 "\nsig %s\n", h->log, h->size, root,
-			 h->time, sig);
-	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
-}
-
-static bool hex_field(const char *v, uint8_t *out, size_t n)
-{
-	size_t len;
-	return strlen(v) == 2 * n &&
-	       sodium_hex2bin(out, n, v, 2 * n, NULL, &len, NULL) == 0 && len == n;
-}
-
-/* Parse the text of head_format (strictly). */
-static bool head_parse(char *text, amp_log_head *h)
-{
-	bool got[5] = { false };
-	memset(h, 0, sizeof(*h));
-	for (char *line = text, *next; *line != '\0'; line = next) {
-		char *nl = strchr(line, '\n');
-		next = nl != NULL ? nl + 1 : line + strlen(line);
-		if (nl != NULL)
-			*nl = '\0';
-		char *sp = strchr(line, ' ');
-		if (sp == NULL)
-			return false;
-		*sp = '\0';
-		const char *k = line, *v = sp + 1;
-		uint64_t u;
-		if (strcmp(k, "log") == 0 && strlen(v) <= AMP_DID_MAX) {
-			memcpy(h->log, v, strlen(v) + 1);
-			got[0] = true;
-		} else if (strcmp(k, "size") == 0 &&
-			   util_parse_u64(v, 0, UINT64_MAX, &u)) {
-			h->size = u;
-			got[1] = true;
-		} else if (strcmp(k, "root") == 0 && hex_field(v, h->root, 32)) {
-			got[2] = true;
-		} else if (strcmp(k, "time") == 0 &&
-			   util_parse_u64(v, 0, UINT64_MAX, &u)) {
-			h->time = u;
-			got[3] = true;
-		} else if (strcmp(k, "sig") == 0 && hex_field(v, h->sig, 64)) {
-			got[4] = true;
-		} else {
-			return false;
-		}
-	}
-	return got[0] && got[1] && got[2] && got[3] && got[4];
 }
 
 int cli_head_seen(const cli_env *env, const char *log, amp_log_head *h_r)
@@ -96,11 +41,10 @@ int cli_head_seen(const cli_env *env, const char *log, amp_log_head *h_r)
 		return -1;
 	if (util_read_file(path, HEAD_TEXT_MAX, &text, &len) != 0)
 		return errno == ENOENT ? 0 : -1;
-	char buf[HEAD_TEXT_MAX + 1];
-	memcpy(buf, text, len);
-	buf[len] = '\0';
+	const char *why = NULL;
+	int k = logfile_head_parse((const char *)text, len, h_r, &why);
 	free(text);
-	if (!head_parse(buf, h_r) || strcmp(h_r->log, log) != 0) {
+	if (k != 0 || strcmp(h_r->log, log) != 0) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -131,14 +75,15 @@ static int inconsistent(cli_env *env, const amp_log_head *had,
 			const amp_log_head *got, const char *why)
 {
 	char text[2 * HEAD_TEXT_MAX + 64];
-	size_t a = head_format(had, text, sizeof(text) / 2);
-	size_t b = head_format(got, text + a + 1, sizeof(text) / 2);
+	size_t a = 0, b = 0;
+	bool kept = logfile_head_format(had, text, HEAD_TEXT_MAX, &a) == 0 &&
+		    logfile_head_format(got, text + a + 1, HEAD_TEXT_MAX, &b) == 0;
 	text[a] = '\n';
 	cli_err(env, "the node %s is INCONSISTENT: %s", got->log, why);
 	cli_head_print(stderr, "  seen before", had);
 	cli_head_print(stderr, "  now", got);
 	char path[PATH_MAX];
-	if (head_write(env, got, ".evidence", text, a + 1 + b) == 0 &&
+	if (kept && head_write(env, got, ".evidence", text, a + 1 + b) == 0 &&
 	    head_path(env, got->log, ".evidence", path) == 0)
 		cli_err(env, "both signed heads are kept in %s", path);
 	return CLI_FAIL;
@@ -180,8 +125,13 @@ int cli_head_accept(cli_env *env, struct nclient *c, const amp_log_head *h)
 			return CLI_OK;          /* keep the newer we had */
 	}
 	char text[HEAD_TEXT_MAX];
-	size_t len = head_format(h, text, sizeof(text));
-	if (len == 0 || head_write(env, h, "", text, len) != 0) {
+	size_t len = 0;
+	if (logfile_head_format(h, text, sizeof(text), &len) != 0) {
+		cli_err(env, "cannot remember the tree head: its log is not "
+			"a DID");
+		return CLI_FAIL;
+	}
+	if (head_write(env, h, "", text, len) != 0) {
 		cli_err(env, "cannot remember the tree head: %s", strerror(errno));
 		return CLI_FAIL;
 	}

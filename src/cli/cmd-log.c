@@ -26,15 +26,20 @@
  *    checks them (signature with the connection's node key, log name).
  *  - receipts: a self-contained JSON file (log, node key, head, leaf,
  *    inclusion proof) that `amp receipt verify` checks offline.
+ * The monitor state and receipt files are formatted, parsed and (the
+ * receipt) checked by logfile.c, which is pure; this file reads and
+ * writes them and prints.
  * Everything the node sends is printed as hex, numbers or a canonical
  * DID, never as raw text.  Blocking; one connection per run (monitor:
- * per round).  Limits: 16 --witness; receipt and state files 64 KiB; the
- * leaf hashes kept for locating a changed leaf, 64 MiB.
+ * per round).  Limits: 16 --witness; receipt files 64 KiB, monitor
+ * states 8 KiB (logfile.h); the leaf hashes kept for locating a changed
+ * leaf, 64 MiB.
  */
 #include "cli.h"
 
 #include "amp-private.h"
 #include "client-log.h"
+#include "logfile.h"
 #include "util.h"
 
 #include <errno.h>
@@ -51,15 +56,13 @@
 #define LOG_PAGE 1000u                /* leaves per log_entries (§11.4) */
 #define PROGRESS_EVERY 10000u
 #define WITNESS_MAX 16u
-#define RECEIPT_FILE_MAX (64u * 1024u)
-#define STATE_FILE_MAX (64u * 1024u)
 #define LOCATE_MAX ((uint64_t)1 << 21) /* leaves: 64 MiB of hashes */
 #define ID_SLOTS_MIN ((size_t)1024)
 #define ID_SLOTS_MAX ((size_t)1 << 26)
 #define BUSY_RETRIES 60u              /* a busy or rate-limited request */
 #define EVENTS_MAX 4096u              /* key changes of one DID per round */
 #define MONITOR_INTERVAL_S 60u
-#define RECEIPT_FORMAT "aftersmtp-receipt-1"
+#define RECEIPT_FORMAT LOGFILE_RECEIPT_FORMAT
 
 /* ------------------------------------------------------------- options */
 
@@ -455,21 +458,6 @@ static void leaf_print(FILE *f, const amp_log_leaf *l)
 
 /* ---------------------------------------------------------------- JSON */
 
-static json_t *jhex(const uint8_t *b, size_t n)
-{
-	char buf[2 * AMP_LOG_LEAF_MAX + 1];
-	if (n > AMP_LOG_LEAF_MAX)
-		return NULL;
-	sodium_bin2hex(buf, sizeof(buf), b, n);
-	return json_string(buf);
-}
-
-/* JSON has no unsigned 64-bit integers: refuse what does not fit. */
-static json_t *ju64(uint64_t v)
-{
-	return v <= INT64_MAX ? json_integer((json_int_t)v) : NULL;
-}
-
 /* o[k] = v, consuming v; false when v is NULL or the set fails. */
 static bool jset(json_t *o, const char *k, json_t *v)
 {
@@ -480,30 +468,16 @@ static bool jset(json_t *o, const char *k, json_t *v)
 	return json_object_set_new(o, k, v) == 0;
 }
 
-/* {log, size, root, time, sig}: rfc9162.py's head dictionary. */
-static json_t *head_json(const amp_log_head *h, bool with_log)
+/* Write text[len] to path ("-": standard output, flushed). */
+static int text_out(cli_env *env, const char *path, const char *text,
+		    size_t len)
 {
-	json_t *o = json_object();
-	if ((with_log && !jset(o, "log", json_string(h->log))) ||
-	    !jset(o, "size", ju64(h->size)) ||
-	    !jset(o, "root", jhex(h->root, 32)) ||
-	    !jset(o, "time", ju64(h->time)) || !jset(o, "sig", jhex(h->sig, 64))) {
-		json_decref(o);
-		return NULL;
+	int r = cli_write_out(env, path, text, len, 0644, 0);
+	if (r == CLI_OK && strcmp(path, "-") == 0 && fflush(stdout) != 0) {
+		cli_err(env, "standard output: %s", strerror(errno));
+		r = CLI_FAIL;
 	}
-	return o;
-}
-
-static json_t *path_json(const uint8_t (*path)[32], size_t n)
-{
-	json_t *a = json_array();
-	for (size_t i = 0; a != NULL && i < n; i++) {
-		if (json_array_append_new(a, jhex(path[i], 32)) != 0) {
-			json_decref(a);
-			return NULL;
-		}
-	}
-	return a;
+	return r;
 }
 
 /* Write o (consumed) as indented JSON and a newline to path ("-":
@@ -530,12 +504,8 @@ static int json_out(cli_env *env, const char *path, json_t *o)
 	}
 	t[n] = '\n';
 	t[n + 1] = '\0';
-	int r = cli_write_out(env, path, t, n + 1, 0644, 0);
+	int r = text_out(env, path, t, n + 1);
 	free(t);
-	if (r == CLI_OK && strcmp(path, "-") == 0 && fflush(stdout) != 0) {
-		cli_err(env, "standard output: %s", strerror(errno));
-		r = CLI_FAIL;
-	}
 	return r;
 }
 
@@ -641,8 +611,8 @@ static int log_head(cli_env *env, const log_opts *o)
 		goto out;
 	const amp_public_identity *node = nclient_node(c);
 	if (o->json) {
-		json_t *j = head_json(&h, true), *cs = json_array();
-		jset(j, "node_key", jhex(node->sign_pk, 32));
+		json_t *j = logfile_json_head(&h, true), *cs = json_array();
+		jset(j, "node_key", logfile_json_hex(node->sign_pk, 32));
 		for (size_t i = 0; cs != NULL && i < m->n_cosignatures; i++) {
 			const Amp__V1__Cosignature *x = m->cosignatures[i];
 			json_t *e = json_object();
@@ -650,9 +620,9 @@ static int log_head(cli_env *env, const log_opts *o)
 						   &(amp_did){ 0 }, NULL) == AMP_OK;
 			if (!jset(e, "witness", named ? json_string(x->witness)
 						      : json_null()) ||
-			    !jset(e, "time", ju64(x->time)) ||
+			    !jset(e, "time", logfile_json_u64(x->time)) ||
 			    !jset(e, "sig", x->signature.len == 64
-						    ? jhex(x->signature.data, 64)
+						    ? logfile_json_hex(x->signature.data, 64)
 						    : json_null()) ||
 			    !jset(e, "verified", json_boolean(ok[i])) ||
 			    json_array_append_new(cs, e) != 0) {
@@ -1084,13 +1054,8 @@ out:
 
 /* ------------------------------------------------------------ monitor */
 
-/* HOME/monitor/DID: what the last round saw. */
-typedef struct mon_state {
-	char log[AMP_DID_MAX + 1];      /* the log scanned */
-	amp_log_frontier f;             /* f.size: leaves scanned */
-	amp_log_identity id;            /* the DID's key state */
-	uint64_t changed, index;        /* time, log index of its last change */
-} mon_state;
+/* HOME/monitor/DID: what the last round saw (logfile.h). */
+typedef logfile_monitor mon_state;
 
 typedef struct mon_event {
 	amp_log_type type;
@@ -1105,152 +1070,53 @@ static int mon_path(const cli_env *env, const char *did, char out[PATH_MAX])
 	return n > 0 && n < PATH_MAX ? 0 : -1;
 }
 
-static size_t mon_format(const char *did, const mon_state *s, char *out,
-			 size_t cap)
-{
-	char sp[65], ep[65], sj[65];
-	sodium_bin2hex(sp, sizeof(sp), s->id.sign_pk, 32);
-	sodium_bin2hex(ep, sizeof(ep), s->id.enc_pk, 32);
-	sodium_bin2hex(sj, sizeof(sj), s->id.subject, 32);
-	int n = snprintf(out, cap,
-			 "# amp log monitor: the last round's state\n"
-			 "log %s\ndid %s\nsize %" PRIu64 "\nexists %d\n"
-			 "revoked %d\nversion %" PRIu32 "\nsubject %s\n"
-			 "sign_pk %s\nenc_pk %s\nsince %" PRIu64 "\n"
-			 "changed %" PRIu64 "\nindex %" PRIu64 "\n",
-			 s->log, did, s->f.size, s->id.exists, s->id.revoked,
-			 s->id.version, sj, sp, ep, s->id.since, s->changed,
-			 s->index);
-	size_t o = n > 0 && (size_t)n < cap ? (size_t)n : cap;
-	for (unsigned l = 0; o < cap && l < AMP_LOG_LEVELS; l++) {
-		if (!(s->f.size >> l & 1))
-			continue;
-		char hx[65];
-		sodium_bin2hex(hx, sizeof(hx), s->f.hash[l], 32);
-		n = snprintf(out + o, cap - o, "frontier %u %s\n", l, hx);
-		o = n > 0 && (size_t)n < cap - o ? o + (size_t)n : cap;
-	}
-	return o < cap ? o : 0;
-}
-
-/* One "key value" line of the state file into *s; false when unknown,
- * repeated or malformed.  *have: the keys seen (bit i: keys[i]); *levels:
- * the frontier levels seen. */
-static bool mon_line(char *line, const char *did, mon_state *s,
-		     unsigned *have, uint64_t *levels)
-{
-	char *sp = strchr(line, ' ');
-	uint64_t u;
-	if (sp == NULL)
-		return false;
-	*sp = '\0';
-	const char *k = line, *v = sp + 1;
-	static const char *const keys[] = {
-		"log", "did", "size", "exists", "revoked", "version", "subject",
-		"sign_pk", "enc_pk", "since", "changed", "index",
-	};
-	size_t i = 0;
-	if (strcmp(k, "frontier") == 0) {
-		char *sp2 = strchr(v, ' ');
-		if (sp2 == NULL)
-			return false;
-		*sp2 = '\0';
-		if (!util_parse_u64(v, 0, AMP_LOG_LEVELS - 1, &u) ||
-		    (*levels >> u & 1) || !hex_decode(sp2 + 1, s->f.hash[u], 32))
-			return false;
-		*levels |= (uint64_t)1 << u;
-		return true;
-	}
-	while (i < sizeof(keys) / sizeof(keys[0]) && strcmp(k, keys[i]) != 0)
-		i++;
-	if (i == sizeof(keys) / sizeof(keys[0]) || (*have >> i & 1))
-		return false;
-	*have |= 1u << i;
-	switch (i) {
-	case 0:
-		if (strlen(v) > AMP_DID_MAX ||
-		    amp_did_parse(v, strlen(v), &(amp_did){ 0 }, NULL) != AMP_OK)
-			return false;
-		memcpy(s->log, v, strlen(v) + 1);
-		return true;
-	case 1: return strcmp(v, did) == 0;
-	case 2:
-		if (!util_parse_u64(v, 0, INT64_MAX, &u))
-			return false;
-		s->f.size = u;
-		return true;
-	case 3:
-	case 4:
-		if (!util_parse_u64(v, 0, 1, &u))
-			return false;
-		*(i == 3 ? &s->id.exists : &s->id.revoked) = u == 1;
-		return true;
-	case 5:
-		if (!util_parse_u64(v, 0, UINT32_MAX, &u))
-			return false;
-		s->id.version = (uint32_t)u;
-		return true;
-	case 6: return hex_decode(v, s->id.subject, 32);
-	case 7: return hex_decode(v, s->id.sign_pk, 32);
-	case 8: return hex_decode(v, s->id.enc_pk, 32);
-	default:
-		return util_parse_u64(v, 0, UINT64_MAX,
-				      i == 9 ? &s->id.since
-				      : i == 10 ? &s->changed : &s->index);
-	}
-}
-
 /* 1 read, 0 none yet, -1 unreadable (reported). */
 static int mon_load(cli_env *env, const char *did, mon_state *s)
 {
 	char path[PATH_MAX];
 	uint8_t *text;
 	size_t len;
+	const char *why = NULL;
 	memset(s, 0, sizeof(*s));
 	amp_log_frontier_init(&s->f);
+	memcpy(s->did, did, strlen(did) + 1);
 	if (mon_path(env, did, path) != 0) {
 		cli_err(env, "HOME is too long");
 		return -1;
 	}
-	if (util_read_file(path, STATE_FILE_MAX, &text, &len) != 0) {
+	if (util_read_file(path, LOGFILE_MONITOR_MAX, &text, &len) != 0) {
 		if (errno == ENOENT)
 			return 0;
-		cli_err(env, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	unsigned have = 0;
-	uint64_t levels = 0;
-	bool ok = true;
-	char *p = (char *)text, *end = p + len;
-	while (ok && p < end) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
-		if (nl == NULL) {
-			ok = false;
-			break;
+		if (errno != EFBIG) {
+			cli_err(env, "%s: %s", path, strerror(errno));
+			return -1;
 		}
-		*nl = '\0';
-		if (*p != '#' && *p != '\0')
-			ok = mon_line(p, did, s, &have, &levels);
-		p = nl + 1;
+		why = "larger than a monitor state can be";
+	} else {
+		int k = logfile_monitor_parse((const char *)text, len, s, &why);
+		free(text);
+		if (k == 0 && strcmp(s->did, did) != 0)
+			why = "it is the state of another DID";
+		else if (k == 0)
+			return 1;
 	}
-	free(text);
-	/* every key once, and a frontier hash for each set bit of size */
-	if (!ok || have != 0xfffu || levels != s->f.size ||
-	    (s->id.exists && memcmp(s->id.subject, (uint8_t[32]){ 0 }, 32) == 0)) {
-		cli_err(env, "%s is damaged: remove it to start monitoring "
-			"afresh", path);
-		return -1;
-	}
-	return 1;
+	cli_err(env, "%s is damaged: remove it to start monitoring afresh "
+		"(%s)", path, why);
+	return -1;
 }
 
-static int mon_save(cli_env *env, const char *did, const mon_state *s)
+static int mon_save(cli_env *env, const mon_state *s)
 {
-	char path[PATH_MAX], dir[PATH_MAX], text[4096];
-	size_t n = mon_format(did, s, text, sizeof(text));
+	char path[PATH_MAX], dir[PATH_MAX], text[LOGFILE_MONITOR_MAX];
+	size_t n = 0;
+	if (logfile_monitor_format(s, text, sizeof(text), &n) != 0) {
+		cli_err(env, "cannot keep the monitor's state: it is not "
+			"consistent (a bug)");
+		return CLI_FAIL;
+	}
 	int k = snprintf(dir, sizeof(dir), "%s/monitor", env->home);
-	if (n == 0 || k < 0 || (size_t)k >= sizeof(dir) ||
-	    mon_path(env, did, path) != 0 || util_mkdirs(dir, 0700) != 0 ||
+	if (k < 0 || (size_t)k >= sizeof(dir) ||
+	    mon_path(env, s->did, path) != 0 || util_mkdirs(dir, 0700) != 0 ||
 	    util_write_file_atomic(path, text, n, 0600, 0) != 0) {
 		cli_err(env, "cannot keep the monitor's state in %s: %s", dir,
 			strerror(errno));
@@ -1426,7 +1292,7 @@ static int monitor_round(cli_env *env, const log_opts *o, const char *did,
 		r = CLI_FAIL;
 		goto out;
 	}
-	r = mon_save(env, did, &m.s);
+	r = mon_save(env, &m.s);
 out:
 	nclient_close(&c);
 	return r;
@@ -1501,17 +1367,18 @@ static int log_proof(cli_env *env, const log_opts *o, const char *arg)
 	if (o->json) {
 		json_t *j = json_object();
 		if (!jset(j, "log", json_string(p->head.log)) ||
-		    !jset(j, "node_key", jhex(node->sign_pk, 32)) ||
-		    !jset(j, "index", ju64(p->index)) ||
-		    !jset(j, "tree_size", ju64(p->head.size)) ||
-		    !jset(j, "leaf", jhex(p->leaf, p->leaf_len)) ||
-		    !jset(j, "leaf_hash", jhex(lh, 32)) ||
+		    !jset(j, "node_key", logfile_json_hex(node->sign_pk, 32)) ||
+		    !jset(j, "index", logfile_json_u64(p->index)) ||
+		    !jset(j, "tree_size", logfile_json_u64(p->head.size)) ||
+		    !jset(j, "leaf", logfile_json_hex(p->leaf, p->leaf_len)) ||
+		    !jset(j, "leaf_hash", logfile_json_hex(lh, 32)) ||
 		    !jset(j, "type", json_string(type_name(p->l.type))) ||
-		    !jset(j, "time", ju64(p->l.time)) ||
-		    !jset(j, "subject", jhex(p->l.subject, 32)) ||
-		    !jset(j, "path", path_json((const uint8_t (*)[32])p->path,
-					       p->n_path)) ||
-		    !jset(j, "head", head_json(&p->head, true))) {
+		    !jset(j, "time", logfile_json_u64(p->l.time)) ||
+		    !jset(j, "subject", logfile_json_hex(p->l.subject, 32)) ||
+		    !jset(j, "path",
+			  logfile_json_path((const uint8_t (*)[32])p->path,
+					    p->n_path)) ||
+		    !jset(j, "head", logfile_json_head(&p->head, true))) {
 			json_decref(j);
 			j = NULL;
 		}
@@ -1580,11 +1447,13 @@ static int log_consistency(cli_env *env, const log_opts *o, char **args,
 	if (o->json) {
 		json_t *j = json_object();
 		if (!jset(j, "log", json_string(h2.log)) ||
-		    !jset(j, "node_key", jhex(nclient_node(c)->sign_pk, 32)) ||
-		    !jset(j, "first", head_json(&h1, true)) ||
-		    !jset(j, "second", head_json(&h2, true)) ||
-		    !jset(j, "path", path_json((const uint8_t (*)[32])path,
-					       n_path))) {
+		    !jset(j, "node_key",
+			  logfile_json_hex(nclient_node(c)->sign_pk, 32)) ||
+		    !jset(j, "first", logfile_json_head(&h1, true)) ||
+		    !jset(j, "second", logfile_json_head(&h2, true)) ||
+		    !jset(j, "path",
+			  logfile_json_path((const uint8_t (*)[32])path,
+					    n_path))) {
 			json_decref(j);
 			j = NULL;
 		}
@@ -1627,6 +1496,8 @@ static int receipt_get(cli_env *env, const log_opts *o, const char *arg)
 	}
 	nclient *c = NULL;
 	nlog_proved *p = malloc(sizeof(*p));
+	logfile_receipt *rc = NULL;
+	char *text = NULL;
 	amp_identity *me = NULL;
 	const char *err = NULL;
 	int st = 0, r = CLI_FAIL;
@@ -1663,153 +1534,77 @@ static int receipt_get(cli_env *env, const log_opts *o, const char *arg)
 	/* Another node's heads can only be checked for its signature. */
 	if (!remote && cli_head_accept(env, c, &p->head) != CLI_OK)
 		goto out;
-	char key[64];
-	sodium_bin2base64(key, sizeof(key), node->sign_pk, 32,
-			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	json_t *j = json_object();
-	if (!jset(j, "format", json_string(RECEIPT_FORMAT)) ||
-	    !jset(j, "log", json_string(p->head.log)) ||
-	    !jset(j, "node_key", json_string(key)) ||
-	    !jset(j, "digest", jhex(digest, 32)) ||
-	    !jset(j, "head", head_json(&p->head, false)) ||
-	    !jset(j, "index", ju64(p->index)) ||
-	    !jset(j, "leaf", jhex(p->leaf, p->leaf_len)) ||
-	    !jset(j, "path", path_json((const uint8_t (*)[32])p->path,
-				       p->n_path))) {
-		json_decref(j);
-		j = NULL;
+	if ((rc = malloc(sizeof(*rc))) == NULL ||
+	    (text = malloc(LOGFILE_RECEIPT_MAX)) == NULL) {
+		cli_err(env, "out of memory");
+		goto out;
 	}
-	if (json_out(env, o->output, j) != CLI_OK)
+	memset(rc, 0, sizeof(*rc));
+	memcpy(rc->node_key, node->sign_pk, 32);
+	memcpy(rc->digest, digest, 32);
+	rc->head = p->head;
+	rc->index = p->index;
+	memcpy(rc->leaf, p->leaf, p->leaf_len);
+	rc->leaf_len = p->leaf_len;
+	memcpy(rc->path, p->path, p->n_path * 32);
+	rc->n_path = p->n_path;
+	size_t len = 0;
+	if (logfile_receipt_format(rc, text, LOGFILE_RECEIPT_MAX, &len) != 0) {
+		cli_err(env, "cannot write the receipt (a number out of range, "
+			"or out of memory)");
+		goto out;
+	}
+	if (text_out(env, o->output, text, len) != CLI_OK)
 		goto out;
 	accepted_line(strcmp(o->output, "-") == 0 ? stderr : stdout, &p->l,
 		      p->index, p->head.size);
 	r = fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
 out:
+	free(text);
+	free(rc);
 	free(p);
 	nclient_close(&c);
 	amp_identity_destroy(&me);
 	return r;
 }
 
-/* Members of a receipt file. */
-static const char *jstr(const json_t *o, const char *k)
-{
-	const json_t *v = json_object_get(o, k);
-	return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-static bool jhexval(const json_t *o, const char *k, uint8_t *out, size_t n)
-{
-	const char *s = jstr(o, k);
-	return s != NULL && hex_decode(s, out, n);
-}
-
-static bool jnum(const json_t *o, const char *k, uint64_t *v)
-{
-	const json_t *x = json_object_get(o, k);
-	if (!json_is_integer(x) || json_integer_value(x) < 0)
-		return false;
-	*v = (uint64_t)json_integer_value(x);
-	return true;
-}
-
 static int receipt_verify(cli_env *env, const log_opts *o, const char *file)
 {
-	uint8_t *text = NULL, digest[32], pk[32], given[32];
-	uint8_t leaf[AMP_LOG_LEAF_MAX], path[AMP_LOG_PROOF_MAX][32];
-	size_t len, leaf_len = 0, n_path = 0;
-	uint64_t index = 0;
-	amp_log_head h;
-	json_error_t jerr;
-	json_t *j = NULL;
+	uint8_t *text = NULL, given[32];
+	size_t len;
 	const char *bad = NULL, *why = NULL;
+	amp_log_leaf l;
 	int r = CLI_FAIL;
 	if (o->co.node_key != NULL &&
 	    !amp_b64u_decode_exact(o->co.node_key, given, 32)) {
 		cli_err(env, "--node-key is not a base64url Ed25519 key");
 		return CLI_USAGE;
 	}
-	if (util_read_file(file, RECEIPT_FILE_MAX, &text, &len) != 0) {
+	if (util_read_file(file, LOGFILE_RECEIPT_MAX, &text, &len) != 0) {
 		cli_err(env, "%s: %s", file, errno == EFBIG
 			? "larger than a receipt can be" : strerror(errno));
 		return CLI_FAIL;
 	}
-	j = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &jerr);
-	free(text);
-	memset(&h, 0, sizeof(h));
-	const json_t *jh = json_object_get(j, "head"), *jp = json_object_get(j, "path");
-	const char *log = jstr(j, "log"), *key = jstr(j, "node_key");
-	const char *fmt = jstr(j, "format"), *lx = jstr(j, "leaf");
-	if (j == NULL)
-		bad = jerr.text;
-	else if (fmt == NULL || strcmp(fmt, RECEIPT_FORMAT) != 0)
-		bad = "its format is not " RECEIPT_FORMAT;
-	else if (log == NULL || strlen(log) > AMP_DID_MAX ||
-		 amp_did_parse(log, strlen(log), &(amp_did){ 0 }, NULL) != AMP_OK)
-		bad = "log is not a DID";
-	else if (key == NULL || !amp_b64u_decode_exact(key, pk, 32))
-		bad = "node_key is not a base64url Ed25519 key";
-	else if (!jhexval(j, "digest", digest, 32))
-		bad = "digest is not 64 hex digits";
-	else if (!json_is_object(jh) || !jnum(jh, "size", &h.size) ||
-		 !jnum(jh, "time", &h.time) || !jhexval(jh, "root", h.root, 32) ||
-		 !jhexval(jh, "sig", h.sig, 64))
-		bad = "head is not {size, root, time, sig}";
-	else if (!jnum(j, "index", &index))
-		bad = "index is not a number";
-	else if (lx == NULL || strlen(lx) % 2 != 0 || strlen(lx) == 0 ||
-		 strlen(lx) > 2 * AMP_LOG_LEAF_MAX ||
-		 !hex_decode(lx, leaf, (leaf_len = strlen(lx) / 2)))
-		bad = "leaf is not hex of at most 512 bytes";
-	else if (!json_is_array(jp) || json_array_size(jp) > AMP_LOG_PROOF_MAX)
-		bad = "path is not a list of at most 65 hashes";
-	if (bad == NULL) {
-		n_path = json_array_size(jp);
-		for (size_t i = 0; i < n_path && bad == NULL; i++) {
-			const json_t *x = json_array_get(jp, i);
-			if (!json_is_string(x) ||
-			    !hex_decode(json_string_value(x), path[i], 32))
-				bad = "path is not a list of 64-hex-digit hashes";
-		}
+	logfile_receipt *rc = malloc(sizeof(*rc));
+	if (rc == NULL) {
+		cli_err(env, "out of memory");
+		goto out;
 	}
-	if (bad != NULL) {
+	if (logfile_receipt_parse((const char *)text, len, rc, &bad) != 0) {
 		cli_err(env, "%s is not a receipt file: %s", file, bad);
 		goto out;
 	}
-	memcpy(h.log, log, strlen(log) + 1);
-	amp_log_leaf l;
-	uint8_t lh[32];
-	if (o->co.node_key != NULL && memcmp(given, pk, 32) != 0)
-		bad = "it carries another node key than the one given";
-	else if (!amp_log_head_verify(&h, pk))
-		bad = "the tree head's signature does not verify with the node "
-		      "key";
-	else if (amp_log_leaf_decode(leaf, leaf_len, &l, &why) != AMP_OK)
-		bad = "the leaf does not decode";
-	else if (l.type != AMP_LOG_RECEIPT)
-		bad = "the leaf is not a receipt";
-	else if (memcmp(l.subject, digest, 32) != 0)
-		bad = "the leaf is the receipt of another envelope";
-	else if (strcmp(l.node, h.log) != 0)
-		bad = "the receipt names another node than the log's";
-	if (bad == NULL) {
-		amp_log_leaf_hash(leaf, leaf_len, lh);
-		if (index >= h.size ||
-		    amp_log_verify_inclusion(index, h.size, lh,
-					     (const uint8_t (*)[32])path, n_path,
-					     h.root) != AMP_OK)
-			bad = "the inclusion proof does not verify against the "
-			      "signed tree head";
-	}
-	if (bad != NULL) {
-		cli_err(env, "%s: FAILED: %s%s%s", file, bad, why != NULL ? ": " : "",
-			why != NULL ? why : "");
+	if (logfile_receipt_check(rc, o->co.node_key != NULL ? given : NULL, &l,
+				  &bad, &why) != 0) {
+		cli_err(env, "%s: FAILED: %s%s%s", file, bad,
+			why != NULL ? ": " : "", why != NULL ? why : "");
 		goto out;
 	}
-	accepted_line(stdout, &l, index, h.size);
+	accepted_line(stdout, &l, rc->index, rc->head.size);
 	r = fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
 out:
-	json_decref(j);
+	free(rc);
+	free(text);
 	return r;
 }
 
