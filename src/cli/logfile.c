@@ -481,9 +481,10 @@ int logfile_receipt_format(const logfile_receipt *r, char *out, size_t cap,
 	}
 	size_t n = json_dumpb(j, out, cap, JSON_INDENT(2));
 	json_decref(j);
-	if (n == 0 || n >= cap)
+	if (n == 0 || n + 2 > cap)
 		return -1;
 	out[n] = '\n';
+	out[n + 1] = '\0';
 	*len_r = n + 1;
 	return 0;
 }

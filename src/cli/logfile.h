@@ -61,9 +61,9 @@
 
 /* ------------------------------------------------------------ seen head */
 
-/* The text of h into out[cap]: 0 and *len_r (no NUL written after it),
- * or -1 when h->log is not a canonical DID or cap is too small
- * (LOGFILE_HEAD_MAX always fits). */
+/* The text of h into out[cap], NUL-terminated: 0 and its length in
+ * *len_r (< cap), or -1 when h->log is not a canonical DID or cap is too
+ * small (LOGFILE_HEAD_MAX always fits). */
 int logfile_head_format(const amp_log_head *h, char *out, size_t cap,
 			size_t *len_r) __attribute__((warn_unused_result));
 /* Parse text[0..len): 0 and *h_r, or -1 with *error_r a static sentence
