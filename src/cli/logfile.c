@@ -26,9 +26,10 @@
 
 /* ------------------------------------------------------------- helpers */
 
+/* s (read up to AMP_DID_MAX + 1 bytes) is a canonical DID. */
 static bool is_did(const char *s)
 {
-	size_t n = strlen(s);
+	size_t n = strnlen(s, AMP_DID_MAX + 1);
 	return n <= AMP_DID_MAX &&
 	       amp_did_parse(s, n, &(amp_did){ 0 }, NULL) == AMP_OK;
 }
