@@ -160,6 +160,75 @@ void dkim_canon_body_relaxed(const uint8_t *body, size_t len,
 	ob_flush(&o);
 }
 
+void dkim_canon_header_simple(const uint8_t *msg, const mail_field *f,
+			      bool crlf, dkim_emit_fn *emit, void *ctx)
+{
+	outbuf o = {.n = 0, .emit = emit, .ctx = ctx};
+	size_t end = f->off + f->len;
+	size_t vend = end; /* without the final line end */
+
+	if (vend > f->off && msg[vend - 1] == '\n')
+		vend--;
+	if (vend > f->off && msg[vend - 1] == '\r')
+		vend--;
+	for (size_t i = f->off; i < vend; i++) {
+		uint8_t c = msg[i];
+		if (c == '\r' && i + 1 < vend && msg[i + 1] == '\n')
+			continue; /* the LF writes the CRLF */
+		if (c == '\n') {
+			ob_put(&o, '\r');
+			ob_put(&o, '\n');
+			continue;
+		}
+		ob_put(&o, c);
+	}
+	if (crlf) {
+		ob_put(&o, '\r');
+		ob_put(&o, '\n');
+	}
+	ob_flush(&o);
+}
+
+void dkim_canon_body_simple(const uint8_t *body, size_t len,
+			    dkim_emit_fn *emit, void *ctx)
+{
+	outbuf o = {.n = 0, .emit = emit, .ctx = ctx};
+	size_t empty = 0;      /* empty lines not yet written */
+	bool line_any = false; /* this line has a byte */
+	bool wrote = false;    /* something was written */
+
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = body[i];
+		if (c == '\n' || (c == '\r' && i + 1 < len &&
+				  body[i + 1] == '\n')) {
+			if (c == '\r')
+				i++;
+			if (line_any) {
+				ob_put(&o, '\r');
+				ob_put(&o, '\n');
+			} else {
+				empty++;
+			}
+			line_any = false;
+			continue;
+		}
+		if (!line_any) {
+			for (; empty > 0; empty--) {
+				ob_put(&o, '\r');
+				ob_put(&o, '\n');
+			}
+		}
+		line_any = wrote = true;
+		ob_put(&o, c);
+	}
+	if (line_any || !wrote) { /* a last line without its CRLF, or an
+				     empty body: one CRLF */
+		ob_put(&o, '\r');
+		ob_put(&o, '\n');
+	}
+	ob_flush(&o);
+}
+
 /* ---- Helpers ---- */
 
 static int b64(const uint8_t *p, size_t n, char **out_r)

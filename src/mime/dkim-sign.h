@@ -86,6 +86,19 @@ void dkim_canon_header_relaxed(const uint8_t *msg, const mail_field *f,
 void dkim_canon_body_relaxed(const uint8_t *body, size_t len,
 			     dkim_emit_fn *emit, void *ctx);
 
+/* Simple header canonicalisation of one field (RFC 6376 §3.4.1): the
+ * field as it is, but every line end written as CRLF (a bare LF, like
+ * mail-header.h, is one) and the field's final line end removed; then
+ * CRLF if crlf. */
+void dkim_canon_header_simple(const uint8_t *msg, const mail_field *f,
+			      bool crlf, dkim_emit_fn *emit, void *ctx);
+/* Simple body canonicalisation (RFC 6376 §3.4.3): the body with every
+ * line end written as CRLF (a bare LF is one), empty lines at the end
+ * removed, a CRLF added to a last line that lacks one; an empty body
+ * becomes one CRLF. */
+void dkim_canon_body_simple(const uint8_t *body, size_t len,
+			    dkim_emit_fn *emit, void *ctx);
+
 /* bh= of msg's body: base64 of SHA-256 of its relaxed canonical form. */
 int dkim_body_hash(const uint8_t *msg, size_t len, char bh_r[DKIM_BH_SIZE],
 		   const char **error_r) __attribute__((warn_unused_result));
