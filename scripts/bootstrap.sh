@@ -10,9 +10,10 @@ make gcc clang libclang-rt-14-dev pkg-config meson ninja-build
 protobuf-c-compiler libprotobuf-c-dev libsodium-dev libzstd-dev
 libjansson-dev libcmocka-dev libsqlite3-dev libgnutls28-dev
 libuv1-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev libunbound-dev libcurl4-gnutls-dev
+libpsl-dev
 faketime strace swaks
 postfix nmap socat testssl.sh unbound ldnsutils
-python3 python3-pytest python3-nacl python3-protobuf python3-zstandard python3-dkim python3-dnslib python3-aiosmtpd
+python3 python3-pytest python3-nacl python3-protobuf python3-zstandard python3-dkim python3-dnslib python3-aiosmtpd python3-authres
 protobuf-compiler
 "
 
