@@ -1244,10 +1244,15 @@ static bool text_ok(const char *s, size_t max)
 	return true;
 }
 
-/* §4.3: a multi-label name, labels of 1..63 octets. */
+/* §4.3: a multi-label name, labels of 1..63 octets; ours: of letters,
+ * digits, '-' and '_' (no address literal, no 8-bit name). */
 static bool domain_ok(const char *d)
 {
 	size_t len = strlen(d);
+	for (size_t i = 0; i < len; i++)
+		if (!is_alnum((uint8_t)d[i]) && d[i] != '-' && d[i] != '_' &&
+		    d[i] != '.')
+			return false;
 	return len > 0 && memchr(d, '.', len) != NULL && name_ok(d, len);
 }
 

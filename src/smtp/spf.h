@@ -66,7 +66,8 @@
  * permerror (the target has no record), for a, mx, ptr and exists the
  * mechanism does not match.  An exp= name like that gives no
  * explanation.  The initial domain (§4.3) must be a multi-label name with
- * labels of 1..63 octets, else the result is none.
+ * labels of 1..63 letters, digits, '-' and '_' (one final dot ignored;
+ * no address literal), else the result is none and nothing is asked.
  */
 #ifndef AMP_SPF_H
 #define AMP_SPF_H
