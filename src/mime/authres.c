@@ -105,7 +105,7 @@ static size_t sanitise(const char *in, char out[AUTHRES_VALUE_MAX + 1])
 			if (o + 1 > AUTHRES_VALUE_MAX)
 				break;
 			out[o++] = '?';
-			i++;
+			i += n == 0 ? 1 : n;
 			continue;
 		}
 		if (o + n > AUTHRES_VALUE_MAX)
