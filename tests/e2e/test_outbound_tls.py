@@ -54,6 +54,7 @@ What is asserted (the first attempt's outcome and what the receiver saw):
 """
 import base64
 import hashlib
+import glob
 import os
 import re
 import shutil
@@ -80,12 +81,24 @@ ROOT_ONLY = os.geteuid() == 0 and shutil.which("unshare") is not None
 
 # ------------------------------------------------------------ certificates
 
+def _libfaketime():
+    libs = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+    return libs[0] if libs else None
+
+
 def _openssl(cwd, *args, shift=None):
     cmd = ["openssl", *args]
+    env = None
     if shift is not None:  # the clock as openssl sees it, e.g. "-10d"
-        cmd = ["faketime", "-f", shift, *cmd]
-    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    assert p.returncode == 0, f"{cmd}: {p.stderr}"
+        # libfaketime preloaded directly: the `faketime` wrapper keeps a
+        # named semaphore per pid in /dev/shm, and one left by a killed
+        # process makes a later wrapper with the same pid fail
+        lib = _libfaketime()
+        assert lib is not None, "libfaketime is not installed"
+        env = dict(os.environ, LD_PRELOAD=lib, FAKETIME=shift,
+                   FAKETIME_DONT_FAKE_MONOTONIC="1")
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    assert p.returncode == 0, f"{cmd} (FAKETIME={shift}): {p.stderr}"
 
 
 class Cert:
@@ -234,8 +247,8 @@ def write_private(path: Path, text: str, mode: int):
 
 @pytest.fixture(scope="module")
 def world():
-    if shutil.which("faketime") is None:
-        pytest.fail("faketime is not installed (scripts/bootstrap.sh installs it)")
+    if _libfaketime() is None:
+        pytest.fail("libfaketime is not installed (scripts/bootstrap.sh installs faketime)")
     w = World()
     w.base = make_base()
     w.nodes = []
