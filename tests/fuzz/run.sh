@@ -30,7 +30,7 @@ case $secs in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$build/tests/fuzz
-targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session smtp-reply dotstuff smtp-client maps mail-header mime-decode egress admin dns-rdata dsn mtasts logleaf logproof logfile}
+targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session smtp-reply dotstuff smtp-client maps mail-header mime-decode egress admin dns-rdata dsn mtasts logleaf logproof logfile dkim-tags dkim-verify}
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -44,7 +44,9 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 # policy stops at 64 KiB, but longer inputs only repeat lines: 16384;
 # a log leaf stops at 512 bytes: 600; a proof input is 81 bytes and at
 # most 80 hashes: 2700; a monitor state stops at 8 KiB, and a receipt
-# file, though allowed 64 KiB, is under 8 KiB as amp writes it: 8200.
+# file, though allowed 64 KiB, is under 8 KiB as amp writes it: 8200;
+# a DKIM tag list is at most 64 tags of 8 KiB, but longer inputs only
+# repeat tags: 16384; a message with a few signatures and a key: 32768.
 max_len() {
 	case $1 in
 	did) echo 400 ;;
@@ -62,6 +64,8 @@ max_len() {
 	logleaf) echo 600 ;;
 	logproof) echo 2700 ;;
 	logfile) echo 8200 ;;
+	dkim-tags) echo 16384 ;;
+	dkim-verify) echo 32768 ;;
 	*) echo 65536 ;;
 	esac
 }
