@@ -30,7 +30,7 @@ case $secs in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$build/tests/fuzz
-targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session smtp-reply dotstuff smtp-client maps mail-header mime-decode egress admin dns-rdata dsn mtasts logleaf logproof logfile dkim-tags dkim-verify}
+targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session smtp-reply dotstuff smtp-client maps mail-header mime-decode egress admin dns-rdata dsn mtasts logleaf logproof logfile dkim-tags dkim-verify spf}
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -61,6 +61,8 @@ max_len() {
 	mime-decode) echo 4096 ;;
 	dns-rdata) echo 2048 ;;
 	mtasts) echo 16384 ;;
+	# an SPF zone: 64 records, the SPF ones up to 4096 octets
+	spf) echo 16384 ;;
 	logleaf) echo 600 ;;
 	logproof) echo 2700 ;;
 	logfile) echo 8200 ;;
