@@ -234,7 +234,8 @@ int authres_build(const char *authserv_id, const authres_results *r,
 	size_t idn = authserv_id != NULL ? strnlen(authserv_id,
 						   AUTHRES_ID_MAX + 1) : 0;
 	if (idn == 0 || idn > AUTHRES_ID_MAX ||
-	    !is_token(authserv_id, idn)) {
+	    !is_token(authserv_id, idn) ||
+	    !authres_id_equal(authserv_id, authserv_id)) { /* "." */
 		*error_r = "the authserv-id is not a token of 1..255 bytes";
 		return -1;
 	}
