@@ -236,8 +236,8 @@ static void record_defaults(dmarc_record *r)
 	r->sp = DMARC_POLICY_NONE;
 	r->pct = 100;
 	r->ri = 86400;
-	copy_text(r->fo, (const uint8_t *)"0", 1);
-	copy_text(r->rf, (const uint8_t *)"afrf", 4);
+	memcpy(r->fo, "0", 2);
+	memcpy(r->rf, "afrf", 5);
 }
 
 enum {
