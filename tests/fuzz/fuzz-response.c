@@ -24,6 +24,8 @@
  *    1..AMP_RECIPIENTS_MAX recipients.
  */
 #include "fuzz-common.h"
+
+#include "amp/amp-log.h"
 #include "fuzz-pb.h"
 #include "nodeproto.h"
 
@@ -102,6 +104,94 @@ static void walk_envelope(const ProtobufCBinaryData *b)
 	amp_envelope_free(&env);
 }
 
+/* The transparency log's results (PROTOCOL.md §11.4), read as
+ * client-log.c reads them: heads, leaves decoded, proofs verified. */
+static bool log_head(const Amp__V1__LogHead *h, uint8_t root[32])
+{
+	if (h == NULL)
+		return false;
+	fuzz_pb_check_unknown(T, &h->base);
+	for (size_t i = 0; i < h->n_cosignatures; i++)
+		fuzz_pb_check_unknown(T, &h->cosignatures[i]->base);
+	if (h->root.len != 32)
+		return false;
+	memcpy(root, h->root.data, 32);
+	return true;
+}
+
+static void log_proof(const Amp__V1__LogProof *p, uint64_t size,
+		      const uint8_t root[32])
+{
+	uint8_t path[AMP_LOG_PROOF_MAX][32], lh[32];
+	amp_log_leaf l;
+	if (p == NULL)
+		return;
+	fuzz_pb_check_unknown(T, &p->base);
+	if (p->n_path > AMP_LOG_PROOF_MAX || p->leaf.len > AMP_LOG_LEAF_MAX)
+		return;
+	for (size_t i = 0; i < p->n_path; i++) {
+		if (p->path[i].len != 32)
+			return;
+		memcpy(path[i], p->path[i].data, 32);
+	}
+	(void)amp_log_leaf_decode(p->leaf.data, p->leaf.len, &l, NULL);
+	amp_log_leaf_hash(p->leaf.data, p->leaf.len, lh);
+	if (root != NULL)
+		(void)amp_log_verify_inclusion(p->index, size, lh,
+					       (const uint8_t (*)[32])path,
+					       p->n_path, root);
+}
+
+static void walk_log_result(const Amp__V1__Response *r)
+{
+	uint8_t root[32], root2[32];
+	switch (r->result_case) {
+	case AMP__V1__RESPONSE__RESULT_LOG_HEAD:
+		(void)log_head(r->log_head, root);
+		break;
+	case AMP__V1__RESPONSE__RESULT_LOG_PROOF: {
+		const Amp__V1__LogProofResult *pr = r->log_proof;
+		fuzz_pb_check_unknown(T, &pr->base);
+		bool ok = log_head(pr->head, root);
+		log_proof(pr->proof, ok ? pr->head->size : 0, ok ? root : NULL);
+		break;
+	}
+	case AMP__V1__RESPONSE__RESULT_LOG_CONSISTENCY: {
+		const Amp__V1__LogConsistencyResult *cr = r->log_consistency;
+		uint8_t path[AMP_LOG_PROOF_MAX][32];
+		fuzz_pb_check_unknown(T, &cr->base);
+		bool ok1 = log_head(cr->first, root);
+		bool ok2 = log_head(cr->second, root2);
+		if (!ok1 || !ok2 || cr->n_path > AMP_LOG_PROOF_MAX)
+			break;
+		for (size_t i = 0; i < cr->n_path; i++) {
+			if (cr->path[i].len != 32)
+				return;
+			memcpy(path[i], cr->path[i].data, 32);
+		}
+		(void)amp_log_verify_consistency(cr->first->size, cr->second->size,
+						 root, root2,
+						 (const uint8_t (*)[32])path,
+						 cr->n_path);
+		break;
+	}
+	case AMP__V1__RESPONSE__RESULT_LOG_ENTRIES: {
+		const Amp__V1__LogEntriesResult *er = r->log_entries;
+		amp_log_leaf l;
+		fuzz_pb_check_unknown(T, &er->base);
+		for (size_t i = 0; i < er->n_leaves; i++)
+			(void)amp_log_leaf_decode(er->leaves[i].data,
+						  er->leaves[i].len, &l, NULL);
+		break;
+	}
+	case AMP__V1__RESPONSE__RESULT_LOG_INDEX:
+		fuzz_pb_check_unknown(T, &r->log_index->base);
+		break;
+	default:
+		fuzz_fail(T, "an unknown result case");
+	}
+}
+
 static void walk_response(const Amp__V1__Response *r)
 {
 	fuzz_pb_check_unknown(T, &r->base);
@@ -122,6 +212,11 @@ static void walk_response(const Amp__V1__Response *r)
 		amp_public_identity pub;
 		const char *doc = r->lookup->did_document;
 		(void)amp_did_document_parse(doc, str_len(doc), &pub, NULL);
+		uint8_t root[32];
+		bool ok = log_head(r->lookup->head, root);
+		for (size_t i = 0; i < r->lookup->n_history; i++)
+			log_proof(r->lookup->history[i],
+				  ok ? r->lookup->head->size : 0, ok ? root : NULL);
 		break;
 	}
 	case AMP__V1__RESPONSE__RESULT_DELIVER: {
@@ -151,7 +246,7 @@ static void walk_response(const Amp__V1__Response *r)
 		break;
 	}
 	default:
-		fuzz_fail(T, "an unknown result case");
+		walk_log_result(r);
 	}
 }
 

@@ -262,7 +262,9 @@ static void test_refused(void **state)
 	memset(rua + n, 'a', DMARC_URIS_MAX - 7);
 	rua[n + DMARC_URIS_MAX - 7] = '\0';    /* rua value: 1024 bytes */
 	assert_int_equal(strlen(parse_ok(rua).rua), DMARC_URIS_MAX);
-	strcat(rua, "a");
+	size_t rl = strlen(rua);
+	rua[rl] = 'a';                          /* one byte more */
+	rua[rl + 1] = '\0';
 	parse_err(rua);
 }
 
@@ -380,21 +382,21 @@ static void test_org_domain(void **state)
 	char name[300], org[DMARC_DOMAIN_MAX + 1];
 	const char *err;
 	memset(name, 'a', 63);
-	strcpy(name + 63, ".com");
+	memcpy(name + 63, ".com", sizeof(".com"));
 	assert_int_equal(dmarc_org_domain(NULL, name, org, &err), 1);
 	memset(name, 'a', 64);
-	strcpy(name + 64, ".com");
+	memcpy(name + 64, ".com", sizeof(".com"));
 	assert_int_equal(dmarc_org_domain(NULL, name, org, &err), -1);
 	for (size_t i = 0; i < 250; i += 2)
 		memcpy(name + i, "a.", 2);
-	strcpy(name + 250, "uk");        /* 252 bytes */
+	memcpy(name + 250, "uk", sizeof("uk"));        /* 252 bytes */
 	assert_int_equal(strlen(name), 252);
 	assert_int_equal(dmarc_org_domain(NULL, name, org, &err), 1);
 	assert_string_equal(org, "a.uk");
-	strcpy(name + 250, "ukk");       /* 253 */
+	memcpy(name + 250, "ukk", sizeof("ukk"));       /* 253 */
 	assert_int_equal(dmarc_org_domain(NULL, name, org, &err), 1);
 	assert_string_equal(org, "a.ukk");
-	strcpy(name + 250, "ukkk");      /* 254 */
+	memcpy(name + 250, "ukkk", sizeof("ukkk"));      /* 254 */
 	assert_int_equal(dmarc_org_domain(NULL, name, org, &err), -1);
 	assert_int_equal(dmarc_org_domain(NULL, NULL, org, &err), -1);
 }
@@ -422,7 +424,7 @@ static void test_query_names(void **state)
 	char name[DMARC_DOMAIN_MAX + 1];
 	for (size_t i = 0; i < 250; i += 2)
 		memcpy(name + i, "a.", 2);
-	strcpy(name + 250, "ukk");
+	memcpy(name + 250, "ukk", sizeof("ukk"));
 	assert_int_equal(dmarc_query_names(NULL, name, n, &err), 2);
 	assert_int_equal(strlen(n[0]), DMARC_NAME_MAX);
 	assert_string_equal(n[1], "_dmarc.a.ukk");

@@ -193,7 +193,7 @@ static void test_forgery(void **state)
 		     p++) {
 			if (*p == out[i])
 				continue;
-			strcpy(tmp, out);
+			memcpy(tmp, out, strlen(out) + 1);
 			tmp[i] = *p;
 			rev_err(&c, tmp, T_NOW);
 		}
@@ -205,7 +205,7 @@ static void test_forgery(void **state)
 		{ "=7G=", "=7H=" },
 	};
 	for (size_t i = 0; i < 3; i++) {
-		strcpy(tmp, out);
+		memcpy(tmp, out, strlen(out) + 1);
 		char *at = strstr(tmp, edits[i][0]);
 		assert_non_null(at);
 		memcpy(at, edits[i][1], strlen(edits[i][1]));
@@ -234,8 +234,8 @@ static void test_forgery(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		rev_err(&c, bad[i], T_NOW);
 	/* a genuine address at another domain */
-	strcpy(tmp, out);
-	strcpy(strchr(tmp, '@'), "@elsewhere.example");
+	memcpy(tmp, out, strlen(out) + 1);
+	memcpy(strchr(tmp, '@'), "@elsewhere.example", sizeof("@elsewhere.example"));
 	assert_string_equal(rev_err(&c, tmp, T_NOW),
 			    "the address is not at our SRS domain");
 }
@@ -277,19 +277,19 @@ static void test_limits(void **state)
 	 * 16 + 11 + 37 = 64 */
 	char addr[300];
 	memset(addr, 'l', 37);
-	strcpy(addr + 37, "@example.com");
+	memcpy(addr + 37, "@example.com", sizeof("@example.com"));
 	fwd(&c, addr, T_NOW, out);
 	assert_int_equal(strchr(out, '@') - out, 64);
 	assert_string_equal(rev(&c, out, T_NOW, back), addr);
 	memset(addr, 'l', 38);
-	strcpy(addr + 38, "@example.com");
+	memcpy(addr + 38, "@example.com", sizeof("@example.com"));
 	assert_int_equal(srs_forward(&c, addr, T_NOW, out, &err), -1);
 	assert_string_equal(err, "the rewritten local part would be longer "
 			    "than 64 octets");
 	assert_string_equal(out, "");
 	/* SRS1 from a long SRS0 */
 	memset(addr, 'x', 60);
-	strcpy(addr + 60, "@h.example");
+	memcpy(addr + 60, "@h.example", sizeof("@h.example"));
 	memcpy(addr, "SRS0=", 5);
 	assert_int_equal(srs_forward(&c, addr, T_NOW, out, &err), -1);
 	/* refused senders */
@@ -310,7 +310,7 @@ static void test_limits(void **state)
 	assert_int_equal(srs_forward(&c, NULL, T_NOW, out, &err), -1);
 	char l65[80];
 	memset(l65, 'a', 65);
-	strcpy(l65 + 65, "@b");
+	memcpy(l65 + 65, "@b", sizeof("@b"));
 	assert_int_equal(srs_forward(&c, l65, T_NOW, out, &err), -1);
 	/* configurations */
 	srs_config bc = c;
