@@ -765,38 +765,39 @@ int store_log_find(store *s, const uint8_t subject[32], uint64_t below,
 	return r;
 }
 
-int store_log_inclusion(store *s, uint64_t index, uint64_t size,
-			uint8_t path[][32], size_t *n_r)
+/* A proof over the committed tree, the larger size (b) within it:
+ * inclusion of leaf a in the first b leaves, or consistency from a to b. */
+static int proof_read(store *s, bool consistency, uint64_t a, uint64_t b,
+		      uint8_t path[][32], size_t *n_r)
 {
 	if (s == NULL || path == NULL || n_r == NULL)
 		return -1;
 	uint64_t committed;
 	pthread_mutex_lock(&s->rlock);
 	int r = read_size(s->lg->r_size, &committed);
-	if (r == 0 && (size > committed ||
-		       amp_log_inclusion_proof(index, size, node_read,
-					       s->lg->r_node, path,
-					       n_r) != AMP_OK))
+	amp_err e = AMP_E_INVALID_ARG;
+	if (r == 0 && b <= committed)
+		e = consistency
+			? amp_log_consistency_proof(a, b, node_read, s->lg->r_node,
+						    path, n_r)
+			: amp_log_inclusion_proof(a, b, node_read, s->lg->r_node,
+						  path, n_r);
+	if (e != AMP_OK)
 		r = -1;
 	pthread_mutex_unlock(&s->rlock);
 	return r;
 }
 
+int store_log_inclusion(store *s, uint64_t index, uint64_t size,
+			uint8_t path[][32], size_t *n_r)
+{
+	return proof_read(s, false, index, size, path, n_r);
+}
+
 int store_log_consistency(store *s, uint64_t first, uint64_t second,
 			  uint8_t path[][32], size_t *n_r)
 {
-	if (s == NULL || path == NULL || n_r == NULL)
-		return -1;
-	uint64_t committed;
-	pthread_mutex_lock(&s->rlock);
-	int r = read_size(s->lg->r_size, &committed);
-	if (r == 0 && (second > committed ||
-		       amp_log_consistency_proof(first, second, node_read,
-						 s->lg->r_node, path,
-						 n_r) != AMP_OK))
-		r = -1;
-	pthread_mutex_unlock(&s->rlock);
-	return r;
+	return proof_read(s, true, first, second, path, n_r);
 }
 
 int store_log_head_put(store *s, const amp_log_head *h)
