@@ -1018,10 +1018,6 @@ static void test_reopen_and_upgrade(void **state)
  * sessions would), so commits keep coming also in a slow (sanitizer)
  * build. */
 #define CRASH_INFLIGHT 128
-static pthread_mutex_t crash_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t crash_cond = PTHREAD_COND_INITIALIZER;
-static int crash_inflight;
-
 typedef struct crash_arg {
 	store *s;
 	int fd;
@@ -1049,17 +1045,8 @@ static void on_crash_put(void *arg, int result, bool dup)
 {
 	crash_arg *a = arg;
 	(void)dup;
-	if (result == 0) {
-		pthread_mutex_lock(a->lock);
-		if (write(a->fd, &a->num, sizeof(a->num)) != sizeof(a->num))
-			_exit(3);
-		pthread_mutex_unlock(a->lock);
-	}
+	crash_finished(a->lock, a->fd, result, &a->num, sizeof(a->num));
 	free(a);
-	pthread_mutex_lock(&crash_lock);
-	crash_inflight--;
-	pthread_cond_signal(&crash_cond);
-	pthread_mutex_unlock(&crash_lock);
 }
 
 static void *crash_writer(void *arg)
@@ -1075,11 +1062,7 @@ static void *crash_writer(void *arg)
 		char addr[2][48], msgid[48], body[700];
 		mailq_msg m;
 		crash_msg(a->num, r, addr, msgid, body, &m);
-		pthread_mutex_lock(&crash_lock);
-		while (crash_inflight >= CRASH_INFLIGHT)
-			pthread_cond_wait(&crash_cond, &crash_lock);
-		crash_inflight++;
-		pthread_mutex_unlock(&crash_lock);
+		crash_slot_take(CRASH_INFLIGHT);
 		if (store_mailq_put(base->s, &m, on_crash_put, a) != 0)
 			_exit(4);
 	}

@@ -7,8 +7,10 @@
 #ifndef AMP_TEST_STORE_COMMON_H
 #define AMP_TEST_STORE_COMMON_H
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static const uint8_t KEY[STORE_KEY_BYTES] = "0123456789abcdef0123456789abcde";
 
@@ -57,6 +59,38 @@ static inline long long raw_count(sqlite3 *db, const char *sql)
 	long long v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return v;
+}
+
+/* kill -9 tests: the child's writer threads keep at most `max` writes in
+ * flight (crash_slot_take before each), and each write's callback
+ * (crash_finished) records the id of an acknowledged write on fd, which
+ * the parent reads back after the kill. */
+static pthread_mutex_t crash_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t crash_cond = PTHREAD_COND_INITIALIZER;
+static int crash_inflight;
+
+static inline void crash_slot_take(int max)
+{
+	pthread_mutex_lock(&crash_lock);
+	while (crash_inflight >= max)
+		pthread_cond_wait(&crash_cond, &crash_lock);
+	crash_inflight++;
+	pthread_mutex_unlock(&crash_lock);
+}
+
+static inline void crash_finished(pthread_mutex_t *fd_lock, int fd, int result,
+				  const void *id, size_t n)
+{
+	if (result == 0) {
+		pthread_mutex_lock(fd_lock);
+		if (write(fd, id, n) != (ssize_t)n)
+			_exit(3);
+		pthread_mutex_unlock(fd_lock);
+	}
+	pthread_mutex_lock(&crash_lock);
+	crash_inflight--;
+	pthread_cond_signal(&crash_cond);
+	pthread_mutex_unlock(&crash_lock);
 }
 
 #endif

@@ -555,10 +555,6 @@ static void test_failed_batch(void **state)
 /* The child delivers with receipts forever from 4 threads and reports
  * each acknowledged id; the parent kills it with SIGKILL. */
 #define CRASH_INFLIGHT 128
-static pthread_mutex_t crash_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t crash_cond = PTHREAD_COND_INITIALIZER;
-static int crash_inflight;
-
 typedef struct crash_arg {
 	store *s;
 	int fd;
@@ -570,17 +566,8 @@ static void on_crash(void *arg, int result, bool dup)
 {
 	crash_arg *a = arg;
 	(void)dup;
-	if (result == 0) {
-		pthread_mutex_lock(a->lock);
-		if (write(a->fd, &a->id, sizeof(a->id)) != sizeof(a->id))
-			_exit(3);
-		pthread_mutex_unlock(a->lock);
-	}
+	crash_finished(a->lock, a->fd, result, &a->id, sizeof(a->id));
 	free(a);
-	pthread_mutex_lock(&crash_lock);
-	crash_inflight--;
-	pthread_cond_signal(&crash_cond);
-	pthread_mutex_unlock(&crash_lock);
 }
 
 static void *crash_writer(void *arg)
@@ -602,11 +589,7 @@ static void *crash_writer(void *arg)
 				     .env = env, .env_len = len, .received = 1,
 				     .local = local, .n_local = 1,
 				     .receipt = r.b, .receipt_len = r.len };
-		pthread_mutex_lock(&crash_lock);
-		while (crash_inflight >= CRASH_INFLIGHT)
-			pthread_cond_wait(&crash_cond, &crash_lock);
-		crash_inflight++;
-		pthread_mutex_unlock(&crash_lock);
+		crash_slot_take(CRASH_INFLIGHT);
 		if (store_deliver(base->s, &d, on_crash, a) != 0)
 			_exit(4);
 	}

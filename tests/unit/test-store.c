@@ -206,10 +206,6 @@ static void test_group_commit(void **state)
  * server's requests would), so that commits keep coming also in a slow
  * (sanitizer) build on a busy machine. */
 #define CRASH_INFLIGHT 128
-static pthread_mutex_t crash_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t crash_cond = PTHREAD_COND_INITIALIZER;
-static int crash_inflight;
-
 typedef struct crash_arg {
 	store *s;
 	int fd;
@@ -222,18 +218,8 @@ static void on_crash_put(void *arg, int result, uint64_t seq, bool dup)
 	crash_arg *a = arg;
 	(void)seq;
 	(void)dup;
-	if (result == 0) {
-		int id = a->base;
-		pthread_mutex_lock(a->lock);
-		if (write(a->fd, &id, sizeof(id)) != sizeof(id))
-			_exit(3);
-		pthread_mutex_unlock(a->lock);
-	}
+	crash_finished(a->lock, a->fd, result, &a->base, sizeof(a->base));
 	free(a);
-	pthread_mutex_lock(&crash_lock);
-	crash_inflight--;
-	pthread_cond_signal(&crash_cond);
-	pthread_mutex_unlock(&crash_lock);
 }
 
 static void *crash_writer(void *arg)
@@ -247,11 +233,7 @@ static void *crash_writer(void *arg)
 		memcpy(eid, &a->base, sizeof(int));
 		char env[600];
 		memset(env, 'e', sizeof(env));
-		pthread_mutex_lock(&crash_lock);
-		while (crash_inflight >= CRASH_INFLIGHT)
-			pthread_cond_wait(&crash_cond, &crash_lock);
-		crash_inflight++;
-		pthread_mutex_unlock(&crash_lock);
+		crash_slot_take(CRASH_INFLIGHT);
 		if (store_inbox_put(base->s, BOB, ALICE, eid, (uint8_t *)env,
 				    sizeof(env), 1, on_crash_put, a) != 0)
 			_exit(4);
