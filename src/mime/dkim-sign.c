@@ -477,6 +477,12 @@ static int sign_digest(const dkim_key *k, const uint8_t digest[32],
 	return rc;
 }
 
+int dkim_sign_digest(const dkim_key *k, const uint8_t digest[32],
+		     char **b_r, const char **error_r)
+{
+	return sign_digest(k, digest, b_r, error_r);
+}
+
 int dkim_sign_raw(const dkim_key *k, const uint8_t *msg, size_t len,
 		  const char *const *h, size_t h_count, const char *sig_field,
 		  char **b_r, const char **error_r)

@@ -111,4 +111,11 @@ int dkim_sign_raw(const dkim_key *k, const uint8_t *msg, size_t len,
 		  char **b_r, const char **error_r)
 	__attribute__((warn_unused_result));
 
+/* Sign digest, the SHA-256 of a header hash input the caller computed
+ * (ARC, arc.h), with k: rsa-sha256 (PKCS#1 v1.5) or ed25519-sha256 (RFC
+ * 8463: Ed25519 over the 32 bytes).  *b_r: malloc'd base64. */
+int dkim_sign_digest(const dkim_key *k, const uint8_t digest[32],
+		     char **b_r, const char **error_r)
+	__attribute__((warn_unused_result));
+
 #endif

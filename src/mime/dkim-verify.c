@@ -688,20 +688,12 @@ static void finish_key(dkim_verify_sig *sig, keyrec *k, size_t from_count)
 	decide(sig, DKIM_PASS, "ok");
 }
 
-void dkim_verify_finish(dkim_verify_set *set, size_t i,
-			const uint8_t *const *txt, const size_t *len,
-			size_t n, dkim_verify_result *result_r)
+/* The records of one lookup (dkim_verify_finish's txt, len, n). */
+static void finish_records(dkim_verify_sig *sig, const uint8_t *const *txt,
+			   const size_t *len, size_t n, size_t from_count)
 {
-	dkim_verify_sig *sig;
 	keyrec *k;
 
-	if (i >= set->n)
-		abort(); /* the caller's bug */
-	sig = &set->sig[i];
-	if (!sig->need_key) {
-		*result_r = sig->result;
-		return;
-	}
 	if (txt == NULL) {
 		decide(sig, DKIM_TEMPERROR, "key lookup failed");
 	} else if (n == 0) {
@@ -719,10 +711,52 @@ void dkim_verify_finish(dkim_verify_set *set, size_t i,
 		if (r == n)
 			decide(sig, DKIM_PERMERROR, "bad key record");
 		else
-			finish_key(sig, k, set->from_count);
+			finish_key(sig, k, from_count);
 		free(k);
 	}
+}
+
+void dkim_verify_finish(dkim_verify_set *set, size_t i,
+			const uint8_t *const *txt, const size_t *len,
+			size_t n, dkim_verify_result *result_r)
+{
+	dkim_verify_sig *sig;
+
+	if (i >= set->n)
+		abort(); /* the caller's bug */
+	sig = &set->sig[i];
+	if (!sig->need_key) {
+		*result_r = sig->result;
+		return;
+	}
+	finish_records(sig, txt, len, n, set->from_count);
 	*result_r = sig->result;
+}
+
+void dkim_verify_digest(dkim_verify_alg alg, const uint8_t digest[32],
+			const uint8_t *b, size_t b_len,
+			const uint8_t *const *txt, const size_t *len,
+			size_t n, dkim_verify_result *result_r)
+{
+	dkim_verify_sig *sig = calloc(1, sizeof(*sig));
+	if (sig == NULL)
+		abort();
+	sig->alg = alg;
+	memcpy(sig->hdr_digest, digest, 32);
+	if (b_len == 0 || b_len > sizeof(sig->b)) {
+		decide(sig, DKIM_PERMERROR, "bad b= value");
+	} else if (alg == DKIM_VERIFY_ED25519_SHA256 && b_len != 64) {
+		decide(sig, DKIM_PERMERROR, "ed25519 b= is not 64 bytes");
+	} else {
+		memcpy(sig->b, b, b_len);
+		sig->b_len = b_len;
+		sig->need_key = true;
+		/* d= and i_domain both empty: a key's t=s has nothing to
+		 * refuse; one "From" so the message checks do not apply. */
+		finish_records(sig, txt, len, n, 1);
+	}
+	*result_r = sig->result;
+	free(sig);
 }
 
 void dkim_verify_set_free(dkim_verify_set **set)

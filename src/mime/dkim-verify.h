@@ -166,6 +166,19 @@ void dkim_verify_finish(dkim_verify_set *set, size_t i,
 			const uint8_t *const *txt, const size_t *len,
 			size_t n, dkim_verify_result *result_r);
 
+/* A building block for other signatures over a header hash input (ARC,
+ * arc.h): verify b (b_len bytes, decoded b=) made with alg over digest,
+ * the SHA-256 of a header hash input the caller computed, with the
+ * records of one key lookup (txt, len, n as for dkim_verify_finish: NULL
+ * is TEMPERROR, n == 0 PERMERROR "no key record").  The key record rules
+ * are dkim_verify_finish's (k= matching alg, h=, s=, p= empty: FAIL "key
+ * revoked", RSA 1024..8192 bits); the message rules (i=, t=s, From) are
+ * not applied.  *result_r: PASS with crypto_ok, or why not. */
+void dkim_verify_digest(dkim_verify_alg alg, const uint8_t digest[32],
+			const uint8_t *b, size_t b_len,
+			const uint8_t *const *txt, const size_t *len,
+			size_t n, dkim_verify_result *result_r);
+
 /* Frees the set; accepts NULL, sets *set to NULL. */
 void dkim_verify_set_free(dkim_verify_set **set);
 
