@@ -42,7 +42,7 @@
 
 #define DNS_RR_MAX 256u
 
-enum q_kind { Q_MX, Q_ADDR, Q_TLSA, Q_TXT };
+enum q_kind { Q_MX, Q_ADDR, Q_TLSA, Q_TXT, Q_RR };
 
 struct dns_query;
 
@@ -51,6 +51,7 @@ union query_cb {
 	dns_addr_cb *addr;
 	dns_tlsa_cb *tlsa;
 	dns_txt_cb *txt;
+	dns_rr_cb *rr;
 };
 
 struct dns_part {
@@ -619,6 +620,51 @@ static void finish_txt(struct dns_query *q)
 	free(buf);
 }
 
+static void finish_rr(struct dns_query *q)
+{
+	dns_rr_result out = { 0 };
+	const struct dns_part *p = &q->part[0];
+	const uint8_t **data = NULL;
+	size_t *len = NULL;
+	char *names = NULL;
+
+	out.status = part_status(p, &out.secure, &out.why);
+	if (out.status == DNS_OK) {
+		size_t total = rr_count(p->res), n = 0;
+		data = xcalloc(total, sizeof(*data));
+		len = xcalloc(total, sizeof(*len));
+		if (p->type == DNS_TYPE_PTR)
+			names = xcalloc(total, DNS_NAME_BUF);
+		for (size_t i = 0; i < total; i++) {
+			const uint8_t *rd = (const uint8_t *)p->res->data[i];
+			size_t rl = (size_t)p->res->len[i], used;
+			const char *why;
+			if (p->type == DNS_TYPE_PTR) {
+				char *nm = names + n * DNS_NAME_BUF;
+				if (dns_name_decode(rd, rl, &used, nm, &why) != 0 ||
+				    used != rl)
+					continue;
+				data[n] = (const uint8_t *)nm;
+				len[n++] = strlen(nm);
+			} else if (rl == (p->type == DNS_TYPE_A ? 4u : 16u)) {
+				data[n] = rd;
+				len[n++] = rl;
+			}
+		}
+		if (n == 0) {
+			out.status = DNS_NODATA;
+			out.why = "no usable record (malformed)";
+		}
+		out.data = data;
+		out.len = len;
+		out.n = n;
+	}
+	q->cb.rr(q->arg, &out);
+	free(data);
+	free(len);
+	free(names);
+}
+
 /* Every part has answered, or the timer fired: report, then free. */
 static void finish(struct dns_query *q)
 {
@@ -645,6 +691,9 @@ static void finish(struct dns_query *q)
 		break;
 	case Q_TXT:
 		finish_txt(q);
+		break;
+	case Q_RR:
+		finish_rr(q);
 		break;
 	}
 	for (unsigned i = 0; i < q->nparts; i++) {
@@ -759,4 +808,27 @@ int dns_query_txt(dns_resolver *r, const char *name, dns_txt_cb *cb,
 		return -1;
 	return start(r, Q_TXT, name, types, 1, (union query_cb){ .txt = cb },
 		     arg, q_r);
+}
+
+int dns_query_rr(dns_resolver *r, dns_rr_type type, const char *name,
+		 dns_rr_cb *cb, void *arg, dns_query **q_r)
+{
+	int types[1];
+	switch (type) {
+	case DNS_RR_A:
+		types[0] = DNS_TYPE_A;
+		break;
+	case DNS_RR_AAAA:
+		types[0] = DNS_TYPE_AAAA;
+		break;
+	case DNS_RR_PTR:
+		types[0] = DNS_TYPE_PTR;
+		break;
+	default:
+		return -1;
+	}
+	if (r == NULL || r->dead || cb == NULL || !dns_name_ok(name, true, NULL))
+		return -1;
+	return start(r, Q_RR, name, types, 1, (union query_cb){ .rr = cb }, arg,
+		     q_r);
 }

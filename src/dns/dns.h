@@ -1,6 +1,7 @@
 /*
- * dns.h — asynchronous DNS for outbound mail (issue 5): MX, address
- * (AAAA + A), TLSA and TXT lookups through libunbound, driven by a libuv
+ * dns.h — asynchronous DNS for outbound mail (issue 5) and for the
+ * authentication checks of inbound mail (issue 7): MX, address (AAAA + A),
+ * TLSA and TXT lookups, and A, AAAA or PTR alone through libunbound, driven by a libuv
  * loop.  libunbound resolves in its own thread (ub_ctx_async(ctx, 1)); its
  * answers come back through a pipe that a uv_poll_t watches, and every
  * callback runs on the loop thread, always after the query function has
@@ -76,6 +77,16 @@ typedef struct dns_tlsa_result {
 	dns_status status; bool secure; const char *why;
 	const dns_tlsa *rr; size_t n;
 } dns_tlsa_result;
+/* One record type asked alone (SPF counts A and AAAA as separate
+ * lookups and needs PTR, RFC 7208 §5): records that do not decode are
+ * skipped, and if none is left the result is DNS_NODATA. */
+typedef enum dns_rr_type { DNS_RR_A, DNS_RR_AAAA, DNS_RR_PTR } dns_rr_type;
+typedef struct dns_rr_result {
+	dns_status status; bool secure; const char *why;
+	/* A: 4 octets; AAAA: 16; PTR: the name as text (dns_name_decode:
+	 * lower case, no trailing dot), NUL-terminated, len without the NUL */
+	const uint8_t *const *data; const size_t *len; size_t n;
+} dns_rr_result;
 typedef struct dns_txt_result {
 	dns_status status; bool secure; const char *why;
 	const char *const *txt; size_t n;   /* each record's strings joined (TXT > 255 split strings), NUL-terminated; records with NUL bytes skipped */
@@ -86,6 +97,7 @@ typedef void dns_mx_cb(void *arg, const dns_mx_result *r);
 typedef void dns_addr_cb(void *arg, const dns_addr_result *r);
 typedef void dns_tlsa_cb(void *arg, const dns_tlsa_result *r);
 typedef void dns_txt_cb(void *arg, const dns_txt_result *r);
+typedef void dns_rr_cb(void *arg, const dns_rr_result *r);
 
 /* A resolver on `loop`.  0, or -1 with a message in err (a bad forwarder,
  * an unreadable trust anchor file, libunbound failing to start).  The
@@ -109,6 +121,8 @@ int dns_query_mx(dns_resolver *r, const char *domain, dns_mx_cb *cb, void *arg, 
 int dns_query_addr(dns_resolver *r, const char *host, dns_addr_cb *cb, void *arg, dns_query **q_r) __attribute__((warn_unused_result));
 int dns_query_tlsa(dns_resolver *r, unsigned port, const char *host, dns_tlsa_cb *cb, void *arg, dns_query **q_r) __attribute__((warn_unused_result));   /* asks _PORT._tcp.HOST */
 int dns_query_txt(dns_resolver *r, const char *name, dns_txt_cb *cb, void *arg, dns_query **q_r) __attribute__((warn_unused_result));
+/* PTR names are given as the caller builds them ("4.3.2.1.in-addr.arpa"). */
+int dns_query_rr(dns_resolver *r, dns_rr_type type, const char *name, dns_rr_cb *cb, void *arg, dns_query **q_r) __attribute__((warn_unused_result));
 void dns_cancel(dns_query *q);   /* before its callback has run; NULL fine */
 
 #endif

@@ -6,8 +6,10 @@
  * pointer into its argument), stack buffers of fixed size only.
  */
 #include "dmarc.h"
+#include "mail-header.h"
 
 #include <libpsl.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool is_alpha(uint8_t c)
@@ -683,4 +685,47 @@ const char *dmarc_result_name(dmarc_result r)
 	case DMARC_PERMERROR: return "permerror";
 	}
 	return NULL;
+}
+
+void dmarc_from_get(const uint8_t *msg, size_t len, dmarc_from *from_r)
+{
+	mail_header_iter it;
+	mail_field f;
+	memset(from_r, 0, sizeof(*from_r));
+	mail_header_iter_init(&it, msg, len);
+	while (it.fields < DMARC_FROM_FIELDS_MAX &&
+	       mail_header_next(&it, &f) == 1) {
+		if (!mail_field_is(msg, &f, "From") || ++from_r->fields > 1)
+			continue;
+		size_t n = mail_field_unfold(msg, &f, NULL, 0);
+		char *v = malloc(n + 1), *first = malloc(n + 1);
+		if (v == NULL || first == NULL)
+			abort();
+		size_t fl = 0;
+		const char *why;
+		mail_field_unfold(msg, &f, v, n + 1);
+		long k = mail_mailbox_list(v, n, first, &fl, &why);
+		from_r->mailboxes = k > 0 ? (size_t)k : 0;
+		/* the domain: after the last '@', a trailing dot dropped */
+		size_t at = fl;
+		while (at > 0 && first[at - 1] != '@')
+			at--;
+		size_t dl = fl - at;
+		if (dl > 0 && first[fl - 1] == '.')
+			dl--;
+		if (k == 1 && at > 1 && dl > 0 && dl <= DMARC_DOMAIN_MAX &&
+		    memchr(first, '\0', fl) == NULL) {
+			for (size_t i = 0; i < dl; i++) {
+				char c = first[at + i];
+				from_r->domain[i] = c >= 'A' && c <= 'Z'
+							    ? (char)(c - 'A' + 'a')
+							    : c;
+			}
+			from_r->domain[dl] = '\0';
+		}
+		free(v);
+		free(first);
+	}
+	if (from_r->fields != 1 || from_r->mailboxes != 1)
+		from_r->domain[0] = '\0';
 }

@@ -193,6 +193,21 @@ typedef struct dmarc_verdict {
 	const char *reason;      /* static sentence */
 } dmarc_verdict;
 
+/* What DMARC needs from the message's From fields (RFC 7489 §6.6.1). */
+typedef struct dmarc_from {
+	size_t fields;           /* From fields in the header section */
+	size_t mailboxes;        /* addresses in the first one (0: it does
+				    not read as a mailbox-list) */
+	char domain[DMARC_DOMAIN_MAX + 1]; /* with exactly one field of one
+				    mailbox: its domain, lower case, without
+				    a trailing dot; else "" */
+} dmarc_from;
+
+/* Read the From fields of msg (header section and body; only the header
+ * is looked at, at most DMARC_FROM_FIELDS_MAX fields).  Never fails. */
+#define DMARC_FROM_FIELDS_MAX 4096u
+void dmarc_from_get(const uint8_t *msg, size_t len, dmarc_from *from_r);
+
 /* Evaluate one message.  Always fills *v (never fails: a bad input is
  * a result with a reason).  Several From fields, a From with no or
  * several addresses, or no usable From domain: DMARC_FAIL with

@@ -517,102 +517,6 @@ static int egress_to(ctx *c, const mail_field *f)
 	return rc;
 }
 
-/*
- * A mailbox-list (RFC 5322 §3.4, with comments and CFWS anywhere) read
- * just far enough to find the address of each mailbox: the angle-addr
- * when there is one, else the addr-spec with blanks and comments taken
- * out.  Returns the number of mailboxes (empty list elements skipped) and
- * the first one's address in first[0..*first_len_r) (first has room for
- * n bytes), or -1 on a syntax error (*why_r).
- */
-static long mailboxes(const char *v, size_t n, char *first,
-		      size_t *first_len_r, const char **why_r)
-{
-	char *bare = malloc(n + 1), *angle = malloc(n + 1);
-	size_t nb = 0, na = 0;
-	bool in_angle = false, had_angle = false;
-	long count = 0;
-	if (bare == NULL || angle == NULL)
-		abort();
-	*first_len_r = 0;
-	for (size_t i = 0; i <= n; i++) {
-		char ch = i < n ? v[i] : ',';
-		if (i == n && in_angle) {
-			*why_r = "an unclosed '<'";
-			goto bad;
-		}
-		if (ch == '(') {
-			size_t depth = 0;
-			for (; i < n; i++) {
-				if (v[i] == '\\') {
-					i++;
-				} else if (v[i] == '(') {
-					depth++;
-				} else if (v[i] == ')' && --depth == 0) {
-					break;
-				}
-			}
-			if (i >= n) {
-				*why_r = "an unclosed comment";
-				goto bad;
-			}
-			continue;
-		}
-		char *dst = in_angle ? angle : bare;
-		size_t *dn = in_angle ? &na : &nb;
-		if (ch == '"' || ch == '[') {
-			char close = ch == '"' ? '"' : ']';
-			dst[(*dn)++] = ch;
-			for (i++; i < n && v[i] != close; i++) {
-				if (v[i] == '\\' && i + 1 < n)
-					dst[(*dn)++] = v[i++];
-				dst[(*dn)++] = v[i];
-			}
-			if (i >= n) {
-				*why_r = "an unclosed quoted string or literal";
-				goto bad;
-			}
-			dst[(*dn)++] = close;
-		} else if (ch == '<') {
-			if (in_angle || had_angle) {
-				*why_r = "a second '<' in one mailbox";
-				goto bad;
-			}
-			in_angle = had_angle = true;
-		} else if (ch == '>') {
-			if (!in_angle) {
-				*why_r = "a '>' without '<'";
-				goto bad;
-			}
-			in_angle = false;
-		} else if ((ch == ':' || ch == ';') && !in_angle) {
-			*why_r = "a group, not a mailbox";
-			goto bad;
-		} else if (ch == ',' && !in_angle) {
-			const char *a = had_angle ? angle : bare;
-			size_t an = had_angle ? na : nb;
-			if (an > 0 || had_angle) {
-				if (count == 0) {
-					memcpy(first, a, an);
-					*first_len_r = an;
-				}
-				count++;
-			}
-			nb = na = 0;
-			had_angle = false;
-		} else if (!is_wsp(ch) && ch != '\r' && ch != '\n') {
-			dst[(*dn)++] = ch;
-		}
-	}
-	free(bare);
-	free(angle);
-	return count;
-bad:
-	free(bare);
-	free(angle);
-	return -1;
-}
-
 /* The From (is_from) or Sender field copied to out[off..off+len) (value at voff) is
  * exactly one mailbox with the sender's address; for From, also sets
  * res->from_domain. */
@@ -628,7 +532,7 @@ static int check_mailbox(ctx *c, size_t off, size_t len, size_t voff,
 	if (v == NULL || a == NULL)
 		abort();
 	size_t n = mail_field_unfold(c->out.p, &f, v, len + 1);
-	long k = mailboxes(v, n, a, &alen, &why);
+	long k = mail_mailbox_list(v, n, a, &alen, &why);
 	if (k < 0) {
 		rc = fail_named(c, is_from ? "From is not one mailbox" :
 				"Sender is not one mailbox", why, strlen(why));

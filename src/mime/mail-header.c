@@ -15,6 +15,7 @@
  */
 #include "mail-header.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static bool is_blank(uint8_t c)
@@ -162,4 +163,98 @@ size_t mail_field_unfold(const uint8_t *msg, const mail_field *f, char *out,
 	if (out_size > 0)
 		out[n < out_size ? n : out_size - 1] = '\0';
 	return n;
+}
+
+/* the mailbox-list reader's blank */
+static bool mb_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+long mail_mailbox_list(const char *v, size_t n, char *first,
+		       size_t *first_len_r, const char **why_r)
+{
+	char *bare = malloc(n + 1), *angle = malloc(n + 1);
+	size_t nb = 0, na = 0;
+	bool in_angle = false, had_angle = false;
+	long count = 0;
+	if (bare == NULL || angle == NULL)
+		abort();
+	*first_len_r = 0;
+	for (size_t i = 0; i <= n; i++) {
+		char ch = i < n ? v[i] : ',';
+		if (i == n && in_angle) {
+			*why_r = "an unclosed '<'";
+			goto bad;
+		}
+		if (ch == '(') {
+			size_t depth = 0;
+			for (; i < n; i++) {
+				if (v[i] == '\\') {
+					i++;
+				} else if (v[i] == '(') {
+					depth++;
+				} else if (v[i] == ')' && --depth == 0) {
+					break;
+				}
+			}
+			if (i >= n) {
+				*why_r = "an unclosed comment";
+				goto bad;
+			}
+			continue;
+		}
+		char *dst = in_angle ? angle : bare;
+		size_t *dn = in_angle ? &na : &nb;
+		if (ch == '"' || ch == '[') {
+			char close = ch == '"' ? '"' : ']';
+			dst[(*dn)++] = ch;
+			for (i++; i < n && v[i] != close; i++) {
+				if (v[i] == '\\' && i + 1 < n)
+					dst[(*dn)++] = v[i++];
+				dst[(*dn)++] = v[i];
+			}
+			if (i >= n) {
+				*why_r = "an unclosed quoted string or literal";
+				goto bad;
+			}
+			dst[(*dn)++] = close;
+		} else if (ch == '<') {
+			if (in_angle || had_angle) {
+				*why_r = "a second '<' in one mailbox";
+				goto bad;
+			}
+			in_angle = had_angle = true;
+		} else if (ch == '>') {
+			if (!in_angle) {
+				*why_r = "a '>' without '<'";
+				goto bad;
+			}
+			in_angle = false;
+		} else if ((ch == ':' || ch == ';') && !in_angle) {
+			*why_r = "a group, not a mailbox";
+			goto bad;
+		} else if (ch == ',' && !in_angle) {
+			const char *a = had_angle ? angle : bare;
+			size_t an = had_angle ? na : nb;
+			if (an > 0 || had_angle) {
+				if (count == 0) {
+					memcpy(first, a, an);
+					*first_len_r = an;
+				}
+				count++;
+			}
+			nb = na = 0;
+			had_angle = false;
+		} else if (!mb_wsp(ch) && ch != '\r' && ch != '\n') {
+			dst[(*dn)++] = ch;
+		}
+	}
+	free(bare);
+	free(angle);
+	return count;
+bad:
+	free(bare);
+	free(angle);
+	return -1;
 }

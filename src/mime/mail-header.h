@@ -88,4 +88,15 @@ bool mail_field_is(const uint8_t *msg, const mail_field *f, const char *name)
 size_t mail_field_unfold(const uint8_t *msg, const mail_field *f, char *out,
 			 size_t out_size);
 
+/* A mailbox-list (RFC 5322 §3.4, with comments and CFWS anywhere) read
+ * just far enough to find the address of each mailbox: the angle-addr
+ * when there is one, else the addr-spec with blanks and comments taken
+ * out.  v[0..n) is an unfolded value.  Returns the number of mailboxes
+ * (empty list elements skipped) and the first one's address in
+ * first[0..*first_len_r) (first has room for n bytes), or -1 on a syntax
+ * error (*why_r: an unclosed comment, quote or '<', a group, ...). */
+long mail_mailbox_list(const char *v, size_t n, char *first,
+		       size_t *first_len_r, const char **why_r)
+	__attribute__((warn_unused_result));
+
 #endif

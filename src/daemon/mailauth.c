@@ -1,0 +1,766 @@
+/*
+ * mailauth.c — see mailauth.h.
+ *
+ * A check is freed when three things have happened: its callback ran (or
+ * it was cancelled), the worker is done with it (uv_work_t), and its
+ * timer handle is closed.  Its DNS queries are always cancelled before
+ * the callback, so no DNS callback can reach a finished check.
+ */
+#include "mailauth.h"
+
+#include "authres.h"
+#include "dkim-sign.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct mailauth {
+	uv_loop_t *loop;
+	dns_resolver *dns;
+	char id[AUTHRES_ID_MAX + 1];
+	bool spf, dkim, dmarc;
+	unsigned timeout_ms;
+	mailauth_check *head;
+};
+
+typedef struct keyarg {
+	mailauth_check *c;
+	size_t i;
+} keyarg;
+
+struct mailauth_check {
+	mailauth *ma;
+	mailauth_check *prev, *next;
+	mailauth_cb *cb;
+	void *arg;
+	const uint8_t *msg;
+	size_t len;
+	/* SPF */
+	spf_eval *spf;
+	dns_query *spf_q;
+	bool spf_running;
+	/* the worker: DKIM prepare and the From fields */
+	uv_work_t work;
+	bool working;
+	dkim_verify_set *set;
+	const char *dkim_err;
+	dmarc_from from;
+	/* DKIM keys */
+	dns_query *key_q[DKIM_VERIFY_MAX];
+	keyarg karg[DKIM_VERIFY_MAX];
+	unsigned keys_pending;
+	/* DMARC discovery */
+	char names[2][DMARC_NAME_MAX + 1];
+	int n_names, name_i;
+	dns_query *dmarc_q;
+	bool dmarc_running;
+	dmarc_found found;
+	dmarc_record rec;
+	uv_timer_t timer;
+	bool starting;            /* inside mailauth_start: no completion */
+	bool done, cancelled, timer_closed;
+	mailauth_result res;
+};
+
+static const char *dkim_alg_name(dkim_verify_alg a)
+{
+	return a == DKIM_VERIFY_ED25519_SHA256 ? "ed25519-sha256" : "rsa-sha256";
+}
+
+int mailauth_new(uv_loop_t *loop, const mailauth_settings *s, mailauth **ma_r,
+		 char *err, size_t err_size)
+{
+	*ma_r = NULL;
+	if (s->authserv_id == NULL || s->authserv_id[0] == '\0' ||
+	    strlen(s->authserv_id) > AUTHRES_ID_MAX) {
+		snprintf(err, err_size, "authserv-id: empty or too long");
+		return -1;
+	}
+	mailauth *ma = calloc(1, sizeof(*ma));
+	if (ma == NULL)
+		abort();
+	ma->loop = loop;
+	snprintf(ma->id, sizeof(ma->id), "%s", s->authserv_id);
+	ma->spf = s->spf;
+	ma->dkim = s->dkim;
+	ma->dmarc = s->dmarc;
+	ma->timeout_ms = s->timeout_ms != 0 ? s->timeout_ms
+					    : MAILAUTH_TIMEOUT_DEFAULT_MS;
+	if ((ma->spf || ma->dkim || ma->dmarc) &&
+	    dns_new(loop, &s->dns, &ma->dns, err, err_size) != 0) {
+		free(ma);
+		return -1;
+	}
+	*ma_r = ma;
+	return 0;
+}
+
+/* ------------------------------------------------------------- freeing */
+
+static void check_free(mailauth_check *c)
+{
+	spf_free(&c->spf);
+	dkim_verify_set_free(&c->set);
+	free(c);
+}
+
+static void maybe_free(mailauth_check *c)
+{
+	if (c->done && !c->working && c->timer_closed)
+		check_free(c);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+	mailauth_check *c = h->data;
+	c->timer_closed = true;
+	maybe_free(c);
+}
+
+static void unlink_check(mailauth_check *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		c->ma->head = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
+/* Every DNS query of c cancelled (no callback will come). */
+static void cancel_queries(mailauth_check *c)
+{
+	dns_cancel(c->spf_q);
+	c->spf_q = NULL;
+	for (size_t i = 0; i < DKIM_VERIFY_MAX; i++) {
+		dns_cancel(c->key_q[i]);
+		c->key_q[i] = NULL;
+	}
+	dns_cancel(c->dmarc_q);
+	c->dmarc_q = NULL;
+}
+
+/* ----------------------------------------------------------- the result */
+
+static void fill_dkim(mailauth_check *c)
+{
+	mailauth_result *r = &c->res;
+	if (c->set == NULL)
+		return;
+	r->dkim_found = c->set->found;
+	r->n_dkim = c->set->n;
+	for (size_t i = 0; i < c->set->n; i++) {
+		const dkim_verify_sig *s = &c->set->sig[i];
+		mailauth_dkim *o = &r->dkim[i];
+		o->status = s->result.status;
+		o->reason = s->result.reason;
+		o->partial = s->result.partial;
+		o->testing = s->result.testing;
+		snprintf(o->d, sizeof(o->d), "%s", s->d);
+		snprintf(o->s, sizeof(o->s), "%s", s->s);
+		snprintf(o->i_domain, sizeof(o->i_domain), "%s", s->i_domain);
+		o->a = dkim_alg_name(s->alg);
+		o->b[0] = '\0';
+		if (s->b_len >= 6)
+			sodium_bin2base64(o->b, sizeof(o->b), s->b, 6,
+					  sodium_base64_VARIANT_ORIGINAL);
+	}
+}
+
+static dmarc_spf dmarc_spf_of(spf_result r)
+{
+	switch (r) {
+	case SPF_RESULT_NONE:
+		return DMARC_SPF_NONE;
+	case SPF_RESULT_NEUTRAL:
+		return DMARC_SPF_NEUTRAL;
+	case SPF_RESULT_PASS:
+		return DMARC_SPF_PASS;
+	case SPF_RESULT_FAIL:
+		return DMARC_SPF_FAIL;
+	case SPF_RESULT_SOFTFAIL:
+		return DMARC_SPF_SOFTFAIL;
+	case SPF_RESULT_TEMPERROR:
+		return DMARC_SPF_TEMPERROR;
+	case SPF_RESULT_PERMERROR:
+		return DMARC_SPF_PERMERROR;
+	}
+	return DMARC_SPF_NONE;
+}
+
+static const char *dkim_ar_name(const mailauth_dkim *d)
+{
+	switch (d->status) {
+	case DKIM_PASS:
+		return "pass";
+	case DKIM_FAIL:
+		return "fail";
+	case DKIM_PERMERROR:
+		return "permerror";
+	case DKIM_TEMPERROR:
+	case DKIM_PENDING: /* not answered in time */
+		return "temperror";
+	case DKIM_NEUTRAL:
+		return "neutral";
+	case DKIM_NOT_CHECKED:
+		return NULL;
+	}
+	return NULL;
+}
+
+static void build_authres(mailauth_check *c)
+{
+	mailauth_result *r = &c->res;
+	authres_dkim ad[AUTHRES_DKIM_MAX];
+	size_t nd = 0;
+	authres_results ar = { 0 };
+	if (r->spf_checked) {
+		ar.spf = spf_result_name(r->spf);
+		if (r->spf_helo)
+			ar.spf_helo = r->spf_domain[0] != '\0' ? r->spf_domain : NULL;
+		else
+			ar.spf_mailfrom = r->spf_domain[0] != '\0' ? r->spf_domain
+								   : NULL;
+	}
+	if (r->dkim_checked) {
+		for (size_t i = 0; i < r->n_dkim && nd < AUTHRES_DKIM_MAX; i++) {
+			const mailauth_dkim *d = &r->dkim[i];
+			const char *name = dkim_ar_name(d);
+			if (name == NULL)
+				continue;
+			bool named = d->d[0] != '\0' && dkim_name_ok(d->d);
+			ad[nd++] = (authres_dkim){
+				.result = name,
+				.d = named ? d->d : NULL,
+				.s = named && dkim_name_ok(d->s) ? d->s : NULL,
+				.a = named ? d->a : NULL,
+				.b = named && d->b[0] != '\0' ? d->b : NULL,
+			};
+		}
+		if (nd == 0)
+			ad[nd++] = (authres_dkim){ .result = "none" };
+		ar.dkim = ad;
+		ar.n_dkim = nd;
+	}
+	if (r->dmarc_checked) {
+		ar.dmarc = dmarc_result_name(r->dmarc.result);
+		ar.dmarc_from = r->from.domain[0] != '\0' &&
+						dkim_name_ok(r->from.domain)
+					? r->from.domain
+					: NULL;
+	}
+	const char *why;
+	if (authres_build(c->ma->id, &ar, r->authres, sizeof(r->authres),
+			  &r->authres_len, &why) != 0) {
+		/* cannot happen with the names above; say so rather than
+		 * leave a half field */
+		log_msg(LOG_ERR, "msg=\"mailauth: cannot build "
+			"Authentication-Results\" error=\"%s\"", why);
+		r->authres[0] = '\0';
+		r->authres_len = 0;
+	}
+}
+
+/* Everything answered, or the time is up: the verdict, the callback. */
+static void complete(mailauth_check *c)
+{
+	if (c->done)
+		return;
+	c->done = true;
+	cancel_queries(c);
+	unlink_check(c);
+	uv_timer_stop(&c->timer);
+	mailauth_result *r = &c->res;
+	if (c->spf_running) { /* out of time */
+		r->spf = SPF_RESULT_TEMPERROR;
+		r->spf_reason = "the check ran out of time";
+		c->spf_running = false;
+	}
+	if (c->working) {
+		r->dkim_error = "the check ran out of time";
+	} else if (c->set != NULL) {
+		for (size_t i = 0; i < c->set->n; i++) {
+			if (c->set->sig[i].result.status != DKIM_PENDING)
+				continue;
+			dkim_verify_result vr;
+			dkim_verify_finish(c->set, i, NULL, NULL, 0, &vr);
+		}
+	}
+	fill_dkim(c);
+	if (r->dmarc_checked) {
+		if (c->dmarc_running || c->working) {
+			c->found = DMARC_FOUND_TEMPERROR;
+			c->dmarc_running = false;
+		}
+		dmarc_dkim dd[DMARC_DKIM_MAX];
+		size_t nd = 0;
+		for (size_t i = 0; i < r->n_dkim && nd < DMARC_DKIM_MAX; i++)
+			if (r->dkim[i].status == DKIM_PASS)
+				dd[nd++] = (dmarc_dkim){ .d = r->dkim[i].d,
+							 .partial = r->dkim[i].partial };
+		dmarc_input in = {
+			.from_fields = c->from.fields,
+			.from_mailboxes = c->from.mailboxes,
+			.from_domain = c->from.domain,
+			.spf = r->spf_checked ? dmarc_spf_of(r->spf) : DMARC_SPF_NONE,
+			.spf_domain = r->spf_checked && r->spf_domain[0] != '\0'
+					      ? r->spf_domain
+					      : NULL,
+			.dkim = dd,
+			.n_dkim = nd,
+			.found = c->found,
+			.rec = &c->rec,
+			.random = randombytes_uniform(100),
+		};
+		if (c->working) /* the From fields were never read */
+			in.from_fields = 1, in.from_mailboxes = 1;
+		r->from = c->from;
+		dmarc_evaluate(NULL, &in, &r->dmarc);
+		if (c->found == DMARC_FOUND_FROM || c->found == DMARC_FOUND_ORG)
+			snprintf(r->dmarc_domain, sizeof(r->dmarc_domain), "%s",
+				 c->names[c->name_i] + 7);
+	}
+	build_authres(c);
+	if (!c->cancelled)
+		c->cb(c->arg, r);
+	uv_close((uv_handle_t *)&c->timer, timer_closed);
+}
+
+static void maybe_complete(mailauth_check *c)
+{
+	if (!c->done && !c->starting && !c->spf_running && !c->working && c->keys_pending == 0 &&
+	    !c->dmarc_running)
+		complete(c);
+}
+
+/* Everything was known within mailauth_start: finish on the loop. */
+static void on_soon(uv_timer_t *t)
+{
+	complete(t->data);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+	mailauth_check *c = t->data;
+	c->res.timed_out = true;
+	log_msg(LOG_WARN, "msg=\"mailauth: checks ran out of time; "
+		"unanswered ones count as temperror\" timeout_ms=%u",
+		c->ma->timeout_ms);
+	complete(c);
+}
+
+/* ------------------------------------------------------------------ SPF */
+
+static spf_dns_status spf_status_of(dns_status st, const char *why)
+{
+	switch (st) {
+	case DNS_OK:
+		return SPF_DNS_OK;
+	case DNS_NODATA:
+		return SPF_DNS_NODATA;
+	case DNS_NXDOMAIN:
+		return SPF_DNS_NXDOMAIN;
+	case DNS_TEMPFAIL:
+	case DNS_BOGUS:
+		break;
+	}
+	return why != NULL && strcmp(why, "timeout") == 0 ? SPF_DNS_TIMEOUT
+							  : SPF_DNS_SERVFAIL;
+}
+
+static void spf_run(mailauth_check *c);
+
+static void spf_answer_or_die(mailauth_check *c, spf_dns_status st,
+			      const spf_rr *rr, size_t n)
+{
+	if (spf_answer(c->spf, st, rr, n) != 0)
+		abort(); /* a query is always waiting here */
+}
+
+static void spf_txt_done(void *arg, const dns_txt_result *r)
+{
+	mailauth_check *c = arg;
+	spf_rr rr[64];
+	size_t n = 0;
+	c->spf_q = NULL;
+	for (size_t i = 0; r->status == DNS_OK && i < r->n && n < 64; i++)
+		rr[n++] = (spf_rr){ (const uint8_t *)r->txt[i], strlen(r->txt[i]) };
+	spf_answer_or_die(c, spf_status_of(r->status, r->why), rr, n);
+	spf_run(c);
+}
+
+static void spf_rr_done(void *arg, const dns_rr_result *r)
+{
+	mailauth_check *c = arg;
+	spf_rr rr[64];
+	size_t n = 0;
+	c->spf_q = NULL;
+	for (size_t i = 0; r->status == DNS_OK && i < r->n && n < 64; i++)
+		rr[n++] = (spf_rr){ r->data[i], r->len[i] };
+	spf_answer_or_die(c, spf_status_of(r->status, r->why), rr, n);
+	spf_run(c);
+}
+
+static void spf_mx_done(void *arg, const dns_mx_result *r)
+{
+	mailauth_check *c = arg;
+	spf_rr rr[64];
+	size_t n = 0;
+	c->spf_q = NULL;
+	if (r->status == DNS_OK && r->null_mx) {
+		rr[n++] = (spf_rr){ (const uint8_t *)".", 1 };
+	} else {
+		for (size_t i = 0; r->status == DNS_OK && i < r->n && n < 64; i++)
+			rr[n++] = (spf_rr){ (const uint8_t *)r->mx[i].host,
+					    strlen(r->mx[i].host) };
+	}
+	spf_answer_or_die(c, spf_status_of(r->status, r->why), rr, n);
+	spf_run(c);
+}
+
+static void spf_finished(mailauth_check *c)
+{
+	const spf_outcome *o = spf_outcome_get(c->spf);
+	c->spf_running = false;
+	c->res.spf = o->result;
+	c->res.spf_reason = o->reason;
+	maybe_complete(c);
+}
+
+/* Step the evaluator until it waits for DNS or is done. */
+static void spf_run(mailauth_check *c)
+{
+	spf_query q;
+	while (spf_step(c->spf, &q) == SPF_NEED_DNS) {
+		int rc;
+		switch (q.type) {
+		case SPF_Q_TXT:
+			rc = dns_query_txt(c->ma->dns, q.name, spf_txt_done, c,
+					   &c->spf_q);
+			break;
+		case SPF_Q_MX:
+			rc = dns_query_mx(c->ma->dns, q.name, spf_mx_done, c,
+					  &c->spf_q);
+			break;
+		case SPF_Q_A:
+		case SPF_Q_AAAA:
+		case SPF_Q_PTR:
+			rc = dns_query_rr(c->ma->dns,
+					  q.type == SPF_Q_A ? DNS_RR_A
+					  : q.type == SPF_Q_AAAA ? DNS_RR_AAAA
+								 : DNS_RR_PTR,
+					  q.name, spf_rr_done, c, &c->spf_q);
+			break;
+		default:
+			rc = -1;
+			break;
+		}
+		if (rc == 0)
+			return; /* its callback continues */
+		/* A name src/dns does not ask about (spf.h allows bytes that
+		 * are not host-name bytes): it cannot be a host, so it has
+		 * no records. */
+		spf_answer_or_die(c, SPF_DNS_NXDOMAIN, NULL, 0);
+	}
+	spf_finished(c);
+}
+
+/* The address of MAIL FROM: local part and domain (the last '@'). */
+static void split_addr(const char *a, char *local, size_t lsize, char *dom,
+		       size_t dsize)
+{
+	const char *at = strrchr(a, '@');
+	local[0] = dom[0] = '\0';
+	if (at == NULL)
+		return;
+	size_t ll = (size_t)(at - a);
+	if (ll < lsize) {
+		memcpy(local, a, ll);
+		local[ll] = '\0';
+	}
+	snprintf(dom, dsize, "%s", at + 1);
+}
+
+static void spf_start(mailauth_check *c, const mailauth_input *in)
+{
+	mailauth_result *r = &c->res;
+	spf_ip ip = { 0 };
+	char local[SPF_LOCAL_MAX + 1], dom[SPF_NAME_MAX + 2];
+	const char *err = NULL;
+	r->spf_checked = true;
+	if (in->client->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 =
+			(const struct sockaddr_in *)in->client;
+		ip.family = AF_INET;
+		memcpy(ip.addr, &s4->sin_addr, 4);
+	} else if (in->client->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 =
+			(const struct sockaddr_in6 *)in->client;
+		ip.family = AF_INET6;
+		memcpy(ip.addr, &s6->sin6_addr, 16);
+	}
+	if (in->mail_from[0] != '\0') {
+		split_addr(in->mail_from, local, sizeof(local), dom, sizeof(dom));
+	} else {
+		r->spf_helo = true;
+		snprintf(local, sizeof(local), "postmaster");
+		snprintf(dom, sizeof(dom), "%s", in->helo);
+	}
+	snprintf(r->spf_domain, sizeof(r->spf_domain), "%s", dom);
+	for (char *p = r->spf_domain; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	c->spf = spf_new(&ip, dom, local, in->helo, c->ma->id,
+			 (uint64_t)time(NULL), NULL, &err);
+	if (c->spf == NULL) {
+		/* out of bounds (an overlong local part): nothing to check */
+		r->spf = SPF_RESULT_NONE;
+		r->spf_reason = err;
+		return;
+	}
+	c->spf_running = true;
+	spf_run(c);
+}
+
+/* ----------------------------------------------------------- DKIM, DMARC */
+
+static void key_done(void *arg, const dns_txt_result *r)
+{
+	keyarg *k = arg;
+	mailauth_check *c = k->c;
+	dkim_verify_result vr;
+	c->key_q[k->i] = NULL;
+	if (r->status == DNS_TEMPFAIL || r->status == DNS_BOGUS) {
+		dkim_verify_finish(c->set, k->i, NULL, NULL, 0, &vr);
+	} else {
+		const uint8_t *txt[DKIM_VERIFY_MAX_TXT];
+		size_t len[DKIM_VERIFY_MAX_TXT], n = 0;
+		for (size_t i = 0; r->status == DNS_OK && i < r->n &&
+				   n < DKIM_VERIFY_MAX_TXT; i++) {
+			txt[n] = (const uint8_t *)r->txt[i];
+			len[n++] = strlen(r->txt[i]);
+		}
+		dkim_verify_finish(c->set, k->i, txt, len, n, &vr);
+	}
+	c->keys_pending--;
+	maybe_complete(c);
+}
+
+static void dmarc_ask(mailauth_check *c);
+
+static void dmarc_done(void *arg, const dns_txt_result *r)
+{
+	mailauth_check *c = arg;
+	const char *why;
+	c->dmarc_q = NULL;
+	bool next = false;
+	switch (r->status) {
+	case DNS_OK:
+		switch (dmarc_txt_select(r->txt, r->n, &c->rec, &why)) {
+		case DMARC_TXT_OK:
+			c->found = c->name_i == 0 ? DMARC_FOUND_FROM
+						  : DMARC_FOUND_ORG;
+			break;
+		case DMARC_TXT_NONE:
+			next = true;
+			break;
+		case DMARC_TXT_INVALID:
+			c->found = DMARC_FOUND_PERMERROR;
+			break;
+		}
+		break;
+	case DNS_NODATA:
+	case DNS_NXDOMAIN:
+		next = true;
+		break;
+	case DNS_TEMPFAIL:
+	case DNS_BOGUS:
+		c->found = DMARC_FOUND_TEMPERROR;
+		break;
+	}
+	if (next && c->name_i + 1 < c->n_names) {
+		c->name_i++;
+		dmarc_ask(c);
+		return;
+	}
+	if (next)
+		c->found = DMARC_FOUND_NONE;
+	c->dmarc_running = false;
+	maybe_complete(c);
+}
+
+static void dmarc_ask(mailauth_check *c)
+{
+	c->dmarc_running = true;
+	while (dns_query_txt(c->ma->dns, c->names[c->name_i], dmarc_done, c,
+			     &c->dmarc_q) != 0) {
+		/* a name src/dns refuses has no record */
+		if (c->name_i + 1 >= c->n_names) {
+			c->found = DMARC_FOUND_NONE;
+			c->dmarc_running = false;
+			return;
+		}
+		c->name_i++;
+	}
+}
+
+static void prepare_work(uv_work_t *w)
+{
+	mailauth_check *c = w->data;
+	if (c->ma->dkim) {
+		dkim_verify_limits lim = { .now = (uint64_t)time(NULL) };
+		if (dkim_verify_prepare(c->msg, c->len, &lim, &c->set,
+					&c->dkim_err) != 0)
+			c->set = NULL;
+	}
+	if (c->ma->dmarc)
+		dmarc_from_get(c->msg, c->len, &c->from);
+}
+
+static void prepare_after(uv_work_t *w, int status)
+{
+	mailauth_check *c = w->data;
+	(void)status;
+	c->working = false;
+	if (c->done) {
+		maybe_free(c);
+		return;
+	}
+	mailauth_result *r = &c->res;
+	r->dkim_error = c->dkim_err;
+	for (size_t i = 0; c->set != NULL && i < c->set->n; i++) {
+		if (!c->set->sig[i].need_key)
+			continue;
+		c->karg[i] = (keyarg){ c, i };
+		if (dns_query_txt(c->ma->dns, c->set->sig[i].query, key_done,
+				  &c->karg[i], &c->key_q[i]) == 0) {
+			c->keys_pending++;
+		} else { /* a name src/dns refuses: no key can be there */
+			static const uint8_t *const none[1] = { NULL };
+			static const size_t none_len[1] = { 0 };
+			dkim_verify_result vr;
+			dkim_verify_finish(c->set, i, none, none_len, 0, &vr);
+		}
+	}
+	if (r->dmarc_checked) {
+		const char *why;
+		c->n_names = c->from.domain[0] != '\0'
+				     ? dmarc_query_names(NULL, c->from.domain,
+							 c->names, &why)
+				     : -1;
+		if (c->n_names > 0)
+			dmarc_ask(c);
+		else
+			c->found = DMARC_FOUND_NONE; /* evaluate says why */
+	}
+	maybe_complete(c);
+}
+
+/* ------------------------------------------------------------ the check */
+
+mailauth_check *mailauth_start(mailauth *ma, const mailauth_input *in,
+			       mailauth_cb *cb, void *arg)
+{
+	mailauth_check *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		abort();
+	c->ma = ma;
+	c->cb = cb;
+	c->arg = arg;
+	c->msg = in->msg;
+	c->len = in->len;
+	c->res.dkim_checked = ma->dkim;
+	c->res.dmarc_checked = ma->dmarc;
+	c->next = ma->head;
+	if (ma->head != NULL)
+		ma->head->prev = c;
+	ma->head = c;
+	if (uv_timer_init(ma->loop, &c->timer) != 0)
+		abort();
+	c->timer.data = c;
+	if (uv_timer_start(&c->timer, on_timeout, ma->timeout_ms, 0) != 0)
+		abort();
+	c->starting = true;
+	if (ma->spf)
+		spf_start(c, in);
+	if (ma->dkim || ma->dmarc) {
+		c->working = true;
+		c->work.data = c;
+		if (uv_queue_work(ma->loop, &c->work, prepare_work,
+				  prepare_after) != 0)
+			abort();
+	}
+	c->starting = false;
+	/* The callback never runs inside mailauth_start: when everything
+	 * is already known, a timer of 0 ms finishes on the loop. */
+	if (!c->working && !c->spf_running &&
+	    uv_timer_start(&c->timer, on_soon, 0, 0) != 0)
+		abort();
+	return c;
+}
+
+void mailauth_cancel(mailauth_check *c)
+{
+	if (c == NULL || c->done)
+		return;
+	c->cancelled = true;
+	complete(c);
+}
+
+void mailauth_stop(mailauth *ma)
+{
+	while (ma != NULL && ma->head != NULL) {
+		ma->head->res.timed_out = true;
+		complete(ma->head);
+	}
+}
+
+void mailauth_free(mailauth **map)
+{
+	mailauth *ma = *map;
+	if (ma == NULL)
+		return;
+	*map = NULL;
+	while (ma->head != NULL)
+		mailauth_cancel(ma->head);
+	dns_free(&ma->dns);
+	free(ma);
+}
+
+void mailauth_summary(const mailauth_result *r, char *out, size_t size)
+{
+	size_t o = 0;
+	int n;
+	out[0] = '\0';
+#define PUT(...)                                                             \
+	do {                                                                 \
+		n = snprintf(out + o, size - o, __VA_ARGS__);                \
+		if (n < 0 || (size_t)n >= size - o)                          \
+			return;                                              \
+		o += (size_t)n;                                              \
+	} while (0)
+	if (r->spf_checked)
+		PUT("spf=%s", spf_result_name(r->spf));
+	if (r->dkim_checked) {
+		if (r->n_dkim == 0)
+			PUT("%sdkim=none", o > 0 ? " " : "");
+		for (size_t i = 0; i < r->n_dkim; i++) {
+			const char *nm = dkim_status_name(r->dkim[i].status);
+			PUT("%sdkim=%s:%s", o > 0 ? " " : "", nm,
+			    r->dkim[i].d[0] != '\0' ? r->dkim[i].d : "?");
+		}
+	}
+	if (r->dmarc_checked)
+		PUT("%sdmarc=%s", o > 0 ? " " : "",
+		    dmarc_result_name(r->dmarc.result));
+	if (r->timed_out)
+		PUT(" (timed out)");
+#undef PUT
+}
