@@ -1,11 +1,567 @@
+/*
+ * test-arc.c — src/mime/arc: chains of 1, 2 and 3 sets made by our own
+ * sealer (rsa-sha256 and ed25519-sha256, mixed) validating pass, and each
+ * broken case of TESTING.md D9 failing with its reason: a tamper after the
+ * last seal (body, signed header, an older AAR), a missing instance, a
+ * missing field, a duplicate, more than 50 sets (and 50 real ones, then
+ * the sealer's refusal), cv=fail mid-chain, an ARC-Seal with h=, an AMS
+ * signing ARC-Seal, keys revoked / absent / failing to resolve, garbage
+ * base64; the sealer's refusals and its folding.  python3-dkim checks us
+ * independently in tests/e2e/test_arc_oracle.py.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-static void test_stub(void **state) { (void)state; }
+
+#include "arc.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static dkim_key *rsa_key, *ed_key;
+static char *rsa_txt, *ed_txt;
+
+#define RSA_Q "rsa._domainkey.example.org"
+#define ED_Q "ed._domainkey.example.net"
+
+static const char MSG[] =
+	"Authentication-Results: mx.example.org; spf=pass "
+	"smtp.mailfrom=alice@example.org\r\n"
+	"From: Alice <alice@example.org>\r\n"
+	"To: Bob <bob@example.net>\r\n"
+	"Subject: hello\r\n"
+	"Date: Sat, 22 Nov 2025 12:00:00 +0000\r\n"
+	"Message-ID: <arc1@example.org>\r\n"
+	"DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=x; h=from;\r\n"
+	" bh=AAAA; b=AAAA\r\n"
+	"\r\n"
+	"Hello Bob.\r\n"
+	"Second  line\t here.\r\n";
+
+static int group_setup(void **state)
+{
+	char *pem;
+	const char *err;
+	(void)state;
+	if (dkim_keygen(DKIM_RSA2048, &pem, &rsa_txt, &err) < 0 ||
+	    dkim_key_load_pem(pem, strlen(pem), &rsa_key, &err) < 0)
+		return -1;
+	dkim_pem_free(&pem);
+	if (dkim_keygen(DKIM_ED25519, &pem, &ed_txt, &err) < 0 ||
+	    dkim_key_load_pem(pem, strlen(pem), &ed_key, &err) < 0)
+		return -1;
+	dkim_pem_free(&pem);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	dkim_key_free(&rsa_key);
+	dkim_key_free(&ed_key);
+	free(rsa_txt);
+	free(ed_txt);
+	return 0;
+}
+
+/* How the key lookups answer. */
+enum { KEYS_OK, KEYS_TEMPFAIL_ED, KEYS_ABSENT_ED, KEYS_REVOKED_ED };
+
+typedef struct verdict {
+	arc_cv cv;
+	char reason[ARC_REASON_MAX];
+	size_t instances, nq;
+	char sealer[ARC_MAX_INSTANCES + 1][64];
+	char aar[ARC_MAX_INSTANCES + 1][16];
+} verdict;
+
+static verdict verify_mode(const char *msg, int mode)
+{
+	arc_verify_limits lim = {0};
+	arc_verify_set *set = NULL;
+	arc_verify_result r;
+	arc_key_answer ans[ARC_MAX_QUERIES];
+	const uint8_t *txt[ARC_MAX_QUERIES];
+	size_t len[ARC_MAX_QUERIES];
+	const char *err;
+	verdict v;
+	static const char revoked[] = "v=DKIM1; k=ed25519; p=";
+
+	memset(&v, 0, sizeof(v));
+	assert_int_equal(arc_verify_prepare((const uint8_t *)msg, strlen(msg),
+					    &lim, &set, &err), 0);
+	v.nq = set->nq;
+	for (size_t q = 0; q < set->nq; q++) {
+		bool ed = strcmp(set->query[q], ED_Q) == 0;
+		ans[q].txt = &txt[q];
+		ans[q].len = &len[q];
+		ans[q].n = 0;
+		if (strcmp(set->query[q], RSA_Q) == 0) {
+			txt[q] = (const uint8_t *)rsa_txt;
+			len[q] = strlen(rsa_txt);
+			ans[q].n = 1;
+		} else if (ed && mode == KEYS_TEMPFAIL_ED) {
+			ans[q].txt = NULL;
+		} else if (ed && mode == KEYS_REVOKED_ED) {
+			txt[q] = (const uint8_t *)revoked;
+			len[q] = strlen(revoked);
+			ans[q].n = 1;
+		} else if (ed && mode != KEYS_ABSENT_ED) {
+			txt[q] = (const uint8_t *)ed_txt;
+			len[q] = strlen(ed_txt);
+			ans[q].n = 1;
+		}
+	}
+	arc_verify_finish(set, ans, &r);
+	v.cv = r.cv;
+	snprintf(v.reason, sizeof(v.reason), "%s", r.reason);
+	v.instances = r.instances;
+	for (size_t i = 1; r.cv == ARC_CV_PASS && i <= r.instances; i++) {
+		snprintf(v.sealer[i], sizeof(v.sealer[i]), "%s", r.sealer[i]);
+		snprintf(v.aar[i], sizeof(v.aar[i]), "%s", r.aar[i]);
+	}
+	arc_verify_set_free(&set);
+	assert_null(set);
+	return v;
+}
+
+static verdict verify(const char *msg)
+{
+	return verify_mode(msg, KEYS_OK);
+}
+
+/* A new message: the seal of msg by key (rsa: example.org, ed:
+ * example.net) put before it. */
+static char *seal_cv(const char *msg, bool ed, arc_cv cv)
+{
+	char *fields = NULL, *out;
+	const char *err = NULL;
+	int rc = arc_seal((const uint8_t *)msg, strlen(msg),
+			  ed ? ed_key : rsa_key,
+			  ed ? "example.net" : "example.org", ed ? "ed" : "rsa",
+			  "mx.example.net; arc=pass; dkim=pass header.d="
+			  "example.org", cv, 1763812800, &fields, &err);
+	if (rc != 0)
+		fail_msg("arc_seal: %s", err);
+	out = malloc(strlen(fields) + strlen(msg) + 1);
+	assert_non_null(out);
+	strcpy(out, fields);
+	strcat(out, msg);
+	free(fields);
+	return out;
+}
+
+static char *seal(const char *msg, bool ed)
+{
+	return seal_cv(msg, ed, strstr(msg, "ARC-Seal:") != NULL ?
+				ARC_CV_PASS : ARC_CV_NONE);
+}
+
+/* A copy of s with the first occurrence of a (after from) replaced by b. */
+static char *replace(const char *s, const char *from, const char *a,
+		     const char *b)
+{
+	const char *start = from != NULL ? strstr(s, from) : s;
+	assert_non_null(start);
+	const char *p = strstr(start, a);
+	assert_non_null(p);
+	size_t n = strlen(s) - strlen(a) + strlen(b);
+	char *out = malloc(n + 1);
+	assert_non_null(out);
+	memcpy(out, s, (size_t)(p - s));
+	memcpy(out + (p - s), b, strlen(b));
+	strcpy(out + (p - s) + strlen(b), p + strlen(a));
+	return out;
+}
+
+/* A copy of s without the field that starts at the first occurrence of
+ * start (through the end of its continuation lines). */
+static char *drop_field(const char *s, const char *start)
+{
+	const char *p = strstr(s, start);
+	assert_non_null(p);
+	const char *e = p;
+	do {
+		e = strchr(e, '\n');
+		assert_non_null(e);
+		e++;
+	} while (*e == ' ' || *e == '\t');
+	char *out = malloc(strlen(s) + 1);
+	assert_non_null(out);
+	memcpy(out, s, (size_t)(p - s));
+	strcpy(out + (p - s), e);
+	return out;
+}
+
+/* A copy of the field that starts at start. */
+static char *copy_field(const char *s, const char *start)
+{
+	const char *p = strstr(s, start);
+	assert_non_null(p);
+	const char *e = p;
+	do {
+		e = strchr(e, '\n');
+		e++;
+	} while (*e == ' ' || *e == '\t');
+	return strndup(p, (size_t)(e - p));
+}
+
+static char *prepend(const char *a, const char *s)
+{
+	char *out = malloc(strlen(a) + strlen(s) + 1);
+	assert_non_null(out);
+	strcpy(out, a);
+	strcat(out, s);
+	return out;
+}
+
+static void test_no_chain(void **state)
+{
+	(void)state;
+	verdict v = verify(MSG);
+	assert_int_equal(v.cv, ARC_CV_NONE);
+	assert_int_equal(v.instances, 0);
+	assert_int_equal(v.nq, 0);
+	assert_string_equal(arc_cv_name(v.cv), "none");
+}
+
+static void check_chain(bool ed_first)
+{
+	char *m1 = seal(MSG, ed_first);
+	char *m2 = seal(m1, !ed_first);
+	char *m3 = seal(m2, ed_first);
+	verdict v;
+
+	v = verify(m1);
+	assert_int_equal(v.cv, ARC_CV_PASS);
+	assert_string_equal(v.reason, "ok");
+	assert_int_equal(v.instances, 1);
+	assert_string_equal(v.sealer[1], ed_first ? "example.net"
+						  : "example.org");
+	assert_string_equal(v.aar[1], "i=1; mx.example");
+	v = verify(m2);
+	assert_int_equal(v.cv, ARC_CV_PASS);
+	assert_int_equal(v.instances, 2);
+	assert_int_equal(v.nq, 2);
+	v = verify(m3);
+	assert_int_equal(v.cv, ARC_CV_PASS);
+	assert_int_equal(v.instances, 3);
+	assert_string_equal(v.sealer[3], v.sealer[1]);
+	assert_string_equal(v.sealer[2], ed_first ? "example.org"
+						  : "example.net");
+	assert_string_equal(v.aar[3], "i=3; mx.example");
+	/* ARC-Seal first, then AMS, then AAR */
+	assert_true(strncmp(m3, "ARC-Seal: i=3;", 14) == 0);
+	assert_true(strstr(m3, "ARC-Message-Signature: i=3;") <
+		    strstr(m3, "ARC-Authentication-Results: i=3;"));
+	free(m1);
+	free(m2);
+	free(m3);
+}
+
+static void test_chain_rsa_first(void **state)
+{
+	(void)state;
+	check_chain(false);
+}
+
+static void test_chain_ed_first(void **state)
+{
+	(void)state;
+	check_chain(true);
+}
+
+static void test_one_key_one_query(void **state)
+{
+	(void)state;
+	char *m1 = seal(MSG, true), *m2 = seal(m1, true), *m3 = seal(m2, true);
+	verdict v = verify(m3);
+	assert_int_equal(v.cv, ARC_CV_PASS);
+	assert_int_equal(v.nq, 1);
+	free(m1);
+	free(m2);
+	free(m3);
+}
+
+static void test_bare_lf(void **state)
+{
+	(void)state;
+	char *lf = strdup(MSG), *w = lf;
+	for (const char *p = MSG; *p != '\0'; p++)
+		if (*p != '\r')
+			*w++ = *p;
+	*w = '\0';
+	char *m1 = seal(lf, false);
+	char *m2 = seal(m1, true);
+	assert_int_equal(verify(m2).cv, ARC_CV_PASS);
+	free(lf);
+	free(m1);
+	free(m2);
+}
+
+static void expect_fail(const char *msg, const char *reason)
+{
+	verdict v = verify(msg);
+	assert_int_equal(v.cv, ARC_CV_FAIL);
+	if (strstr(v.reason, reason) == NULL)
+		fail_msg("reason \"%s\", expected \"%s\"", v.reason, reason);
+}
+
+static void test_tamper(void **state)
+{
+	(void)state;
+	char *m1 = seal(MSG, false), *m2 = seal(m1, true), *m3 = seal(m2, false);
+	char *t;
+
+	t = replace(m3, NULL, "Hello Bob.", "Hello Bog.");
+	expect_fail(t, "AMS of instance 3: body hash mismatch");
+	free(t);
+	t = replace(m3, NULL, "Subject: hello", "Subject: hellO");
+	expect_fail(t, "AMS of instance 3 does not verify");
+	free(t);
+	/* an older hop's results rewritten: the newest seal covers them */
+	t = replace(m3, "ARC-Authentication-Results: i=1;", "arc=pass",
+		    "arc=fail");
+	expect_fail(t, "ARC-Seal of instance 3 does not verify");
+	free(t);
+	/* the body changed after instance 2, then sealed as it must be,
+	 * with cv=fail: the chain fails for good */
+	t = replace(m2, NULL, "Hello Bob.", "Hello Bog.");
+	char *r = seal_cv(t, false, ARC_CV_FAIL);
+	expect_fail(r, "says cv=fail");
+	free(r);
+	free(t);
+	free(m1);
+	free(m2);
+	free(m3);
+}
+
+static void test_structure(void **state)
+{
+	(void)state;
+	char *m1 = seal(MSG, false), *m2 = seal(m1, true), *m3 = seal(m2, false);
+	char *t, *u, *f;
+
+	/* instance 2 removed entirely */
+	t = drop_field(m3, "ARC-Seal: i=2;");
+	u = drop_field(t, "ARC-Message-Signature: i=2;");
+	free(t);
+	t = drop_field(u, "ARC-Authentication-Results: i=2;");
+	free(u);
+	expect_fail(t, "instance 2 missing");
+	free(t);
+	/* only its seal removed */
+	t = drop_field(m3, "ARC-Seal: i=2;");
+	expect_fail(t, "instance 2 has no ARC-Seal");
+	free(t);
+	/* a duplicate AAR for instance 1 */
+	f = copy_field(m3, "ARC-Authentication-Results: i=1;");
+	t = prepend(f, m3);
+	expect_fail(t, "instance 1 has two ARC-Authentication-Results");
+	free(t);
+	free(f);
+	/* i=0 and a non-number */
+	t = replace(m3, NULL, "ARC-Seal: i=3;", "ARC-Seal: i=0;");
+	expect_fail(t, "ARC-Seal has no valid i=");
+	free(t);
+	t = replace(m3, NULL, "ARC-Message-Signature: i=3;",
+		    "ARC-Message-Signature: i=x;");
+	expect_fail(t, "ARC-Message-Signature has no valid i=");
+	free(t);
+	/* cv=fail mid-chain (no crypto needed to fail) */
+	t = replace(m3, "ARC-Seal: i=2;", "cv=pass", "cv=fail");
+	expect_fail(t, "ARC-Seal of instance 2 says cv=fail");
+	free(t);
+	/* cv=pass at instance 1, cv=none at instance 2 */
+	t = replace(m3, "ARC-Seal: i=1;", "cv=none", "cv=pass");
+	expect_fail(t, "instance 1 but cv is not none");
+	free(t);
+	t = replace(m3, "ARC-Seal: i=2;", "cv=pass", "cv=none");
+	expect_fail(t, "ARC-Seal of instance 2 has cv other than pass");
+	free(t);
+	/* an ARC-Seal with h= */
+	t = replace(m3, "ARC-Seal: i=1;", "cv=none;", "cv=none; h=from;");
+	expect_fail(t, "ARC-Seal of instance 1 has h=");
+	free(t);
+	/* the newest AMS signing ARC-Seal */
+	t = replace(m3, "ARC-Message-Signature: i=3;", "h=from:",
+		    "h=arc-seal:from:");
+	expect_fail(t, "AMS of instance 3: signs ARC-Seal");
+	free(t);
+	/* garbage base64 in a seal and in the AMS */
+	t = replace(m3, "ARC-Seal: i=1;", "b=", "b=!!!!");
+	expect_fail(t, "ARC-Seal of instance 1 has a bad b=");
+	free(t);
+	t = replace(m3, "ARC-Message-Signature: i=3;", "bh=", "bh=*");
+	expect_fail(t, "AMS of instance 3: has a bad bh=");
+	free(t);
+	t = replace(m3, "ARC-Seal: i=2;", "a=ed25519-sha256", "a=rsa-sha1");
+	expect_fail(t, "ARC-Seal of instance 2 has an unknown a=");
+	free(t);
+	t = replace(m3, "ARC-Seal: i=2;", "d=example.net", "d=exa..mple");
+	expect_fail(t, "has a bad d=");
+	free(t);
+	free(m1);
+	free(m2);
+	free(m3);
+}
+
+static void test_fifty(void **state)
+{
+	(void)state;
+	char *m = strdup(MSG), *n, *fields = NULL, *t;
+	const char *err = NULL;
+	for (int i = 0; i < ARC_MAX_INSTANCES; i++) {
+		n = seal(m, true);
+		free(m);
+		m = n;
+	}
+	verdict v = verify(m);
+	assert_int_equal(v.cv, ARC_CV_PASS);
+	assert_int_equal(v.instances, 50);
+	assert_int_equal(arc_seal((const uint8_t *)m, strlen(m), ed_key,
+				  "example.net", "ed", "mx.example.net; arc=pass",
+				  ARC_CV_PASS, 1, &fields, &err), -1);
+	assert_string_equal(err, "the chain already has 50 ARC sets");
+	assert_int_equal(arc_seal((const uint8_t *)m, strlen(m), ed_key,
+				  "example.net", "ed", "mx.example.net; arc=fail",
+				  ARC_CV_FAIL, 1, &fields, &err), -1);
+	/* a 51st set (hand-made: i=51 is never sealed) */
+	t = prepend("ARC-Seal: i=51; a=ed25519-sha256; cv=pass; d=example.net;"
+		    " s=ed; b=AAAA\r\n", m);
+	expect_fail(t, "more than 50 ARC sets");
+	free(t);
+	/* over 150 ARC fields, whatever their i= */
+	t = strdup(m);
+	for (int i = 0; i < 2; i++) {
+		n = prepend("ARC-Authentication-Results: i=1; x; none\r\n", t);
+		free(t);
+		t = n;
+	}
+	expect_fail(t, "more than 150 ARC fields");
+	free(t);
+	free(m);
+}
+
+static void test_keys(void **state)
+{
+	(void)state;
+	char *m1 = seal(MSG, false), *m2 = seal(m1, true);
+	verdict v;
+
+	v = verify_mode(m2, KEYS_TEMPFAIL_ED);
+	assert_int_equal(v.cv, ARC_CV_TEMPERROR);
+	assert_string_equal(arc_cv_name(v.cv), "temperror");
+	v = verify_mode(m2, KEYS_ABSENT_ED);
+	assert_int_equal(v.cv, ARC_CV_FAIL);
+	assert_non_null(strstr(v.reason, "no key record"));
+	v = verify_mode(m2, KEYS_REVOKED_ED);
+	assert_int_equal(v.cv, ARC_CV_FAIL);
+	assert_non_null(strstr(v.reason, "key revoked"));
+	/* a definite failure wins over a temperror */
+	char *t = replace(m2, "ARC-Seal: i=1;", "t=", "t=1");
+	v = verify_mode(t, KEYS_TEMPFAIL_ED);
+	assert_int_equal(v.cv, ARC_CV_FAIL);
+	assert_non_null(strstr(v.reason, "ARC-Seal of instance 1 does not"));
+	free(t);
+	free(m1);
+	free(m2);
+}
+
+static void test_seal_refusals(void **state)
+{
+	(void)state;
+	char *fields = NULL, *m1 = seal(MSG, false), *t;
+	const char *err = NULL;
+	const uint8_t *p = (const uint8_t *)MSG, *p1 = (const uint8_t *)m1;
+
+	assert_int_equal(arc_seal(p1, strlen(m1), rsa_key, "example.org",
+				  "rsa", "mx; none", ARC_CV_NONE, 1, &fields,
+				  &err), -1);
+	assert_string_equal(err, "cv=none but the message has ARC fields");
+	assert_int_equal(arc_seal(p, strlen(MSG), rsa_key, "example.org",
+				  "rsa", "mx; none", ARC_CV_PASS, 1, &fields,
+				  &err), -1);
+	assert_int_equal(arc_seal(p, strlen(MSG), rsa_key, "example.org",
+				  "rsa", "mx; none", ARC_CV_TEMPERROR, 1,
+				  &fields, &err), -1);
+	assert_int_equal(arc_seal(p, strlen(MSG), rsa_key, "exa mple",
+				  "rsa", "mx; none", ARC_CV_NONE, 1, &fields,
+				  &err), -1);
+	assert_int_equal(arc_seal(p, strlen(MSG), rsa_key, "example.org",
+				  "rsa", "mx;\r\n none", ARC_CV_NONE, 1,
+				  &fields, &err), -1);
+	assert_int_equal(arc_seal(p, strlen(MSG), rsa_key, "example.org",
+				  "rsa", "   ", ARC_CV_NONE, 1, &fields, &err),
+			 -1);
+	t = replace(MSG, NULL, "From:", "Frum:");
+	assert_int_equal(arc_seal((const uint8_t *)t, strlen(t), rsa_key,
+				  "example.org", "rsa", "mx; none",
+				  ARC_CV_NONE, 1, &fields, &err), -1);
+	assert_string_equal(err, "message has no From field");
+	free(t);
+	/* a broken chain: cv=pass refused, cv=fail sealed (and fails) */
+	t = replace(m1, NULL, "Hello Bob.", "Hello Bog.");
+	assert_int_equal(arc_seal((const uint8_t *)t, strlen(t), rsa_key,
+				  "example.org", "rsa", "mx; arc=pass",
+				  ARC_CV_PASS, 1, &fields, &err), -1);
+	assert_string_equal(err, "the chain is broken: seal with cv=fail");
+	char *r = seal_cv(t, true, ARC_CV_FAIL);
+	expect_fail(r, "ARC-Seal of instance 2 says cv=fail");
+	/* once failed, nobody can seal pass again */
+	assert_int_equal(arc_seal((const uint8_t *)r, strlen(r), rsa_key,
+				  "example.org", "rsa", "mx; arc=pass",
+				  ARC_CV_PASS, 1, &fields, &err), -1);
+	free(r);
+	free(t);
+	free(m1);
+}
+
+static void test_folding(void **state)
+{
+	(void)state;
+	char payload[1200], *fields = NULL;
+	const char *err = NULL;
+	size_t n = 0;
+	n += (size_t)snprintf(payload, sizeof(payload), "mx.example.net;");
+	while (n + 40 < sizeof(payload))
+		n += (size_t)snprintf(payload + n, sizeof(payload) - n,
+				      " dkim=pass header.d=example.org;");
+	assert_int_equal(arc_seal((const uint8_t *)MSG, strlen(MSG), rsa_key,
+				  "example.org", "rsa", payload, ARC_CV_NONE,
+				  1763812800, &fields, &err), 0);
+	for (const char *line = fields; *line != '\0';) {
+		const char *e = strstr(line, "\r\n");
+		assert_non_null(e);
+		assert_true(e - line <= 78);
+		assert_true(strchr(line, '\n') == e + 1); /* CRLF only */
+		line = e + 2;
+	}
+	char *m = prepend(fields, MSG);
+	verdict v = verify(m);
+	assert_int_equal(v.cv, ARC_CV_PASS);
+	free(m);
+	free(fields);
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = { cmocka_unit_test(test_stub) };
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_no_chain),
+		cmocka_unit_test(test_chain_rsa_first),
+		cmocka_unit_test(test_chain_ed_first),
+		cmocka_unit_test(test_one_key_one_query),
+		cmocka_unit_test(test_bare_lf),
+		cmocka_unit_test(test_tamper),
+		cmocka_unit_test(test_structure),
+		cmocka_unit_test(test_fifty),
+		cmocka_unit_test(test_keys),
+		cmocka_unit_test(test_seal_refusals),
+		cmocka_unit_test(test_folding),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
