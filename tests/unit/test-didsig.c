@@ -385,7 +385,11 @@ static void test_tamper(void **state)
 	expect(m, pk, T0, DIDSIG_FAIL, "body hash mismatch");
 	free(m);
 	/* an added body line; WSP changes relaxed canonicalisation ignores */
-	m = cat(sign_as(sk, ALICE, MSG, T0), "P.S.\r\n");
+	{
+		char *s = sign_as(sk, ALICE, MSG, T0);
+		m = cat(s, "P.S.\r\n");
+		free(s);
+	}
 	expect(m, pk, T0, DIDSIG_FAIL, "body hash mismatch");
 	free(m);
 	m = subst1(sign_as(sk, ALICE, MSG, T0), "Hello Bob.\r\n",
