@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # maildkim.pl — a test tool (not installed): Mail::DKIM (libmail-dkim-perl),
 # an independent DKIM implementation, as verifier and signer for
-# tests/e2e/test_dkim_maildkim.py (TESTING.md D1, D2, D4, D7).
+# tests/e2e/test_dkim_maildkim.py (TESTING.md D1, D2, D4, D7, D8).
 #
 #   maildkim.pl verify --dns HOST:PORT [FILE...] < message
 #       verify every DKIM-Signature of the message (or of each FILE, each
@@ -14,7 +14,8 @@
 #           result RESULT DETAIL
 #       RESULT is Mail::DKIM's: pass, fail, invalid, temperror or none.
 #       DETAIL is its result_detail ("-" when empty), e.g.
-#       "fail (body has been altered)" or "invalid (unsupported algorithm)".
+#       "fail (body has been altered)", "invalid (unsupported algorithm
+#       ed25519-sha256)"; DNS errors are "invalid (public key: DNS error: ...)".
 #
 #   maildkim.pl sign --key PEM --domain D --selector S
 #                    [--method relaxed|simple|relaxed/simple|...]
