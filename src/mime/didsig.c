@@ -3,9 +3,9 @@
  * verification.
  *
  * Both sides walk the header section once with mail-header.h's iterator
- * into a table of at most DIDSIG_MAX_FIELDS fields (the only allocation
- * besides the set, the field we write and one DIDSIG_FIELD_MAX scratch
- * buffer); each h= name is then found by scanning that table from the
+ * into a table of at most DIDSIG_MAX_FIELDS fields (the only allocations
+ * besides that table: the set, the field we write, one parsed tag list
+ * and one DIDSIG_FIELD_MAX scratch buffer); each h= name is then found by scanning that table from the
  * bottom, and both sides hash the same way (hash_input), so what the
  * signer hashes is by construction what the verifier hashes.  The
  * canonical forms (dkim-sign.h's relaxed canonicalisers) are never
@@ -650,20 +650,23 @@ void didsig_verify_finish(didsig_set *set, size_t i, const uint8_t *pk,
 		*result_r = sig->result;
 		return;
 	}
-	if (pk == NULL)
+	if (pk == NULL) {
 		decide(sig, DIDSIG_TEMPERROR, "node DID not resolved");
-	else if (crypto_sign_verify_detached(sig->b, sig->hdr_digest, 32,
-					     pk) != 0)
+	} else if (crypto_sign_verify_detached(sig->b, sig->hdr_digest, 32,
+					       pk) != 0) {
 		decide(sig, DIDSIG_FAIL, "bad signature");
-	else if ((sig->result.crypto_ok = true, set->from_count > 1))
-		decide(sig, DIDSIG_FAIL, "multiple From");
-	else if (set->from_count == 0)
-		decide(sig, DIDSIG_FAIL, "no From field");
-	else if (now != 0 && sig->t > now &&
-		 sig->t - now > DIDSIG_FUTURE_MAX)
-		decide(sig, DIDSIG_FAIL, "t= is in the future");
-	else
-		decide(sig, DIDSIG_PASS, "ok");
+	} else {
+		sig->result.crypto_ok = true;
+		if (set->from_count > 1)
+			decide(sig, DIDSIG_FAIL, "multiple From");
+		else if (set->from_count == 0)
+			decide(sig, DIDSIG_FAIL, "no From field");
+		else if (now != 0 && sig->t > now &&
+			 sig->t - now > DIDSIG_FUTURE_MAX)
+			decide(sig, DIDSIG_FAIL, "t= is in the future");
+		else
+			decide(sig, DIDSIG_PASS, "ok");
+	}
 	*result_r = sig->result;
 }
 
