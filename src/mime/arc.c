@@ -149,9 +149,9 @@ static bool is_blank(uint8_t c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* i= of an ARC field: 1..3 digits after optional FWS, "i", FWS, "=", FWS,
- * then FWS and ";" (or the end, for an AS/AMS parsed later anyway).
- * 0 when it is not there or not a number. */
+/* i= at the start of an AAR value: optional FWS, "i", FWS, "=", FWS,
+ * 1..3 digits, FWS, then ";" or the end.  0 when it is not there or not
+ * a number. */
 static size_t parse_i(const uint8_t *p, size_t n)
 {
 	size_t k = 0, v = 0, digits = 0;
@@ -179,6 +179,39 @@ static size_t parse_i(const uint8_t *p, size_t n)
 		k++;
 	if (k < n && p[k] != ';')
 		return 0;
+	return v;
+}
+
+/* i= of an AAR: the first thing in its value (RFC 8617 §4.1.1). */
+static size_t aar_i(const uint8_t *msg, const mail_field *f)
+{
+	return parse_i(msg + f->value_off, value_end(msg, f) - f->value_off);
+}
+
+/* i= of an AMS or AS: a tag anywhere in its tag list; 0 when the list
+ * does not parse or i= is not 1..3 digits. */
+static size_t sig_i(const uint8_t *msg, const mail_field *f)
+{
+	dkim_tags *tg = malloc(sizeof(*tg));
+	const dkim_tag *t;
+	const char *err;
+	size_t v = 0;
+	if (tg == NULL)
+		abort();
+	if (dkim_tags_parse(msg + f->value_off,
+			    value_end(msg, f) - f->value_off, tg, &err) == 0 &&
+	    (t = dkim_tags_get(tg, "i")) != NULL && t->value_len >= 1 &&
+	    t->value_len <= 3) {
+		for (size_t k = 0; k < t->value_len; k++) {
+			uint8_t c = tg->text[t->value_off + k];
+			if (c < '0' || c > '9') {
+				v = 0;
+				break;
+			}
+			v = v * 10 + (size_t)(c - '0');
+		}
+	}
+	free(tg);
 	return v;
 }
 
@@ -230,8 +263,7 @@ static int chain_collect(chain *c, const uint8_t *msg, size_t len,
 			c->bad_kind = kind;
 			continue;
 		}
-		size_t i = parse_i(msg + f.value_off,
-				   value_end(msg, &f) - f.value_off);
+		size_t i = kind == K_AAR ? aar_i(msg, &f) : sig_i(msg, &f);
 		if (i == 0) {
 			c->bad = "has no valid i=";
 			c->bad_kind = kind;

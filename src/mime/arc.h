@@ -14,7 +14,8 @@
  * ARC-Message-Signature (AMS) and ARC-Seal (AS), grouped by i=.  The chain
  * FAILS without any key (nq == 0, the verdict already made) when (RFC 8617
  * §5.2): an ARC field's i= is not 1..ARC_MAX_INSTANCES ("more than 50 ARC
- * sets" when it is higher); there are more than 3 * ARC_MAX_INSTANCES ARC
+ * sets" when it is higher; an AAR's i= must come first, an AMS's or AS's
+ * is its tag-list's i= tag, wherever it is); there are more than 3 * ARC_MAX_INSTANCES ARC
  * fields; an instance 1..N (N the highest i=) lacks one of the three
  * ("instance 2 missing", "instance 2 has no ARC-Seal") or has one twice
  * ("instance 2 has two ARC-Seal fields"); some AS says cv=fail ("ARC-Seal

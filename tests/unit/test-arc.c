@@ -372,6 +372,14 @@ static void test_structure(void **state)
 		    "ARC-Message-Signature: i=x;");
 	expect_fail(t, "ARC-Message-Signature has no valid i=");
 	free(t);
+	/* tags in another order: i= last in a seal */
+	t = replace(m3, NULL, "ARC-Seal: i=3; a=rsa-sha256;",
+		    "ARC-Seal: a=rsa-sha256;");
+	u = replace(t, NULL, "cv=pass;", "cv=pass; i=3;");
+	free(t);
+	t = u;
+	expect_fail(t, "ARC-Seal of instance 3 does not verify");
+	free(t);
 	/* cv=fail mid-chain (no crypto needed to fail) */
 	t = replace(m3, "ARC-Seal: i=2;", "cv=pass", "cv=fail");
 	expect_fail(t, "ARC-Seal of instance 2 says cv=fail");
