@@ -522,6 +522,10 @@ static const char fetch_help[] =
 	"                     when the sender gave one, Original-Recipient:\n"
 	"                     (RFC 3798, from its DSN ORCPT), from the node's\n"
 	"                     delivery note; the sealed message is not changed\n"
+	"\n"
+	"Mail the node put in quarantine (the sender's domain failed DMARC\n"
+	"and its policy asks for quarantine; see docs/mailauth.md) goes to the\n"
+	"Maildir++ folder DIR/.Junk instead of DIR.\n"
 	"\n" CLI_CONN_HELP "\n" CLI_COMMON_HELP
 	"\n"
 	"Example:\n"
@@ -545,7 +549,11 @@ static int maildir_write(cli_env *env, const char *dir, const char *name,
 	char tmp[PATH_MAX], fin[PATH_MAX], sub[PATH_MAX];
 	static const char *const subs[] = { "tmp", "new", "cur" };
 	for (size_t i = 0; i < 3; i++) {
-		snprintf(sub, sizeof(sub), "%s/%s", dir, subs[i]);
+		int sn = snprintf(sub, sizeof(sub), "%s/%s", dir, subs[i]);
+		if (sn < 0 || (size_t)sn >= sizeof(sub)) {
+			cli_err(env, "%s: path too long", dir);
+			return CLI_FAIL;
+		}
 		if (util_mkdirs(sub, 0700) != 0) {
 			cli_err(env, "%s: %s", sub, strerror(errno));
 			return CLI_FAIL;
@@ -565,8 +573,8 @@ static int maildir_write(cli_env *env, const char *dir, const char *name,
 		cli_err(env, "%s: %s", fin, strerror(errno));
 		return CLI_FAIL;
 	}
-	snprintf(sub, sizeof(sub), "%s/new", dir);
-	FILE *d = fopen(sub, "r");
+	int sn = snprintf(sub, sizeof(sub), "%s/new", dir);
+	FILE *d = sn > 0 && (size_t)sn < sizeof(sub) ? fopen(sub, "r") : NULL;
 	if (d != NULL) {
 		fsync(fileno(d));
 		fclose(d);
@@ -822,10 +830,22 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 				}
 			}
 			if (maildir != NULL) {
-				char name[128];
+				char name[128], folder[16], junkdir[PATH_MAX];
+				const char *dest = maildir;
 				snprintf(name, sizeof(name), "%llu.%s.amp",
 					 (unsigned long long)it->received, idhex);
-				w = maildir_write(env, maildir, name, body, blen);
+				/* the node's verdict (folder=Junk: the sender's
+				 * DMARC policy said quarantine): Maildir++ .Junk */
+				if (it->delivery != NULL &&
+				    note_value(it->delivery, "folder", folder,
+					       sizeof(folder)) &&
+				    strcmp(folder, "Junk") == 0) {
+					int jn = snprintf(junkdir, sizeof(junkdir),
+							  "%s/.Junk", maildir);
+					if (jn > 0 && (size_t)jn < sizeof(junkdir))
+						dest = junkdir;
+				}
+				w = maildir_write(env, dest, name, body, blen);
 			} else {
 				mbox_write(sender.did, it->received, body, blen);
 				if (fflush(stdout) != 0)

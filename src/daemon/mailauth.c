@@ -45,9 +45,10 @@ struct mailauth_check {
 	spf_eval *spf;
 	dns_query *spf_q;
 	bool spf_running;
-	/* the worker: DKIM prepare and the From fields */
+	/* the worker: DKIM prepare and the From fields (it reads only c:
+	 * mailauth_free may run while it works) */
 	uv_work_t work;
-	bool working;
+	bool working, do_dkim, do_from;
 	dkim_verify_set *set;
 	const char *dkim_err;
 	dmarc_from from;
@@ -322,7 +323,16 @@ static void complete(mailauth_check *c)
 		if (c->working) /* the From fields were never read */
 			in.from_fields = 1, in.from_mailboxes = 1;
 		r->from = c->from;
-		dmarc_evaluate(NULL, &in, &r->dmarc);
+		if (!c->working && c->from.fields == 0) {
+			/* RFC 7489 §6.6.1 leaves a message without From to
+			 * local policy: no domain, so no DMARC (several From
+			 * fields, or a From of several mailboxes, do fail) */
+			memset(&r->dmarc, 0, sizeof(r->dmarc));
+			r->dmarc.result = DMARC_NONE;
+			r->dmarc.reason = "no From field";
+		} else {
+			dmarc_evaluate(NULL, &in, &r->dmarc);
+		}
 		if (c->found == DMARC_FOUND_FROM || c->found == DMARC_FOUND_ORG)
 			snprintf(r->dmarc_domain, sizeof(r->dmarc_domain), "%s",
 				 c->names[c->name_i] + 7);
@@ -614,13 +624,13 @@ static void dmarc_ask(mailauth_check *c)
 static void prepare_work(uv_work_t *w)
 {
 	mailauth_check *c = w->data;
-	if (c->ma->dkim) {
+	if (c->do_dkim) {
 		dkim_verify_limits lim = { .now = (uint64_t)time(NULL) };
 		if (dkim_verify_prepare(c->msg, c->len, &lim, &c->set,
 					&c->dkim_err) != 0)
 			c->set = NULL;
 	}
-	if (c->ma->dmarc)
+	if (c->do_from)
 		dmarc_from_get(c->msg, c->len, &c->from);
 }
 
@@ -692,6 +702,8 @@ mailauth_check *mailauth_start(mailauth *ma, const mailauth_input *in,
 		spf_start(c, in);
 	if (ma->dkim || ma->dmarc) {
 		c->working = true;
+		c->do_dkim = ma->dkim;
+		c->do_from = ma->dmarc;
 		c->work.data = c;
 		if (uv_queue_work(ma->loop, &c->work, prepare_work,
 				  prepare_after) != 0)

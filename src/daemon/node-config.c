@@ -208,8 +208,39 @@ static const cfg_key keys[] = {
 	  "Sign mail relayed for `smtp_relay_networks` (an app server, a "
 	  "printer) when its From domain has a key and it carries no signature "
 	  "of that domain yet." },
+	{ "spf_verify", CFG_BOOL, "yes", 0, 0, false,
+	  "Check SPF (RFC 7208) for mail taken in over SMTP: the MAIL FROM "
+	  "domain, or the HELO name for a null sender. The result goes into "
+	  "the Authentication-Results field and into DMARC." },
+	{ "dkim_verify", CFG_BOOL, "yes", 0, 0, false,
+	  "Verify the DKIM signatures (RFC 6376, RFC 8463; at most 8 a "
+	  "message) of mail taken in over SMTP." },
+	{ "dmarc_verify", CFG_BOOL, "yes", 0, 0, false,
+	  "Evaluate DMARC (RFC 7489) for mail taken in over SMTP, from the SPF "
+	  "and DKIM results and the From domain's published policy." },
+	{ "dmarc_policy", CFG_STRING, "enforce", 0, 0, false,
+	  "What a DMARC failure does: `enforce` (the domain's policy: "
+	  "`reject` refuses the message with 550 5.7.1 at the end of DATA, "
+	  "`quarantine` delivers it to the recipients' Junk folder), "
+	  "`quarantine` (both deliver to Junk) or `report` (only recorded in "
+	  "Authentication-Results)." },
+	{ "spf_fail_reject", CFG_BOOL, "no", 0, 0, false,
+	  "Refuse a message whose SPF result is `fail` (550 5.7.23) even when "
+	  "DMARC does not ask for it. Off by default: forwarded mail fails SPF "
+	  "and DMARC already weighs SPF with DKIM." },
+	{ "local_from_policy", CFG_STRING, "none", 0, 0, false,
+	  "Mail from outside claiming a From address in one of our `domains`: "
+	  "`none` (no special rule) or `require-auth` (it must carry a DKIM "
+	  "signature of that domain that verifies, or it is refused with 550 "
+	  "5.7.1 at the end of DATA). Clients in `smtp_relay_networks` are not "
+	  "checked." },
+	{ "auth_timeout", CFG_DURATION, "30s", 1, 300, false,
+	  "The longest the SPF, DKIM and DMARC checks of one message may take; "
+	  "whatever has not answered by then counts as a temporary DNS error "
+	  "(temperror), never as a pass." },
 	{ "dns_forwarder", CFG_STRING, "", 0, 0, false,
-	  "Where outbound DNS questions go: `IP` or `IP@PORT` of a recursive "
+	  "Where DNS questions go (outbound delivery, and the SPF, DKIM and "
+	  "DMARC checks of inbound mail): `IP` or `IP@PORT` of a recursive "
 	  "resolver. Empty: the servers of /etc/resolv.conf." },
 	{ "dns_trust_anchor", CFG_STRING, "", 0, 0, false,
 	  "File of DNSSEC trust anchors (DS or DNSKEY records), e.g. "

@@ -15,6 +15,7 @@
 #include "smtpd.h"
 
 #include "log.h"
+#include "mailauth.h"
 #include "mail-date.h"
 #include "mail-header.h"
 #include "smtp-server.h"
@@ -39,6 +40,9 @@
 #define SMTPD_IP_BUCKETS 4096u
 #define SMTPD_IP_ENTRIES_MAX 200000u   /* client IPs remembered for rates */
 #define SMTPD_SWEEP_MS 60000u
+
+/* dmarc_policy */
+enum { DMARC_MODE_ENFORCE, DMARC_MODE_QUARANTINE, DMARC_MODE_REPORT };
 
 typedef struct sconn_smtp sconn_smtp;
 typedef struct ipent ipent;
@@ -85,6 +89,11 @@ struct smtpd {
 	uint64_t hdr_size_limit;
 	smtp_data_policy bare_policy;
 	bool starttls;
+	/* the authentication checks of inbound mail (issue 7) */
+	mailauth *auth;              /* NULL: none runs */
+	unsigned dmarc_mode;         /* DMARC_MODE_* */
+	bool spf_reject;             /* spf_fail_reject */
+	bool local_from_auth;        /* local_from_policy = require-auth */
 	tls_creds *creds;
 	amp_ctx *actx;               /* pooled zstd contexts, X25519 cache */
 	/* state */
@@ -130,6 +139,7 @@ typedef struct msg {
 	char envid[101];
 	unsigned ret;
 	bool sign;                   /* DKIM-sign it (a relay client's mail) */
+	size_t data_off;             /* the client's bytes start here in body */
 	bool dkim_signed;
 	int result;                  /* 0 stored; -1 failed */
 	char idhex[33];
@@ -1335,6 +1345,110 @@ static const char *protocol_name(const sconn_smtp *c)
 		     (c->utf8 ? 4 : 0)];
 }
 
+/* A DKIM signature of `domain` (any case) verified. */
+static bool dkim_pass_for(const mailauth_result *r, const char *domain)
+{
+	for (size_t i = 0; i < r->n_dkim; i++)
+		if (r->dkim[i].status == DKIM_PASS && !r->dkim[i].partial &&
+		    strcasecmp(r->dkim[i].d, domain) == 0)
+			return true;
+	return false;
+}
+
+/* The policy over the checks' results: 0 (accept; *junk_r says whether
+ * to the Junk folder), or an SMTP code with its reply in text. */
+static unsigned auth_policy(const smtpd *d, const mailauth_result *r,
+			    bool *junk_r, const char **enh_r, char *text,
+			    size_t size)
+{
+	*junk_r = false;
+	if (r->dmarc_checked && r->dmarc.result == DMARC_FAIL &&
+	    d->dmarc_mode != DMARC_MODE_REPORT) {
+		dmarc_policy disp = r->dmarc.disposition;
+		if (disp == DMARC_POLICY_REJECT &&
+		    d->dmarc_mode == DMARC_MODE_QUARANTINE)
+			disp = DMARC_POLICY_QUARANTINE;
+		if (disp == DMARC_POLICY_REJECT) {
+			*enh_r = "5.7.1";
+			snprintf(text, size, "Message refused: it fails DMARC "
+				 "and the policy of %s is to reject such mail (%s)",
+				 r->from.domain[0] != '\0' ? r->from.domain
+							   : "its From domain",
+				 r->dmarc.reason);
+			return 550;
+		}
+		*junk_r = disp == DMARC_POLICY_QUARANTINE;
+	}
+	if (d->spf_reject && r->spf_checked && r->spf == SPF_RESULT_FAIL) {
+		*enh_r = "5.7.23";
+		snprintf(text, size, "Message refused: SPF of %s does not allow "
+			 "this host to send its mail", r->spf_domain);
+		return 550;
+	}
+	if (d->local_from_auth && r->from.domain[0] != '\0' &&
+	    is_local(d, r->from.domain) && !dkim_pass_for(r, r->from.domain)) {
+		*enh_r = "5.7.1";
+		snprintf(text, size, "Message refused: mail From %s must carry "
+			 "a valid DKIM signature of %s", r->from.domain,
+			 r->from.domain);
+		return 550;
+	}
+	return 0;
+}
+
+/* The checks are done: refuse, or add our Authentication-Results field
+ * below our Received: field and go on to seal and store. */
+static void auth_done(void *arg, const mailauth_result *r)
+{
+	msg *m = arg;
+	sconn_smtp *c = m->c;
+	smtpd *d = m->d;
+	char sum[300], text[600];
+	const char *enh = NULL;
+	bool junk;
+	unsigned code = auth_policy(d, r, &junk, &enh, text, sizeof(text));
+	mailauth_summary(r, sum, sizeof(sum));
+	log_msg(LOG_INFO, "msg=\"smtp: authentication\" session=%llu peer=%s "
+		"results=\"%s\" action=%s", (unsigned long long)c->id, c->ip, sum,
+		code != 0 ? "reject" : junk ? "junk" : "accept");
+	if (code != 0) {
+		bool live = !c->closing && !c->shutting;
+		c->n_refused++;
+		if (live) {
+			smtp_session_reply(c->s, code, enh, text);
+			flush(c);
+			resume_input(c);
+		}
+		d->inflight--;
+		msg_free(m);
+		conn_unref(c);
+		return;
+	}
+	if (r->authres_len > 0) {
+		uint8_t *nb = realloc(m->body, r->authres_len + m->len + 1);
+		if (nb == NULL)
+			abort();
+		/* right below our Received: field; both are this hop's */
+		memmove(nb + m->data_off + r->authres_len, nb + m->data_off,
+			m->len - m->data_off);
+		memcpy(nb + m->data_off, r->authres, r->authres_len);
+		m->body = nb;
+		m->len += r->authres_len;
+		d->mem_used += r->authres_len;
+	}
+	for (size_t i = 0; junk && i < m->n; i++) {
+		static const char folder[] = " folder=Junk";
+		size_t need = strlen(m->notes[i]) + sizeof(folder);
+		char *nn = realloc(m->notes[i], need);
+		if (nn == NULL)
+			abort();
+		memcpy(nn + strlen(nn), folder, sizeof(folder));
+		m->notes[i] = nn;
+	}
+	if (uv_queue_work(d->loop, &m->work, seal_work, seal_after) != 0)
+		abort(); /* cannot fail with a work callback */
+}
+
 static void cb_end(void *arg)
 {
 	sconn_smtp *c = arg;
@@ -1402,6 +1516,7 @@ static void cb_end(void *arg)
 			c->ip, n_drop);
 	free(drop);
 	m->len = out;
+	m->data_off = (size_t)hn;
 	m->d = d;
 	d->mem_used += m->len;
 	m->c = c;
@@ -1431,6 +1546,20 @@ static void cb_end(void *arg)
 	m->work.data = m;
 	c->refs++;
 	d->inflight++;
+	/* Mail from outside is checked first (SPF, DKIM, DMARC); a relay
+	 * client's is ours to sign, not to judge. */
+	if (d->auth != NULL && !c->relay_client) {
+		struct sockaddr_storage peer = { 0 };
+		int pl = sizeof(peer);
+		if (uv_tcp_getpeername(&c->h, (struct sockaddr *)&peer, &pl) != 0)
+			peer.ss_family = AF_UNSPEC; /* SPF then says none */
+		mailauth_input in = {
+			.client = &peer, .helo = c->helo, .mail_from = m->from,
+			.msg = m->body + m->data_off, .len = m->len - m->data_off,
+		};
+		(void)mailauth_start(d->auth, &in, auth_done, m);
+		return;
+	}
 	if (uv_queue_work(d->loop, &m->work, seal_work, seal_after) != 0)
 		abort(); /* cannot fail with a work callback */
 }
@@ -1916,6 +2045,55 @@ static int load_creds(smtpd *d, const smtpd_params *p, const cfg *conf,
 	return r;
 }
 
+/* The authentication checks of inbound mail and their policy. */
+static int auth_setup(smtpd *d, const cfg *conf, const char **error_r)
+{
+	static char err[300];
+	const char *mode = cfg_str(conf, "dmarc_policy");
+	const char *lf = cfg_str(conf, "local_from_policy");
+	if (strcmp(mode, "enforce") == 0) {
+		d->dmarc_mode = DMARC_MODE_ENFORCE;
+	} else if (strcmp(mode, "quarantine") == 0) {
+		d->dmarc_mode = DMARC_MODE_QUARANTINE;
+	} else if (strcmp(mode, "report") == 0) {
+		d->dmarc_mode = DMARC_MODE_REPORT;
+	} else {
+		*error_r = "dmarc_policy: enforce, quarantine or report";
+		return -1;
+	}
+	if (strcmp(lf, "none") != 0 && strcmp(lf, "require-auth") != 0) {
+		*error_r = "local_from_policy: none or require-auth";
+		return -1;
+	}
+	d->local_from_auth = strcmp(lf, "require-auth") == 0;
+	d->spf_reject = cfg_bool(conf, "spf_fail_reject");
+	const char *fwd = cfg_str(conf, "dns_forwarder");
+	const char *ta = cfg_str(conf, "dns_trust_anchor");
+	mailauth_settings ms = {
+		.authserv_id = d->hostname,
+		.dns = {
+			.forwarder = *fwd != '\0' ? fwd : NULL,
+			.trust_anchor = *ta != '\0' ? ta : NULL,
+			.timeout_ms = (unsigned)cfg_int(conf, "dns_timeout") * 1000u,
+		},
+		.spf = cfg_bool(conf, "spf_verify"),
+		.dkim = cfg_bool(conf, "dkim_verify"),
+		.dmarc = cfg_bool(conf, "dmarc_verify"),
+		.timeout_ms = (unsigned)cfg_int(conf, "auth_timeout") * 1000u,
+	};
+	if (!ms.spf && !ms.dkim && !ms.dmarc)
+		return 0;
+	if (d->local_from_auth && !ms.dkim) {
+		*error_r = "local_from_policy = require-auth needs dkim_verify";
+		return -1;
+	}
+	if (mailauth_new(d->loop, &ms, &d->auth, err, sizeof(err)) != 0) {
+		*error_r = err;
+		return -1;
+	}
+	return 0;
+}
+
 int smtpd_start(const smtpd_params *p, const cfg *conf, smtpd **d_r,
 		const char **error_r)
 {
@@ -1995,6 +2173,10 @@ int smtpd_start(const smtpd_params *p, const cfg *conf, smtpd **d_r,
 	for (size_t i = 0; i < d->n_domains; i++)
 		if ((d->domains[i] = strdup(cfg_list_item(conf, "domains", i))) == NULL)
 			abort();
+	if (auth_setup(d, conf, error_r) != 0) {
+		smtpd_free(&d);
+		return -1;
+	}
 	if (load_creds(d, p, conf, error_r) != 0 ||
 	    (ns > 0 && d->creds == NULL && (*error_r = "smtps_listen needs TLS "
 					    "credentials") != NULL)) {
@@ -2054,6 +2236,9 @@ void smtpd_stop(smtpd *d)
 		uv_close((uv_handle_t *)&d->ls[i]->h, listener_closed);
 	d->n_ls = 0;
 	uv_timer_stop(&d->sweep);
+	/* checks still running end now; their messages go on as usual */
+	mailauth_stop(d->auth);
+	mailauth_free(&d->auth);
 }
 
 bool smtpd_idle(const smtpd *d)

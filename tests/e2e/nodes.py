@@ -22,6 +22,62 @@ AMPD = os.environ.get("AMPD_BIN", str(Path(AMP_BIN).parents[1] / "daemon" / "aft
 PASS = "e2e passphrase"
 
 
+_QUIET_DNS = None
+
+
+def quiet_dns_forwarder() -> str:
+    """"127.0.0.1@PORT" of a loopback DNS server that knows no names
+    (NXDOMAIN for every question: tests/tools/dnsserver.py with an empty
+    zone), started once per test process and stopped when it exits.  It
+    is every node's default dns_forwarder, so the checks of inbound mail
+    (SPF, DKIM, DMARC, issue 7) run in every test without asking outside
+    this machine and without waiting: SPF none, DMARC none, DKIM without
+    a key.  Tests that need records start their own server
+    (dnsfixture.py) and pass its forwarder."""
+    global _QUIET_DNS
+    if _QUIET_DNS is None:
+        import atexit
+        d = Path(tempfile.mkdtemp(prefix="amp-quiet-dns-"))
+        zone = d / "zone.txt"
+        zone.write_text("$ORIGIN invalid.\n$TTL 300\n"
+                        "@ IN SOA ns.invalid. h.invalid. 1 3600 600 86400 300\n")
+        port = free_port()
+        proc = subprocess.Popen(
+            ["/usr/bin/python3", str(ROOT / "tests" / "tools" / "dnsserver.py"),
+             "--port", str(port), "--zone", str(zone)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        if proc.stdout.readline().strip() != "ready":
+            proc.kill()
+            raise RuntimeError("the quiet DNS server did not start")
+
+        def stop():
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            shutil.rmtree(d, ignore_errors=True)
+        atexit.register(stop)
+        _QUIET_DNS = f"127.0.0.1@{port}"
+    return _QUIET_DNS
+
+
+def split_trace(stored: bytes):
+    """A message as a node stored it from SMTP: (its Received: field, its
+    one Authentication-Results: field, the message as the client sent
+    it).  The node adds both at the top, Received: first (three lines,
+    the last `\\tfor <...>;`), then Authentication-Results: (folded
+    lines and all)."""
+    assert stored.startswith(b"Received: from "), stored[:80]
+    i = stored.index(b"\r\n", stored.index(b"\r\n\tfor <") + 2) + 2
+    rest = stored[i:]
+    assert rest.startswith(b"Authentication-Results: "), rest[:200]
+    j = rest.index(b"\r\n")
+    while rest[j + 2:j + 3] in (b" ", b"\t"):
+        j = rest.index(b"\r\n", j + 2)
+    return stored[:i], rest[:j + 2], rest[j + 2:]
+
+
 def free_port() -> int:
     """A port free for both TCP and UDP on 127.0.0.1."""
     for _ in range(100):
@@ -60,6 +116,7 @@ class Node:
             "relay_retry_max": "2s",
             "peer_timeout": "3s",
             "log_level": "debug",
+            "dns_forwarder": quiet_dns_forwarder(),
         }
         if os.geteuid() == 0:
             self.conf["user"] = "nobody"

@@ -255,6 +255,19 @@ def test_s20_forged_authentication_results_are_removed(base):
     assert b"Authentication-Results: mx.other.example; dkim=fail" in out
     assert b"pay now" in out
     n.wait_log(r'removed Authentication-Results naming us.* count=2')
+    # exactly one field names us: ours, which python3-authres parses, and
+    # it says what the node found (no signature), not what was forged
+    import email
+    import authres
+    fields = email.message_from_bytes(out.split(b"\n", 1)[1]).get_all(
+        "Authentication-Results")
+    ours = [f for f in fields if f.strip().lower().startswith("alpha.test")]
+    assert len(ours) == 1, fields
+    parsed = authres.AuthenticationResultsHeader.parse(
+        "Authentication-Results: " + " ".join(ours[0].split()))
+    assert parsed.authserv_id == "alpha.test"
+    got = {r.method: r.result for r in parsed.results}
+    assert got == {"spf": "none", "dkim": "none", "dmarc": "none"}, got
 
 
 def test_half_close_after_the_last_command_still_gets_every_answer(base):

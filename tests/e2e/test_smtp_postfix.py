@@ -214,10 +214,14 @@ def test_postfix_relays_to_the_bridge(relay):
     files = list((md / "new").iterdir())
     assert [f.name.split(".")[1] for f in files] == [envelope]
     got = files[0].read_bytes()
-    # ours first (the last hop), then Postfix's, then the message
+    # ours first (the last hop: Received:, then our
+    # Authentication-Results:), then Postfix's, then the message
     ours = re.match(rb"Received: from pfx\.test \(\[127\.0\.0\.1\]\)\r\n"
                     rb"\tby alpha\.test \(AfterSMTP\) with ESMTP\r\n"
-                    rb"\tfor <bob@alpha\.test>; [^\r\n]+\r\n", got)
+                    rb"\tfor <bob@alpha\.test>; [^\r\n]+\r\n"
+                    rb"Authentication-Results: alpha\.test; spf=none "
+                    rb"smtp\.mailfrom=pfx\.test;\r\n dkim=none; dmarc=none "
+                    rb"header\.from=pfx\.test\r\n", got)
     assert ours, got[:400]
     rest = got[ours.end():]
     theirs = re.match(rb"Received: from client\.example\.net \(localhost \[127\.0\.0\.1\]\)\r\n"
