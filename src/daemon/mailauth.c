@@ -24,7 +24,7 @@ struct mailauth {
 	uv_loop_t *loop;
 	dns_resolver *dns;
 	char id[AUTHRES_ID_MAX + 1];
-	bool spf, dkim, dmarc;
+	bool spf, dkim, dmarc, arc;
 	unsigned timeout_ms;
 	mailauth_check *head;
 };
@@ -33,6 +33,16 @@ typedef struct keyarg {
 	mailauth_check *c;
 	size_t i;
 } keyarg;
+
+/* One ARC key query and its answer, kept until every one has come. */
+typedef struct arckey {
+	mailauth_check *c;
+	size_t q;
+	dns_query *dq;
+	bool answered, failed;    /* failed: a DNS temporary failure */
+	char **txt;               /* the records (malloc'd) */
+	size_t *len, n;
+} arckey;
 
 struct mailauth_check {
 	mailauth *ma;
@@ -48,8 +58,11 @@ struct mailauth_check {
 	/* the worker: DKIM prepare and the From fields (it reads only c:
 	 * mailauth_free may run while it works) */
 	uv_work_t work;
-	bool working, do_dkim, do_from;
+	bool working, do_dkim, do_from, do_arc;
 	dkim_verify_set *set;
+	arc_verify_set *arcset;
+	arckey *arckeys;          /* [arcset->nq] */
+	unsigned arc_pending;
 	const char *dkim_err;
 	dmarc_from from;
 	/* DKIM keys */
@@ -91,9 +104,10 @@ int mailauth_new(uv_loop_t *loop, const mailauth_settings *s, mailauth **ma_r,
 	ma->spf = s->spf;
 	ma->dkim = s->dkim;
 	ma->dmarc = s->dmarc;
+	ma->arc = s->arc;
 	ma->timeout_ms = s->timeout_ms != 0 ? s->timeout_ms
 					    : MAILAUTH_TIMEOUT_DEFAULT_MS;
-	if ((ma->spf || ma->dkim || ma->dmarc) &&
+	if ((ma->spf || ma->dkim || ma->dmarc || ma->arc) &&
 	    dns_new(loop, &s->dns, &ma->dns, err, err_size) != 0) {
 		free(ma);
 		return -1;
@@ -104,10 +118,24 @@ int mailauth_new(uv_loop_t *loop, const mailauth_settings *s, mailauth **ma_r,
 
 /* ------------------------------------------------------------- freeing */
 
+static void arckeys_free(mailauth_check *c)
+{
+	for (size_t q = 0; c->arckeys != NULL && q < c->arcset->nq; q++) {
+		for (size_t i = 0; i < c->arckeys[q].n; i++)
+			free(c->arckeys[q].txt[i]);
+		free(c->arckeys[q].txt);
+		free(c->arckeys[q].len);
+	}
+	free(c->arckeys);
+	c->arckeys = NULL;
+}
+
 static void check_free(mailauth_check *c)
 {
 	spf_free(&c->spf);
 	dkim_verify_set_free(&c->set);
+	arckeys_free(c);
+	arc_verify_set_free(&c->arcset);
 	free(c);
 }
 
@@ -146,6 +174,10 @@ static void cancel_queries(mailauth_check *c)
 	}
 	dns_cancel(c->dmarc_q);
 	c->dmarc_q = NULL;
+	for (size_t q = 0; c->arckeys != NULL && q < c->arcset->nq; q++) {
+		dns_cancel(c->arckeys[q].dq);
+		c->arckeys[q].dq = NULL;
+	}
 }
 
 /* ----------------------------------------------------------- the result */
@@ -250,6 +282,8 @@ static void build_authres(mailauth_check *c)
 		ar.dkim = ad;
 		ar.n_dkim = nd;
 	}
+	if (r->arc_checked && r->arc != ARC_CV_TEMPERROR)
+		ar.arc = arc_cv_name(r->arc); /* RFC 8617 §7: none pass fail */
 	if (r->dmarc_checked) {
 		ar.dmarc = dmarc_result_name(r->dmarc.result);
 		ar.dmarc_from = r->from.domain[0] != '\0' &&
@@ -267,6 +301,44 @@ static void build_authres(mailauth_check *c)
 		r->authres[0] = '\0';
 		r->authres_len = 0;
 	}
+}
+
+/* The ARC verdict from the answers there are (one missing: temperror). */
+static void finish_arc(mailauth_check *c)
+{
+	mailauth_result *r = &c->res;
+	if (c->arcset == NULL) {
+		r->arc = ARC_CV_TEMPERROR;
+		snprintf(r->arc_reason, sizeof(r->arc_reason), "%s",
+			 c->working ? "the check ran out of time"
+				    : "the message could not be read");
+		return;
+	}
+	arc_key_answer *ans = calloc(c->arcset->nq + 1, sizeof(*ans));
+	if (ans == NULL)
+		abort();
+	for (size_t q = 0; q < c->arcset->nq; q++) {
+		static const uint8_t *const no_record[1] = { NULL };
+		static const size_t no_len[1] = { 0 };
+		const arckey *k = &c->arckeys[q];
+		bool have = k->answered && !k->failed;
+		ans[q] = (arc_key_answer){
+			.txt = !have ? NULL
+			       : k->n > 0 ? (const uint8_t *const *)k->txt
+					  : no_record,
+			.len = k->n > 0 ? k->len : no_len,
+			.n = have ? k->n : 0,
+		};
+	}
+	arc_verify_result ar;
+	arc_verify_finish(c->arcset, ans, &ar);
+	free(ans);
+	r->arc = ar.cv;
+	r->arc_instances = ar.instances;
+	snprintf(r->arc_reason, sizeof(r->arc_reason), "%s", ar.reason);
+	if (ar.cv == ARC_CV_PASS && ar.instances > 0)
+		snprintf(r->arc_sealer, sizeof(r->arc_sealer), "%s",
+			 ar.sealer[ar.instances]);
 }
 
 /* Everything answered, or the time is up: the verdict, the callback. */
@@ -295,6 +367,8 @@ static void complete(mailauth_check *c)
 		}
 	}
 	fill_dkim(c);
+	if (r->arc_checked)
+		finish_arc(c);
 	if (r->dmarc_checked) {
 		if (c->dmarc_running || c->working) {
 			c->found = DMARC_FOUND_TEMPERROR;
@@ -345,8 +419,8 @@ static void complete(mailauth_check *c)
 
 static void maybe_complete(mailauth_check *c)
 {
-	if (!c->done && !c->starting && !c->spf_running && !c->working && c->keys_pending == 0 &&
-	    !c->dmarc_running)
+	if (!c->done && !c->starting && !c->spf_running && !c->working &&
+	    c->keys_pending == 0 && c->arc_pending == 0 && !c->dmarc_running)
 		complete(c);
 }
 
@@ -563,6 +637,51 @@ static void key_done(void *arg, const dns_txt_result *r)
 	maybe_complete(c);
 }
 
+static void arckey_done(void *arg, const dns_txt_result *r)
+{
+	arckey *k = arg;
+	mailauth_check *c = k->c;
+	k->dq = NULL;
+	k->answered = true;
+	if (r->status == DNS_TEMPFAIL || r->status == DNS_BOGUS) {
+		k->failed = true;
+	} else if (r->status == DNS_OK) {
+		size_t n = r->n < DKIM_VERIFY_MAX_TXT ? r->n : DKIM_VERIFY_MAX_TXT;
+		k->txt = calloc(n, sizeof(*k->txt));
+		k->len = calloc(n, sizeof(*k->len));
+		if (k->txt == NULL || k->len == NULL)
+			abort();
+		for (size_t i = 0; i < n; i++) {
+			if ((k->txt[i] = strdup(r->txt[i])) == NULL)
+				abort();
+			k->len[i] = strlen(r->txt[i]);
+		}
+		k->n = n;
+	}
+	c->arc_pending--;
+	maybe_complete(c);
+}
+
+/* The ARC keys: all asked at once, judged together at the end. */
+static void arc_ask(mailauth_check *c)
+{
+	if (c->arcset == NULL || c->arcset->nq == 0)
+		return;
+	c->arckeys = calloc(c->arcset->nq, sizeof(*c->arckeys));
+	if (c->arckeys == NULL)
+		abort();
+	for (size_t q = 0; q < c->arcset->nq; q++) {
+		arckey *k = &c->arckeys[q];
+		k->c = c;
+		k->q = q;
+		if (dns_query_txt(c->ma->dns, c->arcset->query[q], arckey_done, k,
+				  &k->dq) == 0)
+			c->arc_pending++;
+		else
+			k->answered = true; /* a name no key can be at: none */
+	}
+}
+
 static void dmarc_ask(mailauth_check *c);
 
 static void dmarc_done(void *arg, const dns_txt_result *r)
@@ -630,6 +749,12 @@ static void prepare_work(uv_work_t *w)
 					&c->dkim_err) != 0)
 			c->set = NULL;
 	}
+	if (c->do_arc) {
+		const char *why;
+		arc_verify_limits alim = { 0 };
+		if (arc_verify_prepare(c->msg, c->len, &alim, &c->arcset, &why) != 0)
+			c->arcset = NULL;
+	}
 	if (c->do_from)
 		dmarc_from_get(c->msg, c->len, &c->from);
 }
@@ -659,6 +784,8 @@ static void prepare_after(uv_work_t *w, int status)
 			dkim_verify_finish(c->set, i, none, none_len, 0, &vr);
 		}
 	}
+	if (r->arc_checked)
+		arc_ask(c);
 	if (r->dmarc_checked) {
 		const char *why;
 		c->n_names = c->from.domain[0] != '\0'
@@ -688,6 +815,7 @@ mailauth_check *mailauth_start(mailauth *ma, const mailauth_input *in,
 	c->len = in->len;
 	c->res.dkim_checked = ma->dkim;
 	c->res.dmarc_checked = ma->dmarc;
+	c->res.arc_checked = ma->arc;
 	c->next = ma->head;
 	if (ma->head != NULL)
 		ma->head->prev = c;
@@ -700,10 +828,11 @@ mailauth_check *mailauth_start(mailauth *ma, const mailauth_input *in,
 	c->starting = true;
 	if (ma->spf)
 		spf_start(c, in);
-	if (ma->dkim || ma->dmarc) {
+	if (ma->dkim || ma->dmarc || ma->arc) {
 		c->working = true;
 		c->do_dkim = ma->dkim;
 		c->do_from = ma->dmarc;
+		c->do_arc = ma->arc;
 		c->work.data = c;
 		if (uv_queue_work(ma->loop, &c->work, prepare_work,
 				  prepare_after) != 0)
@@ -769,6 +898,8 @@ void mailauth_summary(const mailauth_result *r, char *out, size_t size)
 			    r->dkim[i].d[0] != '\0' ? r->dkim[i].d : "?");
 		}
 	}
+	if (r->arc_checked)
+		PUT("%sarc=%s", o > 0 ? " " : "", arc_cv_name(r->arc));
 	if (r->dmarc_checked)
 		PUT("%sdmarc=%s", o > 0 ? " " : "",
 		    dmarc_result_name(r->dmarc.result));

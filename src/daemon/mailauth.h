@@ -1,9 +1,10 @@
 /*
  * mailauth.h — the authentication checks of a message taken in over SMTP
- * (issue 7): SPF (RFC 7208), DKIM (RFC 6376, RFC 8463) and DMARC (RFC
- * 7489), and the one Authentication-Results field (RFC 8601) that records
- * them.  The thin driver around the pure parts: src/smtp/spf.c,
- * src/mime/dkim-verify.c, src/mime/dmarc.c, src/mime/authres.c.
+ * (issue 7): SPF (RFC 7208), DKIM (RFC 6376, RFC 8463), ARC chain
+ * validation (RFC 8617) and DMARC (RFC 7489), and the one
+ * Authentication-Results field (RFC 8601) that records them.  The thin
+ * driver around the pure parts: src/smtp/spf.c, src/mime/dkim-verify.c,
+ * src/mime/arc.c, src/mime/dmarc.c, src/mime/authres.c.
  *
  * One check runs on the loop:
  *   - SPF at once: the evaluator's queries one after the other (TXT, A,
@@ -11,11 +12,13 @@
  *     HELO name when the reverse path is null;
  *   - on a worker thread: the DKIM signatures found and their body and
  *     header hashes (dkim_verify_prepare: the CPU part, proportional to
- *     the message), and the From fields DMARC needs;
- *   - then on the loop: every signature's key record (TXT
+ *     the message), the ARC sets and their hashes (arc_verify_prepare),
+ *     and the From fields DMARC needs;
+ *   - then on the loop: every DKIM signature's key record (TXT
  *     s._domainkey.d, all at once), each checked when it arrives
- *     (dkim_verify_finish), and DMARC policy discovery (_dmarc.FROM, then
- *     _dmarc.ORG);
+ *     (dkim_verify_finish), every ARC key (at most 51, deduplicated),
+ *     checked together once all have answered (arc_verify_finish), and
+ *     DMARC policy discovery (_dmarc.FROM, then _dmarc.ORG);
  *   - once everything has answered, the DMARC verdict and the field.
  * A check that has not finished after its deadline (settings.timeout_ms)
  * ends at once: whatever has not answered counts as a DNS temporary
@@ -31,6 +34,7 @@
 #ifndef AMP_MAILAUTH_H
 #define AMP_MAILAUTH_H
 
+#include "arc.h"
 #include "dkim-verify.h"
 #include "dmarc.h"
 #include "dns.h"
@@ -50,7 +54,7 @@ typedef struct mailauth_check mailauth_check;
 typedef struct mailauth_settings {
 	const char *authserv_id;  /* our name in Authentication-Results */
 	dns_settings dns;
-	bool spf, dkim, dmarc;    /* which checks run */
+	bool spf, dkim, dmarc, arc; /* which checks run */
 	unsigned timeout_ms;      /* a whole check; 0: the default */
 } mailauth_settings;
 
@@ -94,6 +98,13 @@ typedef struct mailauth_result {
 	size_t dkim_found, n_dkim;
 	mailauth_dkim dkim[DKIM_VERIFY_MAX];
 	const char *dkim_error;   /* the message could not be read, or NULL */
+	/* ARC (RFC 8617): the chain's validation */
+	bool arc_checked;
+	arc_cv arc;
+	char arc_reason[ARC_REASON_MAX + 32];
+	size_t arc_instances;
+	char arc_sealer[DKIM_VERIFY_NAME_MAX + 1]; /* with a pass: d= of the
+				    most recent ARC-Seal */
 	/* DMARC */
 	bool dmarc_checked;
 	dmarc_from from;

@@ -218,6 +218,15 @@ static const cfg_key keys[] = {
 	{ "dmarc_verify", CFG_BOOL, "yes", 0, 0, false,
 	  "Evaluate DMARC (RFC 7489) for mail taken in over SMTP, from the SPF "
 	  "and DKIM results and the From domain's published policy." },
+	{ "arc_verify", CFG_BOOL, "yes", 0, 0, false,
+	  "Validate the ARC chain (RFC 8617) of mail taken in over SMTP and "
+	  "record its result (arc=none, pass or fail) in Authentication-Results." },
+	{ "arc_trusted_sealers", CFG_LIST, "", 0, 0, false,
+	  "Domains (the d= of an ARC-Seal) whose intact chain may override a "
+	  "DMARC failure: when DMARC fails but the ARC chain passes and its "
+	  "most recent seal is by one of these (a mailing list or forwarder "
+	  "you trust), the message is delivered as if DMARC had not failed. "
+	  "Empty: no override." },
 	{ "dmarc_policy", CFG_STRING, "enforce", 0, 0, false,
 	  "What a DMARC failure does: `enforce` (the domain's policy: "
 	  "`reject` refuses the message with 550 5.7.1 at the end of DATA, "

@@ -24,6 +24,7 @@
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -94,6 +95,8 @@ struct smtpd {
 	unsigned dmarc_mode;         /* DMARC_MODE_* */
 	bool spf_reject;             /* spf_fail_reject */
 	bool local_from_auth;        /* local_from_policy = require-auth */
+	char **sealers;              /* arc_trusted_sealers, lower case */
+	size_t n_sealers;
 	tls_creds *creds;
 	amp_ctx *actx;               /* pooled zstd contexts, X25519 cache */
 	/* state */
@@ -1355,6 +1358,19 @@ static bool dkim_pass_for(const mailauth_result *r, const char *domain)
 	return false;
 }
 
+/* An intact ARC chain whose last seal is by a trusted sealer: the
+ * mailing-list case, where DMARC fails only because the list changed the
+ * message (RFC 8617 §7.2). */
+static const char *trusted_sealer(const smtpd *d, const mailauth_result *r)
+{
+	if (!r->arc_checked || r->arc != ARC_CV_PASS)
+		return NULL;
+	for (size_t i = 0; i < d->n_sealers; i++)
+		if (strcasecmp(d->sealers[i], r->arc_sealer) == 0)
+			return d->sealers[i];
+	return NULL;
+}
+
 /* The policy over the checks' results: 0 (accept; *junk_r says whether
  * to the Junk folder), or an SMTP code with its reply in text. */
 static unsigned auth_policy(const smtpd *d, const mailauth_result *r,
@@ -1363,7 +1379,7 @@ static unsigned auth_policy(const smtpd *d, const mailauth_result *r,
 {
 	*junk_r = false;
 	if (r->dmarc_checked && r->dmarc.result == DMARC_FAIL &&
-	    d->dmarc_mode != DMARC_MODE_REPORT) {
+	    d->dmarc_mode != DMARC_MODE_REPORT && trusted_sealer(d, r) == NULL) {
 		dmarc_policy disp = r->dmarc.disposition;
 		if (disp == DMARC_POLICY_REJECT &&
 		    d->dmarc_mode == DMARC_MODE_QUARANTINE)
@@ -1408,9 +1424,13 @@ static void auth_done(void *arg, const mailauth_result *r)
 	bool junk;
 	unsigned code = auth_policy(d, r, &junk, &enh, text, sizeof(text));
 	mailauth_summary(r, sum, sizeof(sum));
+	const char *sealer = r->dmarc.result == DMARC_FAIL ? trusted_sealer(d, r)
+							   : NULL;
 	log_msg(LOG_INFO, "msg=\"smtp: authentication\" session=%llu peer=%s "
-		"results=\"%s\" action=%s", (unsigned long long)c->id, c->ip, sum,
-		code != 0 ? "reject" : junk ? "junk" : "accept");
+		"results=\"%s\" action=%s%s%s", (unsigned long long)c->id, c->ip,
+		sum, code != 0 ? "reject" : junk ? "junk" : "accept",
+		sealer != NULL ? " arc_override=" : "",
+		sealer != NULL ? sealer : "");
 	if (code != 0) {
 		bool live = !c->closing && !c->shutting;
 		c->n_refused++;
@@ -1957,6 +1977,9 @@ static void maybe_free(smtpd *d)
 	for (size_t i = 0; d->domains != NULL && i < d->n_domains; i++)
 		free(d->domains[i]);
 	free(d->domains);
+	for (size_t i = 0; d->sealers != NULL && i < d->n_sealers; i++)
+		free(d->sealers[i]);
+	free(d->sealers);
 	for (size_t b = 0; b < SMTPD_IP_BUCKETS; b++)
 		while (d->ips[b] != NULL) {
 			ipent *e = d->ips[b];
@@ -2079,9 +2102,25 @@ static int auth_setup(smtpd *d, const cfg *conf, const char **error_r)
 		.spf = cfg_bool(conf, "spf_verify"),
 		.dkim = cfg_bool(conf, "dkim_verify"),
 		.dmarc = cfg_bool(conf, "dmarc_verify"),
+		.arc = cfg_bool(conf, "arc_verify"),
 		.timeout_ms = (unsigned)cfg_int(conf, "auth_timeout") * 1000u,
 	};
-	if (!ms.spf && !ms.dkim && !ms.dmarc)
+	d->n_sealers = cfg_list_len(conf, "arc_trusted_sealers");
+	d->sealers = calloc(d->n_sealers + 1, sizeof(char *));
+	if (d->sealers == NULL)
+		abort();
+	for (size_t i = 0; i < d->n_sealers; i++) {
+		d->sealers[i] = strdup(cfg_list_item(conf, "arc_trusted_sealers", i));
+		if (d->sealers[i] == NULL)
+			abort();
+		for (char *q = d->sealers[i]; *q != '\0'; q++)
+			*q = (char)tolower((unsigned char)*q);
+	}
+	if (d->n_sealers > 0 && !ms.arc) {
+		*error_r = "arc_trusted_sealers needs arc_verify";
+		return -1;
+	}
+	if (!ms.spf && !ms.dkim && !ms.dmarc && !ms.arc)
 		return 0;
 	if (d->local_from_auth && !ms.dkim) {
 		*error_r = "local_from_policy = require-auth needs dkim_verify";

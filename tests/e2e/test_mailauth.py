@@ -1,8 +1,8 @@
 """The node's authentication checks of inbound mail (issue 7), through
 tests/tools/mailauth-tool (src/daemon/mailauth.c: the same code smtpd runs)
-against a loopback DNS zone (tests/tools/dnsserver.py) that holds SPF, DKIM
-and DMARC records for a matrix of pass / fail / neutral / softfail / none /
-temperror / permerror cases.
+against a loopback DNS zone (tests/tools/dnsserver.py) that holds SPF, DKIM,
+ARC and DMARC records for a matrix of pass / fail / neutral / softfail /
+none / temperror / permerror cases.
 
 Every verdict is checked twice: against the result the RFC asks for,
 written here, and against an independent implementation asking the same
@@ -11,6 +11,8 @@ server:
     dnspython's default resolver pointed at the loopback server;
   - DKIM (D2, D5, D8): messages signed by dkimpy (python3-dkim), verified
     by dkimpy with the same key records;
+  - ARC (D9): chains sealed by dkimpy (`dkim.arc_sign`), validated by
+    dkimpy `arc_verify` with the same records;
   - DMARC (D4, D12): authheaders (python3-authheaders,
     `authenticate_message`, its DNS answered from the same zone text).
 Timeouts (a server that never answers): temperror, within the check's
@@ -410,3 +412,55 @@ def test_forged_results_never_pass_without_dns(server):
     out = run_tool(server, msg, mail_from="u@pass.example.org")
     assert out["dkim"][0].startswith("permerror"), out
     assert out["dmarc"].startswith("fail"), out
+
+
+# ------------------------------------------------------------------- ARC
+
+def arc_seal(msg: bytes, srv_id: bytes = b"lists.example.org",
+             selector: bytes = b"sel") -> bytes:
+    """One ARC set by dkimpy, after an Authentication-Results field of
+    srv_id (what a forwarder that checked the message would have)."""
+    # dkimpy takes the cv of a new set from this field's arc= result
+    arc = b"; arc=pass" if msg.startswith(b"ARC-Seal:") else b""
+    m = b"Authentication-Results: " + srv_id + b"; spf=pass " \
+        b"smtp.mailfrom=example.org" + arc + b"\r\n" + msg
+    fields = dkim.arc_sign(m, selector, b"example.org", KEY_PEM, srv_id)
+    assert fields, "dkimpy made no ARC set"
+    return b"".join(fields) + m
+
+
+def dkimpy_arc(msg: bytes):
+    def dnsfunc(name, timeout=5):
+        try:
+            ans = dns.resolver.resolve(name.decode().rstrip("."), "TXT")
+        except Exception:
+            return b""
+        return b"".join(b"".join(r.strings) for r in ans)
+    cv, _, reason = dkim.arc_verify(msg, dnsfunc=dnsfunc)
+    return cv.decode() if isinstance(cv, bytes) else str(cv), reason
+
+
+def test_arc_chains_against_dkimpy(server):
+    one = arc_seal(plain())
+    two = arc_seal(one, b"relay.example.org")
+    for msg, n in ((one, "1"), (two, "2")):
+        out = run_tool(server, msg, extra=("--no-spf", "--no-dkim", "--no-dmarc"))
+        assert out["arc"].startswith(f"pass instances={n} sealer=example.org"), out
+        assert "arc=pass" in out["authres"]
+        assert dkimpy_arc(msg)[0] == "pass"
+    bad = two.replace(b"body line", b"body lime")
+    out = run_tool(server, bad, extra=("--no-spf", "--no-dkim", "--no-dmarc"))
+    assert out["arc"].startswith("fail"), out
+    assert "arc=fail" in out["authres"]
+    assert dkimpy_arc(bad)[0] == "fail"
+    out = run_tool(server, plain(), extra=("--no-spf", "--no-dkim", "--no-dmarc"))
+    assert out["arc"].startswith("none instances=0"), out
+    assert "arc=none" in out["authres"]
+
+
+def test_arc_key_timeout_is_not_a_pass(server):
+    msg = arc_seal(plain(), selector=b"keyslow")
+    out = run_tool(server, msg, timeout=1500,
+                   extra=("--no-spf", "--no-dkim", "--no-dmarc"))
+    assert out["arc"].startswith("temperror"), out
+    assert "arc=" not in out["authres"]   # RFC 8617 has no arc=temperror

@@ -144,10 +144,11 @@ def test_aligned_dkim_passes_dmarc_under_p_reject(world):
     assert code == 250, text
     inbox, junk = fetch(bob, bob.home / "Maildir")
     assert len(inbox) == 1 and junk == []
-    assert ours(inbox[0]) == {"spf": "fail", "dkim": "pass", "dmarc": "pass"}
+    assert ours(inbox[0]) == {"spf": "fail", "dkim": "pass", "arc": "none",
+                              "dmarc": "pass"}
     assert b"body of signed" in inbox[0]
     n.wait_log(r'smtp: authentication.*results="spf=fail '
-               r'dkim=pass:example.org dmarc=pass" action=accept')
+               r'dkim=pass:example.org arc=none dmarc=pass" action=accept')
 
 
 def test_dmarc_reject_refuses_at_the_end_of_data(world):
@@ -167,7 +168,8 @@ def test_dmarc_quarantine_goes_to_junk(world):
     assert code == 250, text
     inbox, junk = fetch(bob, bob.home / "Maildir")
     assert inbox == [] and len(junk) == 1
-    assert ours(junk[0]) == {"spf": "fail", "dkim": "none", "dmarc": "fail"}
+    assert ours(junk[0]) == {"spf": "fail", "dkim": "none", "arc": "none",
+                              "dmarc": "fail"}
 
 
 @pytest.mark.parametrize("mode,folder", [("quarantine", "junk"),
@@ -224,3 +226,32 @@ def test_relay_clients_are_not_judged(world):
     inbox, _ = fetch(bob, bob.home / "Maildir")
     assert len(inbox) == 1
     assert b"Authentication-Results:" not in inbox[0].split(b"\r\n\r\n")[0]
+
+
+def list_copy(frm, subj):
+    """What a mailing list at lists.example.org hands on: the author's
+    message (From of a p=reject domain, not signed by it), checked by
+    the list (its Authentication-Results) and ARC-sealed by dkimpy with
+    the list's key (d=example.org, selector sel)."""
+    m = (b"Authentication-Results: lists.example.org; dkim=pass "
+         b"header.d=example.org; dmarc=pass header.from=example.org\r\n" +
+         message(frm, subj))
+    return b"".join(dkim.arc_sign(m, b"sel", b"example.org", KEY_PEM,
+                                  b"lists.example.org")) + m
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_trusted_arc_sealer_overrides_dmarc_reject(world, trusted):
+    conf = {"arc_trusted_sealers": "example.org"} if trusted else {}
+    n, bob = world(**conf)
+    code, text = send(n, "list-bounces@lists.example.com",
+                      list_copy("a@example.org", "via-list"))
+    if not trusted:
+        assert code == 550 and "DMARC" in text, (code, text)
+        return
+    assert code == 250, text
+    inbox, junk = fetch(bob, bob.home / "Maildir")
+    assert len(inbox) == 1 and junk == []
+    assert ours(inbox[0]) == {"spf": "none", "dkim": "none", "arc": "pass",
+                              "dmarc": "fail"}
+    n.wait_log(r"action=accept arc_override=example\.org")

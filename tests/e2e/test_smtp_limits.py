@@ -267,7 +267,8 @@ def test_s20_forged_authentication_results_are_removed(base):
         "Authentication-Results: " + " ".join(ours[0].split()))
     assert parsed.authserv_id == "alpha.test"
     got = {r.method: r.result for r in parsed.results}
-    assert got == {"spf": "none", "dkim": "none", "dmarc": "none"}, got
+    assert got == {"spf": "none", "dkim": "none", "arc": "none",
+                   "dmarc": "none"}, got
 
 
 def test_half_close_after_the_last_command_still_gets_every_answer(base):

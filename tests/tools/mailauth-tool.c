@@ -7,12 +7,13 @@
  *
  *   mailauth-tool --forwarder IP[@PORT] --ip CLIENT-IP --helo NAME
  *                 [--mail-from ADDR] [--id AUTHSERV-ID] [--timeout MS]
- *                 [--no-spf] [--no-dkim] [--no-dmarc] < message
+ *                 [--no-spf] [--no-dkim] [--no-dmarc] [--no-arc] < message
  *
  * Prints one item a line:
  *   spf RESULT domain=D helo=yes|no reason="..."
  *   dkim-found N
  *   dkim RESULT d=D s=S a=ALG partial=yes|no reason="..."   (each checked)
+ *   arc CV instances=N sealer=D reason="..."
  *   dmarc RESULT from=D policy=P disposition=X record=D reason="..."
  *   timed-out yes|no
  *   authres VALUE   (our Authentication-Results field unfolded, the name
@@ -56,6 +57,10 @@ static void done(void *arg, const mailauth_result *r)
 			       r->dkim[i].s, r->dkim[i].a, yesno(r->dkim[i].partial),
 			       r->dkim[i].reason);
 	}
+	if (r->arc_checked)
+		printf("arc %s instances=%zu sealer=%s reason=\"%s\"\n",
+		       arc_cv_name(r->arc), r->arc_instances, r->arc_sealer,
+		       r->arc_reason);
 	if (r->dmarc_checked)
 		printf("dmarc %s from=%s policy=%s disposition=%s record=%s "
 		       "reason=\"%s\"\n", dmarc_result_name(r->dmarc.result),
@@ -78,7 +83,7 @@ static int usage(void)
 	fprintf(stderr, "usage: mailauth-tool --forwarder IP[@PORT] --ip IP "
 		"--helo NAME [--mail-from ADDR]\n"
 		"         [--id ID] [--timeout MS] [--no-spf] [--no-dkim] "
-		"[--no-dmarc] < message\n");
+		"[--no-dmarc] [--no-arc] < message\n");
 	return 2;
 }
 
@@ -94,11 +99,12 @@ int main(int argc, char **argv)
 		{ "no-spf", no_argument, NULL, 'S' },
 		{ "no-dkim", no_argument, NULL, 'D' },
 		{ "no-dmarc", no_argument, NULL, 'M' },
+		{ "no-arc", no_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
 	mailauth_settings s = {
 		.authserv_id = "mx.example.net", .spf = true, .dkim = true,
-		.dmarc = true,
+		.dmarc = true, .arc = true,
 	};
 	const char *ip = NULL, *helo = "", *from = "";
 	struct sockaddr_storage ss = { 0 };
@@ -115,6 +121,7 @@ int main(int argc, char **argv)
 		case 'S': s.spf = false; break;
 		case 'D': s.dkim = false; break;
 		case 'M': s.dmarc = false; break;
+		case 'A': s.arc = false; break;
 		default: return usage();
 		}
 	}
