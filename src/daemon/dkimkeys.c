@@ -3,6 +3,7 @@
  */
 #include "dkimkeys.h"
 
+#include "arc.h"
 #include "dkim-sign.h"
 #include "util.h"
 
@@ -138,14 +139,39 @@ fail:
 	return -1;
 }
 
+static dkey *find(const dkimkeys *k, const char *domain)
+{
+	for (size_t i = 0; k != NULL && i < k->n; i++)
+		if (strcasecmp(k->keys[i].domain, domain) == 0)
+			return &k->keys[i];
+	return NULL;
+}
+
+bool dkimkeys_has(const dkimkeys *k, const char *domain)
+{
+	return find(k, domain) != NULL;
+}
+
+int dkimkeys_arc_seal(dkimkeys *k, const char *domain, const uint8_t *msg,
+		      size_t len, const char *authres_payload, arc_cv cv,
+		      uint64_t now, char **fields_r, const char **why_r)
+{
+	dkey *d = find(k, domain);
+	*fields_r = NULL;
+	if (d == NULL)
+		return 0;
+	pthread_mutex_lock(&d->lock);
+	int r = arc_seal(msg, len, d->key, d->domain, d->selector,
+			 authres_payload, cv, now, fields_r, why_r);
+	pthread_mutex_unlock(&d->lock);
+	return r == 0 ? 1 : -1;
+}
+
 int dkimkeys_sign(dkimkeys *k, const char *domain, const uint8_t *msg,
 		  size_t len, uint64_t now, uint8_t **out_r, size_t *out_len_r,
 		  const char **why_r)
 {
-	dkey *d = NULL;
-	for (size_t i = 0; k != NULL && i < k->n && d == NULL; i++)
-		if (strcasecmp(k->keys[i].domain, domain) == 0)
-			d = &k->keys[i];
+	dkey *d = find(k, domain);
 	if (d == NULL)
 		return 0;
 	char *hdr = NULL;

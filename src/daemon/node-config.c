@@ -227,6 +227,31 @@ static const cfg_key keys[] = {
 	  "most recent seal is by one of these (a mailing list or forwarder "
 	  "you trust), the message is delivered as if DMARC had not failed. "
 	  "Empty: no override." },
+	{ "arc_seal", CFG_BOOL, "yes", 0, 0, false,
+	  "ARC-seal (RFC 8617) mail this node forwards: a message from outside "
+	  "whose recipient virtual_alias_maps turns into an address elsewhere, "
+	  "or a bounce to one of our SRS addresses. The seal (ARC-Seal, "
+	  "ARC-Message-Signature, ARC-Authentication-Results with our "
+	  "Authentication-Results) is made with the dkim_keys key of "
+	  "`arc_seal_domain` and carries the chain's validation (arc_verify), "
+	  "so the next hop can trust what we found. Not sealed: a chain whose "
+	  "keys could not be fetched (temperror), mail of relay clients, "
+	  "relay_domains (backup MX)." },
+	{ "arc_seal_domain", CFG_STRING, "", 0, 0, false,
+	  "The d= of our ARC seals; it needs a dkim_keys entry. Empty: the "
+	  "first of `domains` that has one (none: nothing is sealed, logged at "
+	  "start)." },
+	{ "srs", CFG_BOOL, "yes", 0, 0, false,
+	  "Rewrite the envelope sender of forwarded mail with the Sender "
+	  "Rewriting Scheme (SRS0=HASH=TT=domain=local@srs_domain, SRS1 for an "
+	  "SRS address of another forwarder) so that it passes SPF at the next "
+	  "hop, and take bounces to such addresses back to the original sender "
+	  "(RCPT TO an SRS address at srs_domain: a bad hash or one older than "
+	  "21 days is refused with 550 5.1.1). The key is derived from the node "
+	  "identity. The null sender stays null." },
+	{ "srs_domain", CFG_STRING, "", 0, 0, false,
+	  "The domain of our SRS addresses (bounces to it must reach this "
+	  "node). Empty: the first of `domains`." },
 	{ "dmarc_policy", CFG_STRING, "enforce", 0, 0, false,
 	  "What a DMARC failure does: `enforce` (the domain's policy: "
 	  "`reject` refuses the message with 550 5.7.1 at the end of DATA, "

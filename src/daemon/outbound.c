@@ -31,6 +31,7 @@
 #include "maps.h"
 #include "mtasts-fetch.h"
 #include "smtp-client.h"
+#include "srs.h"
 #include "tls.h"
 #include "util.h"
 
@@ -70,6 +71,9 @@ typedef struct settings {
 		data_end_ms;
 	char hostname[256];
 	bool dane;                     /* a trust anchor is configured */
+	bool srs;                      /* srs: DSNs to our SRS addresses are
+					  sent to the sender they stand for */
+	char srs_domain[SRS_DOMAIN_MAX + 1];
 } settings;
 
 typedef struct auth_entry {
@@ -281,6 +285,10 @@ static int read_settings(const cfg *c, settings *s, char *err, size_t es)
 		hn = cfg_list_item(c, "domains", 0);
 	snprintf(s->hostname, sizeof(s->hostname), "%s", hn);
 	s->dane = *cfg_str(c, "dns_trust_anchor") != '\0';
+	const char *sd = cfg_str(c, "srs_domain");
+	s->srs = cfg_bool(c, "srs");
+	snprintf(s->srs_domain, sizeof(s->srs_domain), "%s",
+		 *sd != '\0' ? sd : cfg_list_item(c, "domains", 0));
 	return 0;
 }
 
@@ -1445,6 +1453,37 @@ static int dsn_identity(outbound *o, const char *did, amp_public_identity *pub)
 	return 0;
 }
 
+/* The recipient of a DSN about a message sent from `sender`: a sender
+ * that is one of our SRS addresses (mail we forwarded, smtpd.c) stands
+ * for the original sender, so the DSN goes there (an SRS1 address gives
+ * the SRS0 address of the forwarder before us, which reverses it in
+ * turn).  The key is smtpd.c's: derived from the node identity.  false:
+ * an SRS address of ours that does not reverse (too old): no DSN. */
+static bool dsn_to(outbound *o, const char *sender, uint64_t now,
+		   char out[SRS_ADDR_MAX + 1], const char **to_r)
+{
+	static const char what[] = "AMPv1-srs-key";
+	const char *at = strrchr(sender, '@');
+	*to_r = sender;
+	if (!o->set.srs || at == NULL ||
+	    strcasecmp(at + 1, o->set.srs_domain) != 0 || !srs_is_srs(sender))
+		return true;
+	srs_config sc = { .domain = o->set.srs_domain };
+	const char *why = NULL;
+	crypto_generichash(sc.key, sizeof(sc.key), (const uint8_t *)what,
+			   sizeof(what) - 1, o->p.node->sign_sk,
+			   sizeof(o->p.node->sign_sk));
+	int r = srs_reverse(&sc, sender, now, out, &why);
+	sodium_memzero(sc.key, sizeof(sc.key));
+	if (r != 0) {
+		log_msg(LOG_NOTICE, "msg=\"outbound: no DSN: its SRS recipient does "
+			"not reverse\" error=\"%s\"", why);
+		return false;
+	}
+	*to_r = out;
+	return true;
+}
+
 static void update_work(uv_work_t *w)
 {
 	update_req *u = w->data;
@@ -1459,14 +1498,20 @@ static void update_work(uv_work_t *w)
 	amp_envelope *ne = NULL;
 	const char *err = NULL;
 	const char *local[1];
-	if (u->n_dsn > 0) {
+	char srs_back[SRS_ADDR_MAX + 1];
+	const char *to = it->sender;
+	bool want = u->n_dsn > 0;
+	if (want && it->sender_did == NULL && it->sender != NULL &&
+	    it->sender[0] != '\0')
+		want = dsn_to(o, it->sender, j->now, srs_back, &to);
+	if (want) {
 		uint8_t rnd[16];
 		char from[300];
 		randombytes_buf(rnd, sizeof(rnd));
 		snprintf(from, sizeof(from), "MAILER-DAEMON@%s", o->set.hostname);
 		dsn_report rep = {
 			.reporting_mta = o->set.hostname, .from = from,
-			.to = it->sender, .envid = it->envid,
+			.to = to, .envid = it->envid,
 			.msgid_domain = o->set.hostname, .random16 = rnd,
 			.arrival = it->created, .now = j->now,
 			.original = it->body, .original_len = it->body_len,
@@ -1500,7 +1545,7 @@ static void update_work(uv_work_t *w)
 			snprintf(u->dsn_where, sizeof(u->dsn_where), "inbox");
 		}
 	} else if (dsn != NULL && it->sender != NULL && it->sender[0] != '\0') {
-		dr = (mailq_rcpt){ .addr = it->sender };
+		dr = (mailq_rcpt){ .addr = to };
 		dm = (mailq_msg){
 			.sender = "", .rcpts = &dr, .n_rcpts = 1,
 			.body = dsn, .body_len = dsn_len, .lane = MAILQ_NORMAL,

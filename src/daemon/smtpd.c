@@ -9,6 +9,17 @@
  *  - seal_work (worker pool): sealing and handing the message to the
  *    store, whose commit callback (writer thread) posts the answer back
  *    with done_async, so the 250 follows the fsync.
+ *
+ * Forwarding (issue 7): a recipient that virtual_alias_maps turns into an
+ * address elsewhere, for a client that is not a relay client, or a bounce
+ * to one of our SRS addresses (RCPT TO an SRS address at srs_domain,
+ * reversed at once: a bad hash or an old stamp is 550 5.1.1), makes the
+ * mail-queue copy a forwarded one: its envelope sender is rewritten with
+ * SRS (srs, srs_domain; the key is derived from the node identity's
+ * signing key, wiped after each use) and it is ARC-sealed (arc_seal,
+ * arc_seal_domain) with our Authentication-Results as the AAR and the cv
+ * mailauth found.  When one message has both forwarded and other remote
+ * recipients (relay_domains), the one queue copy is treated as forwarded.
  * A connection is reference counted: its two handles and every job it
  * has on a worker; it is freed when the last one is gone.
  */
@@ -19,6 +30,7 @@
 #include "mail-date.h"
 #include "mail-header.h"
 #include "smtp-server.h"
+#include "srs.h"
 #include "tls.h"
 #include "util.h"
 
@@ -97,6 +109,11 @@ struct smtpd {
 	bool local_from_auth;        /* local_from_policy = require-auth */
 	char **sealers;              /* arc_trusted_sealers, lower case */
 	size_t n_sealers;
+	/* forwarded mail: SRS and the ARC seal */
+	bool srs_on;                 /* srs */
+	char srs_domain[SRS_DOMAIN_MAX + 1]; /* lower case */
+	bool arc_seal_on;            /* arc_seal, with a key for arc_domain */
+	char arc_domain[SRS_DOMAIN_MAX + 1];
 	tls_creds *creds;
 	amp_ctx *actx;               /* pooled zstd contexts, X25519 cache */
 	/* state */
@@ -125,6 +142,8 @@ typedef struct remote_rcpt {
 	char addr[SMTP_PATH_MAX + 1];
 	char orcpt[SMTP_PATH_MAX + 16]; /* decoded "rfc822;addr", or "" */
 	unsigned notify;
+	bool forwarded;              /* an alias elsewhere, or a reversed SRS
+					bounce: SRS and the ARC seal */
 } remote_rcpt;
 
 typedef struct msg {
@@ -142,6 +161,11 @@ typedef struct msg {
 	char envid[101];
 	unsigned ret;
 	bool sign;                   /* DKIM-sign it (a relay client's mail) */
+	/* forwarded mail: the queue copy's sender (SRS) and what the ARC
+	 * seal needs from the checks (aar NULL: no seal) */
+	char qsender[SRS_ADDR_MAX + 1];
+	char *aar;                   /* our Authentication-Results value */
+	arc_cv cv;
 	size_t data_off;             /* the client's bytes start here in body */
 	bool dkim_signed;
 	int result;                  /* 0 stored; -1 failed */
@@ -210,6 +234,18 @@ static bool is_local(const smtpd *d, const char *domain_lc)
 		if (strcmp(d->domains[i], domain_lc) == 0)
 			return true;
 	return false;
+}
+
+/* The SRS secret (srs.h): derived from the node identity's signing key,
+ * so it survives restarts without a file of its own.  The caller wipes
+ * c->key (sodium_memzero) when done. */
+static void srs_setup(const smtpd *d, srs_config *c)
+{
+	static const char what[] = "AMPv1-srs-key";
+	const amp_identity *node = *d->nodep;
+	*c = (srs_config){ .domain = d->srs_domain };
+	crypto_generichash(c->key, sizeof(c->key), (const uint8_t *)what,
+			   sizeof(what) - 1, node->sign_sk, sizeof(node->sign_sk));
 }
 
 static const mapset_snap *maps_get(const smtpd *d)
@@ -659,6 +695,8 @@ typedef struct rjob {
 	char note[600];              /* rcpt=, orcpt=, notify= (xtext) */
 	char orcpt[SMTP_PATH_MAX + 16];
 	unsigned notify;
+	bool relay_client;           /* c->relay_client at RCPT */
+	bool reversed;               /* addr is a reversed SRS bounce */
 	/* results */
 	amp_public_identity *ids;
 	size_t n;
@@ -738,6 +776,7 @@ static void rjob_target(rjob *j, const char *target, bool aliased)
 			snprintf(r->addr, sizeof(r->addr), "%s", target);
 			snprintf(r->orcpt, sizeof(r->orcpt), "%s", j->orcpt);
 			r->notify = j->notify;
+			r->forwarded = j->reversed || (aliased && !j->relay_client);
 			return;
 		}
 		if (amp_did_format(dom, local, did, sizeof(did), &err) != AMP_OK) {
@@ -939,7 +978,31 @@ static void cb_rcpt(void *arg, const smtp_path *to, const smtp_rcpt_params *p)
 	snprintf(strrchr(addr, '@') + 1, sizeof(addr) - (size_t)(strrchr(addr, '@') + 1 - addr),
 		 "%s", dom_lc);
 	bool ours = is_local(d, dom_lc);
-	bool allowed = ours;
+	/* A bounce to one of our SRS addresses goes back to the sender it
+	 * stands for (issue 7), whoever the client is. */
+	char reversed[SRS_ADDR_MAX + 1] = "";
+	if (d->srs_on && !pm_bare && strcasecmp(dom_lc, d->srs_domain) == 0 &&
+	    srs_is_srs(addr)) {
+		srs_config sc;
+		const char *why = NULL;
+		srs_setup(d, &sc);
+		int r = srs_reverse(&sc, addr, (uint64_t)time(NULL), reversed, &why);
+		sodium_memzero(sc.key, sizeof(sc.key));
+		if (r != 0) {
+			char text[SMTP_REPLY_TEXT_MAX], q[LOG_QUOTE_MAX];
+			if (snap != NULL)
+				mapset_put(snap);
+			log_msg(LOG_INFO, "msg=\"smtp: recipient refused\" session=%llu "
+				"peer=%s rcpt=%s code=550 reason=\"SRS: %s\"",
+				(unsigned long long)c->id, c->ip,
+				log_quote(addr, strlen(addr), q), why);
+			snprintf(text, sizeof(text), "Invalid SRS address (%s)", why);
+			c->n_refused++;
+			smtp_session_reply(c->s, 550, "5.1.1", text);
+			return;
+		}
+	}
+	bool allowed = ours || reversed[0] != '\0';
 	if (snap != NULL)
 		c->relay_client = maps_cidr_lookup(snap->relay_networks, c->ip, NULL);
 	if (!allowed && snap != NULL)
@@ -965,8 +1028,11 @@ static void cb_rcpt(void *arg, const smtp_path *to, const smtp_rcpt_params *p)
 	j->c = c;
 	j->snap = snap;
 	j->st = *d->stp;
-	snprintf(j->addr, sizeof(j->addr), "%s", addr);
-	j->postmaster = ours && strncasecmp(addr, "postmaster@", 11) == 0;
+	snprintf(j->addr, sizeof(j->addr), "%s", reversed[0] != '\0' ? reversed : addr);
+	j->reversed = reversed[0] != '\0';
+	j->relay_client = c->relay_client;
+	j->postmaster = ours && !j->reversed &&
+			strncasecmp(addr, "postmaster@", 11) == 0;
 	note_add(j->note, sizeof(j->note), "rcpt", addr);
 	if (p->orcpt[0] != '\0')
 		note_add(j->note, sizeof(j->note), "orcpt", p->orcpt);
@@ -1098,8 +1164,75 @@ static unsigned lane_of(const uint8_t *m, size_t len)
 	return MAILQ_NORMAL;
 }
 
+/* Worker: a forwarded message's queue copy.  The sender rewritten with
+ * SRS (into m->qsender; the null sender stays null), the body ARC-sealed
+ * (*body_r, *len_r then point into *buf_r, which replaces what it held).
+ * Neither failing stops the message: it goes on as it is, logged. */
+static void forward_part(msg *m, const char **sender_r, const uint8_t **body_r,
+			 size_t *len_r, uint8_t **buf_r)
+{
+	smtpd *d = m->c->d;
+	uint64_t now = (uint64_t)time(NULL);
+	const char *srs_st = "off", *arc_st = "off", *why = NULL;
+	char q[LOG_QUOTE_MAX];
+	if (d->srs_on && m->from[0] != '\0') {
+		srs_config sc;
+		srs_setup(d, &sc);
+		int r = srs_forward(&sc, m->from, now, m->qsender, &why);
+		sodium_memzero(sc.key, sizeof(sc.key));
+		if (r == 0) {
+			*sender_r = m->qsender;
+			srs_st = "rewritten";
+		} else {
+			log_msg(LOG_WARN, "msg=\"smtp: SRS rewriting failed; forwarded "
+				"with the original sender\" error=\"%s\"", why);
+			srs_st = "failed";
+		}
+	} else if (d->srs_on) {
+		srs_st = "null-sender";
+	}
+	if (!d->arc_seal_on) {
+		/* arc_st "off" */
+	} else if (m->aar == NULL) {
+		arc_st = "unchecked"; /* a relay client's mail, no checks ran */
+	} else if (m->cv == ARC_CV_TEMPERROR) {
+		/* we cannot vouch for a chain we could not validate */
+		arc_st = "temperror";
+	} else {
+		char *fields = NULL;
+		int r = dkimkeys_arc_seal(d->dkim, d->arc_domain, *body_r, *len_r,
+					  m->aar, m->cv, now, &fields, &why);
+		if (r == 1) {
+			size_t fl = strlen(fields);
+			uint8_t *nb = malloc(fl + *len_r);
+			if (nb == NULL)
+				abort();
+			memcpy(nb, fields, fl);
+			memcpy(nb + fl, *body_r, *len_r);
+			free(fields);
+			if (*buf_r != NULL) {
+				sodium_memzero(*buf_r, *len_r);
+				free(*buf_r);
+			}
+			*buf_r = nb;
+			*body_r = nb;
+			*len_r += fl;
+			arc_st = "sealed";
+		} else {
+			log_msg(LOG_ERR, "msg=\"smtp: ARC sealing failed; forwarded "
+				"unsealed\" error=\"%s\"", r < 0 ? why : "no key");
+			arc_st = "failed";
+		}
+	}
+	log_msg(LOG_INFO, "msg=\"smtp: forwarding\" session=%llu srs=%s "
+		"sender=%s arc=%s cv=%s", (unsigned long long)m->c->id, srs_st,
+		log_quote(*sender_r, strlen(*sender_r), q), arc_st,
+		m->aar != NULL ? arc_cv_name(m->cv) : "unchecked");
+}
+
 /* Worker: the mail queue part of a message (remote recipients), signed
- * with DKIM when a relay client sent it unsigned.  *q points into m and
+ * with DKIM when a relay client sent it unsigned, SRS-rewritten and
+ * ARC-sealed when it is forwarded (forward_part).  *q points into m and
  * the returned buffers (*rc_r, *signed_r: the caller frees). */
 static void queue_part(msg *m, mailq_msg *q, mailq_rcpt **rc_r,
 		       uint8_t **signed_r)
@@ -1125,6 +1258,12 @@ static void queue_part(msg *m, mailq_msg *q, mailq_rcpt **rc_r,
 				"unsigned\" error=\"%s\"", why);
 		}
 	}
+	const char *sender = m->from;
+	bool fwd = false;
+	for (size_t i = 0; i < m->n_remote; i++)
+		fwd = fwd || m->remote[i].forwarded;
+	if (fwd)
+		forward_part(m, &sender, &body, &len, signed_r);
 	mailq_rcpt *rc = calloc(m->n_remote, sizeof(*rc));
 	if (rc == NULL)
 		abort();
@@ -1138,7 +1277,7 @@ static void queue_part(msg *m, mailq_msg *q, mailq_rcpt **rc_r,
 	uint64_t now = (uint64_t)time(NULL);
 	int cl = lanes_for_sender(d->lanes, m->from);
 	*q = (mailq_msg){
-		.sender = m->from, .envid = m->envid[0] != '\0' ? m->envid : NULL,
+		.sender = sender, .envid = m->envid[0] != '\0' ? m->envid : NULL,
 		.ret = m->ret, .rcpts = rc, .n_rcpts = m->n_remote,
 		.body = body, .body_len = len,
 		.lane = cl >= 0 ? (unsigned)cl : lane_of(body, len),
@@ -1217,6 +1356,7 @@ static void msg_free(msg *m)
 	notes_free(m->notes, m->n);
 	free(m->rcpts);
 	free(m->remote);
+	free(m->aar);
 	free(m);
 }
 
@@ -1412,6 +1552,39 @@ static unsigned auth_policy(const smtpd *d, const mailauth_result *r,
 	return 0;
 }
 
+/* What the ARC seal of a forwarded copy needs from the checks: the cv
+ * and our Authentication-Results value unfolded (arc_seal's payload:
+ * "authserv-id; method=result ...", tabs as spaces, no line ends). */
+static void keep_aar(msg *m, const mailauth_result *r)
+{
+	static const char name[] = "Authentication-Results:";
+	const char *v = r->authres;
+	size_t n = r->authres_len;
+	if (n < sizeof(name) - 1 || strncasecmp(v, name, sizeof(name) - 1) != 0)
+		return;
+	v += sizeof(name) - 1;
+	n -= sizeof(name) - 1;
+	char *out = malloc(n + 1);
+	if (out == NULL)
+		abort();
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = v[i];
+		if (ch == '\r' || ch == '\n')
+			continue;
+		if (ch == '\t')
+			ch = ' ';
+		if (ch == ' ' && (o == 0 || out[o - 1] == ' '))
+			continue;
+		out[o++] = ch;
+	}
+	while (o > 0 && out[o - 1] == ' ')
+		o--;
+	out[o] = '\0';
+	m->aar = out;
+	m->cv = r->arc;
+}
+
 /* The checks are done: refuse, or add our Authentication-Results field
  * below our Received: field and go on to seal and store. */
 static void auth_done(void *arg, const mailauth_result *r)
@@ -1456,6 +1629,8 @@ static void auth_done(void *arg, const mailauth_result *r)
 		m->len += r->authres_len;
 		d->mem_used += r->authres_len;
 	}
+	if (r->arc_checked && r->authres_len > 0)
+		keep_aar(m, r);
 	for (size_t i = 0; junk && i < m->n; i++) {
 		static const char folder[] = " folder=Junk";
 		size_t need = strlen(m->notes[i]) + sizeof(folder);
@@ -2133,6 +2308,44 @@ static int auth_setup(smtpd *d, const cfg *conf, const char **error_r)
 	return 0;
 }
 
+/* Forwarded mail (issue 7): SRS and the ARC seal. */
+static int fwd_setup(smtpd *d, const cfg *conf, const char **error_r)
+{
+	const char *sd = cfg_str(conf, "srs_domain");
+	const char *ad = cfg_str(conf, "arc_seal_domain");
+	d->srs_on = cfg_bool(conf, "srs");
+	snprintf(d->srs_domain, sizeof(d->srs_domain), "%s",
+		 *sd != '\0' ? sd : d->domains[0]);
+	for (char *q = d->srs_domain; *q != '\0'; q++)
+		*q = (char)tolower((unsigned char)*q);
+	d->arc_seal_on = cfg_bool(conf, "arc_seal");
+	if (!d->arc_seal_on)
+		return 0;
+	if (*ad != '\0') {
+		if (!dkimkeys_has(d->dkim, ad)) {
+			*error_r = "arc_seal_domain has no dkim_keys entry";
+			return -1;
+		}
+		snprintf(d->arc_domain, sizeof(d->arc_domain), "%s", ad);
+	} else {
+		for (size_t i = 0; i < d->n_domains && d->arc_domain[0] == '\0'; i++)
+			if (dkimkeys_has(d->dkim, d->domains[i]))
+				snprintf(d->arc_domain, sizeof(d->arc_domain), "%s",
+					 d->domains[i]);
+	}
+	if (d->arc_domain[0] == '\0') {
+		log_msg(LOG_NOTICE, "msg=\"smtp: forwarded mail is not ARC-sealed: "
+			"none of domains has a dkim_keys entry (arc_seal_domain)\"");
+		d->arc_seal_on = false;
+	} else if (!cfg_bool(conf, "arc_verify")) {
+		log_msg(LOG_NOTICE, "msg=\"smtp: forwarded mail is not ARC-sealed: "
+			"a seal states the chain's validation, and arc_verify is "
+			"off\"");
+		d->arc_seal_on = false;
+	}
+	return 0;
+}
+
 int smtpd_start(const smtpd_params *p, const cfg *conf, smtpd **d_r,
 		const char **error_r)
 {
@@ -2212,7 +2425,7 @@ int smtpd_start(const smtpd_params *p, const cfg *conf, smtpd **d_r,
 	for (size_t i = 0; i < d->n_domains; i++)
 		if ((d->domains[i] = strdup(cfg_list_item(conf, "domains", i))) == NULL)
 			abort();
-	if (auth_setup(d, conf, error_r) != 0) {
+	if (auth_setup(d, conf, error_r) != 0 || fwd_setup(d, conf, error_r) != 0) {
 		smtpd_free(&d);
 		return -1;
 	}
