@@ -89,6 +89,8 @@ static const char *const dkim_results[] = { "none", "pass", "fail",
 static const char *const dmarc_results[] = { "none", "pass", "fail",
 	"temperror", "permerror", NULL };
 static const char *const arc_results[] = { "none", "pass", "fail", NULL };
+static const char *const amp_did_results[] = { "none", "pass", "fail",
+	"temperror", "permerror", NULL };
 
 /* The value made safe (see authres.h) into out (NUL-terminated);
  * returns its length. */
@@ -263,11 +265,15 @@ int authres_build(const char *authserv_id, const authres_results *r,
 		*error_r = "bad arc result";
 		return -1;
 	}
+	if (r->amp_did != NULL && !in_list(r->amp_did, amp_did_results)) {
+		*error_r = "bad amp-did result";
+		return -1;
+	}
 
 	sb b = { .p = out, .n = 0, .cap = cap, .col = 0, .over = false };
 	sb_raw(&b, NAME, sizeof(NAME) - 1);
 	size_t methods = (r->spf != NULL) + r->n_dkim + (r->dmarc != NULL) +
-			 (r->arc != NULL);
+			 (r->arc != NULL) + (r->amp_did != NULL);
 	char id[AUTHRES_ID_MAX + 2];
 	memcpy(id, authserv_id, idn);
 	id[idn] = ';';
@@ -304,7 +310,12 @@ int authres_build(const char *authserv_id, const authres_results *r,
 	if (r->arc != NULL) {
 		static const char *const props[] = { "" };
 		const char *vals[] = { NULL };
-		sb_resinfo(&b, "arc", r->arc, props, vals, 0, false);
+		sb_resinfo(&b, "arc", r->arc, props, vals, 0, --methods > 0);
+	}
+	if (r->amp_did != NULL) {
+		static const char *const props[] = { "header.d" };
+		const char *vals[] = { r->amp_did_d };
+		sb_resinfo(&b, "amp-did", r->amp_did, props, vals, 1, false);
 	}
 	sb_raw(&b, "\r\n", 2);
 	if (b.over) {

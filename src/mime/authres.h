@@ -9,9 +9,15 @@
  * Built (authres_build):
  *     Authentication-Results: ID; spf=R smtp.mailfrom=V;
  *         dkim=R header.d=V header.i=V header.s=V header.a=V header.b=V;
- *         dmarc=R header.from=V; arc=R
+ *         dmarc=R header.from=V; arc=R;
+ *         amp-did=R header.d="SENDER-DID"
  * (one dkim resinfo per signature, each part only when given, "ID; none"
- * when no method is given), folded with CRLF SP so that no line is longer
+ * when no method is given).  amp-did is an extension method (RFC 8601
+ * §2.7.6) for the AMP-DID-Signature field (docs/PROTOCOL.md §12): its
+ * header.d is the d= (the sending user's DID) of the field the result is
+ * about.  (Only one quoted value per resinfo, and last: python3-authres
+ * 1.2 reads a quoted-string only when ';' or the end follows it.)  The
+ * field is folded with CRLF SP so that no line is longer
  * than 78 characters unless a single item is, and ending in CRLF.  Result
  * keywords are checked against RFC 8601 §2.7 / RFC 8617 §4.1.3 (a bad one
  * is refused: a caller's bug).  The authserv-id must be a token of 1..255
@@ -74,6 +80,9 @@ typedef struct authres_results {
 	const char *dmarc;        /* none pass fail temperror permerror */
 	const char *dmarc_from;   /* header.from */
 	const char *arc;          /* none pass fail; NULL: no arc */
+	const char *amp_did;      /* AMP-DID-Signature: none pass fail
+				     temperror permerror; NULL: left out */
+	const char *amp_did_d;    /* header.d: the sender DID (d=) */
 } authres_results;
 
 /* Build our field into out[0..cap): "Authentication-Results: ...\r\n",

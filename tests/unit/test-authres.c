@@ -7,6 +7,8 @@
  * TESTING.md S20 (fields claiming our id found through comments and case,
  * others kept) and, when python3-authres is installed, every field we
  * build parsed by it (D11) with the same methods, results and values.
+ * The amp-did extension method (AMP-DID-Signature, issue 7): every
+ * result, the DIDs as quoted values, its place after arc, refusals.
  */
 #include "test-common.h"
 
@@ -191,6 +193,81 @@ static void test_build_folding(void **state)
 	free(small);
 }
 
+/* A built field unfolded: every CRLF SP that folds it is one SP. */
+static void unfold(const char *in, char *out)
+{
+	size_t o = 0;
+	for (size_t i = 0; in[i] != '\0'; i++) {
+		if (in[i] == '\r' && in[i + 1] == '\n' && in[i + 2] == ' ') {
+			i++;
+			continue;
+		}
+		out[o++] = in[i];
+	}
+	out[o] = '\0';
+}
+
+static void test_build_amp_did(void **state)
+{
+	(void)state;
+	char out[AUTHRES_FIELD_MAX];
+	/* with every other method: last, the DID quoted (':' is a tspecial) */
+	authres_results r = {
+		.spf = "pass", .spf_mailfrom = "alice@alpha.example.net",
+		.dmarc = "none", .dmarc_from = "alpha.example.net",
+		.arc = "none", .amp_did = "pass",
+		.amp_did_d = "did:aftersmtp:alpha.example.net:alice",
+	};
+	build("mx.beta.example.net", &r, out, sizeof(out));
+	assert_string_equal(out,
+		"Authentication-Results: mx.beta.example.net; spf=pass\r\n"
+		" smtp.mailfrom=alice@alpha.example.net; dmarc=none\r\n"
+		" header.from=alpha.example.net; arc=none; amp-did=pass\r\n"
+		" header.d=\"did:aftersmtp:alpha.example.net:alice\"\r\n");
+	check_folding(out);
+	/* alone, every result keyword */
+	static const char *const results[] = { "none", "pass", "fail",
+		"temperror", "permerror" };
+	for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++) {
+		authres_results a = { .amp_did = results[i],
+				      .amp_did_d = "did:aftersmtp:a.example:b" };
+		char want[200], flat[AUTHRES_FIELD_MAX];
+		build("mx", &a, out, sizeof(out));
+		snprintf(want, sizeof(want), "Authentication-Results: mx; "
+			 "amp-did=%s header.d=\"did:aftersmtp:a.example:b\"\r\n",
+			 results[i]);
+		unfold(out, flat);
+		assert_string_equal(flat, want);
+		check_folding(out);
+	}
+	/* without the DID (a field whose d= did not read) */
+	authres_results bare = { .dkim = (authres_dkim[]){ { .result =
+		"none" } }, .n_dkim = 1, .amp_did = "permerror" };
+	build("mx", &bare, out, sizeof(out));
+	assert_string_equal(out, "Authentication-Results: mx; dkim=none;"
+			    " amp-did=permerror\r\n");
+	/* a long DID: one item longer than a line stays whole */
+	char did[400];
+	snprintf(did, sizeof(did), "did:aftersmtp:%s.example:%s",
+		 "a-very-long-label-of-sixty-three-characters-a-very-long-label",
+		 "someone-with-a-long-local-part");
+	authres_results lng = { .arc = "pass", .amp_did = "fail",
+				.amp_did_d = did };
+	build("mx.example.org", &lng, out, sizeof(out));
+	char want[600];
+	snprintf(want, sizeof(want), "Authentication-Results: mx.example.org;"
+		 " arc=pass; amp-did=fail\r\n header.d=\"%s\"\r\n", did);
+	assert_string_equal(out, want);
+	/* a value from a message is made safe: quotes escaped, controls
+	 * replaced (the verifier only reports canonical DIDs; this is the
+	 * builder's own guard) */
+	authres_results odd = { .amp_did = "fail",
+				.amp_did_d = "did:\"x\r\ny" };
+	build("mx", &odd, out, sizeof(out));
+	assert_string_equal(out, "Authentication-Results: mx; amp-did=fail"
+			    " header.d=\"did:\\\"x??y\"\r\n");
+}
+
 static void test_build_refused(void **state)
 {
 	(void)state;
@@ -216,6 +293,8 @@ static void test_build_refused(void **state)
 	authres_results bad[] = {
 		{ .spf = "PASS" }, { .spf = "ok" }, { .dmarc = "softfail" },
 		{ .arc = "neutral" },
+		{ .amp_did = "neutral" }, { .amp_did = "PASS" },
+		{ .amp_did = "policy" }, { .amp_did = "" },
 		{ .dkim = (authres_dkim[]){ { .result = "softfail" } },
 		  .n_dkim = 1 },
 		{ .dkim = (authres_dkim[]){ { .result = NULL } }, .n_dkim = 1 },
@@ -593,6 +672,18 @@ static void test_python_authres(void **state)
 		{ { .spf = "temperror", .spf_mailfrom = "x\r\ny@example.com" },
 		  "mx.example.org|spf=temperror "
 		  "smtp.mailfrom=x??y@example.com" },
+		/* the extension method: an unknown method is read like any */
+		{ { .spf = "pass", .spf_mailfrom = "alice@alpha.example.net",
+		    .dmarc = "none", .dmarc_from = "alpha.example.net",
+		    .arc = "none", .amp_did = "pass",
+		    .amp_did_d = "did:aftersmtp:alpha.example.net:alice" },
+		  "mx.example.org|spf=pass smtp.mailfrom=alice@alpha.example.net;"
+		  "dmarc=none header.from=alpha.example.net;arc=none;"
+		  "amp-did=pass header.d=did:aftersmtp:alpha.example.net:alice" },
+		{ { .amp_did = "temperror",
+		    .amp_did_d = "did:aftersmtp:alpha.example.net:alice" },
+		  "mx.example.org|amp-did=temperror"
+		  " header.d=did:aftersmtp:alpha.example.net:alice" },
 	};
 	char path[] = "/tmp/test-authres-XXXXXX";
 	int fd = mkstemp(path);
@@ -630,6 +721,7 @@ int main(void)
 		cmocka_unit_test(test_build_full),
 		cmocka_unit_test(test_build_values),
 		cmocka_unit_test(test_build_folding),
+		cmocka_unit_test(test_build_amp_did),
 		cmocka_unit_test(test_build_refused),
 		cmocka_unit_test(test_parse_table),
 		cmocka_unit_test(test_parse_limits),
