@@ -713,8 +713,13 @@ void dmarc_from_get(const uint8_t *msg, size_t len, dmarc_from *from_r)
 		size_t dl = fl - at;
 		if (dl > 0 && first[fl - 1] == '.')
 			dl--;
-		if (k == 1 && at > 1 && dl > 0 && dl <= DMARC_DOMAIN_MAX &&
-		    memchr(first, '\0', fl) == NULL) {
+		/* a name: no control byte or blank, no empty label */
+		bool name = dl > 0 && dl <= DMARC_DOMAIN_MAX &&
+			    first[at] != '.' && first[at + dl - 1] != '.';
+		for (size_t i = at; name && i < at + dl; i++)
+			name = (unsigned char)first[i] > ' ' && first[i] != 0x7f &&
+			       !(first[i] == '.' && first[i + 1] == '.');
+		if (k == 1 && at > 1 && name) {
 			for (size_t i = 0; i < dl; i++) {
 				char c = first[at + i];
 				from_r->domain[i] = c >= 'A' && c <= 'Z'

@@ -200,7 +200,9 @@ typedef struct dmarc_from {
 				    not read as a mailbox-list) */
 	char domain[DMARC_DOMAIN_MAX + 1]; /* with exactly one field of one
 				    mailbox: its domain, lower case, without
-				    a trailing dot; else "" */
+				    a trailing dot; "" otherwise, and when it
+				    has a blank, a control byte or an empty
+				    label */
 } dmarc_from;
 
 /* Read the From fields of msg (header section and body; only the header

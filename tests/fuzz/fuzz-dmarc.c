@@ -169,6 +169,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data += 2;
 	size -= 2;
 
+	/* the whole input as a message: the From fields DMARC reads */
+	dmarc_from fr;
+	dmarc_from_get(data, size, &fr);
+	size_t dl = strlen(fr.domain);
+	CHECK(dl <= DMARC_DOMAIN_MAX);
+	CHECK(dl == 0 || (fr.fields == 1 && fr.mailboxes == 1));
+	for (size_t i = 0; i < dl; i++)
+		CHECK(fr.domain[i] < 'A' || fr.domain[i] > 'Z');
+	CHECK(dl == 0 || fr.domain[dl - 1] != '.');
+
 	/* pieces at NUL */
 	const uint8_t *piece[3 + MAX_DKIM];
 	size_t plen[3 + MAX_DKIM], np = 0, start = 0;

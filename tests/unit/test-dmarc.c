@@ -690,6 +690,58 @@ static void test_evaluate_from_and_discovery(void **state)
 	assert_null(dmarc_result_name((dmarc_result)7));
 }
 
+/* The From fields as DMARC reads them (RFC 7489 §6.6.1), and the
+ * mailbox-list reader under them (mail_mailbox_list). */
+static void test_from_get(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *msg;
+		size_t fields, mailboxes;
+		const char *domain;
+	} cases[] = {
+		{ "From: a@Example.ORG\r\n\r\nx", 1, 1, "example.org" },
+		{ "From: \"Doe, J\" <j@x.example.>\r\n\r\n", 1, 1, "x.example" },
+		{ "From: (c@evil.example) a@good.example\r\n\r\n", 1, 1,
+		  "good.example" },
+		{ "From: J <j@a.example> (comment <x@b.example>)\r\n\r\n", 1, 1,
+		  "a.example" },
+		{ "FROM:\r\n a@folded.example\r\n\r\n", 1, 1, "folded.example" },
+		{ "From: a@one.example, b@two.example\r\n\r\n", 1, 2, "" },
+		{ "From: a@one.example\r\nFrom: b@two.example\r\n\r\n", 2, 1, "" },
+		{ "Subject: none\r\n\r\n", 0, 0, "" },
+		{ "From: group: a@x.example;\r\n\r\n", 1, 0, "" },
+		{ "From: <a@x.example\r\n\r\n", 1, 0, "" },
+		{ "From: no-at-sign\r\n\r\n", 1, 1, "" },
+		{ "From: a@\r\n\r\n", 1, 1, "" },
+		{ "From: a@x..example\r\n\r\n", 1, 1, "" },
+		{ "From: a@x.example..\r\n\r\n", 1, 1, "" },
+		{ "From: a@.x.example\r\n\r\n", 1, 1, "" },
+		{ "From: <a@x\001y.example>\r\n\r\n", 1, 1, "" },
+		/* the body is not looked at */
+		{ "To: x@y.example\r\n\r\nFrom: a@b.example\r\n", 0, 0, "" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		dmarc_from f;
+		dmarc_from_get((const uint8_t *)cases[i].msg, strlen(cases[i].msg),
+			       &f);
+		assert_int_equal(f.fields, cases[i].fields);
+		assert_int_equal(f.mailboxes, cases[i].mailboxes);
+		assert_string_equal(f.domain, cases[i].domain);
+	}
+	/* a NUL inside the address: no domain rather than a cut one */
+	static const uint8_t nul[] = "From: a@good.example\0.evil.example\r\n\r\n";
+	dmarc_from f;
+	dmarc_from_get(nul, sizeof(nul) - 1, &f);
+	assert_string_equal(f.domain, "");
+	/* an over-long domain */
+	char big[400];
+	int n = snprintf(big, sizeof(big), "From: a@%0300d.example\r\n\r\n", 0);
+	dmarc_from_get((const uint8_t *)big, (size_t)n, &f);
+	assert_int_equal(f.mailboxes, 1);
+	assert_string_equal(f.domain, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -706,6 +758,7 @@ int main(void)
 		cmocka_unit_test(test_evaluate_d12),
 		cmocka_unit_test(test_evaluate_pct),
 		cmocka_unit_test(test_evaluate_from_and_discovery),
+		cmocka_unit_test(test_from_get),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
