@@ -217,3 +217,79 @@ def test_forged_srs_is_refused(chain):
             assert code == 550 and text.startswith(b"5.1.1 "), (forged, code, text)
             assert b"SRS" in text, text
     alpha.wait_log(r'smtp: recipient refused.*code=550 reason="SRS: ')
+
+
+@pytest.fixture
+def single(base, dns_server):  # noqa: F811
+    """One node (alpha) with an alias to an address elsewhere, a backup-MX
+    domain (relay_domains), both routed to one receiver, and a key of
+    slow.example.org whose record never comes (TIMEOUT)."""
+    b, nodes = base
+    kd = Path(tempfile.mkdtemp(prefix="amp-fwd-keys-", dir=b))
+    key, txt = keygen(kd, ALPHA)
+    skey, _ = keygen(kd, "slow.example.org")
+    dns = dns_server(f"{SEL}._domainkey.{ALPHA}. 60 IN TXT {zone_txt(txt)}\n"
+                     f"{SEL}._domainkey.slow.example.org. TIMEOUT\n")
+    rcv = Receiver()
+    (kd / "virtual").write_text(f"x@{ALPHA} y@elsewhere.example.com\n")
+    (kd / "transport").write_text(
+        f"elsewhere.example.com smtp:[127.0.0.1]:{rcv.port}\n"
+        f"backup.example.com smtp:[127.0.0.1]:{rcv.port}\n")
+    kd.chmod(0o755)
+    port = free_port()
+    n = Node(b, ALPHA, smtp_listen="127.0.0.1", smtp_port=port,
+             dns_forwarder=dns.forwarder, dkim_keys=f"{ALPHA}:{SEL}:{key}",
+             virtual_alias_maps=str(kd / "virtual"),
+             transport_maps=str(kd / "transport"),
+             relay_domains="backup.example.com", auth_timeout="2s",
+             dns_timeout="1s", smtp_out_retry_min="1s",
+             smtp_out_retry_max="1s")
+    nodes.append(n)
+    n.start()
+    n.smtp_port = port
+    yield n, rcv, skey
+    rcv.stop()
+
+
+def plain(subject: str) -> bytes:
+    return (f"From: <a@{SENDER_DOM}>\r\nTo: <x@{ALPHA}>\r\n"
+            f"Subject: {subject}\r\n\r\nbody\r\n").encode()
+
+
+def test_backup_mx_and_switched_off_are_not_rewritten(single):
+    n, rcv, _ = single
+    # relay_domains is backup MX, not forwarding: as it came
+    send(n.smtp_port, f"a@{SENDER_DOM}", "u@backup.example.com", plain("mx"))
+    # the alias elsewhere: SRS0 and a seal
+    send(n.smtp_port, f"a@{SENDER_DOM}", f"x@{ALPHA}", plain("fwd"))
+    got = {re.search(rb"Subject: (\w+)", d).group(1): (f, d)
+           for f, _, d in rcv.wait(2, timeout=60)}
+    f, d = got[b"mx"]
+    assert f == f"a@{SENDER_DOM}" and b"ARC-Seal" not in d, f
+    f, d = got[b"fwd"]
+    assert re.fullmatch(rf"SRS0=\w+=\w\w={SENDER_DOM}=a@{ALPHA}", f), f
+    assert d.startswith(b"ARC-Seal: i=1; a=rsa-sha256; cv=none; d=" +
+                        ALPHA.encode())
+    # srs = no, arc_seal = no: forwarded as it came
+    n.stop()
+    n.conf.update(srs="no", arc_seal="no")
+    n.write_conf()
+    n.start()
+    send(n.smtp_port, f"a@{SENDER_DOM}", f"x@{ALPHA}", plain("off"))
+    f, _, d = rcv.wait(3, timeout=60)[2]
+    assert f == f"a@{SENDER_DOM}" and b"ARC-Seal" not in d, f
+    n.wait_log(r"smtp: forwarding.* srs=off .*arc=off")
+
+
+def test_a_chain_we_could_not_validate_is_not_sealed(single):
+    n, rcv, skey = single
+    m = (b"Authentication-Results: lists.slow.example.org; none\r\n" +
+         plain("slowchain"))
+    m = b"".join(dkim.arc_sign(m, SEL.encode(), b"slow.example.org",
+                               skey.read_bytes(), b"lists.slow.example.org")) + m
+    send(n.smtp_port, f"a@{SENDER_DOM}", f"x@{ALPHA}", m)
+    (f, _, d), = rcv.wait(1, timeout=60)
+    assert f.startswith("SRS0="), f
+    assert len(header_fields(d, b"ARC-Seal")) == 1  # dkimpy's i=1 only
+    n.wait_log(r"smtp: forwarding.* srs=rewritten .*arc=temperror "
+               r"cv=temperror")
