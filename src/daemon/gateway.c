@@ -1,9 +1,20 @@
 /*
  * gateway.c — see gateway.h.
+ *
+ * The AMP-DID-Signature (PROTOCOL.md §12, AMP-R-064 onwards): the
+ * gateway identity signs for the envelope's sender DID, whose signature
+ * amp_envelope_open has verified; after egress_prepare (which removes
+ * every AMP-* field the user wrote, AMP-R-064) and before DKIM, so that a
+ * DKIM signature may cover it.  A sender of another of our domains than
+ * the gateway's own cannot be vouched for (AMP-R-065): that mail leaves
+ * without the field (logged).  The secret key stays in the gateway
+ * identity (libamp's guarded memory); didsig_sign only borrows it.
  */
 #include "gateway.h"
 
+#include "didsig.h"
 #include "egress.h"
+#include "log.h"
 #include "mail-header.h"
 #include "maps.h"
 
@@ -115,6 +126,54 @@ static char *find_msgid(const uint8_t *msg, size_t len)
 	return NULL;
 }
 
+/* The DID's domain part (after the second ':'), or NULL. */
+static const char *did_domain(const char *did, size_t *len_r)
+{
+	const char *p = strchr(did, ':');
+	p = p != NULL ? strchr(p + 1, ':') : NULL;
+	const char *e = p != NULL ? strchr(p + 1, ':') : NULL;
+	if (e == NULL)
+		return NULL;
+	*len_r = (size_t)(e - p - 1);
+	return p + 1;
+}
+
+/* Put the gateway's AMP-DID-Signature on top of m->body: 1 added, 0 not
+ * ours to sign (another domain; logged), -1 refused (*why_r). */
+static int did_sign(gateway *g, gateway_msg *m, const char *sender_did,
+		    uint64_t now, const char **why_r)
+{
+	const char *node = g->p.id->pub.did;
+	size_t sl, nl;
+	const char *sd = did_domain(sender_did, &sl);
+	const char *nd = did_domain(node, &nl);
+	if (sd == NULL || nd == NULL || sl != nl || memcmp(sd, nd, sl) != 0) {
+		log_msg(LOG_INFO, "msg=\"gateway: no AMP-DID-Signature: the "
+			"sender is not of the gateway's domain\" sender=%s "
+			"gateway=%s", sender_did, node);
+		return 0;
+	}
+	char *field = NULL;
+	if (didsig_sign(g->p.id->sign_sk, sender_did, node, m->body,
+			m->body_len, now, &field, why_r) != 0)
+		return -1;
+	size_t fl = strlen(field);
+	uint8_t *nb = malloc(fl + m->body_len);
+	if (nb == NULL) {
+		free(field);
+		*why_r = "out of memory";
+		return -1;
+	}
+	memcpy(nb, field, fl);
+	memcpy(nb + fl, m->body, m->body_len);
+	free(field);
+	sodium_memzero(m->body, m->body_len);
+	free(m->body);
+	m->body = nb;
+	m->body_len += fl;
+	return 1;
+}
+
 static unsigned lane_of(amp_lane lane)
 {
 	switch (lane) {
@@ -164,6 +223,12 @@ int gateway_prepare(gateway *g, const amp_envelope *env,
 	m->body = er.msg;
 	m->body_len = er.len;
 	er.msg = NULL;
+	if (g->p.didsig_sign) {
+		int d = did_sign(g, m, info.sender, now, &why_c);
+		if (d < 0)
+			goto fail;
+		m->did_signed = d == 1;
+	}
 	if (er.from_domain != NULL) {
 		uint8_t *sig = NULL;
 		size_t sig_len = 0;

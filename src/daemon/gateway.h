@@ -3,8 +3,10 @@
  * PROTOCOL.md §10.9): AMP users seal mail for legacy addresses to it; the
  * node opens it here, in memory, turns it into the message that leaves
  * over SMTP (src/mime/egress.c: AMP-Egress-To recipients, AMP-* and Bcc
- * removed, DIDs rewritten through canonical_maps), signs it with DKIM and
- * hands back a mail queue entry.  The plaintext is never written to disk
+ * removed, DIDs rewritten through canonical_maps), adds the gateway's
+ * AMP-DID-Signature naming the verified sender DID (src/mime/didsig.h,
+ * PROTOCOL.md §12), signs it with DKIM and hands back a mail queue
+ * entry.  The plaintext is never written to disk
  * except as a sealed queue body.
  */
 #ifndef AMP_GATEWAY_H
@@ -24,6 +26,7 @@ typedef struct gateway_params {
 	dkimkeys *dkim;              /* may be NULL or empty: no signing */
 	const char *hostname;        /* Message-ID domain of added IDs */
 	const lanes *lanes;          /* lanes by sender (may be NULL) */
+	bool didsig_sign;            /* add AMP-DID-Signature (didsig_sign) */
 } gateway_params;
 
 int gateway_new(const gateway_params *p, gateway **g_r, const char **error_r)
@@ -42,6 +45,7 @@ typedef struct gateway_msg {
 	size_t body_len;
 	char *msgid;
 	bool signed_;                /* a DKIM signature was added */
+	bool did_signed;             /* an AMP-DID-Signature was added */
 } gateway_msg;
 
 /* Worker thread: env is addressed to the gateway and verified (sender is

@@ -1,10 +1,17 @@
 /*
  * mailauth.c — see mailauth.h.
  *
- * A check is freed when three things have happened: its callback ran (or
- * it was cancelled), the worker is done with it (uv_work_t), and its
- * timer handle is closed.  Its DNS queries are always cancelled before
- * the callback, so no DNS callback can reach a finished check.
+ * A check is freed when four things have happened: its callback ran (or
+ * it was cancelled), the prepare worker is done with it (uv_work_t), so
+ * is the DID resolver's worker, and its timer handle is closed.  Its DNS
+ * queries are always cancelled before the callback, so no DNS callback
+ * can reach a finished check.
+ *
+ * AMP-DID-Signature: the resolver's worker reads only the node DIDs
+ * copied into the check (did_q) and writes only the answers (did_pk,
+ * did_rc, did_why); the set itself is touched on the loop alone, after
+ * that worker has finished, or at the deadline (then the answers are
+ * never read).  A node that cannot be resolved in time is temperror.
  */
 #include "mailauth.h"
 
@@ -24,7 +31,9 @@ struct mailauth {
 	uv_loop_t *loop;
 	dns_resolver *dns;
 	char id[AUTHRES_ID_MAX + 1];
-	bool spf, dkim, dmarc, arc;
+	bool spf, dkim, dmarc, arc, did;
+	mailauth_did_resolve *did_resolve;
+	void *did_arg;
 	unsigned timeout_ms;
 	mailauth_check *head;
 };
@@ -76,6 +85,20 @@ struct mailauth_check {
 	bool dmarc_running;
 	dmarc_found found;
 	dmarc_record rec;
+	/* AMP-DID-Signature: prepared on the worker, nodes resolved on a
+	 * second one (did_working) */
+	bool do_did;
+	didsig_set *didset;
+	const char *did_err;      /* prepare refused the message */
+	uv_work_t did_work;
+	bool did_working;
+	mailauth_did_resolve *did_resolve;
+	void *did_arg;
+	bool did_ask[DIDSIG_VERIFY_MAX];
+	char did_q[DIDSIG_VERIFY_MAX][DIDSIG_DID_MAX + 1];
+	uint8_t did_pk[DIDSIG_VERIFY_MAX][32];
+	int did_rc[DIDSIG_VERIFY_MAX];
+	const char *did_why[DIDSIG_VERIFY_MAX];
 	uv_timer_t timer;
 	bool starting;            /* inside mailauth_start: no completion */
 	bool done, cancelled, timer_closed;
@@ -105,6 +128,9 @@ int mailauth_new(uv_loop_t *loop, const mailauth_settings *s, mailauth **ma_r,
 	ma->dkim = s->dkim;
 	ma->dmarc = s->dmarc;
 	ma->arc = s->arc;
+	ma->did = s->did;
+	ma->did_resolve = s->did_resolve;
+	ma->did_arg = s->did_arg;
 	ma->timeout_ms = s->timeout_ms != 0 ? s->timeout_ms
 					    : MAILAUTH_TIMEOUT_DEFAULT_MS;
 	if ((ma->spf || ma->dkim || ma->dmarc || ma->arc) &&
@@ -136,12 +162,14 @@ static void check_free(mailauth_check *c)
 	dkim_verify_set_free(&c->set);
 	arckeys_free(c);
 	arc_verify_set_free(&c->arcset);
+	didsig_set_free(&c->didset);
+	sodium_memzero(c->did_pk, sizeof(c->did_pk));
 	free(c);
 }
 
 static void maybe_free(mailauth_check *c)
 {
-	if (c->done && !c->working && c->timer_closed)
+	if (c->done && !c->working && !c->did_working && c->timer_closed)
 		check_free(c);
 }
 
@@ -284,6 +312,12 @@ static void build_authres(mailauth_check *c)
 	}
 	if (r->arc_checked && r->arc != ARC_CV_TEMPERROR)
 		ar.arc = arc_cv_name(r->arc); /* RFC 8617 §7: none pass fail */
+	if (r->did_checked && r->did != DIDSIG_NONE) {
+		/* left out for a message without the field: legacy mail
+		 * nearly never has one */
+		ar.amp_did = didsig_status_name(r->did);
+		ar.amp_did_d = r->did_sender[0] != '\0' ? r->did_sender : NULL;
+	}
 	if (r->dmarc_checked) {
 		ar.dmarc = dmarc_result_name(r->dmarc.result);
 		ar.dmarc_from = r->from.domain[0] != '\0' &&
@@ -307,7 +341,7 @@ static void build_authres(mailauth_check *c)
 static void finish_arc(mailauth_check *c)
 {
 	mailauth_result *r = &c->res;
-	if (c->arcset == NULL) {
+	if (c->working || c->arcset == NULL) { /* the worker owns arcset */
 		r->arc = ARC_CV_TEMPERROR;
 		snprintf(r->arc_reason, sizeof(r->arc_reason), "%s",
 			 c->working ? "the check ran out of time"
@@ -341,6 +375,58 @@ static void finish_arc(mailauth_check *c)
 			 ar.sealer[ar.instances]);
 }
 
+/* A field whose node is definitely not a signer of its domain. */
+static void did_refuse(didsig_set *set, size_t i, const char *why)
+{
+	didsig_sig *s = &set->sig[i];
+	s->need_key = false;
+	s->result.status = DIDSIG_FAIL;
+	s->result.reason = why;
+	s->result.crypto_ok = false;
+}
+
+/* The DID signature verdict from what there is: a field still waiting
+ * for its node's key is temperror. */
+static void finish_did(mailauth_check *c)
+{
+	mailauth_result *r = &c->res;
+	const char *late = c->working || c->did_working
+				   ? "the check ran out of time"
+				   : "the signing node was not resolved";
+	if (c->working) { /* the worker still owns didset */
+		r->did = DIDSIG_TEMPERROR;
+		snprintf(r->did_reason, sizeof(r->did_reason), "%s", late);
+		return;
+	}
+	if (c->didset == NULL) {
+		if (c->did_err != NULL) {
+			r->did = DIDSIG_PERMERROR;
+			snprintf(r->did_reason, sizeof(r->did_reason), "%s",
+				 c->did_err);
+		} else {
+			r->did = DIDSIG_NONE;
+		}
+		return;
+	}
+	uint64_t now = (uint64_t)time(NULL);
+	for (size_t i = 0; i < c->didset->n; i++) {
+		if (!c->didset->sig[i].need_key)
+			continue;
+		didsig_result dr;
+		didsig_verify_finish(c->didset, i, NULL, now, &dr);
+		c->didset->sig[i].result.reason = late;
+	}
+	size_t at = 0;
+	r->did_found = c->didset->found;
+	r->did = didsig_verify_verdict(c->didset, &at);
+	if (r->did == DIDSIG_NONE)
+		return;
+	const didsig_sig *s = &c->didset->sig[at];
+	snprintf(r->did_reason, sizeof(r->did_reason), "%s", s->result.reason);
+	snprintf(r->did_sender, sizeof(r->did_sender), "%s", s->sender);
+	snprintf(r->did_node, sizeof(r->did_node), "%s", s->node);
+}
+
 /* Everything answered, or the time is up: the verdict, the callback. */
 static void complete(mailauth_check *c)
 {
@@ -369,6 +455,8 @@ static void complete(mailauth_check *c)
 	fill_dkim(c);
 	if (r->arc_checked)
 		finish_arc(c);
+	if (r->did_checked)
+		finish_did(c);
 	if (r->dmarc_checked) {
 		if (c->dmarc_running || c->working) {
 			c->found = DMARC_FOUND_TEMPERROR;
@@ -420,7 +508,8 @@ static void complete(mailauth_check *c)
 static void maybe_complete(mailauth_check *c)
 {
 	if (!c->done && !c->starting && !c->spf_running && !c->working &&
-	    c->keys_pending == 0 && c->arc_pending == 0 && !c->dmarc_running)
+	    !c->did_working && c->keys_pending == 0 && c->arc_pending == 0 &&
+	    !c->dmarc_running)
 		complete(c);
 }
 
@@ -757,6 +846,88 @@ static void prepare_work(uv_work_t *w)
 	}
 	if (c->do_from)
 		dmarc_from_get(c->msg, c->len, &c->from);
+	if (c->do_did &&
+	    didsig_verify_prepare(c->msg, c->len, &c->didset, &c->did_err) != 0)
+		c->didset = NULL;
+}
+
+/* ------------------------------------------------------ DID signatures */
+
+/* Worker: every node asked, one after the other (the same node twice is
+ * asked once).  Reads did_q and did_ask, writes the answers only. */
+static void did_resolve_work(uv_work_t *w)
+{
+	mailauth_check *c = w->data;
+	for (size_t i = 0; i < DIDSIG_VERIFY_MAX; i++) {
+		if (!c->did_ask[i])
+			continue;
+		size_t j;
+		for (j = 0; j < i; j++)
+			if (c->did_ask[j] && strcmp(c->did_q[j], c->did_q[i]) == 0)
+				break;
+		if (j < i) {
+			c->did_rc[i] = c->did_rc[j];
+			c->did_why[i] = c->did_why[j];
+			memcpy(c->did_pk[i], c->did_pk[j], 32);
+			continue;
+		}
+		c->did_why[i] = NULL;
+		c->did_rc[i] = c->did_resolve(c->did_arg, c->did_q[i],
+					      c->did_pk[i], &c->did_why[i]);
+		if (c->did_why[i] == NULL)
+			c->did_why[i] = c->did_rc[i] == 0 ? "not a signing node"
+							  : "not resolved";
+	}
+}
+
+/* Loop: the answers, unless the check has already ended. */
+static void did_resolve_after(uv_work_t *w, int status)
+{
+	mailauth_check *c = w->data;
+	(void)status;
+	c->did_working = false;
+	if (c->done) {
+		maybe_free(c);
+		return;
+	}
+	uint64_t now = (uint64_t)time(NULL);
+	for (size_t i = 0; i < c->didset->n; i++) {
+		if (!c->did_ask[i])
+			continue;
+		didsig_result dr;
+		if (c->did_rc[i] == 1) {
+			didsig_verify_finish(c->didset, i, c->did_pk[i], now, &dr);
+		} else if (c->did_rc[i] == 0) {
+			did_refuse(c->didset, i, c->did_why[i]);
+		} else {
+			didsig_verify_finish(c->didset, i, NULL, now, &dr);
+			c->didset->sig[i].result.reason = c->did_why[i];
+		}
+	}
+	maybe_complete(c);
+}
+
+/* After prepare: the fields that need a key go to the resolver. */
+static void did_ask(mailauth_check *c)
+{
+	size_t n = 0;
+	for (size_t i = 0; c->didset != NULL && i < c->didset->n; i++) {
+		if (!c->didset->sig[i].need_key)
+			continue;
+		if (c->did_resolve == NULL)
+			break; /* finish_did: temperror */
+		c->did_ask[i] = true;
+		snprintf(c->did_q[i], sizeof(c->did_q[i]), "%s",
+			 c->didset->sig[i].node);
+		n++;
+	}
+	if (n == 0)
+		return;
+	c->did_working = true;
+	c->did_work.data = c;
+	if (uv_queue_work(c->ma->loop, &c->did_work, did_resolve_work,
+			  did_resolve_after) != 0)
+		abort();
 }
 
 static void prepare_after(uv_work_t *w, int status)
@@ -786,6 +957,8 @@ static void prepare_after(uv_work_t *w, int status)
 	}
 	if (r->arc_checked)
 		arc_ask(c);
+	if (r->did_checked)
+		did_ask(c);
 	if (r->dmarc_checked) {
 		const char *why;
 		c->n_names = c->from.domain[0] != '\0'
@@ -816,6 +989,9 @@ mailauth_check *mailauth_start(mailauth *ma, const mailauth_input *in,
 	c->res.dkim_checked = ma->dkim;
 	c->res.dmarc_checked = ma->dmarc;
 	c->res.arc_checked = ma->arc;
+	c->res.did_checked = ma->did;
+	c->did_resolve = ma->did_resolve;
+	c->did_arg = ma->did_arg;
 	c->next = ma->head;
 	if (ma->head != NULL)
 		ma->head->prev = c;
@@ -828,11 +1004,12 @@ mailauth_check *mailauth_start(mailauth *ma, const mailauth_input *in,
 	c->starting = true;
 	if (ma->spf)
 		spf_start(c, in);
-	if (ma->dkim || ma->dmarc || ma->arc) {
+	if (ma->dkim || ma->dmarc || ma->arc || ma->did) {
 		c->working = true;
 		c->do_dkim = ma->dkim;
 		c->do_from = ma->dmarc;
 		c->do_arc = ma->arc;
+		c->do_did = ma->did;
 		c->work.data = c;
 		if (uv_queue_work(ma->loop, &c->work, prepare_work,
 				  prepare_after) != 0)
@@ -903,6 +1080,10 @@ void mailauth_summary(const mailauth_result *r, char *out, size_t size)
 	if (r->dmarc_checked)
 		PUT("%sdmarc=%s", o > 0 ? " " : "",
 		    dmarc_result_name(r->dmarc.result));
+	if (r->did_checked && r->did != DIDSIG_NONE)
+		PUT("%samp-did=%s:%s", o > 0 ? " " : "",
+		    didsig_status_name(r->did),
+		    r->did_sender[0] != '\0' ? r->did_sender : "?");
 	if (r->timed_out)
 		PUT(" (timed out)");
 #undef PUT

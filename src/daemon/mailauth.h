@@ -1,10 +1,12 @@
 /*
  * mailauth.h — the authentication checks of a message taken in over SMTP
  * (issue 7): SPF (RFC 7208), DKIM (RFC 6376, RFC 8463), ARC chain
- * validation (RFC 8617) and DMARC (RFC 7489), and the one
+ * validation (RFC 8617), DMARC (RFC 7489) and the AMP-DID-Signature
+ * field (docs/PROTOCOL.md §12, "authenticated routing"), and the one
  * Authentication-Results field (RFC 8601) that records them.  The thin
  * driver around the pure parts: src/smtp/spf.c, src/mime/dkim-verify.c,
- * src/mime/arc.c, src/mime/dmarc.c, src/mime/authres.c.
+ * src/mime/arc.c, src/mime/dmarc.c, src/mime/didsig.c,
+ * src/mime/authres.c.
  *
  * One check runs on the loop:
  *   - SPF at once: the evaluator's queries one after the other (TXT, A,
@@ -13,16 +15,22 @@
  *   - on a worker thread: the DKIM signatures found and their body and
  *     header hashes (dkim_verify_prepare: the CPU part, proportional to
  *     the message), the ARC sets and their hashes (arc_verify_prepare),
- *     and the From fields DMARC needs;
+ *     the AMP-DID-Signature fields and their hashes
+ *     (didsig_verify_prepare), and the From fields DMARC needs;
  *   - then on the loop: every DKIM signature's key record (TXT
  *     s._domainkey.d, all at once), each checked when it arrives
  *     (dkim_verify_finish), every ARC key (at most 51, deduplicated),
  *     checked together once all have answered (arc_verify_finish), and
  *     DMARC policy discovery (_dmarc.FROM, then _dmarc.ORG);
+ *   - at the same time, on another worker: the signing node DID (n=) of
+ *     every AMP-DID-Signature field that needs its key, one after the
+ *     other through settings.did_resolve (it may block: it asks the
+ *     DID's home node); then on the loop didsig_verify_finish;
  *   - once everything has answered, the DMARC verdict and the field.
  * A check that has not finished after its deadline (settings.timeout_ms)
  * ends at once: whatever has not answered counts as a DNS temporary
- * failure (temperror), never as a pass.
+ * failure (temperror), never as a pass; so does a DID signature whose
+ * node has not been resolved (a resolver that answers later is ignored).
  *
  * The callback runs exactly once per started check, on the loop, always
  * after mailauth_start has returned, unless the check is cancelled.
@@ -35,6 +43,7 @@
 #define AMP_MAILAUTH_H
 
 #include "arc.h"
+#include "didsig.h"
 #include "dkim-verify.h"
 #include "dmarc.h"
 #include "dns.h"
@@ -50,11 +59,31 @@ typedef struct mailauth mailauth;
 typedef struct mailauth_check mailauth_check;
 
 #define MAILAUTH_TIMEOUT_DEFAULT_MS 30000u
+#define MAILAUTH_DID_REASON_MAX 127u
+
+/* The Ed25519 signing key of node_did, the n= of an AMP-DID-Signature
+ * (a canonical DID).  Called on a uv worker thread, one call at a time
+ * per check but several checks at once (it must be thread-safe); it may
+ * block (a lookup at the DID's home node) but should give up within the
+ * check's deadline, after which its answer is ignored.  Returns
+ *    1  pk_r is the key of a node of n='s domain;
+ *    0  definitely no key: n= is not a node or gateway DID of its domain,
+ *       or its home node says it does not exist (the field fails);
+ *   -1  not now: unreachable, a store error, no lookup possible
+ *       (temperror, never a pass);
+ * with *why_r (static text) for 0 and -1. */
+typedef int mailauth_did_resolve(void *arg, const char *node_did,
+				 uint8_t pk_r[32], const char **why_r);
 
 typedef struct mailauth_settings {
 	const char *authserv_id;  /* our name in Authentication-Results */
 	dns_settings dns;
 	bool spf, dkim, dmarc, arc; /* which checks run */
+	bool did;                 /* AMP-DID-Signature fields verified */
+	mailauth_did_resolve *did_resolve; /* NULL: every node unresolved
+				     (temperror) */
+	void *did_arg;            /* for did_resolve; must outlive every
+				     check's worker (see mailauth_free) */
 	unsigned timeout_ms;      /* a whole check; 0: the default */
 } mailauth_settings;
 
@@ -65,7 +94,10 @@ int mailauth_new(uv_loop_t *loop, const mailauth_settings *s, mailauth **ma_r,
 /* Ends every check at once (callbacks run, as by the deadline). */
 void mailauth_stop(mailauth *ma);
 /* Cancels what is left WITHOUT callbacks and frees (run the loop
- * afterwards so handles close).  NULL is fine. */
+ * afterwards so handles close).  NULL is fine.  A resolver call still
+ * running on a worker finishes there (its answer is dropped): the
+ * caller keeps did_arg valid until it has returned (node-run.c waits for
+ * its resolver calls before it frees the server they use). */
 void mailauth_free(mailauth **ma);
 
 typedef struct mailauth_input {
@@ -105,6 +137,16 @@ typedef struct mailauth_result {
 	size_t arc_instances;
 	char arc_sealer[DKIM_VERIFY_NAME_MAX + 1]; /* with a pass: d= of the
 				    most recent ARC-Seal */
+	/* AMP-DID-Signature (docs/PROTOCOL.md §12): the message's verdict
+	 * (didsig_verify_verdict: NONE when it has no such field) and the
+	 * field it is about */
+	bool did_checked;
+	didsig_status did;
+	size_t did_found;         /* AMP-DID-Signature fields */
+	char did_reason[MAILAUTH_DID_REASON_MAX + 1];
+	char did_sender[DIDSIG_DID_MAX + 1]; /* its d=: the sender's DID
+				    ("" when unreadable) */
+	char did_node[DIDSIG_DID_MAX + 1];   /* its n=: the signing node */
 	/* DMARC */
 	bool dmarc_checked;
 	dmarc_from from;
@@ -127,7 +169,9 @@ mailauth_check *mailauth_start(mailauth *ma, const mailauth_input *in,
 void mailauth_cancel(mailauth_check *c);
 
 /* A one-line summary for logs: "spf=pass dkim=pass:example.org
- * dmarc=pass" (out NUL-terminated, cut to size). */
+ * dmarc=pass amp-did=pass:did:aftersmtp:example.org:alice" (amp-did only
+ * for a message with an AMP-DID-Signature field; out NUL-terminated, cut
+ * to size). */
 void mailauth_summary(const mailauth_result *r, char *out, size_t size);
 
 #endif

@@ -221,6 +221,16 @@ static const cfg_key keys[] = {
 	{ "arc_verify", CFG_BOOL, "yes", 0, 0, false,
 	  "Validate the ARC chain (RFC 8617) of mail taken in over SMTP and "
 	  "record its result (arc=none, pass or fail) in Authentication-Results." },
+	{ "didsig_sign", CFG_BOOL, "yes", 0, 0, false,
+	  "Put an AMP-DID-Signature field (PROTOCOL.md §12) on mail the "
+	  "gateway sends to legacy addresses: the gateway identity's Ed25519 "
+	  "signature naming the sending user's DID, which any AfterSMTP node "
+	  "verifies through the registry. Added before DKIM signing." },
+	{ "didsig_verify", CFG_BOOL, "yes", 0, 0, false,
+	  "Verify the AMP-DID-Signature fields of mail taken in over SMTP: the "
+	  "signing node's key is looked up (ours locally, another domain's at "
+	  "its home node, within auth_timeout; no answer is temperror, never a "
+	  "pass) and the result recorded as amp-did in Authentication-Results." },
 	{ "arc_trusted_sealers", CFG_LIST, "", 0, 0, false,
 	  "Domains (the d= of an ARC-Seal) whose intact chain may override a "
 	  "DMARC failure: when DMARC fails but the ARC chain passes and its "

@@ -12,6 +12,14 @@
  *                     for the requests in progress (at most DRAIN_MAX_S),
  *                     close the connections, stop the relay, flush the
  *                     store, exit 0.
+ *
+ * The node gives the checks of inbound mail (smtpd, mailauth.h) its DID
+ * lookup to verify AMP-DID-Signature fields (did_resolve: a node or
+ * gateway DID, ours from the store, another domain's from its home node
+ * through the server's cache); the listener starts before the server, so
+ * a lookup before it is ready, or after it is being freed, is refused as
+ * temporary.  Before the server is freed, the lookups in progress on
+ * worker threads are waited for (did_close).
  */
 #include "node.h"
 
@@ -25,6 +33,7 @@
 #include "relay.h"
 #include "tlog.h"
 #include "server.h"
+#include "server-private.h"
 #include "smtpd.h"
 #include "tcp.h"
 #include "tls.h"
@@ -32,6 +41,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sodium.h>
@@ -72,6 +82,11 @@ typedef struct node_run {
 	uv_signal_t sig_hup, sig_term, sig_int;
 	uv_timer_t drain_timer;
 	bool stopping;
+	/* DID lookups for the DID signature checks (worker threads) */
+	pthread_mutex_t did_lock;
+	pthread_cond_t did_idle;
+	unsigned did_busy;
+	bool did_closed;
 } node_run;
 
 /* ----------------------------------------------------------- QUIC glue */
@@ -129,6 +144,74 @@ static const quic_server_cbs quic_cbs = {
 	.on_request = q_on_request,
 	.on_close = q_on_close,
 };
+
+/* ------------------------------------------------- DID signature lookup */
+
+/* mailauth_did_resolve: the Ed25519 key of the n= of an AMP-DID-Signature
+ * (PROTOCOL.md §12, AMP-R-071): only the node or gateway identity of
+ * n='s domain signs, and its document must be that DID's (srv_dir_get
+ * compares the answer's DID; the home node is reached through routes and
+ * pinned keys with the domain expected).  Worker thread; blocks up to
+ * peer_timeout when the home node is asked. */
+static int did_resolve(void *arg, const char *node_did, uint8_t pk_r[32],
+		       const char **why_r)
+{
+	node_run *n = arg;
+	amp_did d;
+	if (amp_did_parse(node_did, strlen(node_did), &d, NULL) != AMP_OK) {
+		*why_r = "n= is not a DID";
+		return 0;
+	}
+	if (strcmp(d.local, "node") != 0 && strcmp(d.local, "gateway") != 0) {
+		*why_r = "n= is not a node or gateway DID";
+		return 0;
+	}
+	pthread_mutex_lock(&n->did_lock);
+	if (n->did_closed || n->srv == NULL) {
+		pthread_mutex_unlock(&n->did_lock);
+		*why_r = "the DID lookup is not available";
+		return -1;
+	}
+	n->did_busy++;
+	pthread_mutex_unlock(&n->did_lock);
+	amp_public_identity pub;
+	const char *err = NULL;
+	int r = srv_dir_get(n->srv, node_did, true, &pub, NULL, &err);
+	pthread_mutex_lock(&n->did_lock);
+	if (--n->did_busy == 0)
+		pthread_cond_broadcast(&n->did_idle);
+	pthread_mutex_unlock(&n->did_lock);
+	if (r == 1 && strcmp(pub.did, node_did) == 0) {
+		memcpy(pk_r, pub.sign_pk, 32);
+		sodium_memzero(&pub, sizeof(pub));
+		return 1;
+	}
+	if (r == 1) {
+		*why_r = "the lookup answered for another DID";
+		return -1;
+	}
+	if (r == 0) {
+		*why_r = "the signing node's DID does not exist";
+		return 0;
+	}
+	char q[LOG_QUOTE_MAX];
+	log_msg(LOG_INFO, "msg=\"DID signature: the signing node was not "
+		"resolved\" did=%s error=%s", node_did,
+		log_quote(err != NULL ? err : "?", err != NULL ? strlen(err) : 1,
+			  q));
+	*why_r = "the signing node's DID could not be resolved";
+	return -1;
+}
+
+/* No lookup starts after this; those running have returned. */
+static void did_close(node_run *n)
+{
+	pthread_mutex_lock(&n->did_lock);
+	n->did_closed = true;
+	while (n->did_busy > 0)
+		pthread_cond_wait(&n->did_idle, &n->did_lock);
+	pthread_mutex_unlock(&n->did_lock);
+}
 
 /* ------------------------------------------------------------- helpers */
 
@@ -465,6 +548,7 @@ static int bind_all(node_run *n)
 			.notify = smtp_notify, .notify_arg = n,
 			.out_wake = out_wake, .out_arg = n, .dkim = n->dkim,
 			.lanes = n->lanes,
+			.did_resolve = did_resolve, .did_arg = n,
 		};
 		if (smtpd_start(&sp, c, &n->smtp, &err) != 0) {
 			log_msg(LOG_CRIT, "msg=\"cannot listen\" transport=smtp "
@@ -514,6 +598,7 @@ static int start_services(node_run *n)
 	gateway_params gp = {
 		.id = n->gw_id, .maps = n->maps, .dkim = n->dkim, .lanes = n->lanes,
 		.hostname = *hn != '\0' ? hn : cfg_list_item(n->conf, "domains", 0),
+		.didsig_sign = cfg_bool(n->conf, "didsig_sign"),
 	};
 	if (gateway_new(&gp, &n->gw, &err) != 0) {
 		log_msg(LOG_CRIT, "msg=\"cannot start the gateway\" error=\"%s\"",
@@ -586,6 +671,8 @@ int node_run_main(cfg *conf, const char *config_path)
 	memset(&n, 0, sizeof(n));
 	n.conf = conf;
 	n.config_path = config_path;
+	pthread_mutex_init(&n.did_lock, NULL);
+	pthread_cond_init(&n.did_idle, NULL);
 	log_level lv = LOG_INFO;
 	log_level_parse(cfg_str(conf, "log_level"), &lv);
 	log_init(2, lv, "aftersmtpd");
@@ -685,6 +772,7 @@ out:
 		uv_run(&n.loop, UV_RUN_ONCE);
 	smtpd_free(&n.smtp);
 	outbound_free(&n.out); /* its DNS handles close in the run below */
+	did_close(&n);      /* no DID lookup uses the server or the store */
 	tlog_stop(&n.tl);   /* signs a last head of what was committed */
 	relay_stop(&n.rl);
 	store_close(&n.st); /* finishes the writes in flight */
@@ -706,6 +794,8 @@ out:
 	amp_identity_destroy(&n.id);
 	sodium_memzero(n.storage_key, sizeof(n.storage_key));
 	cfg_free(&n.conf);
+	pthread_cond_destroy(&n.did_idle);
+	pthread_mutex_destroy(&n.did_lock);
 	if (rc == 0)
 		log_msg(LOG_NOTICE, "msg=\"stopped\"");
 	return rc;

@@ -2244,7 +2244,8 @@ static int load_creds(smtpd *d, const smtpd_params *p, const cfg *conf,
 }
 
 /* The authentication checks of inbound mail and their policy. */
-static int auth_setup(smtpd *d, const cfg *conf, const char **error_r)
+static int auth_setup(smtpd *d, const smtpd_params *p, const cfg *conf,
+		      const char **error_r)
 {
 	static char err[300];
 	const char *mode = cfg_str(conf, "dmarc_policy");
@@ -2278,6 +2279,9 @@ static int auth_setup(smtpd *d, const cfg *conf, const char **error_r)
 		.dkim = cfg_bool(conf, "dkim_verify"),
 		.dmarc = cfg_bool(conf, "dmarc_verify"),
 		.arc = cfg_bool(conf, "arc_verify"),
+		.did = cfg_bool(conf, "didsig_verify"),
+		.did_resolve = p->did_resolve,
+		.did_arg = p->did_arg,
 		.timeout_ms = (unsigned)cfg_int(conf, "auth_timeout") * 1000u,
 	};
 	d->n_sealers = cfg_list_len(conf, "arc_trusted_sealers");
@@ -2295,7 +2299,7 @@ static int auth_setup(smtpd *d, const cfg *conf, const char **error_r)
 		*error_r = "arc_trusted_sealers needs arc_verify";
 		return -1;
 	}
-	if (!ms.spf && !ms.dkim && !ms.dmarc && !ms.arc)
+	if (!ms.spf && !ms.dkim && !ms.dmarc && !ms.arc && !ms.did)
 		return 0;
 	if (d->local_from_auth && !ms.dkim) {
 		*error_r = "local_from_policy = require-auth needs dkim_verify";
@@ -2425,7 +2429,7 @@ int smtpd_start(const smtpd_params *p, const cfg *conf, smtpd **d_r,
 	for (size_t i = 0; i < d->n_domains; i++)
 		if ((d->domains[i] = strdup(cfg_list_item(conf, "domains", i))) == NULL)
 			abort();
-	if (auth_setup(d, conf, error_r) != 0 || fwd_setup(d, conf, error_r) != 0) {
+	if (auth_setup(d, p, conf, error_r) != 0 || fwd_setup(d, conf, error_r) != 0) {
 		smtpd_free(&d);
 		return -1;
 	}

@@ -60,6 +60,12 @@ typedef struct smtpd_params {
 	/* signs unsigned mail from smtp_relay_networks (dkim_sign_relayed) */
 	dkimkeys *dkim;
 	const lanes *lanes;          /* lanes by sender (may be NULL) */
+	/* the key of an AMP-DID-Signature's signing node: a
+	 * mailauth_did_resolve (mailauth.h), called on worker threads;
+	 * NULL: every such signature is temperror */
+	int (*did_resolve)(void *arg, const char *node_did, uint8_t pk_r[32],
+			   const char **why_r);
+	void *did_arg;
 } smtpd_params;
 
 /* Bind every `smtp_listen` and `smtps_listen` address (none: no

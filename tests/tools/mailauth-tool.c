@@ -3,11 +3,19 @@
  * the node's SPF, DKIM and DMARC checks of one message, with DNS from a
  * loopback server (tests/e2e/dnsfixture.py), so the e2e tests can compare
  * every verdict with independent implementations (pyspf, dkimpy,
- * authheaders).
+ * authheaders); and the AMP-DID-Signature check with node keys given on
+ * the command line instead of the registry.
  *
  *   mailauth-tool --forwarder IP[@PORT] --ip CLIENT-IP --helo NAME
  *                 [--mail-from ADDR] [--id AUTHSERV-ID] [--timeout MS]
- *                 [--no-spf] [--no-dkim] [--no-dmarc] [--no-arc] < message
+ *                 [--no-spf] [--no-dkim] [--no-dmarc] [--no-arc]
+ *                 [--no-did] [--did-key NODE-DID=HEX-PK]...
+ *                 [--did-unknown NODE-DID]... [--did-delay MS] < message
+ *
+ * The DID resolver (on a worker thread, as in the node): a --did-key
+ * node has that Ed25519 key, a --did-unknown node does not exist (0), any
+ * other cannot be resolved (-1: temperror); each answer comes after
+ * --did-delay milliseconds (to test the deadline).
  *
  * Prints one item a line:
  *   spf RESULT domain=D helo=yes|no reason="..."
@@ -15,6 +23,8 @@
  *   dkim RESULT d=D s=S a=ALG partial=yes|no reason="..."   (each checked)
  *   arc CV instances=N sealer=D reason="..."
  *   dmarc RESULT from=D policy=P disposition=X record=D reason="..."
+ *   amp-did RESULT found=N d=DID n=DID reason="..."   (when found > 0 or
+ *                    the message could not be read)
  *   timed-out yes|no
  *   authres VALUE   (our Authentication-Results field unfolded, the name
  *                    and colon left out)
@@ -28,12 +38,70 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define TOOL_MSG_MAX (64u * 1024 * 1024)
+#define TOOL_DID_KEYS 16
 
 static int printed;
+
+typedef struct did_key {
+	const char *did;
+	bool known;
+	uint8_t pk[32];
+} did_key;
+
+static did_key did_keys[TOOL_DID_KEYS];
+static size_t n_did_keys;
+static unsigned did_delay_ms;
+
+static int resolve(void *arg, const char *node_did, uint8_t pk_r[32],
+		   const char **why_r)
+{
+	(void)arg;
+	if (did_delay_ms > 0) {
+		struct timespec ts = { did_delay_ms / 1000,
+				       (long)(did_delay_ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	for (size_t i = 0; i < n_did_keys; i++) {
+		if (strcmp(did_keys[i].did, node_did) != 0)
+			continue;
+		if (!did_keys[i].known) {
+			*why_r = "no such node";
+			return 0;
+		}
+		memcpy(pk_r, did_keys[i].pk, 32);
+		return 1;
+	}
+	*why_r = "the node cannot be reached";
+	return -1;
+}
+
+/* NODE-DID=HEX-PK or (known false) NODE-DID. */
+static int add_key(char *arg, bool known)
+{
+	if (n_did_keys >= TOOL_DID_KEYS)
+		return -1;
+	did_key *k = &did_keys[n_did_keys];
+	k->did = arg;
+	k->known = known;
+	if (known) {
+		char *eq = strchr(arg, '=');
+		size_t bin_len;
+		if (eq == NULL)
+			return -1;
+		*eq = '\0';
+		if (sodium_hex2bin(k->pk, 32, eq + 1, strlen(eq + 1), NULL,
+				   &bin_len, NULL) != 0 || bin_len != 32)
+			return -1;
+	}
+	n_did_keys++;
+	return 0;
+}
 
 static const char *yesno(bool b)
 {
@@ -67,6 +135,10 @@ static void done(void *arg, const mailauth_result *r)
 		       r->from.domain, dmarc_policy_name(r->dmarc.policy),
 		       dmarc_policy_name(r->dmarc.disposition), r->dmarc_domain,
 		       r->dmarc.reason);
+	if (r->did_checked && r->did != DIDSIG_NONE)
+		printf("amp-did %s found=%zu d=%s n=%s reason=\"%s\"\n",
+		       didsig_status_name(r->did), r->did_found, r->did_sender,
+		       r->did_node, r->did_reason);
 	printf("timed-out %s\n", yesno(r->timed_out));
 	/* unfolded, without "Authentication-Results:" */
 	const char *v = strchr(r->authres, ':');
@@ -83,7 +155,9 @@ static int usage(void)
 	fprintf(stderr, "usage: mailauth-tool --forwarder IP[@PORT] --ip IP "
 		"--helo NAME [--mail-from ADDR]\n"
 		"         [--id ID] [--timeout MS] [--no-spf] [--no-dkim] "
-		"[--no-dmarc] [--no-arc] < message\n");
+		"[--no-dmarc] [--no-arc]\n"
+		"         [--no-did] [--did-key NODE-DID=HEX]... "
+		"[--did-unknown NODE-DID]... [--did-delay MS] < message\n");
 	return 2;
 }
 
@@ -100,11 +174,15 @@ int main(int argc, char **argv)
 		{ "no-dkim", no_argument, NULL, 'D' },
 		{ "no-dmarc", no_argument, NULL, 'M' },
 		{ "no-arc", no_argument, NULL, 'A' },
+		{ "no-did", no_argument, NULL, 'N' },
+		{ "did-key", required_argument, NULL, 'k' },
+		{ "did-unknown", required_argument, NULL, 'u' },
+		{ "did-delay", required_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 },
 	};
 	mailauth_settings s = {
 		.authserv_id = "mx.example.net", .spf = true, .dkim = true,
-		.dmarc = true, .arc = true,
+		.dmarc = true, .arc = true, .did = true, .did_resolve = resolve,
 	};
 	const char *ip = NULL, *helo = "", *from = "";
 	struct sockaddr_storage ss = { 0 };
@@ -122,6 +200,14 @@ int main(int argc, char **argv)
 		case 'D': s.dkim = false; break;
 		case 'M': s.dmarc = false; break;
 		case 'A': s.arc = false; break;
+		case 'N': s.did = false; break;
+		case 'k':
+		case 'u':
+			if (add_key(optarg, o == 'k') != 0)
+				return usage();
+			break;
+		case 'w': did_delay_ms = (unsigned)strtoul(optarg, NULL, 10);
+			  break;
 		default: return usage();
 		}
 	}
