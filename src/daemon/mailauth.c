@@ -686,7 +686,9 @@ static void spf_start(mailauth_check *c, const mailauth_input *in)
 		snprintf(local, sizeof(local), "postmaster");
 		snprintf(dom, sizeof(dom), "%s", in->helo);
 	}
-	snprintf(r->spf_domain, sizeof(r->spf_domain), "%s", dom);
+	size_t dl = strlen(dom); /* a longer name has no SPF: none */
+	if (dl < sizeof(r->spf_domain))
+		memcpy(r->spf_domain, dom, dl + 1);
 	for (char *p = r->spf_domain; *p != '\0'; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
