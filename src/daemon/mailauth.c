@@ -70,7 +70,9 @@ struct mailauth_check {
 	bool working, do_dkim, do_from, do_arc;
 	dkim_verify_set *set;
 	arc_verify_set *arcset;
-	arckey *arckeys;          /* [arcset->nq] */
+	arckey *arckeys;          /* [n_arckeys]: arcset->nq when asked
+				     (arc_verify_finish zeroes nq) */
+	size_t n_arckeys;
 	unsigned arc_pending;
 	const char *dkim_err;
 	dmarc_from from;
@@ -146,7 +148,7 @@ int mailauth_new(uv_loop_t *loop, const mailauth_settings *s, mailauth **ma_r,
 
 static void arckeys_free(mailauth_check *c)
 {
-	for (size_t q = 0; c->arckeys != NULL && q < c->arcset->nq; q++) {
+	for (size_t q = 0; c->arckeys != NULL && q < c->n_arckeys; q++) {
 		for (size_t i = 0; i < c->arckeys[q].n; i++)
 			free(c->arckeys[q].txt[i]);
 		free(c->arckeys[q].txt);
@@ -202,7 +204,7 @@ static void cancel_queries(mailauth_check *c)
 	}
 	dns_cancel(c->dmarc_q);
 	c->dmarc_q = NULL;
-	for (size_t q = 0; c->arckeys != NULL && q < c->arcset->nq; q++) {
+	for (size_t q = 0; c->arckeys != NULL && q < c->n_arckeys; q++) {
 		dns_cancel(c->arckeys[q].dq);
 		c->arckeys[q].dq = NULL;
 	}
@@ -348,10 +350,10 @@ static void finish_arc(mailauth_check *c)
 				    : "the message could not be read");
 		return;
 	}
-	arc_key_answer *ans = calloc(c->arcset->nq + 1, sizeof(*ans));
+	arc_key_answer *ans = calloc(c->n_arckeys + 1, sizeof(*ans));
 	if (ans == NULL)
 		abort();
-	for (size_t q = 0; q < c->arcset->nq; q++) {
+	for (size_t q = 0; q < c->n_arckeys; q++) {
 		static const uint8_t *const no_record[1] = { NULL };
 		static const size_t no_len[1] = { 0 };
 		const arckey *k = &c->arckeys[q];
@@ -761,6 +763,7 @@ static void arc_ask(mailauth_check *c)
 	c->arckeys = calloc(c->arcset->nq, sizeof(*c->arckeys));
 	if (c->arckeys == NULL)
 		abort();
+	c->n_arckeys = c->arcset->nq;
 	for (size_t q = 0; q < c->arcset->nq; q++) {
 		arckey *k = &c->arckeys[q];
 		k->c = c;
