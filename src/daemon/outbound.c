@@ -1462,7 +1462,6 @@ static int dsn_identity(outbound *o, const char *did, amp_public_identity *pub)
 static bool dsn_to(outbound *o, const char *sender, uint64_t now,
 		   char out[SRS_ADDR_MAX + 1], const char **to_r)
 {
-	static const char what[] = "AMPv1-srs-key";
 	const char *at = strrchr(sender, '@');
 	*to_r = sender;
 	if (!o->set.srs || at == NULL ||
@@ -1470,9 +1469,7 @@ static bool dsn_to(outbound *o, const char *sender, uint64_t now,
 		return true;
 	srs_config sc = { .domain = o->set.srs_domain };
 	const char *why = NULL;
-	crypto_generichash(sc.key, sizeof(sc.key), (const uint8_t *)what,
-			   sizeof(what) - 1, o->p.node->sign_sk,
-			   sizeof(o->p.node->sign_sk));
+	srs_key_derive(o->p.node->sign_sk, sizeof(o->p.node->sign_sk), sc.key);
 	int r = srs_reverse(&sc, sender, now, out, &why);
 	sodium_memzero(sc.key, sizeof(sc.key));
 	if (r != 0) {

@@ -241,11 +241,9 @@ static bool is_local(const smtpd *d, const char *domain_lc)
  * c->key (sodium_memzero) when done. */
 static void srs_setup(const smtpd *d, srs_config *c)
 {
-	static const char what[] = "AMPv1-srs-key";
 	const amp_identity *node = *d->nodep;
 	*c = (srs_config){ .domain = d->srs_domain };
-	crypto_generichash(c->key, sizeof(c->key), (const uint8_t *)what,
-			   sizeof(what) - 1, node->sign_sk, sizeof(node->sign_sk));
+	srs_key_derive(node->sign_sk, sizeof(node->sign_sk), c->key);
 }
 
 static const mapset_snap *maps_get(const smtpd *d)
@@ -988,6 +986,11 @@ static void cb_rcpt(void *arg, const smtp_path *to, const smtp_rcpt_params *p)
 		srs_setup(d, &sc);
 		int r = srs_reverse(&sc, addr, (uint64_t)time(NULL), reversed, &why);
 		sodium_memzero(sc.key, sizeof(sc.key));
+		if (r == 0 && strlen(reversed) > SMTP_PATH_MAX) {
+			r = -1; /* no SMTP path is that long */
+			why = "the address it stands for is too long";
+			reversed[0] = '\0';
+		}
 		if (r != 0) {
 			char text[SMTP_REPLY_TEXT_MAX], q[LOG_QUOTE_MAX];
 			if (snap != NULL)
@@ -1028,7 +1031,10 @@ static void cb_rcpt(void *arg, const smtp_path *to, const smtp_rcpt_params *p)
 	j->c = c;
 	j->snap = snap;
 	j->st = *d->stp;
-	snprintf(j->addr, sizeof(j->addr), "%s", reversed[0] != '\0' ? reversed : addr);
+	const char *target = reversed[0] != '\0' ? reversed : addr;
+	size_t tl = strlen(target); /* <= SMTP_PATH_MAX, checked above */
+	memcpy(j->addr, target, tl < sizeof(j->addr) ? tl + 1 : 0);
+	j->addr[sizeof(j->addr) - 1] = '\0';
 	j->reversed = reversed[0] != '\0';
 	j->relay_client = c->relay_client;
 	j->postmaster = ours && !j->reversed &&

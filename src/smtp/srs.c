@@ -443,3 +443,11 @@ bool srs_is_srs(const char *addr)
 	size_t ln = at != NULL ? (size_t)(at - addr) : n;
 	return srs_kind(addr, ln) >= 0;
 }
+
+void srs_key_derive(const uint8_t *secret, size_t secret_len,
+		    uint8_t key_r[SRS_KEY_LEN])
+{
+	static const char what[] = "AMPv1-srs-key";
+	crypto_generichash(key_r, SRS_KEY_LEN, (const uint8_t *)what,
+			   sizeof(what) - 1, secret, secret_len);
+}

@@ -54,6 +54,14 @@ typedef struct srs_config {
 	unsigned max_age;          /* days, 1..SRS_DAYS - 1; 0: default */
 } srs_config;
 
+/* The SRS secret of a node, derived from a secret it already keeps (its
+ * identity's signing key): BLAKE2b-256 keyed with `secret`, over the text
+ * "AMPv1-srs-key".  Every part of a node that makes or reverses SRS
+ * addresses (smtpd, outbound DSNs) derives the same key, and a restart
+ * keeps it.  The caller wipes key_r when done. */
+void srs_key_derive(const uint8_t *secret, size_t secret_len,
+		    uint8_t key_r[SRS_KEY_LEN]);
+
 /* Rewrite the envelope sender of a message we forward.  now: unix
  * seconds.  out_r: NUL-terminated.  A sender already at our domain is
  * copied unchanged; an SRS0/SRS1 address of another domain becomes SRS1;
