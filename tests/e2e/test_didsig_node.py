@@ -25,7 +25,10 @@ receiver (smtpfake.py).
   - a signature whose node (gamma.example.net) cannot be reached: the
     message is accepted with amp-did=temperror, never pass;
   - with didsig_verify = no nothing is recorded; with didsig_sign = no on
-    alpha its mail leaves without the field.
+    alpha its mail leaves without the field;
+  - the driver alone (tests/tools/mailauth-tool, keys on its command
+    line): a known key passes, a node that does not exist fails, one that
+    cannot be resolved, or answers after the deadline, is temperror.
 """
 import json
 import re
@@ -37,6 +40,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import AMP_BIN
 from dnsfixture import DnsServer
 from nodes import Node, User, free_port, make_base, remove_base, split_trace, stop_all
 from smtpfake import FakeSMTP
@@ -306,3 +310,30 @@ def test_settings_off(world, captured):
             del n.conf[k]
             n.write_conf()
             n.start()
+
+
+MAILAUTH_TOOL = str(Path(AMP_BIN).parents[2] / "tests" / "tools" / "mailauth-tool")
+
+
+@pytest.mark.parametrize("args,want", [
+    (["--did-key", f"{ALPHA_GW}=KEY"], "pass"),
+    (["--did-unknown", ALPHA_GW], "fail"),
+    ([], "temperror"),
+    (["--did-key", f"{ALPHA_GW}=KEY", "--did-delay", "2500", "--timeout", "1000"],
+     "temperror"),
+], ids=["known", "unknown", "unresolved", "too-late"])
+def test_mailauth_tool_resolver(captured, args, want):
+    import subprocess
+    seed = bytes(range(32))
+    pk = bytes(nacl_signing.SigningKey(seed).verify_key).hex()
+    msg = resign(captured, seed, ALICE, ALPHA_GW)
+    p = subprocess.run([MAILAUTH_TOOL, "--ip", "127.0.0.1", "--helo", "x",
+                        "--no-spf", "--no-dkim", "--no-dmarc", "--no-arc",
+                        *[a.replace("=KEY", "=" + pk) for a in args]],
+                       input=msg, capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.decode()
+    assert re.search(rf"^amp-did {want} found=1 d={re.escape(ALICE)} "
+                     rf"n={re.escape(ALPHA_GW)} ", out, re.M), out
+    assert f'amp-did={want} header.d="{ALICE}"' in out
+    assert ("timed-out yes" in out) == ("--did-delay" in args)
