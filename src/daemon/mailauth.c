@@ -444,6 +444,8 @@ static void complete(mailauth_check *c)
 		r->spf_reason = "the check ran out of time";
 		c->spf_running = false;
 	}
+	/* While the worker runs it owns set, arcset and from: none of them
+	 * is read, and every result it would have given is temperror. */
 	if (c->working) {
 		r->dkim_error = "the check ran out of time";
 	} else if (c->set != NULL) {
@@ -453,14 +455,25 @@ static void complete(mailauth_check *c)
 			dkim_verify_result vr;
 			dkim_verify_finish(c->set, i, NULL, NULL, 0, &vr);
 		}
+		fill_dkim(c);
 	}
-	fill_dkim(c);
 	if (r->arc_checked)
-		finish_arc(c);
+		finish_arc(c); /* temperror while the worker runs */
 	if (r->did_checked)
 		finish_did(c);
-	if (r->dmarc_checked) {
-		if (c->dmarc_running || c->working) {
+	if (r->dmarc_checked && c->working) {
+		/* the From fields were never read: no verdict, and never a
+		 * refusal because of our own slowness */
+		r->dmarc.result = DMARC_TEMPERROR;
+		r->dmarc.reason = "the check ran out of time";
+	} else if (r->dmarc_checked && c->from.fields == 0) {
+		/* RFC 7489 §6.6.1 leaves a message without From to local
+		 * policy: no domain, so no DMARC (several From fields, or a
+		 * From of several mailboxes, do fail) */
+		r->dmarc.result = DMARC_NONE;
+		r->dmarc.reason = "no From field";
+	} else if (r->dmarc_checked) {
+		if (c->dmarc_running) {
 			c->found = DMARC_FOUND_TEMPERROR;
 			c->dmarc_running = false;
 		}
@@ -484,19 +497,8 @@ static void complete(mailauth_check *c)
 			.rec = &c->rec,
 			.random = randombytes_uniform(100),
 		};
-		if (c->working) /* the From fields were never read */
-			in.from_fields = 1, in.from_mailboxes = 1;
 		r->from = c->from;
-		if (!c->working && c->from.fields == 0) {
-			/* RFC 7489 §6.6.1 leaves a message without From to
-			 * local policy: no domain, so no DMARC (several From
-			 * fields, or a From of several mailboxes, do fail) */
-			memset(&r->dmarc, 0, sizeof(r->dmarc));
-			r->dmarc.result = DMARC_NONE;
-			r->dmarc.reason = "no From field";
-		} else {
-			dmarc_evaluate(NULL, &in, &r->dmarc);
-		}
+		dmarc_evaluate(NULL, &in, &r->dmarc);
 		if (c->found == DMARC_FOUND_FROM || c->found == DMARC_FOUND_ORG)
 			snprintf(r->dmarc_domain, sizeof(r->dmarc_domain), "%s",
 				 c->names[c->name_i] + 7);
