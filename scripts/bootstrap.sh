@@ -15,6 +15,7 @@ faketime strace swaks
 postfix nmap socat testssl.sh unbound ldnsutils
 python3 python3-pytest python3-nacl python3-protobuf python3-zstandard python3-dkim python3-dnslib python3-aiosmtpd python3-authres
 libmail-dkim-perl libnet-dns-perl python3-spf python3-authheaders
+rspamd
 protobuf-compiler
 "
 
@@ -65,5 +66,20 @@ echo "postfix postfix/main_mailer_type select No configuration" |
 	$SUDO debconf-set-selections
 # shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+# rspamd is a test oracle (tests/e2e/rspamdfixture.py starts a private
+# instance per test module, its own config and ports): the package's own
+# service is stopped and not started at boot.
+case " $missing " in
+*" rspamd "*)
+	if command -v systemctl >/dev/null 2>&1; then
+		$SUDO systemctl disable --now rspamd >/dev/null 2>&1 ||
+			$SUDO systemctl disable rspamd >/dev/null 2>&1 || true
+	fi
+	if [ -x /etc/init.d/rspamd ]; then
+		$SUDO invoke-rc.d rspamd stop >/dev/null 2>&1 || true
+		$SUDO update-rc.d rspamd disable >/dev/null 2>&1 || true
+	fi
+	;;
+esac
 account
 echo "bootstrap: done"
