@@ -104,7 +104,8 @@ class Rspamd:
             gid = grp.getgrnam("_rspamd").gr_gid
             os.chmod(self.dir, 0o755)
             for root, dirs, files in os.walk(self.dir):
-                for n in [root] + [os.path.join(root, x) for x in dirs + files]:
+                for n in [root, *(os.path.join(root, x)
+                                  for x in dirs + files)]:
                     os.chown(n, uid, gid)
             cmd += ["-u", "_rspamd", "-g", "_rspamd"]
         self.stderr = open(self.dir / "stderr.txt", "wb")

@@ -14,21 +14,28 @@ whole module.  Our side:
   - the inbound verdict: tests/tools/mailauth-tool ($MAILAUTH_TOOL,
     src/daemon/mailauth.c, what smtpd runs), its spf / dkim / arc / dmarc
     lines.
-Both are given the same client IP, 192.0.2.10 (or another 192.0.2.x):
-rspamd skips the checks for a local client such as 127.0.0.1, so the
-zone's SPF records name 192.0.2.x addresses.  The domains are under
-.org/.net/.com, not .test (libunbound answers .test itself).
+Both are given the same client IP, 192.0.2.10 (or another 192.0.2.x,
+or 2001:db8:...): rspamd skips the checks for a local client such as
+127.0.0.1, so the zone's SPF records name those addresses.  The
+domains are under .org/.net/.com, not .test (libunbound answers .test
+itself).
 
 What is shown:
   D1  our rsa-sha256 and ed25519-sha256 signatures on edge-case messages
       and on corpus messages: R_DKIM_ALLOW in rspamd and dkim=pass in
-      ours; a body byte or a signed header changed: R_DKIM_REJECT and
-      dkim=fail;
-  D9  our ARC seal (i=1, then i=2 over it): ARC_ALLOW and arc=pass; a
-      change after the last seal: ARC_REJECT and arc=fail;
-  D10 SPF pass / fail / softfail / neutral / none / permerror cases:
-      R_SPF_ALLOW / R_SPF_FAIL / R_SPF_SOFTFAIL / R_SPF_NEUTRAL /
-      R_SPF_NA / R_SPF_PERMFAIL agree with our spf line;
+      ours; a line appended to the body or the Subject changed:
+      R_DKIM_REJECT and dkim=fail;
+  D9  our ARC seal (i=1, then i=2 over it): ARC_ALLOW and arc=pass; the
+      same change after the last seal: ARC_REJECT and arc=fail;
+  D10 SPF pass / fail / softfail / neutral / none / permerror /
+      temperror cases: R_SPF_ALLOW / R_SPF_FAIL / R_SPF_SOFTFAIL /
+      R_SPF_NEUTRAL / R_SPF_NA / R_SPF_PERMFAIL / R_SPF_DNSFAIL agree
+      with our spf line.  rspamd gives R_SPF_PERMFAIL only for a redirect
+      to nothing or a redirect loop: for the other RFC 7208 permerrors
+      (two records, bad syntax, an unknown mechanism, include of nothing,
+      include loops, more than 10 lookups or 2 void lookups), a
+      mechanism after "all" and a "v=spf10" record it departs from the
+      RFC; those rows pin both answers (ours the RFC's);
   D12 DMARC pass (by DKIM, ed25519 too, and by SPF; relaxed alignment of
       a subdomain), reject (p=reject; strict alignment; a tampered
       signature), quarantine (p=quarantine; sp=quarantine; an unaligned
@@ -56,8 +63,8 @@ SIGN_TOOL = os.environ.get("DKIM_SIGN_TOOL",
                            str(BUILD / "tests" / "tools" / "dkim-sign-tool"))
 ARC_TOOL = os.environ.get("ARC_TOOL",
                           str(BUILD / "tests" / "unit" / "arc-tool"))
-MAILAUTH_TOOL = os.environ.get("MAILAUTH_TOOL",
-                               str(BUILD / "tests" / "tools" / "mailauth-tool"))
+MAILAUTH_TOOL = os.environ.get(
+    "MAILAUTH_TOOL", str(BUILD / "tests" / "tools" / "mailauth-tool"))
 CORPUS = Path(os.environ.get("AMP_TEST_CORPUS", "/work/shared/corpus")) / "ham"
 IP = "192.0.2.10"        # allowed by the zone's SPF records
 BAD_IP = "192.0.2.66"    # allowed by none
@@ -153,30 +160,33 @@ def world():
                        (MAILAUTH_TOOL, "mailauth-tool")):
         _need(path, what)
     d = Path(tempfile.mkdtemp(prefix="amp-rspamd-oracle-"))
-    keys, lines = {}, []
-    for sel, dom, alg in KEYS:
-        pem = d / f"{sel}.pem"
-        p = subprocess.run([AMP_BIN, "dkim", "keygen", "--domain", dom,
-                            "--selector", sel, "--alg", alg,
-                            "--out", str(pem)],
-                           capture_output=True, timeout=60)
-        assert p.returncode == 0, p.stderr.decode()
-        line = p.stdout.decode().strip()
-        assert line.startswith(f"{sel}._domainkey.{dom}. IN TXT "), line
-        lines.append(line)
-        keys[sel] = (pem, dom)
-    dns_dir = d / "dns"
-    dns_dir.mkdir()
-    server = DnsServer(ZONE + "\n".join(lines) + "\n", dns_dir)
-    rspamd = None
+    server = rspamd = None
     try:
+        keys, lines = {}, []
+        for sel, dom, alg in KEYS:
+            pem = d / f"{sel}.pem"
+            p = subprocess.run([AMP_BIN, "dkim", "keygen", "--domain", dom,
+                                "--selector", sel, "--alg", alg,
+                                "--out", str(pem)],
+                               capture_output=True, timeout=60)
+            assert p.returncode == 0, p.stderr.decode()
+            line = p.stdout.decode().strip()
+            assert line.startswith(f"{sel}._domainkey.{dom}. IN TXT "), line
+            lines.append(line)
+            keys[sel] = (pem, dom)
+        dns_dir = d / "dns"
+        dns_dir.mkdir()
+        server = DnsServer(ZONE + "\n".join(lines) + "\n", dns_dir)
         rspamd = Rspamd(server.port)
         yield {"keys": keys, "dns": server, "rspamd": rspamd}
     finally:
-        if rspamd is not None:
-            rspamd.stop()
-        server.stop()
-        shutil.rmtree(d, ignore_errors=True)
+        try:
+            if rspamd is not None:
+                rspamd.stop()
+        finally:
+            if server is not None:
+                server.stop()
+            shutil.rmtree(d, ignore_errors=True)
 
 
 # ----------------------------------------------------------------- helpers
@@ -206,7 +216,8 @@ def theirs(world, msg: bytes, ip=IP, mail_from="", helo=HELO) -> dict:
 
 
 def only(syms: dict, prefix: str, names) -> set:
-    """The symbols of one family (e.g. R_DKIM_) that rspamd gave."""
+    """The verdict symbols of one family (R_DKIM_, ARC_, R_SPF_,
+    DMARC_) among those rspamd gave."""
     return {s for s in syms if s.startswith(prefix) and s in names}
 
 
