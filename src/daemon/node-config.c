@@ -275,9 +275,9 @@ static const cfg_key keys[] = {
 	{ "local_from_policy", CFG_STRING, "none", 0, 0, false,
 	  "Mail from outside claiming a From address in one of our `domains`: "
 	  "`none` (no special rule) or `require-auth` (it must carry a DKIM "
-	  "signature of that domain that verifies, or it is refused with 550 "
-	  "5.7.1 at the end of DATA). Clients in `smtp_relay_networks` are not "
-	  "checked." },
+	  "signature of that domain or an AMP-DID-Signature of its node that "
+	  "verifies, or it is refused with 550 5.7.1 at the end of DATA). "
+	  "Clients in `smtp_relay_networks` are not checked." },
 	{ "auth_timeout", CFG_DURATION, "30s", 1, 300, false,
 	  "The longest the SPF, DKIM and DMARC checks of one message may take; "
 	  "whatever has not answered by then counts as a temporary DNS error "

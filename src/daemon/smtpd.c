@@ -1504,6 +1504,20 @@ static bool dkim_pass_for(const mailauth_result *r, const char *domain)
 	return false;
 }
 
+/* An AMP-DID-Signature that verified, made by the node of `domain`
+ * (n= is did:aftersmtp:DOMAIN:..., PROTOCOL.md §12). */
+static bool did_pass_for(const mailauth_result *r, const char *domain)
+{
+	static const char pfx[] = "did:aftersmtp:";
+	if (!r->did_checked || r->did != DIDSIG_PASS ||
+	    strncmp(r->did_node, pfx, sizeof(pfx) - 1) != 0)
+		return false;
+	const char *dom = r->did_node + sizeof(pfx) - 1;
+	const char *end = strchr(dom, ':');
+	return end != NULL && (size_t)(end - dom) == strlen(domain) &&
+	       strncasecmp(dom, domain, strlen(domain)) == 0;
+}
+
 /* An intact ARC chain whose last seal is by a trusted sealer: the
  * mailing-list case, where DMARC fails only because the list changed the
  * message (RFC 8617 §7.2). */
@@ -1548,11 +1562,12 @@ static unsigned auth_policy(const smtpd *d, const mailauth_result *r,
 		return 550;
 	}
 	if (d->local_from_auth && r->from.domain[0] != '\0' &&
-	    is_local(d, r->from.domain) && !dkim_pass_for(r, r->from.domain)) {
+	    is_local(d, r->from.domain) && !dkim_pass_for(r, r->from.domain) &&
+	    !did_pass_for(r, r->from.domain)) {
 		*enh_r = "5.7.1";
 		snprintf(text, size, "Message refused: mail From %s must carry "
-			 "a valid DKIM signature of %s", r->from.domain,
-			 r->from.domain);
+			 "a valid DKIM signature or AMP-DID-Signature of %s",
+			 r->from.domain, r->from.domain);
 		return 550;
 	}
 	return 0;

@@ -1,6 +1,6 @@
 /*
  * didsig.h — the AMP-DID-Signature header field (issue 7, "Authenticated
- * routing"; docs/didsig-spec.md is the normative text): the gateway node
+ * routing"; PROTOCOL.md §12 is the normative text): the gateway node
  * that sends an AMP user's message as legacy mail signs it with its own
  * node identity (Ed25519) and names the user's DID as the sender it
  * vouches for; a receiving AfterSMTP node resolves the signing node's DID

@@ -337,3 +337,31 @@ def test_mailauth_tool_resolver(captured, args, want):
                      rf"n={re.escape(ALPHA_GW)} ", out, re.M), out
     assert f'amp-did={want} header.d="{ALICE}"' in out
     assert ("timed-out yes" in out) == ("--did-delay" in args)
+
+
+def test_local_from_policy_accepts_our_own_did_signature(world, captured):
+    """local_from_policy = require-auth on alpha: mail From one of
+    alpha's addresses that comes back from outside must carry alpha's
+    DKIM signature or a valid AMP-DID-Signature of alpha's own node.
+    alpha has no DKIM key here, so the gateway's signature decides."""
+    w = world
+    w.alpha.stop()
+    w.alpha.conf["local_from_policy"] = "require-auth"
+    w.alpha.write_conf()
+    w.alpha.start()
+
+    def inject(msg):
+        with smtplib.SMTP("127.0.0.1", w.alpha.smtp_port, timeout=60) as s:
+            s.ehlo("relay.example.org")
+            assert s.mail(f"alice@{ALPHA}")[0] == 250
+            assert s.rcpt(f"alice@{ALPHA}")[0] == 250
+            try:
+                return s.data(msg)
+            except smtplib.SMTPDataError as e:
+                return e.smtp_code, e.smtp_error
+    code, text = inject(captured)
+    assert code == 250, text
+    w.alpha.wait_log(r"amp-did=pass:" + re.escape(ALICE) + r'" action=accept')
+    code, text = inject(strip_sig(captured))
+    assert code == 550 and text.startswith(b"5.7.1"), (code, text)
+    assert b"AMP-DID-Signature" in text

@@ -1,4 +1,4 @@
-"""The AMP-DID-Signature field (src/mime/didsig.c, docs/didsig-spec.md)
+"""The AMP-DID-Signature field (src/mime/didsig.c, PROTOCOL.md §12)
 against an independent implementation written here from the spec: the
 relaxed canonicalisations from RFC 6376 §3.4.2 and §3.4.4, the tag list of
 §3.2, SHA-256 from hashlib and Ed25519 from python3-nacl; nothing of our C

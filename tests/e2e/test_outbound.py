@@ -138,7 +138,16 @@ def test_gateway_delivers_signed_mail(base, dns_server, receiver, tmp_path, alg)
     assert mail_from == "bob@alpha.test"
     assert rcpts == ["carol@example.net"]
     assert b"AMP-Egress-To" not in data
-    assert b"did:aftersmtp" not in data
+    # no DID is left in the message, except in the gateway's own
+    # AMP-DID-Signature (issue 7), which names the sender's DID on purpose
+    import email
+    head = email.message_from_bytes(data)
+    sigs = head.get_all("AMP-DID-Signature") or []
+    assert len(sigs) == 1 and "d=did:aftersmtp:alpha.test:bob" in \
+        "".join(sigs[0].split()), sigs
+    for name, value in head.items():
+        assert name == "AMP-DID-Signature" or "did:aftersmtp" not in value, name
+    assert b"did:aftersmtp" not in data.split(b"\r\n\r\n", 1)[1]
     assert b"From: Bob <bob@alpha.test>" in data
     assert b"Message-ID: <" in data and b"Date: " in data
     assert b"\r\n.leading dot line\r\n" in data  # un-stuffed by the receiver

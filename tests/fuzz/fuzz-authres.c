@@ -177,6 +177,9 @@ static void build_side(uint8_t flags, const uint8_t *data, size_t size)
 		.dmarc = (flags & 4) ? dmarc_r[(flags >> 3) % 5] : NULL,
 		.dmarc_from = np > 3 ? piece[3] : NULL,
 		.arc = (flags & 0x80) ? arc_r[(flags >> 4) % 3] : NULL,
+		/* amp-did with an arbitrary header.d (a quoted value) */
+		.amp_did = (flags & 1) ? dmarc_r[(flags >> 5) % 5] : NULL,
+		.amp_did_d = np > 3 ? piece[np - 1] : NULL,
 	};
 	static char out[AUTHRES_FIELD_MAX], again[AUTHRES_FIELD_MAX];
 	size_t len = 0, len2 = 0;

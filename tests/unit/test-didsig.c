@@ -1,6 +1,6 @@
 /*
  * test-didsig.c — src/mime/didsig: the AMP-DID-Signature field.  The
- * test vector of docs/didsig-spec.md byte for byte; sign and verify round
+ * test vector of PROTOCOL.md §12.5 byte for byte; sign and verify round
  * trips (CRLF and bare LF, folding within 78 columns, over-signing in
  * h=); every tampering fails: a body byte, a signed header, a prepended
  * From, a field added that was over-signed, d= swapped for another user,
@@ -48,7 +48,7 @@ static const char MSG[] =
 	"\r\n"
 	"Hello Bob.\r\n";
 
-/* docs/didsig-spec.md §5: seed 00 01 .. 1f, t=T0, d=ALICE, n=NODE. */
+/* PROTOCOL.md §12.5: seed 00 01 .. 1f, t=T0, d=ALICE, n=NODE. */
 static const char VECTOR[] =
 	"AMP-DID-Signature: v=1; a=ed25519-sha256; d=did:aftersmtp:example.org:alice;\r\n"
 	" n=did:aftersmtp:example.org:node; t=1767225600; h=from:from:to:to:cc:subject:\r\n"
