@@ -554,52 +554,49 @@ static spf_dns_status spf_status_of(dns_status st, const char *why)
 
 static void spf_run(mailauth_check *c);
 
-static void spf_answer_or_die(mailauth_check *c, spf_dns_status st,
-			      const spf_rr *rr, size_t n)
+/* At most this many records of one answer go to the SPF evaluator
+ * (RFC 7208's own limits are lower: 10 names per mx or ptr). */
+#define SPF_RR_MAX 64u
+
+/* The answer to the query the evaluator waits for; then on with it. */
+static void spf_resume(mailauth_check *c, dns_status st, const char *why,
+		       const spf_rr *rr, size_t n)
 {
-	if (spf_answer(c->spf, st, rr, n) != 0)
+	c->spf_q = NULL;
+	if (spf_answer(c->spf, spf_status_of(st, why), rr, n) != 0)
 		abort(); /* a query is always waiting here */
+	spf_run(c);
 }
 
 static void spf_txt_done(void *arg, const dns_txt_result *r)
 {
-	mailauth_check *c = arg;
-	spf_rr rr[64];
+	spf_rr rr[SPF_RR_MAX];
 	size_t n = 0;
-	c->spf_q = NULL;
-	for (size_t i = 0; r->status == DNS_OK && i < r->n && n < 64; i++)
+	for (size_t i = 0; r->status == DNS_OK && i < r->n && n < SPF_RR_MAX; i++)
 		rr[n++] = (spf_rr){ (const uint8_t *)r->txt[i], strlen(r->txt[i]) };
-	spf_answer_or_die(c, spf_status_of(r->status, r->why), rr, n);
-	spf_run(c);
+	spf_resume(arg, r->status, r->why, rr, n);
 }
 
 static void spf_rr_done(void *arg, const dns_rr_result *r)
 {
-	mailauth_check *c = arg;
-	spf_rr rr[64];
+	spf_rr rr[SPF_RR_MAX];
 	size_t n = 0;
-	c->spf_q = NULL;
-	for (size_t i = 0; r->status == DNS_OK && i < r->n && n < 64; i++)
+	for (size_t i = 0; r->status == DNS_OK && i < r->n && n < SPF_RR_MAX; i++)
 		rr[n++] = (spf_rr){ r->data[i], r->len[i] };
-	spf_answer_or_die(c, spf_status_of(r->status, r->why), rr, n);
-	spf_run(c);
+	spf_resume(arg, r->status, r->why, rr, n);
 }
 
 static void spf_mx_done(void *arg, const dns_mx_result *r)
 {
-	mailauth_check *c = arg;
-	spf_rr rr[64];
+	spf_rr rr[SPF_RR_MAX];
 	size_t n = 0;
-	c->spf_q = NULL;
-	if (r->status == DNS_OK && r->null_mx) {
+	if (r->status == DNS_OK && r->null_mx)
 		rr[n++] = (spf_rr){ (const uint8_t *)".", 1 };
-	} else {
-		for (size_t i = 0; r->status == DNS_OK && i < r->n && n < 64; i++)
-			rr[n++] = (spf_rr){ (const uint8_t *)r->mx[i].host,
-					    strlen(r->mx[i].host) };
-	}
-	spf_answer_or_die(c, spf_status_of(r->status, r->why), rr, n);
-	spf_run(c);
+	for (size_t i = 0; r->status == DNS_OK && !r->null_mx && i < r->n &&
+			   n < SPF_RR_MAX; i++)
+		rr[n++] = (spf_rr){ (const uint8_t *)r->mx[i].host,
+				    strlen(r->mx[i].host) };
+	spf_resume(arg, r->status, r->why, rr, n);
 }
 
 static void spf_finished(mailauth_check *c)
@@ -644,7 +641,8 @@ static void spf_run(mailauth_check *c)
 		/* A name src/dns does not ask about (spf.h allows bytes that
 		 * are not host-name bytes): it cannot be a host, so it has
 		 * no records. */
-		spf_answer_or_die(c, SPF_DNS_NXDOMAIN, NULL, 0);
+		if (spf_answer(c->spf, SPF_DNS_NXDOMAIN, NULL, 0) != 0)
+			abort();
 	}
 	spf_finished(c);
 }
