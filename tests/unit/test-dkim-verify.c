@@ -918,6 +918,251 @@ static void test_two_signatures(void **state)
 	free(s2);
 }
 
+/* ---- the RFCs' published examples ---- */
+
+/* RFC 8463 Appendix A.2: the key records of the brisbane (Ed25519) and
+ * test (RSA 1024) selectors, the DNS strings joined. */
+static const char rfc8463_ed_txt[] =
+	"v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+static const char rfc8463_rsa_txt[] =
+	"v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDkHlOQoBTzWR"
+	"iGs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQiY/J16JYi0Qvx/byYzCNb3W91y3FutAC"
+	"DfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3"
+	"Ip3G+2kryOTIKT+l/K4w3QIDAQAB";
+
+/* RFC 8463 Appendix A.3: the message signed with both keys. */
+static const char rfc8463_signed[] =
+	"DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed;\r\n"
+	" d=football.example.com; i=@football.example.com;\r\n"
+	" q=dns/txt; s=brisbane; t=1528637909; h=from : to :\r\n"
+	" subject : date : message-id : from : subject : date;\r\n"
+	" bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;\r\n"
+	" b=/gCrinpcQOoIfuHNQIbq4pgh9kyIK3AQUdt9OdqQehSwhEIug4D11Bus\r\n"
+	" Fa3bT3FY5OsU7ZbnKELq+eXdp1Q1Dw==\r\n"
+	"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;\r\n"
+	" d=football.example.com; i=@football.example.com;\r\n"
+	" q=dns/txt; s=test; t=1528637909; h=from : to : subject :\r\n"
+	" date : message-id : from : subject : date;\r\n"
+	" bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;\r\n"
+	" b=F45dVWDfMbQDGHJFlXUNB2HKfbCeLRyhDXgFpEL8GwpsRe0IeIixNTe3\r\n"
+	" DhCVlUrSjV4BwcVcOF6+FF3Zo9Rpo1tFOeS9mPYQTnGdaSGsgeefOsk2Jz\r\n"
+	" dA+L10TeYt9BgDfQNZtKdN1WO//KgIqXP7OdEFE4LjFYNcUxZQ4FADY+8=\r\n"
+	"From: Joe SixPack <joe@football.example.com>\r\n"
+	"To: Suzie Q <suzie@shopping.example.net>\r\n"
+	"Subject: Is dinner ready?\r\n"
+	"Date: Fri, 11 Jul 2003 21:00:37 -0700 (PDT)\r\n"
+	"Message-ID: <20030712040037.46341.5F8J@football.example.com>\r\n"
+	"\r\n"
+	"Hi.\r\n"
+	"\r\n"
+	"We lost the game.  Are you hungry yet?\r\n"
+	"\r\n"
+	"Joe.\r\n";
+
+/* Both signatures of msg with the A.2 records, each checked against
+ * want (PASS: ok; otherwise the reason given). */
+static void rfc8463_check(const char *msg, uint64_t now, dkim_status st,
+			  const char *why_ed, const char *why_rsa)
+{
+	dkim_verify_limits lim = {.now = now};
+	dkim_verify_set *set = NULL;
+	dkim_verify_result r;
+	const char *err;
+	const uint8_t *t;
+	size_t tl;
+
+	assert_int_equal(dkim_verify_prepare((const uint8_t *)msg, strlen(msg),
+					     &lim, &set, &err), 0);
+	assert_int_equal(set->found, 2);
+	assert_int_equal(set->n, 2);
+	assert_int_equal(set->from_count, 1);
+	/* top-most first: ed25519 (brisbane), then rsa (test) */
+	assert_int_equal(set->sig[0].alg, DKIM_VERIFY_ED25519_SHA256);
+	assert_int_equal(set->sig[1].alg, DKIM_VERIFY_RSA_SHA256);
+	assert_string_equal(set->sig[0].d, "football.example.com");
+	assert_string_equal(set->sig[0].i_domain, "football.example.com");
+	if (set->sig[0].need_key) {
+		assert_string_equal(set->sig[0].query,
+				    "brisbane._domainkey.football.example.com");
+		assert_string_equal(set->sig[1].query,
+				    "test._domainkey.football.example.com");
+	}
+	t = (const uint8_t *)rfc8463_ed_txt;
+	tl = strlen(rfc8463_ed_txt);
+	dkim_verify_finish(set, 0, &t, &tl, 1, &r);
+	ASSERT_RESULT(r, st, why_ed);
+	assert_int_equal(r.crypto_ok, st == DKIM_PASS);
+	t = (const uint8_t *)rfc8463_rsa_txt;
+	tl = strlen(rfc8463_rsa_txt);
+	dkim_verify_finish(set, 1, &t, &tl, 1, &r);
+	ASSERT_RESULT(r, st, why_rsa);
+	assert_int_equal(r.crypto_ok, st == DKIM_PASS);
+	dkim_verify_set_free(&set);
+}
+
+/* RFC 8463 Appendix A.3: both published signatures verify with the A.2
+ * keys (t= 1528637909 and no x=: any now passes, 0 skips the clock);
+ * a changed body byte or signed header fails both. */
+static void test_rfc8463_appendix_a(void **state)
+{
+	(void)state;
+	char *bad;
+
+	rfc8463_check(rfc8463_signed, 0, DKIM_PASS, "ok", "ok");
+	rfc8463_check(rfc8463_signed, 1528637909, DKIM_PASS, "ok", "ok");
+	rfc8463_check(rfc8463_signed, 1763812800, DKIM_PASS, "ok", "ok");
+
+	/* a body byte */
+	bad = cat(rfc8463_signed, "");
+	*strstr(bad, "hungry") = 'H';
+	rfc8463_check(bad, 0, DKIM_FAIL, "body hash mismatch",
+		      "body hash mismatch");
+	free(bad);
+	/* a byte of a signed header field (Subject) */
+	bad = cat(rfc8463_signed, "");
+	*strstr(bad, "dinner") = 'D';
+	rfc8463_check(bad, 0, DKIM_FAIL, "bad signature", "bad signature");
+	free(bad);
+	/* a byte of the signed Date and of the Message-ID */
+	bad = cat(rfc8463_signed, "");
+	*strstr(bad, "21:00:37") = '3';
+	rfc8463_check(bad, 0, DKIM_FAIL, "bad signature", "bad signature");
+	free(bad);
+	bad = cat(rfc8463_signed, "");
+	*strstr(bad, "5F8J") = '6';
+	rfc8463_check(bad, 0, DKIM_FAIL, "bad signature", "bad signature");
+	free(bad);
+	/* relaxed/relaxed: WSP inside a line and trailing empty lines do
+	 * not matter */
+	bad = cat(rfc8463_signed, "\r\n\r\n");
+	rfc8463_check(bad, 0, DKIM_PASS, "ok", "ok");
+	free(bad);
+	/* a Subject added above: over-signed by h=, so both fail, and the
+	 * message then has two Subject fields (not counted by From) */
+	bad = cat("Subject: Is dinner ready?\r\n", rfc8463_signed);
+	rfc8463_check(bad, 0, DKIM_FAIL, "bad signature", "bad signature");
+	free(bad);
+	/* each key for the other signature: k= does not match a= */
+	{
+		dkim_verify_limits lim = {0};
+		dkim_verify_set *set = NULL;
+		dkim_verify_result r;
+		const char *err;
+		const uint8_t *t = (const uint8_t *)rfc8463_rsa_txt;
+		size_t tl = strlen(rfc8463_rsa_txt);
+		assert_int_equal(dkim_verify_prepare(
+					 (const uint8_t *)rfc8463_signed,
+					 strlen(rfc8463_signed), &lim, &set,
+					 &err), 0);
+		dkim_verify_finish(set, 0, &t, &tl, 1, &r);
+		ASSERT_RESULT(r, DKIM_PERMERROR,
+			      "key type k= does not match a=");
+		t = (const uint8_t *)rfc8463_ed_txt;
+		tl = strlen(rfc8463_ed_txt);
+		dkim_verify_finish(set, 1, &t, &tl, 1, &r);
+		ASSERT_RESULT(r, DKIM_PERMERROR,
+			      "key type k= does not match a=");
+		dkim_verify_set_free(&set);
+	}
+}
+
+/* RFC 6376 Appendix C: the public key record of brisbane._domainkey.
+ * example.com (the 1024-bit RSA key whose private half C prints). */
+static const char rfc6376_txt[] =
+	"v=DKIM1; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDwIRP/UC3SBsEmGqZ9ZJW3/"
+	"DkMoGeLnQg1fWn7/zYtIxN2SnFCjxOCKG9v3b4jYfcTNh5ijSsq631uBItLa7od+v/Rtd"
+	"C2UzJ1lWT947qR+Rcac2gbto/NMqJ0fzfVjH4OuKhitdY9tf6mcwGjaNBcWToIMmPSPDd"
+	"QPNUYckcQ2QIDAQAB";
+
+/* RFC 6376 Appendix A.2, with the two corrections of its errata: the
+ * body's "game. Are" has ONE space (Erratum 3192: A.1 and A.2 print two,
+ * and the published bh= is the hash of the body with one), and the folded
+ * lines of the header fields start with six spaces (Erratum 4926: the
+ * header's whitespace as printed is not what was signed, and c=simple
+ * keeps every blank).  %BODY% is replaced by the body. */
+static const char rfc6376_signed[] =
+	"DKIM-Signature: v=1; a=rsa-sha256; s=brisbane; d=example.com;\r\n"
+	"      c=simple/simple; q=dns/txt; i=joe@football.example.com;\r\n"
+	"      h=Received : From : To : Subject : Date : Message-ID;\r\n"
+	"      bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;\r\n"
+	"      b=AuUoFEfDxTDkHlLXSZEpZj79LICEps6eda7W3deTVFOk4yAUoqOB\r\n"
+	"        4nujc7YopdG5dWLSdNg6xNAZpOPr+kHxt1IrE+NahM6L/LbvaHut\r\n"
+	"        KVdkLLkpVaVVQPzeRDI009SO2Il5Lu7rDNH6mZckBdrIx0orEtZV\r\n"
+	"        4bmp/YzhwvcubU4=;\r\n"
+	"Received: from client1.football.example.com  [192.0.2.1]\r\n"
+	"      by submitserver.example.com with SUBMISSION;\r\n"
+	"      Fri, 11 Jul 2003 21:01:54 -0700 (PDT)\r\n"
+	"From: Joe SixPack <joe@football.example.com>\r\n"
+	"To: Suzie Q <suzie@shopping.example.net>\r\n"
+	"Subject: Is dinner ready?\r\n"
+	"Date: Fri, 11 Jul 2003 21:00:37 -0700 (PDT)\r\n"
+	"Message-ID: <20030712040037.46341.5F8J@football.example.com>\r\n"
+	"\r\n"
+	"%BODY%";
+
+static dkim_verify_result rfc6376_verify(const char *msg)
+{
+	dkim_verify_limits lim = {0};
+	dkim_verify_set *set = NULL;
+	dkim_verify_result r;
+	const char *err;
+	const uint8_t *t = (const uint8_t *)rfc6376_txt;
+	size_t tl = strlen(rfc6376_txt);
+
+	assert_int_equal(dkim_verify_prepare((const uint8_t *)msg, strlen(msg),
+					     &lim, &set, &err), 0);
+	assert_int_equal(set->n, 1);
+	assert_string_equal(set->sig[0].d, "example.com");
+	assert_string_equal(set->sig[0].i_domain, "football.example.com");
+	if (set->sig[0].need_key)
+		assert_string_equal(set->sig[0].query,
+				    "brisbane._domainkey.example.com");
+	dkim_verify_finish(set, 0, &t, &tl, 1, &r);
+	dkim_verify_set_free(&set);
+	return r;
+}
+
+/* RFC 6376 Appendix A/C: the example verifies only as its errata correct
+ * it; as printed (two spaces in the body) its body hash does not match. */
+static void test_rfc6376_appendix_a(void **state)
+{
+	(void)state;
+	char *m, *bad;
+	dkim_verify_result r;
+
+	m = subst(cat(rfc6376_signed, ""), "%BODY%",
+		  "Hi.\r\n\r\nWe lost the game. Are you hungry yet?\r\n\r\n"
+		  "Joe.\r\n");
+	r = rfc6376_verify(m);
+	ASSERT_RESULT(r, DKIM_PASS, "ok");
+	assert_true(r.crypto_ok);
+	/* simple body: trailing empty lines are ignored... */
+	bad = cat(m, "\r\n\r\n");
+	ASSERT_RESULT(rfc6376_verify(bad), DKIM_PASS, "ok");
+	free(bad);
+	/* ...but not a changed body or one line more */
+	bad = cat(m, "Extra line.\r\n");
+	ASSERT_RESULT(rfc6376_verify(bad), DKIM_FAIL, "body hash mismatch");
+	free(bad);
+	/* c=simple header: one blank more in the signed Received field */
+	bad = subst(cat(m, ""), "\r\n      by submitserver",
+		    "\r\n\t      by submitserver");
+	ASSERT_RESULT(rfc6376_verify(bad), DKIM_FAIL, "bad signature");
+	free(bad);
+	/* a signed header changed */
+	bad = subst(cat(m, ""), "Subject: Is dinner", "Subject: Is lunch");
+	ASSERT_RESULT(rfc6376_verify(bad), DKIM_FAIL, "bad signature");
+	free(bad);
+	free(m);
+
+	/* the body as A.1 and A.2 print it (Erratum 3192) */
+	m = subst(cat(rfc6376_signed, ""), "%BODY%",
+		  "Hi.\r\n\r\nWe lost the game.  Are you hungry yet?\r\n\r\n"
+		  "Joe.\r\n");
+	ASSERT_RESULT(rfc6376_verify(m), DKIM_FAIL, "body hash mismatch");
+	free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -936,6 +1181,8 @@ int main(void)
 		cmocka_unit_test(test_key_policy),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_two_signatures),
+		cmocka_unit_test(test_rfc8463_appendix_a),
+		cmocka_unit_test(test_rfc6376_appendix_a),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

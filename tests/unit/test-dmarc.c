@@ -742,6 +742,207 @@ static void test_from_get(void **state)
 	assert_string_equal(f.domain, "");
 }
 
+/* ---------------------------------------------- RFC 7489 Appendix B */
+
+/* B.1: the identifier alignment examples, each as dmarc_aligned sees
+ * the pair and as dmarc_evaluate decides a message that carries it (the
+ * SPF or DKIM check itself passed in every example) under a p=reject
+ * record in relaxed and in strict mode. */
+static void b1_case(const char *from, const char *spf, const char *dkim_d,
+		    bool relaxed_pass, bool strict_pass)
+{
+	dmarc_record rel = parse_ok("v=DMARC1; p=reject");
+	dmarc_record str = parse_ok(spf != NULL ?
+				    "v=DMARC1; p=reject; aspf=s" :
+				    "v=DMARC1; p=reject; adkim=s");
+	dmarc_dkim k[] = { { dkim_d, false } };
+	const char *other = spf != NULL ? spf : dkim_d;
+	/* the record is at the organisational domain of From */
+	dmarc_found found = strcmp(from, "example.com") == 0 ?
+		DMARC_FOUND_FROM : DMARC_FOUND_ORG;
+	dmarc_input in = input(from, &rel, found);
+	dmarc_verdict v;
+
+	if (dmarc_aligned(NULL, from, other, false) != relaxed_pass ||
+	    dmarc_aligned(NULL, from, other, true) != strict_pass)
+		fail_msg("alignment of %s and %s", from, other);
+	if (spf != NULL) {
+		in.spf = DMARC_SPF_PASS;
+		in.spf_domain = spf;
+	} else {
+		in.dkim = k;
+		in.n_dkim = 1;
+	}
+	dmarc_evaluate(NULL, &in, &v);
+	assert_int_equal(v.result, relaxed_pass ? DMARC_PASS : DMARC_FAIL);
+	assert_int_equal(v.spf_aligned, spf != NULL && relaxed_pass);
+	assert_int_equal(v.dkim_aligned, spf == NULL && relaxed_pass);
+	assert_int_equal(v.disposition, relaxed_pass ? DMARC_POLICY_NONE :
+			 DMARC_POLICY_REJECT);
+	assert_int_equal(v.subdomain_policy, found == DMARC_FOUND_ORG);
+	in.rec = &str;
+	dmarc_evaluate(NULL, &in, &v);
+	assert_int_equal(v.result, strict_pass ? DMARC_PASS : DMARC_FAIL);
+	assert_int_equal(v.disposition, strict_pass ? DMARC_POLICY_NONE :
+			 DMARC_POLICY_REJECT);
+}
+
+static void test_rfc7489_b1_alignment(void **state)
+{
+	(void)state;
+	/* B.1.1 Example 1: MAIL FROM:<sender@example.com>,
+	 * From: sender@example.com: in alignment */
+	b1_case("example.com", "example.com", NULL, true, true);
+	/* Example 2: MAIL FROM:<sender@child.example.com>,
+	 * From: sender@example.com: relaxed only */
+	b1_case("example.com", "child.example.com", NULL, true, false);
+	/* Example 3: MAIL FROM:<sender@example.net>,
+	 * From: sender@child.example.com: not in alignment */
+	b1_case("child.example.com", "example.net", NULL, false, false);
+	/* B.1.2 Example 1: d=example.com, From: sender@example.com */
+	b1_case("example.com", NULL, "example.com", true, true);
+	/* Example 2: d=example.com, From: sender@child.example.com */
+	b1_case("child.example.com", NULL, "example.com", true, false);
+	/* Example 3: d=sample.net, From: sender@child.example.com */
+	b1_case("child.example.com", NULL, "sample.net", false, false);
+
+	/* What the receiver reads from B.1's messages: the From domain. */
+	static const char *const msgs[] = {
+		"From: sender@example.com\r\n"
+		"Date: Fri, Feb 15 2002 16:54:30 -0800\r\n"
+		"To: receiver@example.org\r\n"
+		"Subject: here's a sample\r\n\r\nHello!  Goodbye!\r\n",
+		"DKIM-Signature: v=1; d=example.com; s=x; h=from\r\n"
+		"From: sender@child.example.com\r\n"
+		"Date: Fri, Feb 15 2002 16:54:30 -0800\r\n"
+		"To: receiver@example.org\r\n"
+		"Subject: here's a sample\r\n\r\nHello!  Goodbye!\r\n",
+	};
+	static const char *const dom[] = { "example.com", "child.example.com" };
+	for (size_t i = 0; i < 2; i++) {
+		dmarc_from f;
+		dmarc_from_get((const uint8_t *)msgs[i], strlen(msgs[i]), &f);
+		assert_int_equal(f.fields, 1);
+		assert_int_equal(f.mailboxes, 1);
+		assert_string_equal(f.domain, dom[i]);
+	}
+}
+
+/* B.2: the Domain Owner's records (B.2.1, B.2.3 and B.2.4 are read in
+ * test_rfc_examples) as policy discovery and evaluation use them. */
+static void test_rfc7489_b2_records(void **state)
+{
+	(void)state;
+	dmarc_verdict v;
+	char names[2][DMARC_NAME_MAX + 1];
+	const char *err = NULL;
+
+	/* B.2.2: per-message reports to the domain itself */
+	dmarc_record r = parse_ok("v=DMARC1; p=none; "
+				  "rua=mailto:dmarc-feedback@example.com; "
+				  "ruf=mailto:auth-reports@example.com");
+	assert_int_equal(r.p, DMARC_POLICY_NONE);
+	assert_string_equal(r.rua, "mailto:dmarc-feedback@example.com");
+	assert_string_equal(r.ruf, "mailto:auth-reports@example.com");
+	assert_int_equal(r.warnings, 0);
+	/* B.2.1-B.2.3 are monitoring only: a failing message is delivered
+	 * (disposition none) */
+	dmarc_input in = input("example.com", &r, DMARC_FOUND_FROM);
+	dmarc_evaluate(NULL, &in, &v);
+	assert_int_equal(v.result, DMARC_FAIL);
+	assert_int_equal(v.policy, DMARC_POLICY_NONE);
+	assert_int_equal(v.disposition, DMARC_POLICY_NONE);
+	/* the same record as DNS gives it, the strings of B.2.2's TXT
+	 * joined, among other TXT records at the name */
+	{
+		const char *txt[] = {
+			"v=spf1 -all",
+			"v=DMARC1; p=none; "
+			"rua=mailto:dmarc-feedback@example.com; "
+			"ruf=mailto:auth-reports@example.com",
+		};
+		dmarc_record sel;
+		assert_int_equal(dmarc_txt_select(txt, 2, &sel, &err),
+				 DMARC_TXT_OK);
+		assert_string_equal(sel.ruf, "mailto:auth-reports@example.com");
+	}
+	/* B.2.3's third party publishes an authorisation record for
+	 * example.com's reports (§7.1): a v=DMARC1 record with no p and no
+	 * rua is no policy record */
+	err = parse_err("v=DMARC1");
+	err = parse_err("v=DMARC1;");
+
+	/* B.2.4: the record of the test subdomain, quarantine for 25% */
+	r = parse_ok("v=DMARC1; p=quarantine; "
+		     "rua=mailto:dmarc-feedback@example.com,"
+		     "mailto:tld-test@thirdparty.example.net!10m; "
+		     "pct=25");
+	assert_int_equal(dmarc_query_names(NULL, "test.example.com", names,
+					   &err), 2);
+	assert_string_equal(names[0], "_dmarc.test.example.com");
+	assert_string_equal(names[1], "_dmarc.example.com");
+	in = input("test.example.com", &r, DMARC_FOUND_FROM);
+	for (unsigned rnd = 0; rnd < 100; rnd++) {
+		in.random = rnd;
+		dmarc_evaluate(NULL, &in, &v);
+		assert_int_equal(v.result, DMARC_FAIL);
+		assert_int_equal(v.policy, DMARC_POLICY_QUARANTINE);
+		assert_false(v.subdomain_policy);
+		assert_int_equal(v.sampled_out, rnd >= 25);
+		assert_int_equal(v.disposition, rnd < 25 ?
+				 DMARC_POLICY_QUARANTINE : DMARC_POLICY_NONE);
+	}
+	/* authenticated mail of the subdomain passes whatever pct says */
+	dmarc_dkim k[] = { { "test.example.com", false } };
+	in.dkim = k;
+	in.n_dkim = 1;
+	in.random = 0;
+	dmarc_evaluate(NULL, &in, &v);
+	assert_int_equal(v.result, DMARC_PASS);
+	assert_int_equal(v.disposition, DMARC_POLICY_NONE);
+}
+
+/* B.3.1: the receiver of example.com's mail at SMTP time, with the
+ * record example.com publishes there. */
+static void test_rfc7489_b3_receiver(void **state)
+{
+	(void)state;
+	dmarc_verdict v;
+	dmarc_record r = parse_ok("v=DMARC1; p=reject; aspf=r; "
+				  "rua=mailto:dmarc-feedback@example.com");
+	assert_int_equal(r.p, DMARC_POLICY_REJECT);
+	assert_int_equal(r.sp, DMARC_POLICY_REJECT);
+	assert_false(r.aspf_strict);
+	assert_false(r.adkim_strict);
+	assert_int_equal(r.pct, 100);
+	assert_int_equal(r.warnings, 0);
+
+	/* From: sender@example.com with neither SPF nor DKIM passing for
+	 * an aligned domain: fail, reject (the 550 5.7.1 of B.3.1) */
+	dmarc_input in = input("example.com", &r, DMARC_FOUND_FROM);
+	in.spf = DMARC_SPF_FAIL;
+	in.spf_domain = "example.com";
+	dmarc_evaluate(NULL, &in, &v);
+	assert_int_equal(v.result, DMARC_FAIL);
+	assert_int_equal(v.disposition, DMARC_POLICY_REJECT);
+	assert_false(v.sampled_out);
+	/* SPF passing for a subdomain aligns under aspf=r */
+	in.spf = DMARC_SPF_PASS;
+	in.spf_domain = "mail.example.com";
+	dmarc_evaluate(NULL, &in, &v);
+	assert_int_equal(v.result, DMARC_PASS);
+	assert_true(v.spf_aligned);
+	assert_int_equal(v.disposition, DMARC_POLICY_NONE);
+	/* a DKIM pass of another organisation does not */
+	dmarc_dkim k[] = { { "example.net", false } };
+	in.spf = DMARC_SPF_SOFTFAIL;
+	in.dkim = k;
+	in.n_dkim = 1;
+	dmarc_evaluate(NULL, &in, &v);
+	assert_int_equal(v.result, DMARC_FAIL);
+	assert_int_equal(v.disposition, DMARC_POLICY_REJECT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -759,6 +960,9 @@ int main(void)
 		cmocka_unit_test(test_evaluate_pct),
 		cmocka_unit_test(test_evaluate_from_and_discovery),
 		cmocka_unit_test(test_from_get),
+		cmocka_unit_test(test_rfc7489_b1_alignment),
+		cmocka_unit_test(test_rfc7489_b2_records),
+		cmocka_unit_test(test_rfc7489_b3_receiver),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
