@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "arc.h"
+#include "authres.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -556,6 +557,216 @@ static void test_folding(void **state)
 	free(fields);
 }
 
+/* ---- RFC 8617 Appendix B ---- */
+
+/* RFC 8617 Appendix B's three-hop example (the list lists.example.org,
+ * then gmail.example, then clochette.example.org), as printed.  It
+ * cannot be verified: the appendix publishes no key records for its
+ * selectors (dk-lists, 20120806, clochette), and its b= values are 64
+ * bytes, i.e. made with 512-bit RSA keys, which RFC 8301 §3.2 forbids a
+ * verifier to accept (dkim-verify.h: 1024..8192 bits).  So what is
+ * tested is its structure: three complete sets, the AMS 3 body hash
+ * (which matches: the example was generated mechanically), the key
+ * queries, the AARs, and the verdicts for each kind of key answer. */
+static const char rfc8617_b[] =
+	"Return-Path: <jqd@d1.example>\r\n"
+	"Received: from example.org (example.org [208.69.40.157])\r\n"
+	"    by gmail.example with ESMTP id d200mr22663000ykb.93.1421363207\r\n"
+	"    for <fmartin@example.com>; Thu, 14 Jan 2015 15:02:40 -0800 (PST)\r\n"
+	"Received: from segv.d1.example (segv.d1.example [72.52.75.15])\r\n"
+	"    by lists.example.org (8.14.5/8.14.5) with ESMTP id t0EKaNU9010123\r\n"
+	"    for <arc@example.org>; Thu, 14 Jan 2015 15:01:30 -0800 (PST)\r\n"
+	"    (envelope-from jqd@d1.example)\r\n"
+	"Received: from [2001:DB8::1A] (w-x-y-z.dsl.static.isp.example [w.x.y.z])\r\n"
+	"    (authenticated bits=0)\r\n"
+	"    by segv.d1.example with ESMTP id t0FN4a8O084569;\r\n"
+	"    Thu, 14 Jan 2015 15:00:01 -0800 (PST)\r\n"
+	"    (envelope-from jqd@d1.example)\r\n"
+	"Received: from mail-ob0-f188.google.example\r\n"
+	"    (mail-ob0-f188.google.example [208.69.40.157]) by\r\n"
+	"    clochette.example.org with ESMTP id d200mr22663000ykb.93.1421363268\r\n"
+	"    for <fmartin@example.org>; Thu, 14 Jan 2015 15:03:15 -0800 (PST)\r\n"
+	"ARC-Seal: i=3; a=rsa-sha256; cv=pass; d=clochette.example.org; s=\r\n"
+	"        clochette; t=12345; b=CU87XzXlNlk5X/yW4l73UvPUcP9ivwYWxyBWcVrRs7\r\n"
+	"        +HPx3K05nJhny2fvymbReAmOA9GTH/y+k9kEc59hAKVg==\r\n"
+	"ARC-Message-Signature: i=3; a=rsa-sha256; c=relaxed/relaxed; d=\r\n"
+	"        clochette.example.org; h=message-id:date:from:to:subject; s=\r\n"
+	"        clochette; t=12345; bh=KWSe46TZKCcDbH4klJPo+tjk5LWJnVRlP5pvjXFZY\r\n"
+	"        LQ=; b=o71vwyLsK+Wm4cOSlirXoRwzEvi0vqIjd/2/GkYFYlSd/GGfKzkAgPqxf\r\n"
+	"        K7ccBMP7Zjb/mpeggswHjEMS8x5NQ==\r\n"
+	"ARC-Authentication-Results: i=3; clochette.example.org; spf=fail\r\n"
+	"    smtp.from=jqd@d1.example; dkim=fail (512-bit key)\r\n"
+	"    header.i=@d1.example; dmarc=fail; arc=pass (as.2.gmail.example=pass,\r\n"
+	"    ams.2.gmail.example=pass, as.1.lists.example.org=pass,\r\n"
+	"    ams.1.lists.example.org=fail (message has been altered))\r\n"
+	"Authentication-Results: clochette.example.org; spf=fail\r\n"
+	"    smtp.from=jqd@d1.example; dkim=fail (512-bit key)\r\n"
+	"    header.i=@d1.example; dmarc=fail; arc=pass (as.2.gmail.example=pass,\r\n"
+	"    ams.2.gmail.example=pass, as.1.lists.example.org=pass,\r\n"
+	"    ams.1.lists.example.org=fail (message has been altered))\r\n"
+	"ARC-Seal: i=2; a=rsa-sha256; cv=pass; d=gmail.example; s=20120806; t=\r\n"
+	"        12345; b=Zpukh/kJL4Q7Kv391FKwTepgS56dgHIcdhhJZjsalhqkFIQQAJ4T9BE\r\n"
+	"        8jjLXWpRNuh81yqnT1/jHn086RwezGw==\r\n"
+	"ARC-Message-Signature: i=2; a=rsa-sha256; c=relaxed/relaxed; d=\r\n"
+	"        gmail.example; h=message-id:date:from:to:subject; s=20120806; t=\r\n"
+	"        12345; bh=KWSe46TZKCcDbH4klJPo+tjk5LWJnVRlP5pvjXFZYLQ=; b=CVoG44\r\n"
+	"        cVZvoSs2mMig2wwqPaJ4OZS5XGMCegWqQs1wvRZJS894tJM0xO1RJLgCPsBOxdA5\r\n"
+	"        9WSqI9s9DfyKDfWg==\r\n"
+	"ARC-Authentication-Results: i=2; gmail.example; spf=fail\r\n"
+	"    smtp.from=jqd@d1.example; dkim=fail (512-bit key)\r\n"
+	"    header.i=@example.org; dmarc=fail; arc=pass\r\n"
+	"    (as.1.lists.example.org=pass, ams.1.lists.example.org=pass)\r\n"
+	"ARC-Seal: i=1; a=rsa-sha256; cv=none; d=lists.example.org; s=dk-lists;\r\n"
+	"         t=12345; b=TlCCKzgk3TrAa+G77gYYO8Fxk4q/Ml0biqduZJeOYh6+0zhwQ8u/\r\n"
+	"        lHxLi21pxu347isLSuNtvIagIvAQna9a5A==\r\n"
+	"ARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed; d=\r\n"
+	"        lists.example.org; h=message-id:date:from:to:subject; s=\r\n"
+	"        dk-lists; t=12345; bh=KWSe46TZKCcDbH4klJPo+tjk5LWJnVRlP5pvjXFZYL\r\n"
+	"        Q=; b=DsoD3n3hiwlrN1ma8IZQFgZx8EDO7Wah3hUjIEsYKuShRKYB4LwGUiKD5Y\r\n"
+	"        yHgcIwGHhSc/4+ewYqHMWDnuFxiQ==\r\n"
+	"ARC-Authentication-Results: i=1; lists.example.org; spf=pass\r\n"
+	"    smtp.mfrom=jqd@d1.example; dkim=pass (512-bit key)\r\n"
+	"    header.i=@d1.example; dmarc=pass\r\n"
+	"DKIM-Signature: v=1; a=rsa-sha1; c=relaxed/relaxed; d=d1.example; h=\r\n"
+	"        message-id:date:from:to:subject; s=origin2015; bh=bIxxaeIQvmOBdT\r\n"
+	"        AitYfSNFgzPP4=; b=qKjd5fYibKXWWIcMKCgRYuo1vJ2fD+IAQPjX+uamXIGY2Q\r\n"
+	"        0HjQ+Lq3/yHzG3JHJp6780/nKQPOWt2UDJQrJkEA==\r\n"
+	"Message-ID: <54B84785.1060301@d1.example>\r\n"
+	"Date: Thu, 14 Jan 2015 15:00:01 -0800\r\n"
+	"From: John Q Doe <jqd@d1.example>\r\n"
+	"To: arc@dmarc.example\r\n"
+	"Subject: [List 2] Example 1\r\n"
+	"\r\n"
+	"Hey gang,\r\n"
+	"This is a test message.\r\n"
+	"--J.\r\n";
+
+/* The example's chain with every query answered by txt (NULL: the
+ * lookup failed; "": no record). */
+static arc_cv rfc8617_answered(const char *msg, const char *txt,
+			       char reason[ARC_REASON_MAX])
+{
+	arc_verify_limits lim = {0};
+	arc_verify_set *set = NULL;
+	arc_verify_result r;
+	arc_key_answer ans[ARC_MAX_QUERIES];
+	const uint8_t *t = (const uint8_t *)txt;
+	size_t len = txt != NULL ? strlen(txt) : 0;
+	const char *err;
+
+	assert_int_equal(arc_verify_prepare((const uint8_t *)msg, strlen(msg),
+					    &lim, &set, &err), 0);
+	for (size_t q = 0; q < set->nq; q++) {
+		ans[q].txt = txt != NULL ? &t : NULL;
+		ans[q].len = &len;
+		ans[q].n = txt != NULL && txt[0] != '\0' ? 1 : 0;
+	}
+	arc_verify_finish(set, ans, &r);
+	snprintf(reason, ARC_REASON_MAX, "%s", r.reason);
+	arc_cv cv = r.cv;
+	arc_verify_set_free(&set);
+	return cv;
+}
+
+static void test_rfc8617_appendix_b(void **state)
+{
+	(void)state;
+	arc_verify_limits lim = {0};
+	arc_verify_set *set = NULL;
+	const char *err;
+	char reason[ARC_REASON_MAX];
+
+	/* structure: three sets, nothing decided without keys, the body
+	 * hash of AMS 3 matches; four key lookups, AMS 3 and AS 3 share
+	 * one */
+	assert_int_equal(arc_verify_prepare((const uint8_t *)rfc8617_b,
+					    strlen(rfc8617_b), &lim, &set,
+					    &err), 0);
+	assert_int_equal(set->instances, 3);
+	assert_false(set->decided);
+	assert_int_equal(set->nq, 3);
+	{
+		static const char *const want[] = {
+			"clochette._domainkey.clochette.example.org",
+			"20120806._domainkey.gmail.example",
+			"dk-lists._domainkey.lists.example.org",
+		};
+		for (size_t w = 0; w < 3; w++) {
+			bool seen = false;
+			for (size_t q = 0; q < set->nq; q++)
+				seen = seen || strcmp(set->query[q],
+						      want[w]) == 0;
+			if (!seen)
+				fail_msg("no query for %s", want[w]);
+		}
+	}
+	arc_verify_set_free(&set);
+
+	/* the AARs of the three hops: instance and authserv-id */
+	{
+		static const char *const ids[] = {
+			"clochette.example.org", "gmail.example",
+			"lists.example.org",
+		};
+		const char *p = rfc8617_b;
+		for (unsigned k = 0; k < 3; k++) {
+			const char *h = strstr(p, "ARC-Authentication-Results:");
+			assert_non_null(h);
+			h += strlen("ARC-Authentication-Results:");
+			const char *e = h; /* the field's end: a CRLF and no WSP */
+			do {
+				e = strstr(e + 1, "\r\n");
+				assert_non_null(e);
+			} while (e[2] == ' ' || e[2] == '\t');
+			char id[AUTHRES_ID_MAX + 1];
+			unsigned inst = 0, ver = 0;
+			assert_int_equal(authres_parse_id((const uint8_t *)h,
+							  (size_t)(e - h), true,
+							  id, &inst, &ver,
+							  &err), 0);
+			assert_int_equal(inst, 3 - k);
+			assert_string_equal(id, ids[k]);
+			p = e;
+		}
+	}
+
+	/* no key published: fail; our lookups failing: temperror, never a
+	 * pass; a key of 1024 bits or more that is not the signer's: fail */
+	assert_int_equal(rfc8617_answered(rfc8617_b, "", reason),
+			 ARC_CV_FAIL);
+	assert_int_equal(rfc8617_answered(rfc8617_b, NULL, reason),
+			 ARC_CV_TEMPERROR);
+	assert_int_equal(rfc8617_answered(rfc8617_b, rsa_txt, reason),
+			 ARC_CV_FAIL);
+	/* a 512-bit key (like the example's) is refused (RFC 8301) */
+	assert_int_equal(rfc8617_answered(
+		rfc8617_b,
+		"v=DKIM1; k=rsa; p=MFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAJpDAmBtJbtdd"
+		"Swo3DrDf0INT9vO0L0inc770eUcYL72YDsWN5sTM4fNUnposYO254Mv2uSfvZZB"
+		"zIQ18N0QMi0CAwEAAQ==", reason), ARC_CV_FAIL);
+
+	/* changes decided without a key */
+	{
+		char *m = replace(rfc8617_b, NULL, "Hey gang", "Hey Gang");
+		verdict v = verify(m);
+		assert_int_equal(v.cv, ARC_CV_FAIL);
+		assert_string_equal(v.reason, "AMS of instance 3: body hash "
+					      "mismatch");
+		free(m);
+		m = replace(rfc8617_b, "ARC-Seal: i=2;", "cv=pass", "cv=fail");
+		v = verify(m);
+		assert_int_equal(v.cv, ARC_CV_FAIL);
+		assert_string_equal(v.reason,
+				    "ARC-Seal of instance 2 says cv=fail");
+		free(m);
+		m = drop_field(rfc8617_b, "ARC-Seal: i=2;");
+		v = verify(m);
+		assert_int_equal(v.cv, ARC_CV_FAIL);
+		assert_string_equal(v.reason, "instance 2 has no ARC-Seal");
+		free(m);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -570,6 +781,7 @@ int main(void)
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_seal_refusals),
 		cmocka_unit_test(test_folding),
+		cmocka_unit_test(test_rfc8617_appendix_b),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -715,6 +715,137 @@ static void test_python_authres(void **state)
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* RFC 8601 Appendix B: every example Authentication-Results field (the
+ * value after "Authentication-Results:", folded as printed, CRLF line
+ * ends) reads with its authserv-id and version, and is ours exactly when
+ * our id is that authserv-id. */
+static void test_rfc8601_appendix_b(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *sect, *value, *id;
+		unsigned version;
+	} ex[] = {
+		/* B.2: service provided, no authentication done */
+		{ "B.2", " example.org 1; none", "example.org", 1 },
+		/* B.3 */
+		{ "B.3", " example.com;\r\n"
+		  "          spf=pass smtp.mailfrom=example.net",
+		  "example.com", 1 },
+		/* B.4: several authentications, a single MTA (two fields) */
+		{ "B.4", " example.com;\r\n"
+		  "          auth=pass (cram-md5) smtp.auth=sender@example.net;"
+		  "\r\n"
+		  "          spf=pass smtp.mailfrom=example.net",
+		  "example.com", 1 },
+		{ "B.4", " example.com; iprev=pass\r\n"
+		  "          policy.iprev=192.0.2.200",
+		  "example.com", 1 },
+		/* B.5: different MTAs */
+		{ "B.5", " example.com;\r\n"
+		  "          dkim=pass (good signature) header.d=example.com",
+		  "example.com", 1 },
+		{ "B.5", " example.com;\r\n"
+		  "          auth=pass (cram-md5) smtp.auth=sender@example.com;"
+		  "\r\n"
+		  "          spf=fail smtp.mailfrom=example.com",
+		  "example.com", 1 },
+		/* B.6: multi-tiered */
+		{ "B.6", " example.com;\r\n"
+		  "      dkim=pass reason=\"good signature\"\r\n"
+		  "        header.i=@mail-router.example.net;\r\n"
+		  "      dkim=fail reason=\"bad signature\"\r\n"
+		  "        header.i=@newyork.example.com",
+		  "example.com", 1 },
+		{ "B.6", " example.net;\r\n"
+		  "      dkim=pass (good signature) header.i=@newyork.example.com",
+		  "example.net", 1 },
+		/* B.7: comment-heavy */
+		{ "B.7", " foo.example.net (foobar) 1 (baz);\r\n"
+		  "    dkim (Because I like it) / 1 (One yay) = (wait for it) "
+		  "fail\r\n"
+		  "      policy (A dot can go here) . (like that) expired\r\n"
+		  "      (this surprised me) = (as I wasn't expecting it) "
+		  "1362471462",
+		  "foo.example.net", 1 },
+	};
+	for (size_t i = 0; i < sizeof(ex) / sizeof(ex[0]); i++) {
+		char id[AUTHRES_ID_MAX + 1];
+		unsigned inst = 99, ver = 0;
+		const char *err = NULL;
+		const uint8_t *v = (const uint8_t *)ex[i].value;
+		size_t n = strlen(ex[i].value);
+		if (authres_parse_id(v, n, false, id, &inst, &ver, &err) != 0)
+			fail_msg("%s example %zu refused: %s", ex[i].sect, i,
+				 err);
+		if (strcmp(id, ex[i].id) != 0 || ver != ex[i].version ||
+		    inst != 0)
+			fail_msg("%s example %zu: id %s version %u", ex[i].sect,
+				 i, id, ver);
+		/* with the field's final line end too */
+		{
+			char *t = malloc(n + 3);
+			assert_non_null(t);
+			memcpy(t, ex[i].value, n);
+			memcpy(t + n, "\r\n", 3);
+			assert_int_equal(authres_parse_id((uint8_t *)t, n + 2,
+							  false, id, &inst,
+							  &ver, &err), 0);
+			assert_string_equal(id, ex[i].id);
+			free(t);
+		}
+		/* ours when our id is the example's, in any case and with a
+		 * trailing dot; not another's or a parent's */
+		assert_true(authres_claims_id(v, n, false, ex[i].id));
+		char up[AUTHRES_ID_MAX + 2];
+		size_t k;
+		for (k = 0; ex[i].id[k] != '\0'; k++)
+			up[k] = (char)((ex[i].id[k] >= 'a' &&
+					ex[i].id[k] <= 'z') ?
+				       ex[i].id[k] - 32 : ex[i].id[k]);
+		up[k++] = '.';
+		up[k] = '\0';
+		assert_true(authres_claims_id(v, n, false, up));
+		assert_false(authres_claims_id(v, n, false, "mx.example.org"));
+		assert_false(authres_claims_id(v, n, false, "example"));
+		assert_false(authres_claims_id(
+			v, n, false, strcmp(ex[i].id, "example.net") == 0 ?
+			"example.com" : "example.net"));
+	}
+
+	/* B.4's two fields and B.5's message as a header section: a
+	 * receiver whose id is example.com finds every field that claims
+	 * it, whatever MTA added it (S20), and none for another id. */
+	static const char b5[] =
+		"Authentication-Results: example.com;\r\n"
+		"          dkim=pass (good signature) header.d=example.com\r\n"
+		"Received: from mail-router.example.com\r\n"
+		"              (mail-router.example.com [192.0.2.1])\r\n"
+		"          by auth-checker.example.com (8.11.6/8.11.6)\r\n"
+		"              with ESMTP id i7PK0sH7021929;\r\n"
+		"          Fri, Feb 15 2002 17:19:22 -0800\r\n"
+		"Authentication-Results: example.com;\r\n"
+		"          auth=pass (cram-md5) smtp.auth=sender@example.com;\r\n"
+		"          spf=fail smtp.mailfrom=example.com\r\n"
+		"Received: from dialup-1-2-3-4.example.net\r\n"
+		"              (dialup-1-2-3-4.example.net [192.0.2.200])\r\n"
+		"          by mail-router.example.com (8.11.6/8.11.6)\r\n"
+		"              with ESMTPA id g1G0r1kA003489;\r\n"
+		"          Fri, Feb 15 2002 17:19:07 -0800\r\n"
+		"From: sender@example.com\r\n"
+		"Date: Fri, Feb 15 2002 16:54:30 -0800\r\n"
+		"To: receiver@example.com\r\n"
+		"Message-Id: <12345.abc@example.com>\r\n"
+		"Subject: here's a sample\r\n"
+		"\r\n"
+		"Hello!  Goodbye!\r\n";
+	mail_field found[4];
+	assert_int_equal(authres_scan((const uint8_t *)b5, strlen(b5),
+				      "example.com", false, found, 4), 2);
+	assert_int_equal(authres_scan((const uint8_t *)b5, strlen(b5),
+				      "example.net", true, found, 4), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -730,6 +861,7 @@ int main(void)
 		cmocka_unit_test(test_s20_scan),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_python_authres),
+		cmocka_unit_test(test_rfc8601_appendix_b),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
