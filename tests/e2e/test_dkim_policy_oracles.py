@@ -39,7 +39,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -191,12 +191,13 @@ class Case:
     dkimpy: str        # pinned: pass / fail
     maildkim: str      # pinned: Mail::DKIM's result word
     rspamd: str        # pinned: R_DKIM_* symbol or "none"
-    make: object = None
+    make: object = None     # keys -> the message
     why_not_two: str = ""   # why fewer than two oracles can agree
-    msg: bytes = field(default=b"", repr=False)
 
 
 def _dkimpy_sign(sel, pem_name="main", **kw):
+    """The case's message signed by dkimpy (relaxed/relaxed) with
+    selector sel and key pem_name; kw goes to dkim.sign."""
     def make(keys):
         m = message(f"{sel} {kw.get('signature_algorithm', b'')!r}")
         return dkim.sign(m, sel.encode(), DOMAIN.encode(), keys[pem_name],
@@ -207,6 +208,8 @@ def _dkimpy_sign(sel, pem_name="main", **kw):
 
 
 def _own(tags_fn, **kw):
+    """The case's message signed by own_sign with the 2048-bit key and
+    the tag list tags_fn() (selector sel unless the list says else)."""
     def make(keys):
         tags = tags_fn()
         return own_sign(message(" ".join(str(n) for n, _ in tags)),
