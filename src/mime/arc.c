@@ -20,6 +20,7 @@
  */
 #include "arc.h"
 
+#include "dkim-common.h"
 #include "dkim-tags.h"
 #include "mail-header.h"
 
@@ -32,7 +33,6 @@
 #include <string.h>
 
 #define NONE ((size_t)-1)
-#define B_B64_MAX 1024
 #define FOLD_MAX 16384 /* bytes of one field we write */
 
 enum { K_AAR, K_AMS, K_AS };
@@ -67,82 +67,6 @@ typedef struct chain {
 	size_t bad_kind;
 	bool bad_over;   /* i= over 50 */
 } chain;
-
-static uint8_t lower(uint8_t c)
-{
-	return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
-}
-
-static bool mem_ieq(const uint8_t *a, size_t an, const char *b)
-{
-	size_t bn = strlen(b);
-	if (an != bn)
-		return false;
-	for (size_t i = 0; i < an; i++)
-		if (lower(a[i]) != lower((uint8_t)b[i]))
-			return false;
-	return true;
-}
-
-static bool mem_ieq2(const uint8_t *a, size_t an, const uint8_t *b,
-		     size_t bn)
-{
-	if (an != bn)
-		return false;
-	for (size_t i = 0; i < an; i++)
-		if (lower(a[i]) != lower(b[i]))
-			return false;
-	return true;
-}
-
-static void hash_emit(void *ctx, const uint8_t *p, size_t n)
-{
-	if (gnutls_hash((gnutls_hash_hd_t)ctx, p, n) < 0)
-		abort(); /* only on a bad handle: a bug */
-}
-
-static gnutls_hash_hd_t hash_new(void)
-{
-	gnutls_hash_hd_t hd;
-	if (gnutls_hash_init(&hd, GNUTLS_DIG_SHA256) < 0)
-		abort();
-	return hd;
-}
-
-/* A DNS name for d= and s=: labels of [A-Za-z0-9_-], 1..63 bytes, 1..253
- * in all. */
-static bool dname_ok(const uint8_t *p, size_t n)
-{
-	size_t label = 0;
-	if (n == 0 || n > DKIM_VERIFY_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		uint8_t c = p[i];
-		if (c == '.') {
-			if (label == 0)
-				return false;
-			label = 0;
-			continue;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '-' || c == '_'))
-			return false;
-		if (++label > 63)
-			return false;
-	}
-	return label > 0;
-}
-
-/* The end of f's value without its final line end. */
-static size_t value_end(const uint8_t *msg, const mail_field *f)
-{
-	size_t vend = f->off + f->len;
-	if (vend > f->value_off && msg[vend - 1] == '\n')
-		vend--;
-	if (vend > f->value_off && msg[vend - 1] == '\r')
-		vend--;
-	return vend;
-}
 
 static bool is_blank(uint8_t c)
 {
@@ -185,7 +109,8 @@ static size_t parse_i(const uint8_t *p, size_t n)
 /* i= of an AAR: the first thing in its value (RFC 8617 §4.1.1). */
 static size_t aar_i(const uint8_t *msg, const mail_field *f)
 {
-	return parse_i(msg + f->value_off, value_end(msg, f) - f->value_off);
+	return parse_i(msg + f->value_off,
+		       dkc_value_end(msg, f) - f->value_off);
 }
 
 /* i= of an AMS or AS: a tag anywhere in its tag list; 0 when the list
@@ -195,59 +120,40 @@ static size_t sig_i(const uint8_t *msg, const mail_field *f)
 	dkim_tags *tg = malloc(sizeof(*tg));
 	const dkim_tag *t;
 	const char *err;
-	size_t v = 0;
+	uint64_t v = 0;
 	if (tg == NULL)
 		abort();
-	if (dkim_tags_parse(msg + f->value_off,
-			    value_end(msg, f) - f->value_off, tg, &err) == 0 &&
-	    (t = dkim_tags_get(tg, "i")) != NULL && t->value_len >= 1 &&
-	    t->value_len <= 3) {
-		for (size_t k = 0; k < t->value_len; k++) {
-			uint8_t c = tg->text[t->value_off + k];
-			if (c < '0' || c > '9') {
-				v = 0;
-				break;
-			}
-			v = v * 10 + (size_t)(c - '0');
-		}
-	}
+	if (dkc_field_tags(msg, f, tg, &err) == 0 &&
+	    (t = dkim_tags_get(tg, "i")) != NULL && t->value_len <= 3 &&
+	    !dkc_parse_num(tg, t, &v))
+		v = 0;
 	free(tg);
-	return v;
+	return (size_t)v;
 }
 
 /* Walk the header section; 0, or -1 with *error_r for the limits. */
 static int chain_collect(chain *c, const uint8_t *msg, size_t len,
 			 size_t max_header, const char **error_r)
 {
-	mail_header_iter it;
-	mail_field f;
-
 	memset(c, 0, sizeof(*c));
 	memset(c->f, 0xff, sizeof(c->f));
 	c->msg = msg;
 	c->len = len;
 	if (max_header == 0)
 		max_header = DKIM_MAX_HEADER;
-	c->fields = malloc(DKIM_VERIFY_MAX_FIELDS * sizeof(*c->fields));
-	if (c->fields == NULL)
-		abort();
-	mail_header_iter_init(&it, msg, len);
-	while (mail_header_next(&it, &f) == 1) {
-		if (f.off + f.len > max_header) {
-			*error_r = "header section too large";
-			goto refuse;
-		}
-		if (c->nf == DKIM_VERIFY_MAX_FIELDS) {
-			*error_r = "too many header fields";
-			goto refuse;
-		}
-		c->fields[c->nf++] = f;
+	if (dkc_fields_read(msg, len, max_header, DKIM_VERIFY_MAX_FIELDS,
+			    &c->fields, &c->nf, &c->body_off, error_r) < 0) {
+		c->fields = NULL;
+		return -1;
+	}
+	for (size_t k = 0; k < c->nf; k++) {
+		const mail_field *f = &c->fields[k];
 		size_t kind;
-		if (mail_field_is(msg, &f, "arc-authentication-results"))
+		if (mail_field_is(msg, f, "arc-authentication-results"))
 			kind = K_AAR;
-		else if (mail_field_is(msg, &f, "arc-message-signature"))
+		else if (mail_field_is(msg, f, "arc-message-signature"))
 			kind = K_AMS;
-		else if (mail_field_is(msg, &f, "arc-seal"))
+		else if (mail_field_is(msg, f, "arc-seal"))
 			kind = K_AS;
 		else
 			continue;
@@ -258,12 +164,12 @@ static int chain_collect(chain *c, const uint8_t *msg, size_t len,
 			c->bad = "more than 150 ARC fields";
 			continue;
 		}
-		if (f.len > DKIM_VERIFY_SIG_MAX) {
+		if (f->len > DKIM_VERIFY_SIG_MAX) {
 			c->bad = "field too long";
 			c->bad_kind = kind;
 			continue;
 		}
-		size_t i = kind == K_AAR ? aar_i(msg, &f) : sig_i(msg, &f);
+		size_t i = kind == K_AAR ? aar_i(msg, f) : sig_i(msg, f);
 		if (i == 0) {
 			c->bad = "has no valid i=";
 			c->bad_kind = kind;
@@ -277,14 +183,9 @@ static int chain_collect(chain *c, const uint8_t *msg, size_t len,
 		if (i > c->n)
 			c->n = i;
 		if (c->cnt[i][kind]++ == 0)
-			c->f[i][kind] = c->nf - 1;
+			c->f[i][kind] = k;
 	}
-	c->body_off = it.body_off;
 	return 0;
-refuse:
-	free(c->fields);
-	c->fields = NULL;
-	return -1;
 }
 
 static void chain_free(chain *c)
@@ -338,18 +239,6 @@ typedef struct sigtags {
 	size_t b_len;
 } sigtags;
 
-static bool b64_decode(const char *s, size_t n, uint8_t *out, size_t max,
-		       size_t *len_r)
-{
-	const char *end = NULL;
-	if (n == 0)
-		return false;
-	if (sodium_base642bin(out, max, s, n, NULL, len_r, &end,
-			      sodium_base64_VARIANT_ORIGINAL) != 0)
-		return false;
-	return end == s + n;
-}
-
 /* Parse and check the common tags; NULL or a static reason. */
 static const char *sig_parse(const uint8_t *msg, const mail_field *f,
 			     bool seal, sigtags *st)
@@ -358,12 +247,8 @@ static const char *sig_parse(const uint8_t *msg, const mail_field *f,
 	static const char *const need_ams[] = {"a", "b", "bh", "d", "h", "s"};
 	const char *err;
 	const dkim_tag *t;
-	char b64[B_B64_MAX];
-	size_t n;
 
-	if (dkim_tags_parse(msg + f->value_off,
-			    value_end(msg, f) - f->value_off, &st->tg,
-			    &err) < 0)
+	if (dkc_field_tags(msg, f, &st->tg, &err) < 0)
 		return "does not parse";
 	if (seal) {
 		for (size_t k = 0; k < 5; k++)
@@ -384,51 +269,23 @@ static const char *sig_parse(const uint8_t *msg, const mail_field *f,
 	else
 		return "has an unknown a= algorithm";
 	t = dkim_tags_get(&st->tg, "d");
-	if (!dname_ok(st->tg.text + t->value_off, t->value_len))
+	if (!dkc_dname_ok(st->tg.text + t->value_off, t->value_len))
 		return "has a bad d=";
 	memcpy(st->d, st->tg.text + t->value_off, t->value_len);
 	st->d[t->value_len] = '\0';
 	t = dkim_tags_get(&st->tg, "s");
-	if (!dname_ok(st->tg.text + t->value_off, t->value_len))
+	if (!dkc_dname_ok(st->tg.text + t->value_off, t->value_len))
 		return "has a bad s=";
 	memcpy(st->s, st->tg.text + t->value_off, t->value_len);
 	st->s[t->value_len] = '\0';
 	if (strlen(st->s) + strlen(st->d) + 12 > DKIM_VERIFY_NAME_MAX)
 		return "has a key name too long";
-	t = dkim_tags_get(&st->tg, "b");
-	n = dkim_tag_value_nows(&st->tg, t, b64, sizeof(b64));
-	if (n >= sizeof(b64) ||
-	    !b64_decode(b64, n, st->b, sizeof(st->b), &st->b_len))
+	if (!dkc_b64_tag(&st->tg, dkim_tags_get(&st->tg, "b"), st->b,
+			 sizeof(st->b), &st->b_len))
 		return "has a bad b=";
 	if (st->alg == DKIM_VERIFY_ED25519_SHA256 && st->b_len != 64)
 		return "has an ed25519 b= that is not 64 bytes";
 	return NULL;
-}
-
-/* Canonicalise f with the value of b= removed (dkim-verify's reading:
- * the blanks before the value and inside it go, those after it stay),
- * without a final CRLF. */
-static void canon_without_b(const uint8_t *msg, const mail_field *f,
-			    const dkim_tags *tg, bool relaxed,
-			    uint8_t *scratch, gnutls_hash_hd_t hd)
-{
-	const dkim_tag *bt = dkim_tags_get(tg, "b");
-	size_t vend = value_end(msg, f);
-	size_t eq = f->value_off + bt->name_off + bt->name_len;
-	while (msg[eq] != '=')
-		eq++;
-	size_t cut = f->value_off + bt->value_off + bt->value_len;
-	size_t a = eq + 1 - f->off, b = vend - cut;
-	memcpy(scratch, msg + f->off, a);
-	memcpy(scratch + a, msg + cut, b);
-	mail_field sf = *f;
-	sf.off = 0;
-	sf.len = a + b;
-	sf.value_off = f->value_off - f->off;
-	if (relaxed)
-		dkim_canon_header_relaxed(scratch, &sf, false, hash_emit, hd);
-	else
-		dkim_canon_header_simple(scratch, &sf, false, hash_emit, hd);
 }
 
 /* ---- Verification ---- */
@@ -460,66 +317,13 @@ static size_t add_query(arc_verify_set *set, const char *s, const char *d)
 	if (m < 0 || (size_t)m >= sizeof(q))
 		abort(); /* sig_parse bounded it */
 	for (size_t k = 0; k < set->nq; k++)
-		if (mem_ieq((const uint8_t *)set->query[k],
+		if (dkc_mem_ieq((const uint8_t *)set->query[k],
 			    strlen(set->query[k]), q))
 			return k;
 	if (set->nq == ARC_MAX_QUERIES)
 		abort(); /* one per AS and one AMS at most */
 	memcpy(set->query[set->nq], q, (size_t)m + 1);
 	return set->nq++;
-}
-
-typedef struct hname {
-	const uint8_t *p;
-	size_t n;
-} hname;
-
-typedef struct hlist {
-	hname h[DKIM_VERIFY_MAX_H];
-	size_t n;
-	bool bad, has_from, has_seal;
-} hlist;
-
-static int h_add(void *ctx, const uint8_t *p, size_t n)
-{
-	hlist *l = ctx;
-	if (n == 0 || l->n == DKIM_VERIFY_MAX_H) {
-		l->bad = true;
-		return 1;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (p[i] < 33 || p[i] > 126 || p[i] == ':') {
-			l->bad = true;
-			return 1;
-		}
-	if (mem_ieq(p, n, "from"))
-		l->has_from = true;
-	if (mem_ieq(p, n, "arc-seal"))
-		l->has_seal = true;
-	l->h[l->n].p = p;
-	l->h[l->n].n = n;
-	l->n++;
-	return 0;
-}
-
-typedef struct bodyemit {
-	gnutls_hash_hd_t hd;
-	bool limited;
-	uint64_t limit, total;
-} bodyemit;
-
-static void body_emit(void *ctx, const uint8_t *p, size_t n)
-{
-	bodyemit *b = ctx;
-	size_t take = n;
-	b->total += n;
-	if (b->limited) {
-		if (take > b->limit)
-			take = (size_t)b->limit;
-		b->limit -= take;
-	}
-	if (take > 0)
-		hash_emit(b->hd, p, take);
 }
 
 /* AMS of instance N: tags, body hash, header digest. NULL or why not
@@ -534,10 +338,9 @@ static const char *check_ams(arc_verify_set *set, const chain *c,
 	const char *why;
 	bool hrelaxed = false, brelaxed = false, has_l = false;
 	uint64_t lv = 0;
-	hlist hl;
-	char b64[B_B64_MAX];
+	dkc_hlist hl;
 	uint8_t bh[64];
-	size_t bh_len, n;
+	size_t bh_len;
 
 	if (st == NULL)
 		abort();
@@ -545,47 +348,25 @@ static const char *check_ams(arc_verify_set *set, const chain *c,
 	if (why != NULL)
 		goto out;
 	t = dkim_tags_get(&st->tg, "c");
-	if (t != NULL) {
-		const uint8_t *p = st->tg.text + t->value_off;
-		const uint8_t *sl = memchr(p, '/', t->value_len);
-		size_t hn = sl != NULL ? (size_t)(sl - p) : t->value_len;
-		if (hn == 7 && memcmp(p, "relaxed", 7) == 0)
-			hrelaxed = true;
-		else if (!(hn == 6 && memcmp(p, "simple", 6) == 0))
-			why = "has a bad c=";
-		if (why == NULL && sl != NULL) {
-			size_t bn = t->value_len - hn - 1;
-			if (bn == 7 && memcmp(sl + 1, "relaxed", 7) == 0)
-				brelaxed = true;
-			else if (!(bn == 6 && memcmp(sl + 1, "simple", 6) == 0))
-				why = "has a bad c=";
-		}
-		if (why != NULL)
-			goto out;
+	if (t != NULL && !dkc_parse_c(&st->tg, t, &hrelaxed, &brelaxed)) {
+		why = "has a bad c=";
+		goto out;
 	}
 	t = dkim_tags_get(&st->tg, "l");
 	if (t != NULL) {
-		const uint8_t *p = st->tg.text + t->value_off;
-		if (t->value_len == 0 || t->value_len > 18) {
+		if (!dkc_parse_num(&st->tg, t, &lv)) {
 			why = "has a bad l=";
 			goto out;
-		}
-		for (size_t k = 0; k < t->value_len; k++) {
-			if (p[k] < '0' || p[k] > '9') {
-				why = "has a bad l=";
-				goto out;
-			}
-			lv = lv * 10 + (uint64_t)(p[k] - '0');
 		}
 		has_l = true;
 	}
 	memset(&hl, 0, sizeof(hl));
 	t = dkim_tags_get(&st->tg, "h");
-	if (dkim_tag_value_split(&st->tg, t, h_add, &hl) != 0 || hl.bad) {
+	if (dkim_tag_value_split(&st->tg, t, dkc_hlist_add, &hl) != 0) {
 		why = "has a bad h=";
 		goto out;
 	}
-	if (hl.has_seal) {
+	if (dkc_hlist_has(&hl, "arc-seal")) {
 		why = "signs ARC-Seal (RFC 8617 §4.1.2)";
 		goto out;
 	}
@@ -593,27 +374,17 @@ static const char *check_ams(arc_verify_set *set, const chain *c,
 		why = "does not sign From";
 		goto out;
 	}
-	t = dkim_tags_get(&st->tg, "bh");
-	n = dkim_tag_value_nows(&st->tg, t, b64, sizeof(b64));
-	if (n >= sizeof(b64) || !b64_decode(b64, n, bh, sizeof(bh), &bh_len) ||
-	    bh_len != 32) {
+	if (!dkc_b64_tag(&st->tg, dkim_tags_get(&st->tg, "bh"), bh, sizeof(bh),
+			 &bh_len) || bh_len != 32) {
 		why = "has a bad bh=";
 		goto out;
 	}
 	{
-		bodyemit be = {.hd = hash_new(), .limited = has_l,
-			       .limit = lv};
 		uint8_t digest[32];
-		if (brelaxed)
-			dkim_canon_body_relaxed(c->msg + c->body_off,
-						c->len - c->body_off,
-						body_emit, &be);
-		else
-			dkim_canon_body_simple(c->msg + c->body_off,
-					       c->len - c->body_off,
-					       body_emit, &be);
-		gnutls_hash_deinit(be.hd, digest);
-		if (has_l && lv != be.total) {
+		uint64_t total;
+		dkc_body_digest(c->msg + c->body_off, c->len - c->body_off,
+				brelaxed, has_l, lv, digest, &total);
+		if (has_l && lv != total) {
 			why = "l= does not cover the body";
 			goto out;
 		}
@@ -623,33 +394,11 @@ static const char *check_ams(arc_verify_set *set, const chain *c,
 		}
 	}
 	{
-		gnutls_hash_hd_t hd = hash_new();
-		for (size_t j = 0; j < hl.n; j++) {
-			size_t used = 0;
-			for (size_t k = 0; k < j; k++)
-				if (mem_ieq2(hl.h[k].p, hl.h[k].n, hl.h[j].p,
-					     hl.h[j].n))
-					used++;
-			for (size_t k = c->nf; k-- > 0;) {
-				const mail_field *g = &c->fields[k];
-				if (g->malformed ||
-				    !mem_ieq2(c->msg + g->off, g->name_len,
-					      hl.h[j].p, hl.h[j].n))
-					continue;
-				if (used-- == 0) {
-					if (hrelaxed)
-						dkim_canon_header_relaxed(
-							c->msg, g, true,
-							hash_emit, hd);
-					else
-						dkim_canon_header_simple(
-							c->msg, g, true,
-							hash_emit, hd);
-					break;
-				}
-			}
-		}
-		canon_without_b(c->msg, f, &st->tg, hrelaxed, scratch, hd);
+		gnutls_hash_hd_t hd = dkc_hash_new();
+		dkc_hash_fields(c->msg, c->fields, c->nf, &hl, hrelaxed,
+				dkc_hash_emit, hd);
+		dkc_canon_without_b(c->msg, f, &st->tg, hrelaxed, scratch,
+				    dkc_hash_emit, hd);
 		gnutls_hash_deinit(hd, in->ams_digest);
 	}
 	in->ams_alg = st->alg;
@@ -666,7 +415,7 @@ static const char *check_seals(arc_verify_set *set, const chain *c,
 			       uint8_t *scratch, size_t *bad_i)
 {
 	sigtags *st = calloc(1, sizeof(*st));
-	gnutls_hash_hd_t run = hash_new();
+	gnutls_hash_hd_t run = dkc_hash_new();
 	const char *why = NULL;
 
 	if (st == NULL)
@@ -698,14 +447,15 @@ static const char *check_seals(arc_verify_set *set, const chain *c,
 		why = sig_parse(c->msg, as, true, st);
 		if (why != NULL)
 			break; /* checked above: not reached */
-		dkim_canon_header_relaxed(c->msg, aar, true, hash_emit, run);
-		dkim_canon_header_relaxed(c->msg, ams, true, hash_emit, run);
+		dkim_canon_header_relaxed(c->msg, aar, true, dkc_hash_emit, run);
+		dkim_canon_header_relaxed(c->msg, ams, true, dkc_hash_emit, run);
 		hd = gnutls_hash_copy(run);
 		if (hd == NULL)
 			abort();
-		canon_without_b(c->msg, as, &st->tg, true, scratch, hd);
+		dkc_canon_without_b(c->msg, as, &st->tg, true, scratch,
+				    dkc_hash_emit, hd);
 		gnutls_hash_deinit(hd, in->as_digest);
-		dkim_canon_header_relaxed(c->msg, as, true, hash_emit, run);
+		dkim_canon_header_relaxed(c->msg, as, true, dkc_hash_emit, run);
 		in->as_alg = st->alg;
 		memcpy(in->as_b, st->b, st->b_len);
 		in->as_b_len = st->b_len;
@@ -881,90 +631,6 @@ const char *arc_cv_name(arc_cv cv)
 
 /* ---- Sealing ---- */
 
-/* A field being written, folded within 78 columns. */
-typedef struct fold {
-	char s[FOLD_MAX];
-	size_t n, col;
-	bool overflow;
-} fold;
-
-static void fo_raw(fold *b, const char *p, size_t n)
-{
-	if (b->n + n >= sizeof(b->s)) {
-		b->overflow = true;
-		return;
-	}
-	memcpy(b->s + b->n, p, n);
-	b->n += n;
-	b->s[b->n] = '\0';
-	b->col += n;
-}
-
-/* Append n bytes of tok, after a space when space; fold first when the
- * line would pass 78 columns. */
-static void fo_tok(fold *b, const char *tok, size_t n, bool space)
-{
-	if (b->col + (space ? 1 : 0) + n > 78 && b->col > 1) {
-		fo_raw(b, "\r\n ", 3);
-		b->col = 1;
-	} else if (space) {
-		fo_raw(b, " ", 1);
-	}
-	fo_raw(b, tok, n);
-}
-
-static void fo_str(fold *b, const char *tok, bool space)
-{
-	fo_tok(b, tok, strlen(tok), space);
-}
-
-static void fo_fmt(fold *b, bool space, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void fo_fmt(fold *b, bool space, const char *fmt, ...)
-{
-	char tok[DKIM_VERIFY_NAME_MAX + 64];
-	va_list ap;
-	va_start(ap, fmt);
-	int m = vsnprintf(tok, sizeof(tok), fmt, ap);
-	va_end(ap);
-	if (m < 0 || (size_t)m >= sizeof(tok))
-		abort(); /* names are bounded by dkim_name_ok */
-	fo_tok(b, tok, (size_t)m, space);
-}
-
-/* b= base64, filling each line to 78 columns (FWS in b= is ignored). */
-static void fo_b64(fold *b, const char *v)
-{
-	for (size_t off = 0, n = strlen(v); off < n;) {
-		size_t room = b->col < 78 ? 78 - b->col : 0;
-		if (room == 0) {
-			fo_raw(b, "\r\n ", 3);
-			b->col = 1;
-			continue;
-		}
-		if (room > n - off)
-			room = n - off;
-		fo_raw(b, v + off, room);
-		off += room;
-	}
-}
-
-/* Canonicalise the one field in text (relaxed) into hd. */
-static int canon_text(const char *text, bool crlf, gnutls_hash_hd_t hd)
-{
-	const uint8_t *s = (const uint8_t *)text;
-	size_t n = strlen(text);
-	mail_header_iter it;
-	mail_field f;
-	mail_header_iter_init(&it, s, n);
-	if (mail_header_next(&it, &f) != 1 || f.malformed ||
-	    f.off + f.len != n)
-		return -1;
-	dkim_canon_header_relaxed(s, &f, crlf, hash_emit, hd);
-	return 0;
-}
-
 static const char *const ams_names[] = {
 	"to", "cc", "subject", "date", "message-id", "reply-to",
 	"in-reply-to", "references", "mime-version", "content-type",
@@ -1030,24 +696,20 @@ static int ams_h(const chain *c, const char **h, size_t *h_count_r,
 static void hash_h(const chain *c, const char *const *h, size_t h_count,
 		   gnutls_hash_hd_t hd)
 {
+	dkc_hlist hl;
+	memset(&hl, 0, sizeof(hl));
+	if (h_count > DKC_MAX_H)
+		abort(); /* SEAL_MAX_H bounds it */
 	for (size_t j = 0; j < h_count; j++) {
-		size_t used = 0;
-		for (size_t k = 0; k < j; k++)
-			if (strcmp(h[k], h[j]) == 0)
-				used++;
-		for (size_t k = c->nf; k-- > 0;) {
-			if (!mail_field_is(c->msg, &c->fields[k], h[j]))
-				continue;
-			if (used-- == 0) {
-				dkim_canon_header_relaxed(c->msg, &c->fields[k],
-							  true, hash_emit, hd);
-				break;
-			}
-		}
+		hl.h[j].p = (const uint8_t *)h[j];
+		hl.h[j].n = strlen(h[j]);
 	}
+	hl.n = h_count;
+	dkc_hash_fields(c->msg, c->fields, c->nf, &hl, true, dkc_hash_emit,
+			hd);
 }
 
-static int sign_into(const dkim_key *key, gnutls_hash_hd_t hd, fold *fo,
+static int sign_into(const dkim_key *key, gnutls_hash_hd_t hd, dkc_fold *fo,
 		     const char **error_r)
 {
 	uint8_t digest[32];
@@ -1055,8 +717,8 @@ static int sign_into(const dkim_key *key, gnutls_hash_hd_t hd, fold *fo,
 	gnutls_hash_deinit(hd, digest);
 	if (dkim_sign_digest(key, digest, &b, error_r) < 0)
 		return -1;
-	fo_b64(fo, b);
-	fo_raw(fo, "\r\n", 2);
+	dkc_fold_b64(fo, b);
+	dkc_fold_raw(fo, "\r\n", 2);
 	free(b);
 	return 0;
 }
@@ -1069,7 +731,7 @@ int arc_seal(const uint8_t *msg, size_t len, const dkim_key *key,
 	arc_verify_limits lim = {0};
 	arc_verify_set *set = NULL;
 	chain *c = NULL;
-	fold *aar = NULL, *ams = NULL, *as = NULL;
+	dkc_fold *aar = NULL, *ams = NULL, *as = NULL;
 	const char *h[SEAL_MAX_H];
 	const char *alg;
 	size_t h_count = 0, inst;
@@ -1122,46 +784,44 @@ int arc_seal(const uint8_t *msg, size_t len, const dkim_key *key,
 	inst = c->n + 1;
 	alg = dkim_key_alg(key) == DKIM_ED25519 ? "ed25519-sha256"
 						: "rsa-sha256";
-	aar = calloc(1, sizeof(*aar));
-	ams = calloc(1, sizeof(*ams));
-	as = calloc(1, sizeof(*as));
-	if (aar == NULL || ams == NULL || as == NULL)
-		abort();
+	aar = dkc_fold_create(FOLD_MAX - 1);
+	ams = dkc_fold_create(FOLD_MAX - 1);
+	as = dkc_fold_create(FOLD_MAX - 1);
 
 	/* ARC-Authentication-Results: i=K; PAYLOAD, folded at spaces. */
-	fo_raw(aar, "ARC-Authentication-Results:", 27);
-	fo_fmt(aar, true, "i=%zu;", inst);
+	dkc_fold_raw(aar, "ARC-Authentication-Results:", 27);
+	dkc_fold_fmt(aar, true, "i=%zu;", inst);
 	for (const char *p = authres_payload; *p != '\0';) {
 		const char *sp = strchr(p, ' ');
 		size_t n = sp != NULL ? (size_t)(sp - p) : strlen(p);
 		if (n > 0)
-			fo_tok(aar, p, n, true);
+			dkc_fold_tok(aar, p, n, true);
 		p += n;
 		while (*p == ' ')
 			p++;
 	}
-	fo_raw(aar, "\r\n", 2);
+	dkc_fold_raw(aar, "\r\n", 2);
 
 	/* ARC-Message-Signature over the message as it is. */
-	fo_raw(ams, "ARC-Message-Signature:", 22);
-	fo_fmt(ams, true, "i=%zu;", inst);
-	fo_fmt(ams, true, "a=%s;", alg);
-	fo_str(ams, "c=relaxed/relaxed;", true);
-	fo_fmt(ams, true, "d=%s;", domain);
-	fo_fmt(ams, true, "s=%s;", selector);
-	fo_fmt(ams, true, "t=%llu;", (unsigned long long)t);
+	dkc_fold_raw(ams, "ARC-Message-Signature:", 22);
+	dkc_fold_fmt(ams, true, "i=%zu;", inst);
+	dkc_fold_fmt(ams, true, "a=%s;", alg);
+	dkc_fold_str(ams, "c=relaxed/relaxed;", true);
+	dkc_fold_fmt(ams, true, "d=%s;", domain);
+	dkc_fold_fmt(ams, true, "s=%s;", selector);
+	dkc_fold_fmt(ams, true, "t=%llu;", (unsigned long long)t);
 	for (size_t j = 0; j < h_count; j++)
-		fo_fmt(ams, j == 0, "%s%s%s", j == 0 ? "h=" : "", h[j],
+		dkc_fold_fmt(ams, j == 0, "%s%s%s", j == 0 ? "h=" : "", h[j],
 		       j + 1 == h_count ? ";" : ":");
-	fo_fmt(ams, true, "bh=%s;", bh);
-	fo_str(ams, "b=", true);
+	dkc_fold_fmt(ams, true, "bh=%s;", bh);
+	dkc_fold_str(ams, "b=", true);
 	if (aar->overflow || ams->overflow) {
 		*error_r = "ARC field too long";
 		goto out;
 	}
-	hd = hash_new();
+	hd = dkc_hash_new();
 	hash_h(c, h, h_count, hd);
-	if (canon_text(ams->s, false, hd) < 0) {
+	if (dkc_canon_text(ams->s, false, dkc_hash_emit, hd) < 0) {
 		gnutls_hash_deinit(hd, NULL);
 		*error_r = "bad ARC-Message-Signature text";
 		goto out;
@@ -1170,24 +830,24 @@ int arc_seal(const uint8_t *msg, size_t len, const dkim_key *key,
 		goto out;
 
 	/* ARC-Seal over sets 1..K (only K when cv=fail). */
-	fo_raw(as, "ARC-Seal:", 9);
-	fo_fmt(as, true, "i=%zu;", inst);
-	fo_fmt(as, true, "a=%s;", alg);
-	fo_fmt(as, true, "cv=%s;", arc_cv_name(cv));
-	fo_fmt(as, true, "d=%s;", domain);
-	fo_fmt(as, true, "s=%s;", selector);
-	fo_fmt(as, true, "t=%llu;", (unsigned long long)t);
-	fo_str(as, "b=", true);
-	hd = hash_new();
+	dkc_fold_raw(as, "ARC-Seal:", 9);
+	dkc_fold_fmt(as, true, "i=%zu;", inst);
+	dkc_fold_fmt(as, true, "a=%s;", alg);
+	dkc_fold_fmt(as, true, "cv=%s;", arc_cv_name(cv));
+	dkc_fold_fmt(as, true, "d=%s;", domain);
+	dkc_fold_fmt(as, true, "s=%s;", selector);
+	dkc_fold_fmt(as, true, "t=%llu;", (unsigned long long)t);
+	dkc_fold_str(as, "b=", true);
+	hd = dkc_hash_new();
 	if (cv != ARC_CV_FAIL)
 		for (size_t i = 1; i <= c->n; i++)
 			for (size_t k = 0; k < 3; k++)
 				dkim_canon_header_relaxed(
 					msg, &c->fields[c->f[i][k]], true,
-					hash_emit, hd);
-	if (canon_text(aar->s, true, hd) < 0 ||
-	    canon_text(ams->s, true, hd) < 0 ||
-	    canon_text(as->s, false, hd) < 0) {
+					dkc_hash_emit, hd);
+	if (dkc_canon_text(aar->s, true, dkc_hash_emit, hd) < 0 ||
+	    dkc_canon_text(ams->s, true, dkc_hash_emit, hd) < 0 ||
+	    dkc_canon_text(as->s, false, dkc_hash_emit, hd) < 0) {
 		gnutls_hash_deinit(hd, NULL);
 		*error_r = "bad ARC field text";
 		goto out;
@@ -1211,9 +871,9 @@ int arc_seal(const uint8_t *msg, size_t len, const dkim_key *key,
 	}
 	rc = 0;
 out:
-	free(aar);
-	free(ams);
-	free(as);
+	dkc_fold_destroy(&aar);
+	dkc_fold_destroy(&ams);
+	dkc_fold_destroy(&as);
 	chain_free(c);
 	free(c);
 	arc_verify_set_free(&set);

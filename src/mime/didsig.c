@@ -9,15 +9,18 @@
  * bottom, and both sides hash the same way (hash_input), so what the
  * signer hashes is by construction what the verifier hashes.  The
  * canonical forms (dkim-sign.h's relaxed canonicalisers) are never
- * stored: they stream into libsodium's SHA-256.  The tag list is parsed
- * by dkim-tags.h, also on the signer's side (the b= value is found and
- * cut the same way).
+ * stored: the header hash input streams into libsodium's SHA-256, the
+ * body into dkim-common.h's (GnuTLS).  The tag list is parsed by
+ * dkim-tags.h, also on the signer's side (the b= value is found and cut
+ * the same way).  The helpers DKIM, ARC and this field share (h= lists,
+ * the field table, the b= cut, folding) are dkim-common.h's.
  *
  * Keys: the node's Ed25519 secret key is only read by crypto_sign_detached
  * during didsig_sign; nothing of it is copied.
  */
 #include "didsig.h"
 
+#include "dkim-common.h"
 #include "dkim-sign.h"
 #include "dkim-tags.h"
 #include "mail-header.h"
@@ -43,16 +46,7 @@ static const char *const signed_names[] = {
 };
 #define N_SIGNED (sizeof(signed_names) / sizeof(signed_names[0]))
 
-typedef struct hname {
-	const uint8_t *p;
-	size_t n;
-} hname;
-
-typedef struct hlist {
-	hname h[DIDSIG_MAX_H];
-	size_t n;
-	bool too_many, bad, has_from;
-} hlist;
+_Static_assert(DIDSIG_MAX_H == DKC_MAX_H, "h= lists share dkc_hlist");
 
 /* The header section of a message. */
 typedef struct header {
@@ -61,21 +55,6 @@ typedef struct header {
 } header;
 
 /* ---- small helpers ---- */
-
-static uint8_t lower(uint8_t c)
-{
-	return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
-}
-
-static bool mem_ieq(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
-{
-	if (an != bn)
-		return false;
-	for (size_t i = 0; i < an; i++)
-		if (lower(a[i]) != lower(b[i]))
-			return false;
-	return true;
-}
 
 static bool let_dig(uint8_t c)
 {
@@ -178,182 +157,36 @@ static bool same_domain(const char *a, size_t an, const char *b, size_t bn)
 static int header_read(const uint8_t *msg, size_t len, header *h,
 		       const char **error_r)
 {
-	mail_header_iter it;
-	mail_field f;
-
-	h->f = malloc(DIDSIG_MAX_FIELDS * sizeof(*h->f));
-	if (h->f == NULL)
-		abort();
-	h->nf = h->from_count = 0;
-	mail_header_iter_init(&it, msg, len);
-	while (mail_header_next(&it, &f) == 1) {
-		if (f.off + f.len > DKIM_MAX_HEADER) {
-			*error_r = "header section too large";
-			goto refuse;
-		}
-		if (h->nf == DIDSIG_MAX_FIELDS) {
-			*error_r = "too many header fields";
-			goto refuse;
-		}
-		if (mail_field_is(msg, &f, "from"))
-			h->from_count++;
-		h->f[h->nf++] = f;
+	if (dkc_fields_read(msg, len, DKIM_MAX_HEADER, DIDSIG_MAX_FIELDS,
+			    &h->f, &h->nf, &h->body_off, error_r) < 0) {
+		h->f = NULL;
+		return -1;
 	}
-	h->body_off = it.body_off;
+	h->from_count = 0;
+	for (size_t k = 0; k < h->nf; k++)
+		if (mail_field_is(msg, &h->f[k], "from"))
+			h->from_count++;
 	return 0;
-refuse:
-	free(h->f);
-	h->f = NULL;
-	return -1;
-}
-
-static bool field_named(const uint8_t *msg, const mail_field *f,
-			const hname *h)
-{
-	return !f->malformed &&
-	       mem_ieq(msg + f->off, f->name_len, h->p, h->n);
 }
 
 /* The signed hash: context, the h= fields, then the signature field sf
- * (in text sfmsg, tags parsed in tg, value ending at vend) with b='s
- * value cut out, using scratch (DIDSIG_FIELD_MAX bytes). */
-static void hash_input(const uint8_t *msg, const header *h, const hlist *hl,
-		       const uint8_t *sfmsg, const mail_field *sf,
-		       size_t vend, const dkim_tags *tg, uint8_t *scratch,
-		       uint8_t digest[32])
+ * (in text sfmsg, tags parsed in tg) with b='s value cut out, using
+ * scratch (DIDSIG_FIELD_MAX bytes). */
+static void hash_input(const uint8_t *msg, const header *h,
+		       const dkc_hlist *hl, const uint8_t *sfmsg,
+		       const mail_field *sf, const dkim_tags *tg,
+		       uint8_t *scratch, uint8_t digest[32])
 {
 	crypto_hash_sha256_state st;
 
 	crypto_hash_sha256_init(&st);
 	crypto_hash_sha256_update(&st, (const uint8_t *)CONTEXT, CONTEXT_LEN);
-	for (size_t j = 0; j < hl->n; j++) {
-		size_t used = 0;
-		for (size_t k = 0; k < j; k++)
-			if (mem_ieq(hl->h[k].p, hl->h[k].n, hl->h[j].p,
-				    hl->h[j].n))
-				used++;
-		for (size_t k = h->nf; k-- > 0;) {
-			if (!field_named(msg, &h->f[k], &hl->h[j]))
-				continue;
-			if (used-- == 0) {
-				dkim_canon_header_relaxed(msg, &h->f[k], true,
-							  sha_emit, &st);
-				break;
-			}
-		}
-		/* not found: nothing (over-signing) */
-	}
-	{
-		const dkim_tag *bt = dkim_tags_get(tg, "b");
-		size_t eq = sf->value_off + bt->name_off + bt->name_len;
-		while (sfmsg[eq] != '=')
-			eq++;
-		size_t cut = sf->value_off + bt->value_off + bt->value_len;
-		size_t a = eq + 1 - sf->off, b = vend - cut;
-		mail_field cf = *sf;
-		memcpy(scratch, sfmsg + sf->off, a);
-		memcpy(scratch + a, sfmsg + cut, b);
-		cf.off = 0;
-		cf.len = a + b;
-		cf.value_off = sf->value_off - sf->off;
-		dkim_canon_header_relaxed(scratch, &cf, false, sha_emit, &st);
-	}
+	dkc_hash_fields(msg, h->f, h->nf, hl, true, sha_emit, &st);
+	dkc_canon_without_b(sfmsg, sf, tg, true, scratch, sha_emit, &st);
 	crypto_hash_sha256_final(&st, digest);
-}
-
-static void body_hash(const uint8_t *msg, size_t len, size_t body_off,
-		      uint8_t digest[32])
-{
-	crypto_hash_sha256_state st;
-	crypto_hash_sha256_init(&st);
-	dkim_canon_body_relaxed(msg + body_off, len - body_off, sha_emit, &st);
-	crypto_hash_sha256_final(&st, digest);
-}
-
-/* ---- h= ---- */
-
-static int h_add(void *ctx, const uint8_t *p, size_t n)
-{
-	static const uint8_t from[] = "from";
-	hlist *l = ctx;
-	if (n == 0) {
-		l->bad = true;
-		return 1;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (p[i] < 33 || p[i] > 126 || p[i] == ':') {
-			l->bad = true;
-			return 1;
-		}
-	if (l->n == DIDSIG_MAX_H) {
-		l->too_many = true;
-		return 1;
-	}
-	if (mem_ieq(p, n, from, 4))
-		l->has_from = true;
-	l->h[l->n].p = p;
-	l->h[l->n].n = n;
-	l->n++;
-	return 0;
-}
-
-/* The field f's tag list: value from value_off to *vend_r (the final
- * line end excluded). */
-static int field_tags(const uint8_t *msg, const mail_field *f,
-		      dkim_tags *tg, size_t *vend_r, const char **error_r)
-{
-	size_t vend = f->off + f->len;
-	if (vend > f->value_off && msg[vend - 1] == '\n')
-		vend--;
-	if (vend > f->value_off && msg[vend - 1] == '\r')
-		vend--;
-	*vend_r = vend;
-	return dkim_tags_parse(msg + f->value_off, vend - f->value_off, tg,
-			       error_r);
 }
 
 /* ---- Signing ---- */
-
-typedef struct sigbuf {
-	char s[DIDSIG_FIELD_MAX + 1];
-	size_t n, col;
-	bool overflow;
-} sigbuf;
-
-static void sb_raw(sigbuf *b, const char *p, size_t n)
-{
-	if (b->overflow || b->n + n > DIDSIG_FIELD_MAX) {
-		b->overflow = true;
-		return;
-	}
-	memcpy(b->s + b->n, p, n);
-	b->n += n;
-	b->s[b->n] = '\0';
-	b->col += n;
-}
-
-/* Append tok, after a space (space) or not; fold first when the line
- * would pass 78 columns. */
-static void sb_tok(sigbuf *b, const char *tok, size_t n, bool space)
-{
-	if (b->col + (space ? 1 : 0) + n > 78 && b->col > 1) {
-		sb_raw(b, "\r\n ", 3);
-		b->col = 1;
-	} else if (space) {
-		sb_raw(b, " ", 1);
-	}
-	sb_raw(b, tok, n);
-}
-
-/* "NAME=VALUE;" as one token. */
-static void sb_tag(sigbuf *b, const char *name, const char *value)
-{
-	char tok[DIDSIG_DID_MAX + 16];
-	int n = snprintf(tok, sizeof(tok), "%s=%s;", name, value);
-	if (n < 0 || (size_t)n >= sizeof(tok))
-		abort(); /* the callers bound value */
-	sb_tok(b, tok, (size_t)n, true);
-}
 
 int didsig_sign(const uint8_t sign_sk[64], const char *sender_did,
 		const char *node_did, const uint8_t *msg, size_t len,
@@ -362,14 +195,13 @@ int didsig_sign(const uint8_t sign_sk[64], const char *sender_did,
 	size_t sl = strlen(sender_did), nl = strlen(node_did);
 	size_t counts[N_SIGNED] = {0};
 	header h;
-	hlist hl;
-	sigbuf *sb = NULL;
+	dkc_hlist hl;
+	dkc_fold *sb = NULL;
 	uint8_t digest[32], sig[64], *scratch = NULL;
-	char b64[B64_MAX], num[24];
+	char b64[B64_MAX];
 	dkim_tags *tg = NULL;
 	mail_header_iter it;
 	mail_field sf;
-	size_t vend;
 	int rc = -1;
 
 	if (sodium_init() < 0)
@@ -406,35 +238,22 @@ int didsig_sign(const uint8_t sign_sk[64], const char *sender_did,
 		}
 	}
 
-	sb = calloc(1, sizeof(*sb));
-	if (sb == NULL)
-		abort();
-	sb_raw(sb, DIDSIG_FIELD_NAME ":", sizeof(DIDSIG_FIELD_NAME));
-	sb_tag(sb, "v", "1");
-	sb_tag(sb, "a", "ed25519-sha256");
-	sb_tag(sb, "d", sender_did);
-	sb_tag(sb, "n", node_did);
-	{
-		int m = snprintf(num, sizeof(num), "%llu",
-				 (unsigned long long)t);
-		if (m < 0 || (size_t)m >= sizeof(num))
-			abort();
-	}
-	sb_tag(sb, "t", num);
-	for (size_t j = 0; j < hl.n; j++) {
-		char tok[32];
-		int m = snprintf(tok, sizeof(tok), "%s%s%s", j == 0 ? "h=" : "",
-				 (const char *)hl.h[j].p,
-				 j + 1 == hl.n ? ";" : ":");
-		if (m < 0 || (size_t)m >= sizeof(tok))
-			abort();
-		sb_tok(sb, tok, (size_t)m, j == 0);
-	}
-	body_hash(msg, len, h.body_off, digest);
+	sb = dkc_fold_create(DIDSIG_FIELD_MAX);
+	dkc_fold_raw(sb, DIDSIG_FIELD_NAME ":", sizeof(DIDSIG_FIELD_NAME));
+	dkc_fold_str(sb, "v=1;", true);
+	dkc_fold_str(sb, "a=ed25519-sha256;", true);
+	dkc_fold_fmt(sb, true, "d=%s;", sender_did);
+	dkc_fold_fmt(sb, true, "n=%s;", node_did);
+	dkc_fold_fmt(sb, true, "t=%llu;", (unsigned long long)t);
+	for (size_t j = 0; j < hl.n; j++)
+		dkc_fold_fmt(sb, j == 0, "%s%s%s", j == 0 ? "h=" : "",
+			     (const char *)hl.h[j].p, j + 1 == hl.n ? ";" : ":");
+	dkc_body_digest(msg + h.body_off, len - h.body_off, true, false, 0,
+			digest, NULL);
 	sodium_bin2base64(b64, sizeof(b64), digest, 32,
 			  sodium_base64_VARIANT_ORIGINAL);
-	sb_tag(sb, "bh", b64);
-	sb_tok(sb, "b=", 2, true);
+	dkc_fold_fmt(sb, true, "bh=%s;", b64);
+	dkc_fold_str(sb, "b=", true);
 	if (sb->overflow) {
 		*error_r = "AMP-DID-Signature field too long";
 		goto out;
@@ -447,29 +266,17 @@ int didsig_sign(const uint8_t sign_sk[64], const char *sender_did,
 		abort();
 	mail_header_iter_init(&it, (const uint8_t *)sb->s, sb->n);
 	if (mail_header_next(&it, &sf) != 1 || sf.malformed ||
-	    sf.len != sb->n || field_tags((const uint8_t *)sb->s, &sf, tg,
-					  &vend, error_r) < 0)
+	    sf.len != sb->n ||
+	    dkc_field_tags((const uint8_t *)sb->s, &sf, tg, error_r) < 0)
 		abort(); /* we wrote it: a bug */
-	hash_input(msg, &h, &hl, (const uint8_t *)sb->s, &sf, vend, tg,
-		   scratch, digest);
+	hash_input(msg, &h, &hl, (const uint8_t *)sb->s, &sf, tg, scratch,
+		   digest);
 	if (crypto_sign_detached(sig, NULL, digest, 32, sign_sk) != 0)
 		abort();
 	sodium_bin2base64(b64, sizeof(b64), sig, 64,
 			  sodium_base64_VARIANT_ORIGINAL);
-	/* b=: fill each line to 78 columns (FWS inside b= is ignored). */
-	for (size_t off = 0, blen = strlen(b64); off < blen;) {
-		size_t room = sb->col < 78 ? 78 - sb->col : 0;
-		if (room == 0) {
-			sb_raw(sb, "\r\n ", 3);
-			sb->col = 1;
-			continue;
-		}
-		if (room > blen - off)
-			room = blen - off;
-		sb_raw(sb, b64 + off, room);
-		off += room;
-	}
-	sb_raw(sb, "\r\n", 2);
+	dkc_fold_b64(sb, b64);
+	dkc_fold_raw(sb, "\r\n", 2);
 	if (sb->overflow) {
 		*error_r = "AMP-DID-Signature field too long";
 		goto out;
@@ -482,7 +289,7 @@ int didsig_sign(const uint8_t sign_sk[64], const char *sender_did,
 out:
 	free(scratch);
 	free(tg);
-	free(sb);
+	dkc_fold_destroy(&sb);
 	free(h.f);
 	return rc;
 }
@@ -496,35 +303,12 @@ static void decide(didsig_sig *sig, didsig_status st, const char *why)
 	sig->need_key = false;
 }
 
-/* Decimal, 1..18 digits. */
-static bool parse_num(const dkim_tags *tg, const dkim_tag *t, uint64_t *v_r)
-{
-	const uint8_t *p = tg->text + t->value_off;
-	uint64_t v = 0;
-	if (t->value_len == 0 || t->value_len > 18)
-		return false;
-	for (size_t i = 0; i < t->value_len; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return false;
-		v = v * 10 + (uint64_t)(p[i] - '0');
-	}
-	*v_r = v;
-	return true;
-}
-
 /* base64 tag value (FWS removed) decoded to exactly want bytes. */
 static bool b64_tag(const dkim_tags *tg, const dkim_tag *t, uint8_t *out,
 		    size_t want)
 {
-	char s[B64_MAX];
-	const char *end = NULL;
-	size_t n = dkim_tag_value_nows(tg, t, s, sizeof(s)), got = 0;
-	if (n == 0 || n >= sizeof(s))
-		return false;
-	if (sodium_base642bin(out, want, s, n, NULL, &got, &end,
-			      sodium_base64_VARIANT_ORIGINAL) != 0)
-		return false;
-	return end == s + n && got == want;
+	size_t got = 0;
+	return dkc_b64_tag(tg, t, out, want, &got) && got == want;
 }
 
 /* A DID tag into out (empty if absent or not canonical). */
@@ -551,16 +335,15 @@ static void check_sig(const uint8_t *msg, size_t len, const header *h,
 		"no t= tag", "no h= tag", "no bh= tag", "no b= tag",
 	};
 	const char *err;
-	hlist hl;
+	dkc_hlist hl;
 	uint8_t bh[32], digest[32];
-	size_t vend;
 	bool d_ok, n_ok;
 
 	sig->need_key = false;
 	if (f->len > DIDSIG_FIELD_MAX)
 		return decide(sig, DIDSIG_PERMERROR,
 			      "AMP-DID-Signature field too long");
-	if (field_tags(msg, f, tg, &vend, &err) < 0)
+	if (dkc_field_tags(msg, f, tg, &err) < 0)
 		return decide(sig, DIDSIG_PERMERROR, err);
 	/* The DIDs first, so that even a refused field names them. */
 	d_ok = did_tag(tg, "d", sig->sender);
@@ -576,10 +359,11 @@ static void check_sig(const uint8_t *msg, size_t len, const header *h,
 		return decide(sig, DIDSIG_PERMERROR, "d= is not a canonical DID");
 	if (!n_ok)
 		return decide(sig, DIDSIG_PERMERROR, "n= is not a canonical DID");
-	if (!parse_num(tg, dkim_tags_get(tg, "t"), &sig->t))
+	if (!dkc_parse_num(tg, dkim_tags_get(tg, "t"), &sig->t))
 		return decide(sig, DIDSIG_PERMERROR, "bad t= value");
 	memset(&hl, 0, sizeof(hl));
-	if (dkim_tag_value_split(tg, dkim_tags_get(tg, "h"), h_add, &hl) != 0)
+	if (dkim_tag_value_split(tg, dkim_tags_get(tg, "h"), dkc_hlist_add,
+				 &hl) != 0)
 		return decide(sig, DIDSIG_PERMERROR,
 			      hl.too_many ? "too many names in h="
 					  : "bad h= value");
@@ -594,10 +378,11 @@ static void check_sig(const uint8_t *msg, size_t len, const header *h,
 			 strlen(sig->node)))
 		return decide(sig, DIDSIG_FAIL,
 			      "d= is not of the signing node's domain");
-	body_hash(msg, len, h->body_off, digest);
+	dkc_body_digest(msg + h->body_off, len - h->body_off, true, false, 0,
+			digest, NULL);
 	if (sodium_memcmp(digest, bh, 32) != 0)
 		return decide(sig, DIDSIG_FAIL, "body hash mismatch");
-	hash_input(msg, h, &hl, msg, f, vend, tg, scratch, sig->hdr_digest);
+	hash_input(msg, h, &hl, msg, f, tg, scratch, sig->hdr_digest);
 	sig->need_key = true;
 	sig->result.status = DIDSIG_PENDING;
 	sig->result.reason = "waiting for the node's key";

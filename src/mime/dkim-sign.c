@@ -4,7 +4,8 @@
  * ed25519-sha256 signatures through GnuTLS, key generation.
  *
  * The canonical forms are never stored: they go through a 4 KiB buffer
- * into a streaming SHA-256 (hash_emit).  The header section is walked
+ * into a streaming SHA-256 (dkc_hash_emit; the field is written with
+ * dkim-common.h's dkc_fold, shared with ARC and the AMP-DID-Signature).  The header section is walked
  * with mail-header.h's iterator, once to count the signed fields and once
  * per h= entry to find its instance (h= has at most 12 + DKIM_MAX_FROM + 1
  * entries, the header section at most DKIM_MAX_HEADER bytes).
@@ -18,6 +19,8 @@
  * dkim_keygen is wiped when GnuTLS's copy is freed and by dkim_pem_free.
  */
 #include "dkim-sign.h"
+
+#include "dkim-common.h"
 
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
@@ -69,13 +72,6 @@ static void ob_put(outbuf *o, uint8_t c)
 	if (o->n == sizeof(o->b))
 		ob_flush(o);
 	o->b[o->n++] = c;
-}
-
-static void hash_emit(void *ctx, const uint8_t *p, size_t n)
-{
-	/* gnutls_hash fails only on a bad handle: a bug */
-	if (gnutls_hash((gnutls_hash_hd_t)ctx, p, n) < 0)
-		abort();
 }
 
 /* ---- Canonicalisation ---- */
@@ -297,20 +293,6 @@ static bool find_field(const uint8_t *msg, size_t len, const char *name,
 	return false;
 }
 
-static bool ascii_ieq(const char *a, const char *b)
-{
-	for (; *a != '\0' && *b != '\0'; a++, b++) {
-		char x = *a, y = *b;
-		if (x >= 'A' && x <= 'Z')
-			x = (char)(x + 32);
-		if (y >= 'A' && y <= 'Z')
-			y = (char)(y + 32);
-		if (x != y)
-			return false;
-	}
-	return *a == *b;
-}
-
 /* SHA-256 of the canonical header data: the h= fields (bottom-most
  * unused instance first, RFC 6376 §5.4.2) then sig_field without its
  * final CRLF. */
@@ -335,7 +317,8 @@ static int header_hash(const uint8_t *msg, size_t len,
 		mail_header_iter it;
 
 		for (size_t i = 0; i < j; i++)
-			if (ascii_ieq(h[i], h[j]))
+			if (dkc_mem_ieq((const uint8_t *)h[i], strlen(h[i]),
+					h[j]))
 				u++;
 		mail_header_iter_init(&it, msg, len);
 		while (mail_header_next(&it, &f) == 1) {
@@ -351,22 +334,14 @@ static int header_hash(const uint8_t *msg, size_t len,
 			continue; /* a null string: over-signing */
 		if (!find_field(msg, len, h[j], count - 1 - u, &f))
 			abort();
-		dkim_canon_header_relaxed(msg, &f, true, hash_emit, hd);
+		dkim_canon_header_relaxed(msg, &f, true, dkc_hash_emit, hd);
 	}
 
 	/* The signature field itself, through the same canonicalisation. */
-	{
-		const uint8_t *s = (const uint8_t *)sig_field;
-		size_t slen = strlen(sig_field);
-		mail_header_iter it;
-		mail_header_iter_init(&it, s, slen);
-		if (mail_header_next(&it, &f) != 1 || f.malformed ||
-		    f.off + f.len != slen) {
-			gnutls_hash_deinit(hd, NULL);
-			*error_r = "bad DKIM-Signature field text";
-			return -1;
-		}
-		dkim_canon_header_relaxed(s, &f, false, hash_emit, hd);
+	if (dkc_canon_text(sig_field, false, dkc_hash_emit, hd) < 0) {
+		gnutls_hash_deinit(hd, NULL);
+		*error_r = "bad DKIM-Signature field text";
+		return -1;
 	}
 	gnutls_hash_deinit(hd, digest);
 	return 0;
@@ -385,7 +360,8 @@ int dkim_body_hash(const uint8_t *msg, size_t len, char bh_r[DKIM_BH_SIZE],
 		*error_r = "SHA-256 unavailable";
 		return -1;
 	}
-	dkim_canon_body_relaxed(msg + body_off, len - body_off, hash_emit, hd);
+	dkim_canon_body_relaxed(msg + body_off, len - body_off, dkc_hash_emit,
+				hd);
 	gnutls_hash_deinit(hd, digest);
 	sodium_bin2base64(bh_r, DKIM_BH_SIZE, digest, sizeof(digest),
 			  sodium_base64_VARIANT_ORIGINAL);
@@ -496,48 +472,15 @@ int dkim_sign_raw(const dkim_key *k, const uint8_t *msg, size_t len,
 
 /* ---- The DKIM-Signature field, folded ---- */
 
-typedef struct sigbuf {
-	char s[SIG_MAX];
-	size_t n, col;
-	bool overflow;
-} sigbuf;
-
-static void sb_raw(sigbuf *b, const char *p, size_t n)
-{
-	if (b->n + n >= sizeof(b->s)) {
-		b->overflow = true;
-		return;
-	}
-	memcpy(b->s + b->n, p, n);
-	b->n += n;
-	b->s[b->n] = '\0';
-	b->col += n;
-}
-
-/* Append tok, after a space (space) or not; fold first if the line would
- * pass 78 columns. */
-static void sb_tok(sigbuf *b, const char *tok, bool space)
-{
-	size_t n = strlen(tok);
-	if (b->col + (space ? 1 : 0) + n > 78 && b->col > 1) {
-		sb_raw(b, "\r\n ", 3);
-		b->col = 1;
-	} else if (space) {
-		sb_raw(b, " ", 1);
-	}
-	sb_raw(b, tok, n);
-}
-
 int dkim_sign(const dkim_key *k, const char *domain, const char *selector,
 	      const uint8_t *msg, size_t len, uint64_t t, char **header_r,
 	      const char **error_r)
 {
 	size_t counts[N_SIGNED], body_off, h_count = 0;
 	const char *h[MAX_H];
-	char bh[DKIM_BH_SIZE], tok[300];
+	char bh[DKIM_BH_SIZE];
 	char *b = NULL;
-	sigbuf *sb;
-	int n;
+	dkc_fold *sb;
 
 	if (!dkim_name_ok(domain) || !dkim_name_ok(selector)) {
 		*error_r = "bad DKIM domain or selector";
@@ -561,70 +504,39 @@ int dkim_sign(const dkim_key *k, const char *domain, const char *selector,
 	if (dkim_body_hash(msg, len, bh, error_r) < 0)
 		return -1;
 
-	sb = calloc(1, sizeof(*sb));
-	if (sb == NULL)
-		abort();
-	sb_raw(sb, "DKIM-Signature:", 15);
-	sb_tok(sb, "v=1;", true);
-	sb_tok(sb, k->alg == DKIM_RSA2048 ? "a=rsa-sha256;"
-					 : "a=ed25519-sha256;", true);
-	sb_tok(sb, "c=relaxed/relaxed;", true);
-	n = snprintf(tok, sizeof(tok), "d=%s;", domain);
-	if (n < 0 || (size_t)n >= sizeof(tok))
-		abort(); /* dkim_name_ok bounds it */
-	sb_tok(sb, tok, true);
-	n = snprintf(tok, sizeof(tok), "s=%s;", selector);
-	if (n < 0 || (size_t)n >= sizeof(tok))
-		abort();
-	sb_tok(sb, tok, true);
-	n = snprintf(tok, sizeof(tok), "t=%llu;", (unsigned long long)t);
-	if (n < 0 || (size_t)n >= sizeof(tok))
-		abort();
-	sb_tok(sb, tok, true);
-	for (size_t j = 0; j < h_count; j++) {
-		n = snprintf(tok, sizeof(tok), "%s%s%s", j == 0 ? "h=" : "",
-			     h[j], j + 1 == h_count ? ";" : ":");
-		if (n < 0 || (size_t)n >= sizeof(tok))
-			abort();
-		sb_tok(sb, tok, j == 0);
-	}
-	n = snprintf(tok, sizeof(tok), "bh=%s;", bh);
-	if (n < 0 || (size_t)n >= sizeof(tok))
-		abort();
-	sb_tok(sb, tok, true);
-	sb_tok(sb, "b=", true);
+	sb = dkc_fold_create(SIG_MAX - 1);
+	dkc_fold_raw(sb, "DKIM-Signature:", 15);
+	dkc_fold_str(sb, "v=1;", true);
+	dkc_fold_str(sb, k->alg == DKIM_RSA2048 ? "a=rsa-sha256;"
+						 : "a=ed25519-sha256;", true);
+	dkc_fold_str(sb, "c=relaxed/relaxed;", true);
+	dkc_fold_fmt(sb, true, "d=%s;", domain); /* dkim_name_ok bounds it */
+	dkc_fold_fmt(sb, true, "s=%s;", selector);
+	dkc_fold_fmt(sb, true, "t=%llu;", (unsigned long long)t);
+	for (size_t j = 0; j < h_count; j++)
+		dkc_fold_fmt(sb, j == 0, "%s%s%s", j == 0 ? "h=" : "", h[j],
+			     j + 1 == h_count ? ";" : ":");
+	dkc_fold_fmt(sb, true, "bh=%s;", bh);
+	dkc_fold_str(sb, "b=", true);
 	if (sb->overflow) {
-		free(sb);
+		dkc_fold_destroy(&sb);
 		*error_r = "DKIM-Signature field too long";
 		return -1;
 	}
 	if (dkim_sign_raw(k, msg, len, h, h_count, sb->s, &b, error_r) < 0) {
-		free(sb);
+		dkc_fold_destroy(&sb);
 		return -1;
 	}
-	/* b= value: fill each line to 78 columns; FWS inside b= is ignored
-	 * by verifiers (RFC 6376 §3.5). */
-	for (size_t off = 0, blen = strlen(b); off < blen;) {
-		size_t room = sb->col < 78 ? 78 - sb->col : 0;
-		if (room == 0) {
-			sb_raw(sb, "\r\n ", 3);
-			sb->col = 1;
-			continue;
-		}
-		if (room > blen - off)
-			room = blen - off;
-		sb_raw(sb, b + off, room);
-		off += room;
-	}
-	sb_raw(sb, "\r\n", 2);
+	dkc_fold_b64(sb, b);
+	dkc_fold_raw(sb, "\r\n", 2);
 	free(b);
 	if (sb->overflow) {
-		free(sb);
+		dkc_fold_destroy(&sb);
 		*error_r = "DKIM-Signature field too long";
 		return -1;
 	}
 	*header_r = strdup(sb->s);
-	free(sb);
+	dkc_fold_destroy(&sb);
 	if (*header_r == NULL)
 		abort();
 	return 0;

@@ -19,6 +19,7 @@
  */
 #include "dkim-verify.h"
 
+#include "dkim-common.h"
 #include "dkim-sign.h"
 #include "dkim-tags.h"
 #include "mail-header.h"
@@ -33,12 +34,6 @@
 
 #define P_B64_MAX 2048  /* base64 of an 8192-bit SubjectPublicKeyInfo */
 #define P_DER_MAX 1536
-#define B_B64_MAX 1024  /* base64 of DKIM_VERIFY_B_MAX bytes, padded */
-
-typedef struct hname {
-	const uint8_t *p;
-	size_t n;
-} hname;
 
 /* What prepare learns of one field; then check_sig's working state. */
 typedef struct sigctx {
@@ -50,39 +45,6 @@ typedef struct sigctx {
 	uint8_t *scratch; /* DKIM_VERIFY_SIG_MAX bytes */
 	uint64_t now;
 } sigctx;
-
-static uint8_t lower(uint8_t c)
-{
-	return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
-}
-
-static bool mem_ieq(const uint8_t *a, size_t an, const char *b)
-{
-	size_t bn = strlen(b);
-	if (an != bn)
-		return false;
-	for (size_t i = 0; i < an; i++)
-		if (lower(a[i]) != lower((uint8_t)b[i]))
-			return false;
-	return true;
-}
-
-static bool mem_ieq2(const uint8_t *a, size_t an, const uint8_t *b,
-		     size_t bn)
-{
-	if (an != bn)
-		return false;
-	for (size_t i = 0; i < an; i++)
-		if (lower(a[i]) != lower(b[i]))
-			return false;
-	return true;
-}
-
-static void hash_emit(void *ctx, const uint8_t *p, size_t n)
-{
-	if (gnutls_hash((gnutls_hash_hd_t)ctx, p, n) < 0)
-		abort(); /* only on a bad handle: a bug */
-}
 
 /* Final status and reason; the flags already set stay. */
 static void decide(dkim_verify_sig *sig, dkim_status st, const char *why)
@@ -113,90 +75,7 @@ const char *dkim_status_name(dkim_status st)
 	return "?";
 }
 
-/* A domain or selector: labels of [A-Za-z0-9_-], 1..63 bytes, 1..253 in
- * all, no empty label (so no leading, trailing or double dot). */
-static bool dname_ok(const uint8_t *p, size_t n)
-{
-	size_t label = 0;
-	if (n == 0 || n > DKIM_VERIFY_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		uint8_t c = p[i];
-		if (c == '.') {
-			if (label == 0)
-				return false;
-			label = 0;
-			continue;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '-' || c == '_'))
-			return false;
-		if (++label > 63)
-			return false;
-	}
-	return label > 0;
-}
-
-/* Decimal, 1..18 digits. */
-static bool parse_num(const dkim_tags *tg, const dkim_tag *t, uint64_t *v_r)
-{
-	const uint8_t *p = tg->text + t->value_off;
-	uint64_t v = 0;
-	if (t->value_len == 0 || t->value_len > 18)
-		return false;
-	for (size_t i = 0; i < t->value_len; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return false;
-		v = v * 10 + (uint64_t)(p[i] - '0');
-	}
-	*v_r = v;
-	return true;
-}
-
-/* base64 (FWS already removed) decoded exactly into out. */
-static bool b64_decode(const char *s, size_t n, uint8_t *out, size_t max,
-		       size_t *len_r)
-{
-	const char *end = NULL;
-	if (n == 0)
-		return false;
-	if (sodium_base642bin(out, max, s, n, NULL, len_r, &end,
-			      sodium_base64_VARIANT_ORIGINAL) != 0)
-		return false;
-	return end == s + n;
-}
-
 /* ---- h= and q= lists ---- */
-
-typedef struct hlist {
-	hname h[DKIM_VERIFY_MAX_H];
-	size_t n;
-	bool too_many, bad, has_from;
-} hlist;
-
-static int h_add(void *ctx, const uint8_t *p, size_t n)
-{
-	hlist *l = ctx;
-	if (n == 0) {
-		l->bad = true;
-		return 1;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (p[i] < 33 || p[i] > 126 || p[i] == ':') {
-			l->bad = true;
-			return 1;
-		}
-	if (l->n == DKIM_VERIFY_MAX_H) {
-		l->too_many = true;
-		return 1;
-	}
-	if (mem_ieq(p, n, "from"))
-		l->has_from = true;
-	l->h[l->n].p = p;
-	l->h[l->n].n = n;
-	l->n++;
-	return 0;
-}
 
 typedef struct want {
 	const char *a, *b; /* either matches (b may be NULL) */
@@ -207,8 +86,8 @@ typedef struct want {
 static int want_fn(void *ctx, const uint8_t *p, size_t n)
 {
 	want *w = ctx;
-	if (w->icase ? (mem_ieq(p, n, w->a) ||
-			(w->b != NULL && mem_ieq(p, n, w->b)))
+	if (w->icase ? (dkc_mem_ieq(p, n, w->a) ||
+			(w->b != NULL && dkc_mem_ieq(p, n, w->b)))
 		     : ((n == strlen(w->a) && memcmp(p, w->a, n) == 0) ||
 			(w->b != NULL && n == strlen(w->b) &&
 			 memcmp(p, w->b, n) == 0)))
@@ -225,45 +104,7 @@ static bool list_has(const dkim_tags *tg, const dkim_tag *t, const char *a,
 	return w.found;
 }
 
-/* ---- Body hash ---- */
-
-typedef struct bodyemit {
-	gnutls_hash_hd_t hd;
-	bool limited;
-	uint64_t limit; /* bytes still to hash when limited */
-	uint64_t total; /* canonical body bytes seen */
-} bodyemit;
-
-static void body_emit(void *ctx, const uint8_t *p, size_t n)
-{
-	bodyemit *b = ctx;
-	size_t take = n;
-	b->total += n;
-	if (b->limited) {
-		if (take > b->limit)
-			take = (size_t)b->limit;
-		b->limit -= take;
-	}
-	if (take > 0)
-		hash_emit(b->hd, p, take);
-}
-
 /* ---- One signature ---- */
-
-static void canon_header(bool relaxed, const uint8_t *msg,
-			 const mail_field *f, bool crlf, gnutls_hash_hd_t hd)
-{
-	if (relaxed)
-		dkim_canon_header_relaxed(msg, f, crlf, hash_emit, hd);
-	else
-		dkim_canon_header_simple(msg, f, crlf, hash_emit, hd);
-}
-
-static bool field_named(const uint8_t *msg, const mail_field *f,
-			const hname *h)
-{
-	return !f->malformed && mem_ieq2(msg + f->off, f->name_len, h->p, h->n);
-}
 
 /* Check the field fi and compute its hashes; sets sig->result (decided)
  * or leaves need_key set. */
@@ -271,38 +112,31 @@ static void check_sig(const sigctx *c, const mail_field *f,
 		      dkim_verify_sig *sig)
 {
 	const uint8_t *msg = c->msg;
-	size_t vend = f->off + f->len;
 	dkim_tags tg;
 	const char *err;
 	const dkim_tag *t;
 	bool hrelaxed = false, brelaxed = false;
 	uint64_t tv = 0, xv = 0, lv = 0;
 	bool has_t = false, has_x = false, has_l = false;
-	hlist hl;
-	char b64[B_B64_MAX];
+	dkc_hlist hl;
 	uint8_t bh[64];
-	size_t bh_len, n;
+	size_t bh_len;
 
 	sig->need_key = false;
 	if (f->len > DKIM_VERIFY_SIG_MAX)
 		return decide(sig, DKIM_PERMERROR,
 			      "DKIM-Signature field too long");
-	if (vend > f->value_off && msg[vend - 1] == '\n')
-		vend--;
-	if (vend > f->value_off && msg[vend - 1] == '\r')
-		vend--;
-	if (dkim_tags_parse(msg + f->value_off, vend - f->value_off, &tg,
-			    &err) < 0)
+	if (dkc_field_tags(msg, f, &tg, &err) < 0)
 		return decide(sig, DKIM_PERMERROR, err);
 
 	/* d= and s= first, so that even a refused signature names them. */
 	t = dkim_tags_get(&tg, "d");
-	if (t != NULL && dname_ok(tg.text + t->value_off, t->value_len)) {
+	if (t != NULL && dkc_dname_ok(tg.text + t->value_off, t->value_len)) {
 		memcpy(sig->d, tg.text + t->value_off, t->value_len);
 		sig->d[t->value_len] = '\0';
 	}
 	t = dkim_tags_get(&tg, "s");
-	if (t != NULL && dname_ok(tg.text + t->value_off, t->value_len)) {
+	if (t != NULL && dkc_dname_ok(tg.text + t->value_off, t->value_len)) {
 		memcpy(sig->s, tg.text + t->value_off, t->value_len);
 		sig->s[t->value_len] = '\0';
 	}
@@ -346,23 +180,8 @@ static void check_sig(const sigctx *c, const mail_field *f,
 	}
 
 	t = dkim_tags_get(&tg, "c");
-	if (t != NULL) {
-		const uint8_t *p = tg.text + t->value_off;
-		const uint8_t *sl = memchr(p, '/', t->value_len);
-		size_t hn = sl != NULL ? (size_t)(sl - p) : t->value_len;
-		if (hn == 7 && memcmp(p, "relaxed", 7) == 0)
-			hrelaxed = true;
-		else if (!(hn == 6 && memcmp(p, "simple", 6) == 0))
-			return decide(sig, DKIM_PERMERROR, "bad c= value");
-		if (sl != NULL) {
-			size_t bn = t->value_len - hn - 1;
-			if (bn == 7 && memcmp(sl + 1, "relaxed", 7) == 0)
-				brelaxed = true;
-			else if (!(bn == 6 && memcmp(sl + 1, "simple", 6) == 0))
-				return decide(sig, DKIM_PERMERROR,
-					      "bad c= value");
-		}
-	}
+	if (t != NULL && !dkc_parse_c(&tg, t, &hrelaxed, &brelaxed))
+		return decide(sig, DKIM_PERMERROR, "bad c= value");
 	t = dkim_tags_get(&tg, "q");
 	if (t != NULL && !list_has(&tg, t, "dns/txt", NULL, false))
 		return decide(sig, DKIM_PERMERROR, "q= does not list dns/txt");
@@ -378,11 +197,11 @@ static void check_sig(const sigctx *c, const mail_field *f,
 			return decide(sig, DKIM_PERMERROR, "i= has no '@'");
 		const uint8_t *dom = p + at;
 		size_t dn = t->value_len - at, dl = strlen(sig->d);
-		if (!dname_ok(dom, dn))
+		if (!dkc_dname_ok(dom, dn))
 			return decide(sig, DKIM_PERMERROR, "bad i= domain");
-		if (!(mem_ieq(dom, dn, sig->d) ||
+		if (!(dkc_mem_ieq(dom, dn, sig->d) ||
 		      (dn > dl + 1 && dom[dn - dl - 1] == '.' &&
-		       mem_ieq(dom + dn - dl, dl, sig->d))))
+		       dkc_mem_ieq(dom + dn - dl, dl, sig->d))))
 			return decide(sig, DKIM_PERMERROR,
 				      "i= domain is not d= or under it");
 		memcpy(sig->i_domain, dom, dn);
@@ -392,17 +211,17 @@ static void check_sig(const sigctx *c, const mail_field *f,
 	}
 
 	if ((t = dkim_tags_get(&tg, "t")) != NULL) {
-		if (!parse_num(&tg, t, &tv))
+		if (!dkc_parse_num(&tg, t, &tv))
 			return decide(sig, DKIM_PERMERROR, "bad t= value");
 		has_t = true;
 	}
 	if ((t = dkim_tags_get(&tg, "x")) != NULL) {
-		if (!parse_num(&tg, t, &xv))
+		if (!dkc_parse_num(&tg, t, &xv))
 			return decide(sig, DKIM_PERMERROR, "bad x= value");
 		has_x = true;
 	}
 	if ((t = dkim_tags_get(&tg, "l")) != NULL) {
-		if (!parse_num(&tg, t, &lv))
+		if (!dkc_parse_num(&tg, t, &lv))
 			return decide(sig, DKIM_PERMERROR, "bad l= value");
 		has_l = true;
 	}
@@ -411,7 +230,7 @@ static void check_sig(const sigctx *c, const mail_field *f,
 
 	memset(&hl, 0, sizeof(hl));
 	t = dkim_tags_get(&tg, "h");
-	if (dkim_tag_value_split(&tg, t, h_add, &hl) != 0) {
+	if (dkim_tag_value_split(&tg, t, dkc_hlist_add, &hl) != 0) {
 		if (hl.too_many)
 			return decide(sig, DKIM_PERMERROR,
 				      "too many names in h=");
@@ -420,15 +239,11 @@ static void check_sig(const sigctx *c, const mail_field *f,
 	if (!hl.has_from)
 		return decide(sig, DKIM_PERMERROR, "h= does not list from");
 
-	t = dkim_tags_get(&tg, "bh");
-	n = dkim_tag_value_nows(&tg, t, b64, sizeof(b64));
-	if (n >= sizeof(b64) || !b64_decode(b64, n, bh, sizeof(bh), &bh_len) ||
-	    bh_len != 32)
+	if (!dkc_b64_tag(&tg, dkim_tags_get(&tg, "bh"), bh, sizeof(bh),
+			 &bh_len) || bh_len != 32)
 		return decide(sig, DKIM_PERMERROR, "bad bh= value");
-	t = dkim_tags_get(&tg, "b");
-	n = dkim_tag_value_nows(&tg, t, b64, sizeof(b64));
-	if (n >= sizeof(b64) ||
-	    !b64_decode(b64, n, sig->b, sizeof(sig->b), &sig->b_len))
+	if (!dkc_b64_tag(&tg, dkim_tags_get(&tg, "b"), sig->b, sizeof(sig->b),
+			 &sig->b_len))
 		return decide(sig, DKIM_PERMERROR, "bad b= value");
 	if (sig->alg == DKIM_VERIFY_ED25519_SHA256 && sig->b_len != 64)
 		return decide(sig, DKIM_PERMERROR,
@@ -439,65 +254,26 @@ static void check_sig(const sigctx *c, const mail_field *f,
 
 	/* The body hash. */
 	{
-		bodyemit be = {.limited = has_l, .limit = lv, .total = 0};
 		uint8_t digest[32];
-		if (gnutls_hash_init(&be.hd, GNUTLS_DIG_SHA256) < 0)
-			abort();
-		if (brelaxed)
-			dkim_canon_body_relaxed(msg + c->body_off,
-						c->len - c->body_off,
-						body_emit, &be);
-		else
-			dkim_canon_body_simple(msg + c->body_off,
-					       c->len - c->body_off,
-					       body_emit, &be);
-		gnutls_hash_deinit(be.hd, digest);
-		if (has_l && lv > be.total)
+		uint64_t total;
+		dkc_body_digest(msg + c->body_off, c->len - c->body_off,
+				brelaxed, has_l, lv, digest, &total);
+		if (has_l && lv > total)
 			return decide(sig, DKIM_FAIL,
 				      "l= is longer than the body");
 		if (sodium_memcmp(digest, bh, 32) != 0)
 			return decide(sig, DKIM_FAIL, "body hash mismatch");
-		sig->result.partial = has_l && lv < be.total;
+		sig->result.partial = has_l && lv < total;
 	}
 
-	/* The header hash. */
+	/* The header hash: the h= fields, then this field with b='s value
+	 * removed. */
 	{
-		gnutls_hash_hd_t hd;
-		if (gnutls_hash_init(&hd, GNUTLS_DIG_SHA256) < 0)
-			abort();
-		for (size_t j = 0; j < hl.n; j++) {
-			size_t used = 0;
-			for (size_t k = 0; k < j; k++)
-				if (mem_ieq2(hl.h[k].p, hl.h[k].n, hl.h[j].p,
-					     hl.h[j].n))
-					used++;
-			for (size_t k = c->nf; k-- > 0;) {
-				if (!field_named(msg, &c->fields[k], &hl.h[j]))
-					continue;
-				if (used-- == 0) {
-					canon_header(hrelaxed, msg,
-						     &c->fields[k], true, hd);
-					break;
-				}
-			}
-			/* not found: the null string, nothing hashed */
-		}
-		/* This field with b='s value removed (dkimpy's reading of
-		 * §3.5: the blanks before the value and inside it go, those
-		 * after it stay). */
-		const dkim_tag *bt = dkim_tags_get(&tg, "b");
-		size_t eq = f->value_off + bt->name_off + bt->name_len;
-		while (msg[eq] != '=')
-			eq++;
-		size_t cut = f->value_off + bt->value_off + bt->value_len;
-		size_t a = eq + 1 - f->off, b = vend - cut;
-		memcpy(c->scratch, msg + f->off, a);
-		memcpy(c->scratch + a, msg + cut, b);
-		mail_field sf = *f;
-		sf.off = 0;
-		sf.len = a + b;
-		sf.value_off = f->value_off - f->off;
-		canon_header(hrelaxed, c->scratch, &sf, false, hd);
+		gnutls_hash_hd_t hd = dkc_hash_new();
+		dkc_hash_fields(msg, c->fields, c->nf, &hl, hrelaxed,
+				dkc_hash_emit, hd);
+		dkc_canon_without_b(msg, f, &tg, hrelaxed, c->scratch,
+				    dkc_hash_emit, hd);
 		gnutls_hash_deinit(hd, sig->hdr_digest);
 	}
 	sig->need_key = true;
@@ -510,10 +286,8 @@ int dkim_verify_prepare(const uint8_t *msg, size_t len,
 			dkim_verify_set **set_r, const char **error_r)
 {
 	size_t max_sigs = limits->max_sigs, max_header = limits->max_header;
-	mail_header_iter it;
-	mail_field f;
 	mail_field *fields;
-	size_t nf = 0, froms = 0;
+	size_t nf, froms = 0, body_off;
 	dkim_verify_set *set;
 
 	if (sodium_init() < 0)
@@ -522,31 +296,18 @@ int dkim_verify_prepare(const uint8_t *msg, size_t len,
 		max_sigs = DKIM_VERIFY_MAX;
 	if (max_header == 0)
 		max_header = DKIM_MAX_HEADER;
-	fields = malloc(DKIM_VERIFY_MAX_FIELDS * sizeof(*fields));
-	if (fields == NULL)
-		abort();
-	mail_header_iter_init(&it, msg, len);
-	while (mail_header_next(&it, &f) == 1) {
-		if (f.off + f.len > max_header) {
-			free(fields);
-			*error_r = "header section too large";
-			return -1;
-		}
-		if (nf == DKIM_VERIFY_MAX_FIELDS) {
-			free(fields);
-			*error_r = "too many header fields";
-			return -1;
-		}
-		if (mail_field_is(msg, &f, "from"))
+	if (dkc_fields_read(msg, len, max_header, DKIM_VERIFY_MAX_FIELDS,
+			    &fields, &nf, &body_off, error_r) < 0)
+		return -1;
+	for (size_t k = 0; k < nf; k++)
+		if (mail_field_is(msg, &fields[k], "from"))
 			froms++;
-		fields[nf++] = f;
-	}
 
 	set = calloc(1, sizeof(*set));
 	if (set == NULL)
 		abort();
 	set->from_count = froms;
-	sigctx c = {.msg = msg, .len = len, .body_off = it.body_off,
+	sigctx c = {.msg = msg, .len = len, .body_off = body_off,
 		    .fields = fields, .nf = nf, .from_count = froms,
 		    .now = limits->now};
 	c.scratch = malloc(DKIM_VERIFY_SIG_MAX);
@@ -628,7 +389,7 @@ static void finish_key(dkim_verify_sig *sig, keyrec *k, size_t from_count)
 	n = dkim_tag_value_nows(&k->tg, t, p64, sizeof(p64));
 	if (n == 0)
 		return decide(sig, DKIM_FAIL, "key revoked");
-	if (n >= sizeof(p64) || !b64_decode(p64, n, der, sizeof(der), &der_len))
+	if (n >= sizeof(p64) || !dkc_b64_decode(p64, n, der, sizeof(der), &der_len))
 		return decide(sig, DKIM_PERMERROR, "bad p= value");
 	if (k->strict && strlen(sig->i_domain) != strlen(sig->d))
 		return decide(sig, DKIM_FAIL,
