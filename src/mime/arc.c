@@ -11,7 +11,9 @@
  * 1..i-1, copied (gnutls_hash_copy) for set i, so N seals cost one pass
  * over the ARC fields, not N^2/2.  Signatures are checked by
  * dkim_verify_digest and made by dkim_sign_digest, so the RSA and
- * Ed25519 code (and its key rules) is dkim-verify's and dkim-sign's.
+ * Ed25519 code (and its key rules) is dkim-verify's and dkim-sign's; the
+ * tag, h= and hashing helpers and the folded field writer are
+ * dkim-common.h's, shared with them and didsig.c.
  *
  * Memory: the field table and one DKIM_VERIFY_SIG_MAX scratch buffer
  * while preparing or sealing; the set keeps per instance the decoded b=
@@ -806,15 +808,7 @@ int arc_seal(const uint8_t *msg, size_t len, const dkim_key *key,
 	dkc_fold_raw(ams, "ARC-Message-Signature:", 22);
 	dkc_fold_fmt(ams, true, "i=%zu;", inst);
 	dkc_fold_fmt(ams, true, "a=%s;", alg);
-	dkc_fold_str(ams, "c=relaxed/relaxed;", true);
-	dkc_fold_fmt(ams, true, "d=%s;", domain);
-	dkc_fold_fmt(ams, true, "s=%s;", selector);
-	dkc_fold_fmt(ams, true, "t=%llu;", (unsigned long long)t);
-	for (size_t j = 0; j < h_count; j++)
-		dkc_fold_fmt(ams, j == 0, "%s%s%s", j == 0 ? "h=" : "", h[j],
-		       j + 1 == h_count ? ";" : ":");
-	dkc_fold_fmt(ams, true, "bh=%s;", bh);
-	dkc_fold_str(ams, "b=", true);
+	dkc_fold_sig_tags(ams, domain, selector, t, h, h_count, bh);
 	if (aar->overflow || ams->overflow) {
 		*error_r = "ARC field too long";
 		goto out;

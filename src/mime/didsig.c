@@ -26,7 +26,6 @@
 #include "mail-header.h"
 
 #include <sodium.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -390,6 +390,21 @@ void dkc_fold_fmt(dkc_fold *fo, bool space, const char *fmt, ...)
 	dkc_fold_tok(fo, tok, (size_t)m, space);
 }
 
+void dkc_fold_sig_tags(dkc_fold *fo, const char *domain,
+		       const char *selector, uint64_t t, const char *const *h,
+		       size_t h_count, const char *bh)
+{
+	dkc_fold_str(fo, "c=relaxed/relaxed;", true);
+	dkc_fold_fmt(fo, true, "d=%s;", domain);
+	dkc_fold_fmt(fo, true, "s=%s;", selector);
+	dkc_fold_fmt(fo, true, "t=%llu;", (unsigned long long)t);
+	for (size_t j = 0; j < h_count; j++)
+		dkc_fold_fmt(fo, j == 0, "%s%s%s", j == 0 ? "h=" : "", h[j],
+			     j + 1 == h_count ? ";" : ":");
+	dkc_fold_fmt(fo, true, "bh=%s;", bh);
+	dkc_fold_str(fo, "b=", true);
+}
+
 void dkc_fold_b64(dkc_fold *fo, const char *v)
 {
 	for (size_t off = 0, n = strlen(v); off < n;) {

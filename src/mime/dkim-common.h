@@ -174,6 +174,13 @@ void dkc_fold_str(dkc_fold *fo, const char *tok, bool space);
  * caller's bug, abort), then as dkc_fold_tok. */
 void dkc_fold_fmt(dkc_fold *fo, bool space, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The tags a DKIM-Signature and an ARC-Message-Signature we write share,
+ * after a= : "c=relaxed/relaxed; d=domain; s=selector; t=t; h=h[0]:...;
+ * bh=bh; b=" (b='s value follows: dkc_fold_b64).  domain and selector
+ * are bounded by dkim_name_ok, h names are short constants. */
+void dkc_fold_sig_tags(dkc_fold *fo, const char *domain,
+		       const char *selector, uint64_t t, const char *const *h,
+		       size_t h_count, const char *bh);
 /* A base64 value (b=), filling each line to DKC_FOLD_COLS columns (FWS
  * in b= is ignored by verifiers, RFC 6376 §3.5). */
 void dkc_fold_b64(dkc_fold *fo, const char *v);

@@ -509,15 +509,7 @@ int dkim_sign(const dkim_key *k, const char *domain, const char *selector,
 	dkc_fold_str(sb, "v=1;", true);
 	dkc_fold_str(sb, k->alg == DKIM_RSA2048 ? "a=rsa-sha256;"
 						 : "a=ed25519-sha256;", true);
-	dkc_fold_str(sb, "c=relaxed/relaxed;", true);
-	dkc_fold_fmt(sb, true, "d=%s;", domain); /* dkim_name_ok bounds it */
-	dkc_fold_fmt(sb, true, "s=%s;", selector);
-	dkc_fold_fmt(sb, true, "t=%llu;", (unsigned long long)t);
-	for (size_t j = 0; j < h_count; j++)
-		dkc_fold_fmt(sb, j == 0, "%s%s%s", j == 0 ? "h=" : "", h[j],
-			     j + 1 == h_count ? ";" : ":");
-	dkc_fold_fmt(sb, true, "bh=%s;", bh);
-	dkc_fold_str(sb, "b=", true);
+	dkc_fold_sig_tags(sb, domain, selector, t, h, h_count, bh);
 	if (sb->overflow) {
 		dkc_fold_destroy(&sb);
 		*error_r = "DKIM-Signature field too long";

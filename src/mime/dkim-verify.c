@@ -16,6 +16,9 @@
  * SubjectPublicKeyInfo, gnutls_pubkey_verify_hash2 with
  * GNUTLS_SIGN_RSA_SHA256 over the digest); Ed25519 through libsodium
  * (crypto_sign_verify_detached over the digest, RFC 8463 §3).
+ *
+ * The tag, h= and hashing helpers are dkim-common.h's, shared with arc.c,
+ * didsig.c and dkim-sign.c.
  */
 #include "dkim-verify.h"
 
