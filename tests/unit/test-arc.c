@@ -137,6 +137,17 @@ static verdict verify(const char *msg)
 
 /* A new message: the seal of msg by key (rsa: example.org, ed:
  * example.net) put before it. */
+/* a followed by s, in a new string */
+static char *prepend(const char *a, const char *s)
+{
+	size_t an = strlen(a), sn = strlen(s);
+	char *out = malloc(an + sn + 1);
+	assert_non_null(out);
+	memcpy(out, a, an);
+	memcpy(out + an, s, sn + 1);
+	return out;
+}
+
 static char *seal_cv(const char *msg, bool ed, arc_cv cv)
 {
 	char *fields = NULL, *out;
@@ -148,10 +159,7 @@ static char *seal_cv(const char *msg, bool ed, arc_cv cv)
 			  "example.org", cv, 1763812800, &fields, &err);
 	if (rc != 0)
 		fail_msg("arc_seal: %s", err);
-	out = malloc(strlen(fields) + strlen(msg) + 1);
-	assert_non_null(out);
-	strcpy(out, fields);
-	strcat(out, msg);
+	out = prepend(fields, msg);
 	free(fields);
 	return out;
 }
@@ -175,7 +183,7 @@ static char *replace(const char *s, const char *from, const char *a,
 	assert_non_null(out);
 	memcpy(out, s, (size_t)(p - s));
 	memcpy(out + (p - s), b, strlen(b));
-	strcpy(out + (p - s) + strlen(b), p + strlen(a));
+	memcpy(out + (p - s) + strlen(b), p + strlen(a), strlen(p + strlen(a)) + 1);
 	return out;
 }
 
@@ -194,7 +202,7 @@ static char *drop_field(const char *s, const char *start)
 	char *out = malloc(strlen(s) + 1);
 	assert_non_null(out);
 	memcpy(out, s, (size_t)(p - s));
-	strcpy(out + (p - s), e);
+	memcpy(out + (p - s), e, strlen(e) + 1);
 	return out;
 }
 
@@ -211,14 +219,6 @@ static char *copy_field(const char *s, const char *start)
 	return strndup(p, (size_t)(e - p));
 }
 
-static char *prepend(const char *a, const char *s)
-{
-	char *out = malloc(strlen(a) + strlen(s) + 1);
-	assert_non_null(out);
-	strcpy(out, a);
-	strcat(out, s);
-	return out;
-}
 
 static void test_no_chain(void **state)
 {
