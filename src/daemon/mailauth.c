@@ -258,24 +258,14 @@ static dmarc_spf dmarc_spf_of(spf_result r)
 	return DMARC_SPF_NONE;
 }
 
+/* The RFC 8601 result of one signature: dkim_status_name's, except that
+ * a key never answered is temperror and an unchecked one is left out. */
 static const char *dkim_ar_name(const mailauth_dkim *d)
 {
-	switch (d->status) {
-	case DKIM_PASS:
-		return "pass";
-	case DKIM_FAIL:
-		return "fail";
-	case DKIM_PERMERROR:
-		return "permerror";
-	case DKIM_TEMPERROR:
-	case DKIM_PENDING: /* not answered in time */
-		return "temperror";
-	case DKIM_NEUTRAL:
-		return "neutral";
-	case DKIM_NOT_CHECKED:
+	if (d->status == DKIM_NOT_CHECKED)
 		return NULL;
-	}
-	return NULL;
+	return d->status == DKIM_PENDING ? "temperror"
+					 : dkim_status_name(d->status);
 }
 
 static void build_authres(mailauth_check *c)
