@@ -30,7 +30,7 @@ case $secs in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$build/tests/fuzz
-targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session smtp-reply dotstuff smtp-client maps mail-header mime-decode egress admin dns-rdata dsn mtasts logleaf logproof logfile dkim-tags dkim-verify arc didsig spf dmarc authres}
+targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session smtp-reply dotstuff smtp-client maps mail-header mime-decode egress admin dns-rdata dsn mtasts logleaf logproof logfile dkim-tags dkim-verify arc didsig spf dmarc authres imap-parse}
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -77,6 +77,8 @@ max_len() {
 	arc) echo 32768 ;;
 	# a message with a few AMP-DID-Signature fields (4 KiB at most each)
 	didsig) echo 32768 ;;
+	# a few IMAP commands; the small limits stop lines at 191 bytes
+	imap-parse) echo 16384 ;;
 	*) echo 65536 ;;
 	esac
 }
