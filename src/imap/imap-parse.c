@@ -666,10 +666,11 @@ static imap_parse_status finish(imap_parser *p)
 	c->tag = p->buf;
 	c->tag_len = p->tag_len;
 	int k = lookup_cmd(p->buf + p->name_off, strlen(p->buf + p->name_off));
-	c->cmd = (imap_cmd)k;
 	c->args = p->first;
 	c->argc = p->argc;
-	if (upper_eq(p->buf + p->name_off, strlen(p->buf + p->name_off), "UID")) {
+	if (k >= 0) {
+		c->cmd = (imap_cmd)k;
+	} else {        /* UID: S_NAME let nothing else through */
 		const imap_arg *s = p->first;
 		int sub = s != NULL && s->type == IMAP_ARG_ATOM ? lookup_cmd(s->str, s->len) : -1;
 		if (sub != IMAP_CMD_FETCH && sub != IMAP_CMD_STORE && sub != IMAP_CMD_COPY &&

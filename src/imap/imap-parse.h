@@ -20,7 +20,8 @@
  * only its CHARSET prefix is checked: their meaning is the driver's.
  *
  * Limits (imap_parser_settings; 0 picks the default; each capped):
- *  line_max    bytes of one line, literal data excluded, CRLF included:
+ *  line_max    bytes of one line, literal data excluded, CRLF included
+ *              (the count starts again after each literal's data):
  *              default 8192, at most 65536.  Over it: FATAL (I4).
  *  literal_max one literal: default 65536 (set it small before login
  *              and raise it after, I1), at most cmd_max.  A larger
@@ -139,7 +140,9 @@ imap_parse_status imap_parser_feed(imap_parser *p, const uint8_t *data,
 	__attribute__((warn_unused_result));
 
 const imap_command *imap_parser_command(const imap_parser *p);
-/* The tag of the command an ERROR is about, NULL when none was read. */
+/* The tag of the command an ERROR is about, NULL when none was read
+ * (or it is over 127 bytes, or the ERROR is IDLE's "Expected DONE":
+ * the driver answers with the IDLE command's tag). */
 const char *imap_parser_error_tag(const imap_parser *p);
 /* The text for BAD / BYE after ERROR or FATAL. */
 const char *imap_parser_error(const imap_parser *p);
