@@ -29,7 +29,14 @@ of the test):
         "expired"   signed with signatures that expired 5 days ago (BOGUS;
                     libunbound tolerates up to a day of clock skew).
 
-Helper:
+Helpers:
+
+  txt_rdata(text) -> str
+      text as a TXT rdata in zone-file form (quoted strings of at most
+      250 characters), for key records longer than one string;
+  rsa_key() -> (pem bytes, p= value)
+      a fresh 2048-bit RSA key made with openssl (PKCS#1 PEM, what dkimpy
+      signs with) and its public key as a DKIM key record's p=;
 
   dns_query(kind, name, forwarder=..., ta=None, timeout=3000, args=())
       runs tests/tools/dns-query-tool and returns a DnsAnswer: .status,
@@ -309,3 +316,23 @@ def dns_query(kind: str, name: str, forwarder: str, ta=None, timeout: int = 3000
         cmd.append(str(port))
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=wall)
     return DnsAnswer(p)
+
+
+def txt_rdata(text: str) -> str:
+    parts = [text[i:i + 250] for i in range(0, len(text), 250)] or [""]
+    return " ".join('"' + p.replace('"', '\\"') + '"' for p in parts)
+
+
+def rsa_key():
+    import base64
+    d = Path(tempfile.mkdtemp(prefix="amp-rsa-key-"))
+    try:
+        subprocess.run(["openssl", "genrsa", "-traditional", "-out",
+                        str(d / "k.pem"), "2048"], check=True,
+                       capture_output=True)
+        pub = subprocess.run(["openssl", "rsa", "-in", str(d / "k.pem"),
+                              "-pubout", "-outform", "DER"], check=True,
+                             capture_output=True).stdout
+        return (d / "k.pem").read_bytes(), base64.b64encode(pub).decode()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

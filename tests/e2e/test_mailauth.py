@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from conftest import AMP_BIN
-from dnsfixture import DnsServer
+from dnsfixture import DnsServer, rsa_key, txt_rdata
 
 import dkim  # python3-dkim: bootstrap installs it
 import dns.resolver  # python3-dnspython, pyspf's resolver
@@ -41,31 +41,8 @@ TOOL = os.environ.get("MAILAUTH_TOOL", str(
 
 
 
-def _rsa_key():
-    """A 2048-bit RSA key made with openssl (PKCS#1 PEM) and its
-    p= value."""
-    d = Path(tempfile.mkdtemp(prefix="amp-ma-key-"))
-    try:
-        subprocess.run(["openssl", "genrsa", "-traditional", "-out",
-                        str(d / "k.pem"), "2048"], check=True,
-                       capture_output=True)
-        pub = subprocess.run(["openssl", "rsa", "-in", str(d / "k.pem"),
-                              "-pubout", "-outform", "DER"], check=True,
-                             capture_output=True).stdout
-        import base64
-        return (d / "k.pem").read_bytes(), base64.b64encode(pub).decode()
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-KEY_PEM, KEY_P = _rsa_key()
-OTHER_PEM, OTHER_P = _rsa_key()
-
-
-def _txt(s: str) -> str:
-    """A TXT rdata in zone-file form: strings of at most 255 characters."""
-    parts = [s[i:i + 250] for i in range(0, len(s), 250)] or [""]
-    return " ".join('"' + p.replace('"', '\\"') + '"' for p in parts)
+KEY_PEM, KEY_P = rsa_key()
+OTHER_PEM, OTHER_P = rsa_key()
 
 
 ZONE = f"""$ORIGIN example.org.
@@ -115,10 +92,10 @@ sf             SERVFAIL
 slow           TIMEOUT
 ptr            IN TXT "v=spf1 ptr:example.org -all"
 ; ---- DKIM keys
-sel._domainkey IN TXT {_txt("v=DKIM1; k=rsa; p=" + KEY_P)}
-other._domainkey IN TXT {_txt("v=DKIM1; k=rsa; p=" + OTHER_P)}
+sel._domainkey IN TXT {txt_rdata("v=DKIM1; k=rsa; p=" + KEY_P)}
+other._domainkey IN TXT {txt_rdata("v=DKIM1; k=rsa; p=" + OTHER_P)}
 revoked._domainkey IN TXT "v=DKIM1; k=rsa; p="
-sha1only._domainkey IN TXT {_txt("v=DKIM1; k=rsa; h=sha1; p=" + KEY_P)}
+sha1only._domainkey IN TXT {txt_rdata("v=DKIM1; k=rsa; h=sha1; p=" + KEY_P)}
 keysf._domainkey SERVFAIL
 keyslow._domainkey TIMEOUT
 ; ---- DMARC
@@ -267,14 +244,18 @@ def signed(msg: bytes, selector=b"sel", key=None, domain=b"example.org",
     return sig + msg
 
 
+def zone_txt(name, timeout=5) -> bytes:
+    """dkimpy's dnsfunc: the TXT record at name from the loopback zone
+    (dnspython's default resolver points there), b"" when none."""
+    try:
+        ans = dns.resolver.resolve(name.decode().rstrip("."), "TXT")
+    except Exception:
+        return b""
+    return b"".join(b"".join(r.strings) for r in ans)
+
+
 def dkimpy_verify(server, msg: bytes) -> bool:
-    def dnsfunc(name, timeout=5):
-        try:
-            ans = dns.resolver.resolve(name.decode().rstrip("."), "TXT")
-        except Exception:
-            return b""
-        return b"".join(b"".join(r.strings) for r in ans)
-    return dkim.verify(msg, dnsfunc=dnsfunc)
+    return dkim.verify(msg, dnsfunc=zone_txt)
 
 
 @pytest.mark.parametrize("canon", [(b"relaxed", b"relaxed"),
@@ -430,13 +411,7 @@ def arc_seal(msg: bytes, srv_id: bytes = b"lists.example.org",
 
 
 def dkimpy_arc(msg: bytes):
-    def dnsfunc(name, timeout=5):
-        try:
-            ans = dns.resolver.resolve(name.decode().rstrip("."), "TXT")
-        except Exception:
-            return b""
-        return b"".join(b"".join(r.strings) for r in ans)
-    cv, _, reason = dkim.arc_verify(msg, dnsfunc=dnsfunc)
+    cv, _, reason = dkim.arc_verify(msg, dnsfunc=zone_txt)
     return cv.decode() if isinstance(cv, bytes) else str(cv), reason
 
 

@@ -15,10 +15,8 @@ records), mail sent with smtplib, fetched with `amp fetch`:
     with temperror recorded, never a pass;
   - relay clients (smtp_relay_networks) are not judged.
 """
-import base64
 import shutil
 import smtplib
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -27,38 +25,20 @@ import authres
 import dkim
 import pytest
 
-from dnsfixture import DnsServer
+from dnsfixture import DnsServer, rsa_key, txt_rdata
 from nodes import Node, User, free_port, split_trace
 
 NODE = "alpha.example.net"
 
 
-def _rsa_key():
-    d = Path(tempfile.mkdtemp(prefix="amp-man-key-"))
-    try:
-        subprocess.run(["openssl", "genrsa", "-traditional", "-out",
-                        str(d / "k.pem"), "2048"], check=True,
-                       capture_output=True)
-        pub = subprocess.run(["openssl", "rsa", "-in", str(d / "k.pem"),
-                              "-pubout", "-outform", "DER"], check=True,
-                             capture_output=True).stdout
-        return (d / "k.pem").read_bytes(), base64.b64encode(pub).decode()
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-KEY_PEM, KEY_P = _rsa_key()
-
-
-def _txt(s: str) -> str:
-    return " ".join('"' + s[i:i + 250] + '"' for i in range(0, len(s), 250))
+KEY_PEM, KEY_P = rsa_key()
 
 
 ZONE = f"""$ORIGIN example.org.
 $TTL 300
 @              IN SOA ns.example.org. h.example.org. 1 3600 600 86400 300
 @              IN TXT "v=spf1 ip4:192.0.2.1 -all"
-sel._domainkey IN TXT {_txt("v=DKIM1; k=rsa; p=" + KEY_P)}
+sel._domainkey IN TXT {txt_rdata("v=DKIM1; k=rsa; p=" + KEY_P)}
 _dmarc         IN TXT "v=DMARC1; p=reject"
 quar           IN TXT "v=spf1 -all"
 _dmarc.quar    IN TXT "v=DMARC1; p=quarantine"
@@ -66,7 +46,7 @@ good           IN TXT "v=spf1 ip4:127.0.0.1 -all"
 slow           TIMEOUT
 $ORIGIN example.net.
 @              IN SOA ns.example.net. h.example.net. 1 3600 600 86400 300
-sel._domainkey.alpha IN TXT {_txt("v=DKIM1; k=rsa; p=" + KEY_P)}
+sel._domainkey.alpha IN TXT {txt_rdata("v=DKIM1; k=rsa; p=" + KEY_P)}
 """
 
 MSG = ("From: {frm}\r\nTo: bob@" + NODE + "\r\nSubject: {subj}\r\n"
