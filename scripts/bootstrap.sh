@@ -16,6 +16,7 @@ postfix nmap socat testssl.sh unbound ldnsutils
 python3 python3-pytest python3-nacl python3-protobuf python3-zstandard python3-dkim python3-dnslib python3-aiosmtpd python3-authres
 libmail-dkim-perl libnet-dns-perl python3-spf python3-authheaders
 rspamd
+dovecot-imapd isync mutt
 protobuf-compiler
 "
 
