@@ -107,6 +107,37 @@ struct nclient;
 int cli_resolve_via(cli_env *env, struct nclient *c, const char *did,
 		    const amp_public_identity *me, amp_public_identity *pub_r);
 
+/* ------------------------------ opening fetched mail (cmd-node.c) */
+/* One envelope from our inbox, as cli_open_fetched found it. */
+typedef struct cli_opened {
+	char sender[AMP_DID_MAX + 1];  /* the header's sender ("" when the
+					  envelope could not be decoded) */
+	uint8_t envelope_id[AMP_ENVELOPE_ID_BYTES]; /* zero when undecodable */
+	char content_type[64];         /* "message/rfc822", "text/plain", ... */
+	uint8_t *body;                 /* the plaintext: cli_opened_clear */
+	size_t len;
+	char reason[256];              /* why not, after CLI_FAIL */
+} cli_opened;
+/* Decode one envelope fetched for id, resolve its sender's keys through
+ * c (cli_resolve_via: known, else looked up and remembered), verify and
+ * open it; a signature that fails under a known key is retried after the
+ * sender's proven key rotation, a key unwrap that fails with our
+ * current key is retried with the retired ones.  CLI_OK with o->body, or
+ * CLI_FAIL with o->reason (o->sender and o->envelope_id set when the
+ * envelope decoded).  Blocks on c.  `amp fetch` and the bridge's sync
+ * (src/bridge/bsync.c) both open mail through here. */
+int cli_open_fetched(cli_env *env, struct nclient *c, const amp_identity *id,
+		     amp_identity *const *retired, size_t n_retired,
+		     const uint8_t *data, size_t len, cli_opened *o)
+	__attribute__((warn_unused_result));
+/* Wipe and free o->body. */
+void cli_opened_clear(cli_opened *o);
+/* The value of key in a node's delivery note ("rcpt=a@b folder=Junk
+ * ..."), xtext-decoded (RFC 3461) into out; false when absent or
+ * malformed (never a control byte). */
+bool cli_note_value(const char *note, const char *key, char *out,
+		    size_t size);
+
 /* Find did among the --doc files (read on first use): CLI_OK,
  * CLI_NOT_FOUND when it is not among them, CLI_FAIL when a --doc file is
  * unreadable (reported). */
@@ -214,5 +245,6 @@ int cmd_dkim(cli_env *env, int argc, char **argv);
 int cmd_queue(cli_env *env, int argc, char **argv);
 int cmd_log(cli_env *env, int argc, char **argv);
 int cmd_receipt(cli_env *env, int argc, char **argv);
+int cmd_bridge(cli_env *env, int argc, char **argv);
 
 #endif

@@ -618,9 +618,7 @@ static int hexval(char c)
 	return -1; /* xtext: upper-case hex only */
 }
 
-/* The value of key in a delivery note ("rcpt=a@b orcpt=rfc822;x notify=.."),
- * xtext-decoded (RFC 3461) into out; false when absent or malformed. */
-static bool note_value(const char *note, const char *key, char *out,
+bool cli_note_value(const char *note, const char *key, char *out,
 		       size_t size)
 {
 	size_t kl = strlen(key);
@@ -661,9 +659,9 @@ static bool delivery_headers(const char *note, const uint8_t *body, size_t blen,
 {
 	char rcpt[1024], orcpt[1024], hdr[2200];
 	int n = 0;
-	if (note_value(note, "rcpt", rcpt, sizeof(rcpt)))
+	if (cli_note_value(note, "rcpt", rcpt, sizeof(rcpt)))
 		n = snprintf(hdr, sizeof(hdr), "X-Original-To: %s\r\n", rcpt);
-	if (n >= 0 && note_value(note, "orcpt", orcpt, sizeof(orcpt)))
+	if (n >= 0 && cli_note_value(note, "orcpt", orcpt, sizeof(orcpt)))
 		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n,
 			      "Original-Recipient: %s\r\n", orcpt);
 	if (n <= 0 || (size_t)n >= sizeof(hdr))
@@ -676,6 +674,100 @@ static bool delivery_headers(const char *note, const uint8_t *body, size_t blen,
 	*out_r = b;
 	*len_r = (size_t)n + blen;
 	return true;
+}
+
+/* `amp inbox`: one line per waiting envelope (decoded, not verified),
+ * and the envelope saved in DIR when --save DIR. */
+static int list_item(cli_env *env, const Amp__V1__InboxItem *it,
+		     const char *save)
+{
+	amp_envelope *env_d = NULL;
+	amp_envelope_info info;
+	const char *err = NULL;
+	amp_err e = amp_envelope_decode(it->envelope.data, it->envelope.len,
+					&env_d, &err);
+	if (e != AMP_OK) {
+		cli_err(env, "message %llu: %s: %s", (unsigned long long)it->seq,
+			amp_err_name(e), err);
+		return CLI_FAIL;
+	}
+	amp_envelope_get_info(env_d, &info);
+	char idhex[33];
+	sodium_bin2hex(idhex, sizeof(idhex), info.envelope_id, 16);
+	time_t t = (time_t)it->received;
+	struct tm tm;
+	char date[32];
+	gmtime_r(&t, &tm);
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("%llu  %s  %s  %zu  %s\n", (unsigned long long)it->seq, date,
+	       info.sender, (size_t)it->envelope.len, idhex);
+	amp_envelope_free(&env_d);
+	char path[PATH_MAX];
+	int pl = save == NULL ? 0
+		: snprintf(path, sizeof(path), "%s/%s.amp", save, idhex);
+	if (save != NULL &&
+	    (pl < 0 || (size_t)pl >= sizeof(path) || util_mkdirs(save, 0700) != 0 ||
+	     util_write_file_atomic(path, it->envelope.data, it->envelope.len,
+				    0600, 0) != 0)) {
+		cli_err(env, "%s: cannot save the envelope", save);
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
+int cli_open_fetched(cli_env *env, nclient *c, const amp_identity *id,
+		     amp_identity *const *retired, size_t n_retired,
+		     const uint8_t *data, size_t len, cli_opened *o)
+{
+	amp_envelope *env_d = NULL;
+	amp_envelope_info info;
+	const char *err = NULL;
+	memset(o, 0, sizeof(*o));
+	amp_err e = amp_envelope_decode(data, len, &env_d, &err);
+	if (e != AMP_OK) {
+		snprintf(o->reason, sizeof(o->reason), "%s: %s", amp_err_name(e),
+			 err != NULL ? err : "");
+		return CLI_FAIL;
+	}
+	amp_envelope_get_info(env_d, &info);
+	snprintf(o->sender, sizeof(o->sender), "%s", info.sender);
+	memcpy(o->envelope_id, info.envelope_id, AMP_ENVELOPE_ID_BYTES);
+	snprintf(o->content_type, sizeof(o->content_type), "%s",
+		 info.content_type != NULL ? info.content_type : "message/rfc822");
+	amp_public_identity sender;
+	if (cli_resolve_via(env, c, o->sender, &id->pub, &sender) != CLI_OK) {
+		amp_envelope_free(&env_d);
+		snprintf(o->reason, sizeof(o->reason),
+			 "the sender's keys cannot be resolved");
+		return CLI_FAIL;
+	}
+	e = amp_envelope_open(NULL, env_d, id, &sender, 0, &o->body, &o->len, &err);
+	amp_public_identity fresh;
+	if (e == AMP_E_BAD_SIGNATURE &&
+	    follow_rotation(env, c, sender.did, &sender, &fresh) == CLI_OK) {
+		sender = fresh;
+		e = amp_envelope_open(NULL, env_d, id, &sender, 0, &o->body,
+				      &o->len, &err);
+	}
+	/* Sealed to a key we rotated away from: the kept ones. */
+	for (size_t rk = 0; e == AMP_E_KEY_UNWRAP && rk < n_retired; rk++)
+		e = amp_envelope_open(NULL, env_d, retired[rk], &sender, 0,
+				      &o->body, &o->len, &err);
+	if (e != AMP_OK)
+		snprintf(o->reason, sizeof(o->reason), "%s: %s", amp_err_name(e),
+			 err != NULL ? err : "");
+	amp_envelope_free(&env_d); /* info and err point into it */
+	return e == AMP_OK ? CLI_OK : CLI_FAIL;
+}
+
+void cli_opened_clear(cli_opened *o)
+{
+	if (o->body != NULL) {
+		sodium_memzero(o->body, o->len);
+		amp_free(o->body);
+	}
+	o->body = NULL;
+	o->len = 0;
 }
 
 static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
@@ -753,71 +845,28 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 		size_t n = fr != NULL ? fr->n_items : 0;
 		for (size_t i = 0; i < n; i++) {
 			Amp__V1__InboxItem *it = fr->items[i];
-			amp_envelope *env_d = NULL;
-			amp_envelope_info info;
-			amp_err e = amp_envelope_decode(it->envelope.data, it->envelope.len,
-							&env_d, &err);
-			if (e != AMP_OK) {
-				cli_err(env, "message %llu: %s: %s",
-					(unsigned long long)it->seq, amp_err_name(e), err);
-				bad++;
-				continue;
-			}
-			amp_envelope_get_info(env_d, &info);
-			char idhex[33];
-			sodium_bin2hex(idhex, sizeof(idhex), info.envelope_id, 16);
 			if (list) {
-				time_t t = (time_t)it->received;
-				struct tm tm;
-				char date[32];
-				gmtime_r(&t, &tm);
-				strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm);
-				printf("%llu  %s  %s  %zu  %s\n",
-				       (unsigned long long)it->seq, date, info.sender,
-				       (size_t)it->envelope.len, idhex);
-				got++;
-				char path[PATH_MAX];
-				int pl = save == NULL ? 0
-					: snprintf(path, sizeof(path), "%s/%s.amp", save, idhex);
-				if (save != NULL &&
-				    (pl < 0 || (size_t)pl >= sizeof(path) ||
-				     util_mkdirs(save, 0700) != 0 ||
-				     util_write_file_atomic(path, it->envelope.data,
-							    it->envelope.len, 0600, 0) != 0)) {
-					cli_err(env, "%s: cannot save the envelope", save);
+				if (list_item(env, it, save) != CLI_OK)
 					r = CLI_FAIL;
-				}
-				amp_envelope_free(&env_d);
+				got++;
 				continue;
 			}
-			amp_public_identity sender;
-			uint8_t *body = NULL;
-			size_t blen = 0;
-			if (cli_resolve_via(env, cl, info.sender, &id->pub, &sender) != CLI_OK) {
-				bad++;
-				amp_envelope_free(&env_d);
-				continue;
-			}
-			e = amp_envelope_open(NULL, env_d, id, &sender, 0, &body, &blen, &err);
-			amp_public_identity fresh;
-			if (e == AMP_E_BAD_SIGNATURE &&
-			    follow_rotation(env, cl, sender.did, &sender, &fresh) == CLI_OK) {
-				sender = fresh;
-				e = amp_envelope_open(NULL, env_d, id, &sender, 0,
-						      &body, &blen, &err);
-			}
-			/* Sealed to a key we rotated away from: the kept ones. */
-			for (size_t rk = 0; e == AMP_E_KEY_UNWRAP && rk < n_retired; rk++)
-				e = amp_envelope_open(NULL, env_d, retired[rk], &sender,
-						      0, &body, &blen, &err);
-			amp_envelope_free(&env_d); /* info points into it: use sender.did */
-			if (e != AMP_OK) {
-				cli_err(env, "message %llu from %s: %s: %s",
-					(unsigned long long)it->seq, sender.did,
-					amp_err_name(e), err);
+			cli_opened op;
+			if (cli_open_fetched(env, cl, id, retired, n_retired,
+					     it->envelope.data, it->envelope.len,
+					     &op) != CLI_OK) {
+				cli_err(env, "message %llu%s%s: %s",
+					(unsigned long long)it->seq,
+					op.sender[0] != '\0' ? " from " : "", op.sender,
+					op.reason);
 				bad++;
 				continue;
 			}
+			char idhex[33];
+			sodium_bin2hex(idhex, sizeof(idhex), op.envelope_id, 16);
+			uint8_t *body = op.body;
+			size_t blen = op.len;
+			op.body = NULL;
 			int w = CLI_OK;
 			if (dheaders && it->delivery != NULL && it->delivery[0] != '\0') {
 				uint8_t *nb = NULL;
@@ -837,7 +886,7 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 				/* the node's verdict (folder=Junk: the sender's
 				 * DMARC policy said quarantine): Maildir++ .Junk */
 				if (it->delivery != NULL &&
-				    note_value(it->delivery, "folder", folder,
+				    cli_note_value(it->delivery, "folder", folder,
 					       sizeof(folder)) &&
 				    strcmp(folder, "Junk") == 0) {
 					int jn = snprintf(junkdir, sizeof(junkdir),
@@ -847,7 +896,7 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 				}
 				w = maildir_write(env, dest, name, body, blen);
 			} else {
-				mbox_write(sender.did, it->received, body, blen);
+				mbox_write(op.sender, it->received, body, blen);
 				if (fflush(stdout) != 0)
 					w = CLI_FAIL;
 			}
@@ -859,7 +908,7 @@ static int fetch_or_list(cli_env *env, int argc, char **argv, bool list)
 			}
 			got++;
 			fprintf(stderr, "amp: fetch: %llu from %s (verified)\n",
-				(unsigned long long)it->seq, sender.did);
+				(unsigned long long)it->seq, op.sender);
 			if (ack && nclient_ack(cl, &it->seq, 1, NULL, &err) != 0) {
 				cli_err(env, "ack %llu: %s", (unsigned long long)it->seq, err);
 				r = CLI_FAIL;
