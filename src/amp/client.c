@@ -562,27 +562,52 @@ int nclient_register(nclient *c, const amp_identity *id, const char *stamp,
 	return r;
 }
 
-int nclient_lookup(nclient *c, const char *did, char **doc_r, int *status_r,
-		   const char **error_r)
+/* One lookup by DID or by address; *address_r may be NULL. */
+static int lookup_op(nclient *c, const char *did, const char *address,
+		     char **doc_r, char **address_r, int *status_r,
+		     const char **error_r)
 {
 	Amp__V1__LookupRequest l = AMP__V1__LOOKUP_REQUEST__INIT;
-	l.did = (char *)did;
+	if (did != NULL)
+		l.did = (char *)did;
+	if (address != NULL)
+		l.address = (char *)address;
 	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
 	f.body_case = AMP__V1__FRAME__BODY_LOOKUP;
 	f.lookup = &l;
 	Amp__V1__Response *resp;
+	*doc_r = NULL;
+	if (address_r != NULL)
+		*address_r = NULL;
 	if (nclient_op(c, &f, c->timeout_ms, &resp, status_r, error_r) != 0)
 		return -1;
 	int r = -1;
 	if (resp->result_case != AMP__V1__RESPONSE__RESULT_LOOKUP) {
 		*error_r = "the node's lookup answer is malformed";
-	} else if ((*doc_r = strdup(resp->lookup->did_document)) == NULL) {
+	} else if ((*doc_r = strdup(resp->lookup->did_document)) == NULL ||
+		   (address_r != NULL &&
+		    (*address_r = strdup(resp->lookup->address)) == NULL)) {
+		free(*doc_r);
+		*doc_r = NULL;
 		*error_r = "out of memory";
 	} else {
 		r = 0;
 	}
 	amp__v1__response__free_unpacked(resp, NULL);
 	return r;
+}
+
+int nclient_lookup(nclient *c, const char *did, char **doc_r, int *status_r,
+		   const char **error_r)
+{
+	return lookup_op(c, did, NULL, doc_r, NULL, status_r, error_r);
+}
+
+int nclient_lookup_address(nclient *c, const char *address, char **doc_r,
+			   char **address_r, int *status_r,
+			   const char **error_r)
+{
+	return lookup_op(c, NULL, address, doc_r, address_r, status_r, error_r);
 }
 
 int nclient_deliver(nclient *c, const uint8_t *env, size_t len,

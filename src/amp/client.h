@@ -76,6 +76,12 @@ int nclient_register(nclient *c, const amp_identity *id, const char *stamp,
 /* *doc_r: malloc'ed JSON. */
 int nclient_lookup(nclient *c, const char *did, char **doc_r, int *status_r,
 		   const char **error_r) __attribute__((warn_unused_result));
+/* By mail address (PROTOCOL.md §10.3.1): *doc_r the identity's document
+ * and *address_r its mail address (both malloc'ed; address "" when the
+ * node gave none).  NOT_FOUND in *status_r: not an AMP identity. */
+int nclient_lookup_address(nclient *c, const char *address, char **doc_r,
+			   char **address_r, int *status_r,
+			   const char **error_r) __attribute__((warn_unused_result));
 /* *resp_r keeps the per-recipient results (free as in nclient_call); it is
  * set whenever the node answered with them, also on a refusal (-1). */
 int nclient_deliver(nclient *c, const uint8_t *env, size_t len,

@@ -953,10 +953,17 @@ static const char ack_help[] =
 	"\n" CLI_CONN_HELP "\n" CLI_COMMON_HELP;
 
 static const char lookup_help[] =
-	"Usage: amp lookup [OPTIONS] DID\n"
+	"Usage: amp lookup [OPTIONS] DID|ADDRESS\n"
 	"\n"
 	"Ask the home node for DID's document (its keys); the node asks the\n"
 	"DID's own node when it is remote.  Prints the JSON document.\n"
+	"\n"
+	"Given a mail address (user@example.org) instead, the node finds the\n"
+	"identity it names (its canonical_maps, or the address's domain's\n"
+	"node; PROTOCOL.md section 10.3.1) and the first line printed is\n"
+	"\"DID ADDRESS\" (the identity and its mail address), then the\n"
+	"document.  Exit status 1 with \"not found\" when the address is not\n"
+	"an AfterSMTP identity: mail to it goes out as legacy mail.\n"
 	"\n" CLI_CONN_HELP "\n" CLI_COMMON_HELP;
 
 static int ack_or_lookup(cli_env *env, int argc, char **argv, bool ack)
@@ -1008,13 +1015,24 @@ static int ack_or_lookup(cli_env *env, int argc, char **argv, bool ack)
 			r = CLI_OK;
 		free(seqs);
 	} else {
-		char *doc = NULL;
-		if (nclient_lookup(cl, argv[optind], &doc, NULL, &err) != 0) {
+		char *doc = NULL, *addr = NULL;
+		const char *q = argv[optind];
+		bool by_addr = strncmp(q, "did:", 4) != 0 && strchr(q, '@') != NULL;
+		amp_public_identity pub;
+		if ((by_addr ? nclient_lookup_address(cl, q, &doc, &addr, NULL, &err)
+			     : nclient_lookup(cl, q, &doc, NULL, &err)) != 0) {
 			cli_err(env, "%s", err);
+		} else if (by_addr && amp_did_document_parse(doc, strlen(doc), &pub,
+							     &err) != AMP_OK) {
+			cli_err(env, "the node answered with an invalid document: %s",
+				err);
 		} else {
+			if (by_addr)
+				printf("%s %s\n", pub.did, addr);
 			printf("%s\n", doc);
 			r = CLI_OK;
 		}
+		free(addr);
 		free(doc);
 	}
 out:

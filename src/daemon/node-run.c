@@ -608,6 +608,7 @@ static int start_services(node_run *n)
 	server_params sp = {
 		.loop = &n->loop, .st = n->st, .node = n->id,
 		.storage_key = n->storage_key, .routes = n->routes, .gw = n->gw,
+		.maps = n->maps,
 	};
 	if (server_create(&sp, n->conf, &n->srv, &err) != 0) {
 		log_msg(LOG_CRIT, "msg=\"cannot start the core\" error=\"%s\"", err);

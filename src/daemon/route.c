@@ -302,5 +302,6 @@ int router_find(router *r, const char *domain, route *out, const char **error_r)
 	snprintf(out->host, sizeof(out->host), "%s", domain);
 	out->port = DEFAULT_PORT;
 	out->transport = NCLIENT_TLS;
+	out->fallback = true;
 	return 0;
 }

@@ -26,6 +26,7 @@ typedef struct route {
 	bool pinned;
 	uint8_t pin[32];
 	bool from_map;
+	bool fallback;      /* neither map nor SRV: the domain itself */
 } route;
 
 typedef struct router router;

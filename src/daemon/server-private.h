@@ -67,6 +67,7 @@ struct server {
 	router *routes;
 	struct relay *relay;
 	gateway *gw;                      /* NULL: no gateway */
+	struct mapset *maps;              /* NULL: no canonical_maps */
 	void (*out_wake)(void *arg);      /* mail queue entries were written */
 	void *out_arg;
 	uint8_t invite_key[32], token_key[32], limit_key[16];

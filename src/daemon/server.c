@@ -31,7 +31,9 @@
 #include "node.h"
 #include "nodeproto.h"
 #include "gateway.h"
+#include "mapset.h"
 #include "relay.h"
+#include "route.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -40,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 static void op_auth(sreq *r);
@@ -598,12 +601,176 @@ static void op_register(sreq *r)
 	srv_pack(r, &resp);
 }
 
+/* AMP-R-075: the mail address of an identity of our domains, "" for the
+ * node's own and gateway DIDs. */
+static void local_address(server *s, const char *did, char *out, size_t size)
+{
+	amp_did d;
+	out[0] = '\0';
+	if (amp_did_parse(did, strlen(did), &d, NULL) != AMP_OK ||
+	    strcmp(did, s->node->pub.did) == 0 ||
+	    (s->gw != NULL && strcmp(did, gateway_pub(s->gw)->did) == 0))
+		return;
+	if (s->maps != NULL) {
+		const mapset_snap *snap = mapset_get(s->maps);
+		int k = maps_canonical_reverse(snap->t[MAPS_CANONICAL], did, out,
+					       size, NULL);
+		mapset_put(snap);
+		if (k == 1)
+			return;
+	}
+	int n = snprintf(out, size, "%s@%s", d.local, d.domain);
+	if (n < 0 || (size_t)n >= size)
+		out[0] = '\0';
+}
+
+static void pack_lookup(sreq *r, char *doc, const char *address)
+{
+	Amp__V1__LookupResult lr = AMP__V1__LOOKUP_RESULT__INIT;
+	lr.did_document = doc;
+	lr.address = (char *)address;
+	Amp__V1__Response resp = AMP__V1__RESPONSE__INIT;
+	resp.result_case = AMP__V1__RESPONSE__RESULT_LOOKUP;
+	resp.lookup = &lr;
+	srv_pack(r, &resp);
+}
+
+/* §10.3.1 in another domain (AMP-R-074): its node, if it is known to
+ * run AfterSMTP; the answer must be an identity of that domain. */
+static void lookup_remote_address(sreq *r, const char *addr,
+				  const char *domain)
+{
+	route rt;
+	const char *err = NULL;
+	if (router_find(r->s->routes, domain, &rt, &err) != 0 || rt.fallback) {
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_NOT_FOUND,
+				"no AfterSMTP node is known for that domain", 0);
+		return;
+	}
+	nclient *cl;
+	char *doc = NULL, *raddr = NULL;
+	int status = 0;
+	if (srv_peer_connect(r->s, domain, &cl, &err) != 0) {
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER, err, 5000);
+		return;
+	}
+	int k = nclient_lookup_address(cl, addr, &doc, &raddr, &status, &err);
+	nclient_close(&cl);
+	if (k != 0) {
+		if (status == AMP__V1__STATUS__STATUS_NOT_FOUND)
+			srv_pack_status(r, AMP__V1__STATUS__STATUS_NOT_FOUND,
+					"unknown identity", 0);
+		else
+			srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
+					err, 5000);
+		return;
+	}
+	amp_public_identity pub;
+	amp_did d;
+	char address[256];
+	const char *at = strrchr(raddr, '@');
+	if (amp_did_document_parse(doc, strlen(doc), &pub, &err) != AMP_OK ||
+	    amp_did_parse(pub.did, strlen(pub.did), &d, NULL) != AMP_OK ||
+	    strcmp(d.domain, domain) != 0 || strcmp(d.local, "node") == 0 ||
+	    strcmp(d.local, "gateway") == 0) {
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
+				"the home node answered with an identity of "
+				"another domain", 5000);
+	} else {
+		int n = at != NULL && strcasecmp(at + 1, domain) == 0 &&
+				strlen(raddr) < sizeof(address)
+			? snprintf(address, sizeof(address), "%s", raddr)
+			: snprintf(address, sizeof(address), "%s@%s", d.local,
+				   d.domain);
+		if (n < 0 || (size_t)n >= sizeof(address))
+			address[0] = '\0';
+		pack_lookup(r, doc, address);
+	}
+	free(doc);
+	free(raddr);
+}
+
+/* §10.3.1: the identity a mail address names. */
+static void op_lookup_address(sreq *r)
+{
+	const char *in = r->f->lookup->address;
+	size_t len = strlen(in);
+	const char *at = strrchr(in, '@');
+	char addr[255], cur[MAPS_ADDR_MAX + 1], did[AMP_DID_MAX + 1];
+	if (len > 254 || at == NULL || at == in || at[1] == '\0' ||
+	    r->f->lookup->did[0] != '\0' || r->f->lookup->history) {
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_BAD_REQUEST,
+				"malformed address lookup", 0);
+		return;
+	}
+	for (size_t i = 0; i <= len; i++)
+		addr[i] = (char)(in[i] >= 'A' && in[i] <= 'Z' ? in[i] + 32 : in[i]);
+	char *domain = addr + (at - in) + 1;
+	if (!srv_is_local_domain(r->s, domain)) {
+		if (r->auth != AUTH_USER)
+			srv_pack_status(r, AMP__V1__STATUS__STATUS_NOT_FOUND,
+					"remote lookups are for this node's "
+					"users", 0);
+		else
+			lookup_remote_address(r, addr, domain);
+		return;
+	}
+	/* AMP-R-073: canonical_maps as at RCPT, then the registry */
+	snprintf(cur, sizeof(cur), "%s", addr);
+	if (r->s->maps != NULL) {
+		const mapset_snap *snap = mapset_get(r->s->maps);
+		maps_error me;
+		int k = maps_canonical_forward(snap->t[MAPS_CANONICAL], addr, cur,
+					       sizeof(cur), NULL, &me);
+		mapset_put(snap);
+		if (k < 0) {
+			srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER,
+					"address rewriting failed", 5000);
+			return;
+		}
+	}
+	const char *err = "unknown identity";
+	char *cat = strrchr(cur, '@');
+	if (strncmp(cur, "did:", 4) == 0) {
+		if (amp_did_normalize(cur, did, sizeof(did), &err) != AMP_OK)
+			did[0] = '\0';
+	} else if (cat != NULL && srv_is_local_domain(r->s, cat + 1)) {
+		*cat = '\0';
+		if (amp_did_format(cat + 1, cur, did, sizeof(did), &err) != AMP_OK)
+			did[0] = '\0';
+	} else {
+		did[0] = '\0';
+		err = "that address is not an identity here";
+	}
+	amp_public_identity pub;
+	char *doc = NULL, address[256];
+	int found = did[0] == '\0' ? 0
+		: srv_dir_get(r->s, did, false, &pub, &doc, &err);
+	if (found == 1)
+		local_address(r->s, pub.did, address, sizeof(address));
+	if (found == 1 && address[0] == '\0') {
+		found = 0; /* the node's own and gateway identities */
+		err = "that address is not an identity here";
+	}
+	if (found < 0)
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_RETRY_LATER, err, 5000);
+	else if (found == 0)
+		srv_pack_status(r, AMP__V1__STATUS__STATUS_NOT_FOUND, err, 0);
+	else
+		pack_lookup(r, doc, address);
+	free(doc);
+}
+
 static void op_lookup(sreq *r)
 {
 	const char *did = r->f->lookup->did;
 	amp_public_identity pub;
 	const char *err = "unknown identity";
 	char *doc = NULL;
+	if (r->f->lookup->address[0] != '\0') {
+		op_lookup_address(r);
+		return;
+	}
 	if (strlen(did) > AMP_DID_MAX) {
 		srv_pack_amp_error(r, AMP__V1__STATUS__STATUS_BAD_REQUEST, AMP_E_BAD_DID);
 		return;
@@ -634,6 +801,15 @@ static void op_lookup(sreq *r)
 	lr.did_document = doc;
 	srv_history *h = NULL;
 	amp_did d;
+	char address[256] = "";
+	if (amp_did_parse(pub.did, strlen(pub.did), &d, NULL) == AMP_OK) {
+		if (srv_is_local_domain(r->s, d.domain))
+			local_address(r->s, pub.did, address, sizeof(address));
+		else if (snprintf(address, sizeof(address), "%s@%s", d.local,
+				  d.domain) >= (int)sizeof(address))
+			address[0] = '\0';
+	}
+	lr.address = address;
 	/* The key history of our own users, from our own log (§11.4). */
 	if (r->f->lookup->history &&
 	    amp_did_parse(did, strlen(did), &d, NULL) == AMP_OK &&
@@ -1354,6 +1530,7 @@ int server_create(const server_params *p, const cfg *conf, server **s_r,
 	s->st = p->st;
 	s->node = p->node;
 	s->gw = p->gw;
+	s->maps = p->maps;
 	s->routes = p->routes;
 	node_subkey(p->storage_key, "AMPv1-invite-key", s->invite_key);
 	node_subkey(p->storage_key, "AMPv1-token-key", s->token_key);

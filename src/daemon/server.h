@@ -49,6 +49,8 @@ typedef struct server_params {
 	const uint8_t *storage_key;      /* 32 bytes: invite and token keys */
 	router *routes;
 	struct gateway *gw;              /* the gateway identity, or NULL */
+	struct mapset *maps;             /* canonical_maps for address
+					    lookups (§10.3.1), or NULL */
 } server_params;
 
 /* The relay to wake when relay entries are queued (set after both exist). */
