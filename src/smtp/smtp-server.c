@@ -3,18 +3,22 @@
  * are taken from it a line at a time, and DATA/BDAT content is streamed
  * through it without accumulating.  A decision the driver owes (MAIL,
  * RCPT, end of message, TLS) stops processing until smtp_session_reply or
- * smtp_session_tls_started.
+ * smtp_session_tls_started.  AUTH (RFC 4954): the exchange lines after a
+ * 334 are read in ST_AUTH; every command line is wiped from the buffers
+ * once handled, so no base64 password stays in memory.
  */
 #include "smtp-server.h"
 
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-enum { ST_GREET_WAIT, ST_CMD, ST_DATA, ST_BDAT, ST_CLOSED };
-enum { P_NONE, P_MAIL, P_RCPT, P_DATA_END, P_TLS };
+enum { ST_GREET_WAIT, ST_CMD, ST_DATA, ST_BDAT, ST_AUTH, ST_CLOSED };
+enum { P_NONE, P_MAIL, P_RCPT, P_DATA_END, P_TLS, P_AUTH };
+enum { AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS }; /* what ST_AUTH reads */
 
 struct smtp_session {
 	smtp_settings set;
@@ -25,6 +29,9 @@ struct smtp_session {
 	bool helo_done, esmtp, in_tx, data_started, closing, skipping;
 	bool bdat_used, bdat_last, bdat_discard, bdat_too_big;
 	bool in_process;               /* process() is on the stack */
+	bool authed;                   /* AUTH succeeded (until STARTTLS) */
+	int auth_step;                 /* AUTH_PLAIN, AUTH_LOGIN_* */
+	char user[SMTP_AUTH_FIELD_MAX + 1]; /* LOGIN's user, then the authed one */
 	unsigned rcpt_ok, errors;
 	uint64_t bdat_left, bdat_size;
 	unsigned bdat_reply;            /* reply code to give after a skipped chunk */
@@ -183,6 +190,8 @@ static void ehlo_reply(smtp_session *s)
 		kw[n++] = "CHUNKING";
 	if (s->set.starttls && !s->set.tls_active)
 		kw[n++] = "STARTTLS";
+	if (s->set.auth && (s->set.tls_active || !s->set.auth_needs_tls))
+		kw[n++] = "AUTH PLAIN LOGIN";
 	int k = snprintf(line, sizeof(line), "250-%s\r\n", s->hostname);
 	if (k < 0 || (size_t)k >= sizeof(line)) /* a hostname over 255 octets */
 		k = snprintf(line, sizeof(line), "250-%s\r\n", "localhost");
@@ -227,6 +236,10 @@ static void cmd_mail(smtp_session *s, const char *arg)
 {
 	if (!s->helo_done) {
 		reply(s, 503, "5.5.1", "Send HELO or EHLO first");
+		return;
+	}
+	if (s->set.auth_required && !s->authed) { /* B2 */
+		reply(s, 530, "5.7.0", "Authentication required");
 		return;
 	}
 	if (s->in_tx) {
@@ -411,6 +424,8 @@ static void bdat_chunk_done(smtp_session *s)
 	content_done(s, s->bdat_too_big, false, false);
 }
 
+static void forget_auth(smtp_session *s);
+
 static void cmd_starttls(smtp_session *s, const char *arg)
 {
 	if (*arg != '\0') {
@@ -430,8 +445,155 @@ static void cmd_starttls(smtp_session *s, const char *arg)
 	s->in_len = 0;
 	end_tx(s, true);
 	s->helo_done = s->esmtp = false;
+	forget_auth(s); /* T2 */
 	s->pending = P_TLS;
 	s->cb.starttls(s->arg);
+}
+
+/* ---------------------------------------------------------------- AUTH */
+
+static void forget_auth(smtp_session *s)
+{
+	s->authed = false;
+	sodium_memzero(s->user, sizeof(s->user));
+}
+
+/* Base64 (RFC 4648, padded) of an exchange line into out (room for
+ * cap - 1 octets and a NUL).  -1: not base64, or too long. */
+static int b64_decode(const char *in, uint8_t *out, size_t cap, size_t *len_r)
+{
+	size_t n = strlen(in), bl = 0;
+	const char *end = NULL;
+	if (n == 0 || n % 4 != 0 ||
+	    sodium_base642bin(out, cap - 1, in, n, NULL, &bl, &end,
+			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    end != in + n)
+		return -1;
+	out[bl] = '\0';
+	*len_r = bl;
+	return 0;
+}
+
+/* Ask the driver; the password is wiped by the caller after this. */
+static void auth_ask(smtp_session *s, const char *authzid, const char *user,
+		     const char *pass, size_t plen)
+{
+	s->state = ST_CMD;
+	if (user != s->user)
+		snprintf(s->user, sizeof(s->user), "%s", user);
+	s->pending = P_AUTH;
+	s->cb.auth(s->arg, authzid, s->user, pass, plen);
+}
+
+/* A field of a response: 1..SMTP_AUTH_FIELD_MAX octets (authzid may be
+ * empty) with no NUL. */
+static bool auth_field_ok(size_t len, bool may_be_empty)
+{
+	return (len > 0 || may_be_empty) && len <= SMTP_AUTH_FIELD_MAX;
+}
+
+/* A response line: the initial response of AUTH, or a line in ST_AUTH. */
+static void auth_response(smtp_session *s, const char *line)
+{
+	uint8_t dec[SMTP_AUTH_FIELD_MAX * 3 + 8];
+	size_t len = 0;
+	dec[0] = '\0';
+	s->state = ST_CMD; /* whatever happens, unless asked again below */
+	if (strcmp(line, "*") == 0) {
+		sodium_memzero(s->user, sizeof(s->user));
+		reply(s, 501, "5.0.0", "Authentication cancelled");
+		return;
+	}
+	/* "=": an empty initial response (RFC 4954 §4) */
+	if (strcmp(line, "=") != 0 &&
+	    b64_decode(line, dec, sizeof(dec), &len) != 0) {
+		sodium_memzero(s->user, sizeof(s->user));
+		reply(s, 501, "5.5.2", "Cannot decode the response");
+		return;
+	}
+	if (s->auth_step == AUTH_LOGIN_USER) {
+		if (!auth_field_ok(len, false) || memchr(dec, '\0', len) != NULL) {
+			reply(s, 501, "5.5.2", "Malformed user name");
+		} else {
+			memcpy(s->user, dec, len);
+			s->user[len] = '\0';
+			s->auth_step = AUTH_LOGIN_PASS;
+			s->state = ST_AUTH;
+			reply(s, 334, NULL, "UGFzc3dvcmQ6"); /* "Password:" */
+		}
+	} else if (s->auth_step == AUTH_LOGIN_PASS) {
+		if (!auth_field_ok(len, true) || memchr(dec, '\0', len) != NULL) {
+			sodium_memzero(s->user, sizeof(s->user));
+			reply(s, 501, "5.5.2", "Malformed password");
+		} else {
+			auth_ask(s, "", s->user, (const char *)dec, len);
+		}
+	} else {
+		/* PLAIN (RFC 4616): authzid NUL authcid NUL passwd */
+		const uint8_t *z1 = memchr(dec, '\0', len);
+		const uint8_t *z2 = z1 != NULL ? memchr(z1 + 1, '\0', len - (size_t)(z1 + 1 - dec)) : NULL;
+		if (z2 == NULL || memchr(z2 + 1, '\0', len - (size_t)(z2 + 1 - dec)) != NULL ||
+		    !auth_field_ok((size_t)(z1 - dec), true) ||
+		    !auth_field_ok((size_t)(z2 - z1 - 1), false) ||
+		    !auth_field_ok(len - (size_t)(z2 + 1 - dec), true)) {
+			reply(s, 501, "5.5.2", "Malformed PLAIN response");
+		} else {
+			auth_ask(s, (const char *)dec, (const char *)z1 + 1,
+				 (const char *)z2 + 1, len - (size_t)(z2 + 1 - dec));
+		}
+	}
+	sodium_memzero(dec, sizeof(dec));
+}
+
+static void cmd_auth(smtp_session *s, const char *arg)
+{
+	if (!s->esmtp) {
+		reply(s, 503, "5.5.1", "Send EHLO first");
+		return;
+	}
+	if (s->authed) {
+		reply(s, 503, "5.5.1", "Already authenticated");
+		return;
+	}
+	if (s->in_tx) {
+		reply(s, 503, "5.5.1", "AUTH is not allowed in a mail transaction");
+		return;
+	}
+	if (s->set.auth_needs_tls && !s->set.tls_active) { /* B2 */
+		reply(s, 538, "5.7.11", "Encryption required for requested "
+		      "authentication mechanism");
+		return;
+	}
+	char mech[16];
+	size_t i = 0;
+	while (arg[i] != '\0' && arg[i] != ' ' && i < sizeof(mech) - 1) {
+		mech[i] = arg[i];
+		i++;
+	}
+	mech[i] = '\0';
+	const char *ir = arg[i] == ' ' ? arg + i + 1 : NULL;
+	if ((arg[i] != '\0' && arg[i] != ' ') || i == 0 ||
+	    (ir != NULL && (*ir == '\0' || strchr(ir, ' ') != NULL))) {
+		reply(s, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+		return;
+	}
+	if (strcasecmp(mech, "PLAIN") == 0)
+		s->auth_step = AUTH_PLAIN;
+	else if (strcasecmp(mech, "LOGIN") == 0)
+		s->auth_step = AUTH_LOGIN_USER;
+	else {
+		reply(s, 504, "5.5.4", "Unrecognized authentication type");
+		return;
+	}
+	if (ir != NULL) {
+		auth_response(s, ir);
+		return;
+	}
+	s->state = ST_AUTH;
+	if (s->auth_step == AUTH_PLAIN)
+		reply(s, 334, NULL, "%s", "");
+	else
+		reply(s, 334, NULL, "VXNlcm5hbWU6"); /* "Username:" */
 }
 
 /* Commands that must end a pipelined group (RFC 2920 §3.1, and STARTTLS
@@ -491,6 +653,8 @@ static void command(smtp_session *s, char *line, bool more_buffered)
 		s->state = ST_CLOSED;
 	} else if (strcasecmp(verb, "STARTTLS") == 0)
 		cmd_starttls(s, arg);
+	else if (s->set.auth && strcasecmp(verb, "AUTH") == 0)
+		cmd_auth(s, arg);
 	else
 		reply(s, 500, "5.5.2", "Command unrecognized");
 }
@@ -516,6 +680,18 @@ static void process(smtp_session *s)
 	s->in_process = true;
 	process_loop(s);
 	s->in_process = false;
+}
+
+/* S1, and RFC 4954 §4 for a line of the AUTH exchange (which ends). */
+static void line_too_long(smtp_session *s)
+{
+	if (s->state == ST_AUTH) {
+		s->state = ST_CMD;
+		sodium_memzero(s->user, sizeof(s->user));
+		reply(s, 500, "5.5.6", "Authentication exchange line is too long");
+	} else {
+		reply(s, 500, "5.5.2", "Line too long");
+	}
 }
 
 static void process_loop(smtp_session *s)
@@ -572,7 +748,8 @@ static void process_loop(smtp_session *s)
 		size_t line_max = s->set.line_max;
 		if (lf == NULL) {
 			if (s->in_len >= line_max) { /* S1 */
-				reply(s, 500, "5.5.2", "Line too long");
+				line_too_long(s);
+				sodium_memzero(s->in, s->in_len);
 				s->in_len = 0;
 				s->skipping = true;
 				check_errors(s);
@@ -582,7 +759,8 @@ static void process_loop(smtp_session *s)
 		size_t len = (size_t)(lf - s->in) + 1;
 		if (len > line_max) {
 			consume(s, len);
-			reply(s, 500, "5.5.2", "Line too long");
+			sodium_memzero(s->in + s->in_len, len);
+			line_too_long(s);
 			check_errors(s);
 			continue;
 		}
@@ -596,13 +774,22 @@ static void process_loop(smtp_session *s)
 			memcpy(line, s->in, cl);
 		line[bare ? 0 : cl] = '\0';
 		consume(s, len);
+		sodium_memzero(s->in + s->in_len, len); /* AUTH's secrets */
 		if (bare) {
+			if (s->state == ST_AUTH) {
+				s->state = ST_CMD;
+				sodium_memzero(s->user, sizeof(s->user));
+			}
 			reply(s, 501, "5.5.2", "Lines must end with <CR><LF> and contain "
 			      "no <CR> or NUL");
 			check_errors(s);
 			continue;
 		}
-		command(s, line, s->in_len > 0 && s->state == ST_CMD);
+		if (s->state == ST_AUTH)
+			auth_response(s, line);
+		else
+			command(s, line, s->in_len > 0 && s->state == ST_CMD);
+		sodium_memzero(line, cl);
 		check_errors(s);
 	}
 }
@@ -614,7 +801,7 @@ int smtp_session_new(const smtp_settings *set, const smtp_callbacks *cb,
 {
 	if (set->line_max < 512 || set->line_max > 4096 || set->max_rcpt < 1 ||
 	    cb->mail == NULL || cb->rcpt == NULL || cb->data_end == NULL ||
-	    cb->starttls == NULL)
+	    cb->starttls == NULL || (set->auth && cb->auth == NULL))
 		return -1;
 	smtp_session *s = calloc(1, sizeof(*s));
 	/* buffers start small and grow to their maxima: an idle session
@@ -643,6 +830,8 @@ void smtp_session_free(smtp_session **sp)
 	smtp_session *s = *sp;
 	if (s == NULL)
 		return;
+	sodium_memzero(s->in, s->in_cap);
+	forget_auth(s);
 	free(s->out);
 	free(s->in);
 	free(s);
@@ -705,7 +894,7 @@ void smtp_session_reply(smtp_session *s, unsigned code, const char *enh,
 			const char *text)
 {
 	int p = s->pending;
-	if (p == P_NONE || p == P_TLS)
+	if (p == P_NONE || p == P_TLS || p == P_AUTH)
 		return;
 	s->pending = P_NONE;
 	reply(s, code, enh, "%s", text != NULL ? text : "");
@@ -717,6 +906,27 @@ void smtp_session_reply(smtp_session *s, unsigned code, const char *enh,
 		end_tx(s, code >= 400);
 	check_errors(s);
 	process(s);
+}
+
+void smtp_session_auth_done(smtp_session *s, bool ok)
+{
+	if (s->pending != P_AUTH)
+		return;
+	s->pending = P_NONE;
+	if (ok) {
+		s->authed = true;
+		reply(s, 235, "2.7.0", "Authentication successful");
+	} else {
+		forget_auth(s);
+		reply(s, 535, "5.7.8", "Authentication credentials invalid");
+	}
+	check_errors(s);
+	process(s);
+}
+
+const char *smtp_session_user(const smtp_session *s)
+{
+	return s->authed ? s->user : NULL;
 }
 
 void smtp_session_tls_started(smtp_session *s)

@@ -32,6 +32,21 @@
  *  T2  after TLS the session forgets HELO and the transaction; STARTTLS
  *      is no longer offered.  T3 STARTTLS twice: 503 5.5.1; not offered:
  *      454 4.7.0; with an argument: 501 5.5.4.
+ *
+ * AUTH (RFC 4954, for submission; off unless settings.auth): PLAIN and
+ * LOGIN, with an initial response (SASL-IR) or after "334".  The driver's
+ * auth callback decides, now or later, with smtp_session_auth_done (235
+ * 2.7.0 / 535 5.7.8); the decoded password is wiped when the callback
+ * returns, and the base64 text it came in is wiped from the buffers.
+ *  B2  MAIL before AUTH when auth_required: 530 5.7.0; AUTH before TLS
+ *      when auth_needs_tls: 538 5.7.11 (and AUTH is not advertised before
+ *      TLS then); a sender the user does not own: the driver's mail
+ *      callback answers 553 5.7.1.
+ *      AUTH twice or inside a transaction: 503 5.5.1; "*" cancels: 501
+ *      5.0.0; bad base64 or a response that is not user/password: 501
+ *      5.5.2; an exchange line over line_max: 500 5.5.6; an unknown
+ *      mechanism: 504 5.5.4.  After STARTTLS the session forgets AUTH
+ *      (T2).
  */
 #ifndef AMP_SMTP_SERVER_H
 #define AMP_SMTP_SERVER_H
@@ -47,6 +62,7 @@
 #define SMTP_OUTPUT_MAX (256u * 1024u)   /* replies not yet taken */
 #define SMTP_BUF_START 4096u             /* both buffers start at this */
 #define SMTP_REPLY_TEXT_MAX 400u
+#define SMTP_AUTH_FIELD_MAX 255u         /* authzid, user, password octets */
 
 typedef struct smtp_session smtp_session;
 
@@ -62,6 +78,9 @@ typedef struct smtp_settings {
 	bool starttls;                /* TLS can be offered (a certificate) */
 	bool tls_active;              /* implicit TLS (port 465) */
 	smtp_data_policy bare_policy; /* bare CR/LF in DATA */
+	bool auth;                    /* offer AUTH PLAIN LOGIN (submission) */
+	bool auth_required;           /* MAIL only after AUTH (530 5.7.0) */
+	bool auth_needs_tls;          /* AUTH only under TLS (538 5.7.11) */
 } smtp_settings;
 
 typedef struct smtp_callbacks {
@@ -83,6 +102,12 @@ typedef struct smtp_callbacks {
 	/* Start TLS now: the 220 is in the output buffer; send it, then do
 	 * the handshake and call smtp_session_tls_started. */
 	void (*starttls)(void *arg);
+	/* AUTH (settings.auth): check these credentials and call
+	 * smtp_session_auth_done (now or later).  authzid is "" when the
+	 * client gave none; password has len octets (NUL-terminated too, no
+	 * NUL inside) and is wiped when this returns. */
+	void (*auth)(void *arg, const char *authzid, const char *user,
+		     const char *password, size_t len);
 } smtp_callbacks;
 
 int smtp_session_new(const smtp_settings *set, const smtp_callbacks *cb,
@@ -102,6 +127,12 @@ size_t smtp_session_feed(smtp_session *s, const uint8_t *data, size_t len);
  * code (250, 451, 550…), enhanced status ("2.1.0"), text. */
 void smtp_session_reply(smtp_session *s, unsigned code, const char *enh,
 			const char *text);
+
+/* The driver's answer to the auth callback: 235 2.7.0 or 535 5.7.8. */
+void smtp_session_auth_done(smtp_session *s, bool ok);
+/* The user of a successful AUTH, else NULL (valid until the session is
+ * freed or forgets it: STARTTLS). */
+const char *smtp_session_user(const smtp_session *s);
 
 /* TLS is up (after the starttls callback). */
 void smtp_session_tls_started(smtp_session *s);

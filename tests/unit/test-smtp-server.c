@@ -7,6 +7,7 @@
 
 #include "smtp-server.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,10 @@ typedef struct drv {
 	unsigned mails, rcpts, begins, ends, aborts, tls;
 	bool auto_reply;            /* decide at once in the callbacks */
 	unsigned rcpt_code;         /* what to answer RCPT with */
+	unsigned auths;             /* AUTH callbacks */
+	char authzid[256], user[256], pass[256];
+	size_t pass_len;
+	bool check_sender;          /* MAIL FROM must be the AUTH user (B2) */
 } drv;
 
 static void take_output(drv *d)
@@ -38,9 +43,16 @@ static void take_output(drv *d)
 static void cb_mail(void *arg, const smtp_path *from, const smtp_mail_params *p)
 {
 	drv *d = arg;
-	(void)from;
 	(void)p;
 	d->mails++;
+	/* as a submission driver does (Postfix reject_sender_login_mismatch) */
+	const char *u = smtp_session_user(d->s);
+	char addr[600];
+	snprintf(addr, sizeof(addr), "%s@%s", from->local, from->domain);
+	if (d->check_sender && (u == NULL || strcmp(u, addr) != 0)) {
+		smtp_session_reply(d->s, 553, "5.7.1", "Sender address not owned by the user");
+		return;
+	}
 	if (d->auto_reply)
 		smtp_session_reply(d->s, 250, "2.1.0", "Ok");
 }
@@ -91,10 +103,27 @@ static void cb_tls(void *arg)
 	d->tls++;
 }
 
+/* AUTH: the password "secret" is right; auto_reply answers at once. */
+static void cb_auth(void *arg, const char *authzid, const char *user,
+		    const char *pass, size_t len)
+{
+	drv *d = arg;
+	d->auths++;
+	assert_true(len < sizeof(d->pass));
+	assert_int_equal(strlen(pass), len);
+	snprintf(d->authzid, sizeof(d->authzid), "%s", authzid);
+	snprintf(d->user, sizeof(d->user), "%s", user);
+	memcpy(d->pass, pass, len);
+	d->pass[len] = '\0';
+	d->pass_len = len;
+	if (d->auto_reply)
+		smtp_session_auth_done(d->s, strcmp(pass, "secret") == 0);
+}
+
 static const smtp_callbacks cbs = {
 	.mail = cb_mail, .rcpt = cb_rcpt, .data_begin = cb_begin,
 	.data_chunk = cb_chunk, .data_end = cb_end, .abort = cb_abort,
-	.starttls = cb_tls,
+	.starttls = cb_tls, .auth = cb_auth,
 };
 
 static smtp_settings default_settings(void)
@@ -579,6 +608,294 @@ static void test_byte_by_byte_equals_whole(void **state)
 	stop(b);
 }
 
+/* ----------------------------------------------------------------- AUTH */
+
+static smtp_settings auth_settings(void)
+{
+	smtp_settings set = default_settings();
+	set.auth = set.auth_required = true;
+	return set;
+}
+
+/* "AUTH PLAIN " + base64(raw[0..n)) + CRLF, or just the base64 line. */
+static void b64_line(char *out, size_t size, const char *prefix,
+		     const void *raw, size_t n)
+{
+	char b[2048];
+	assert_true(sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL) <= sizeof(b));
+	sodium_bin2base64(b, sizeof(b), raw, n, sodium_base64_VARIANT_ORIGINAL);
+	int k = snprintf(out, size, "%s%s\r\n", prefix, b);
+	assert_true(k > 0 && (size_t)k < size);
+}
+
+static void test_auth_off_by_default(void **state)
+{
+	(void)state;
+	smtp_settings set = default_settings();
+	drv *d = start(&set);
+	send_str(d, "EHLO c.example\r\n");
+	assert_null(strstr(d->out, "AUTH"));
+	clear(d);
+	send_str(d, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+	assert_string_equal(d->out, "500 5.5.2 Command unrecognized\r\n");
+	assert_int_equal(d->auths, 0);
+	stop(d);
+}
+
+/* B2: no MAIL before AUTH; PLAIN with an initial response; 553 from the
+ * driver for a sender the user does not own; AUTH twice. */
+static void test_b2_auth_plain(void **state)
+{
+	(void)state;
+	smtp_settings set = auth_settings();
+	drv *d = start(&set);
+	d->check_sender = true;
+	send_str(d, "EHLO c.example\r\n");
+	assert_non_null(strstr(d->out, "250 AUTH PLAIN LOGIN\r\n"));
+	clear(d);
+	send_str(d, "MAIL FROM:<alice@alpha.test>\r\n");
+	assert_string_equal(d->out, "530 5.7.0 Authentication required\r\n");
+	assert_int_equal(d->mails, 0);
+	clear(d);
+	char line[512];
+	b64_line(line, sizeof(line), "AUTH PLAIN ", "\0alice@alpha.test\0wrong", 23);
+	send_str(d, line);
+	assert_string_equal(d->out, "535 5.7.8 Authentication credentials invalid\r\n");
+	assert_null(smtp_session_user(d->s));
+	clear(d);
+	b64_line(line, sizeof(line), "auth plain ", "\0alice@alpha.test\0secret", 24);
+	send_str(d, line);
+	assert_string_equal(d->out, "235 2.7.0 Authentication successful\r\n");
+	assert_string_equal(d->user, "alice@alpha.test");
+	assert_string_equal(d->authzid, "");
+	assert_int_equal(d->pass_len, 6);
+	assert_string_equal(smtp_session_user(d->s), "alice@alpha.test");
+	clear(d);
+	send_str(d, "MAIL FROM:<mallory@alpha.test>\r\n");
+	assert_string_equal(d->out, "553 5.7.1 Sender address not owned by the user\r\n");
+	clear(d);
+	send_str(d, "MAIL FROM:<alice@alpha.test>\r\n");
+	assert_string_equal(d->out, "250 2.1.0 Ok\r\n");
+	clear(d);
+	send_str(d, line);
+	assert_string_equal(d->out, "503 5.5.1 Already authenticated\r\n");
+	clear(d);
+	/* a new EHLO keeps the authentication (only STARTTLS forgets it) */
+	send_str(d, "EHLO c.example\r\n");
+	clear(d);
+	send_str(d, "MAIL FROM:<alice@alpha.test>\r\nRCPT TO:<bob@beta.test>\r\n");
+	assert_string_equal(d->out, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
+	assert_int_equal(d->auths, 2);
+	stop(d);
+}
+
+/* LOGIN after 334 prompts, answered later; PLAIN without an initial
+ * response; an authzid; a password with any printable bytes. */
+static void test_auth_login_async(void **state)
+{
+	(void)state;
+	smtp_settings set = auth_settings();
+	drv *d = start(&set);
+	d->auto_reply = false;
+	send_str(d, "EHLO c.example\r\n");
+	clear(d);
+	send_str(d, "AUTH LOGIN\r\n");
+	assert_string_equal(d->out, "334 VXNlcm5hbWU6\r\n");
+	clear(d);
+	char line[512];
+	b64_line(line, sizeof(line), "", "bob", 3);
+	send_str(d, line);
+	assert_string_equal(d->out, "334 UGFzc3dvcmQ6\r\n");
+	clear(d);
+	b64_line(line, sizeof(line), "", "p4ss w:rd\"!", 11);
+	send_str(d, line);
+	assert_int_equal(d->out_len, 0);   /* waits for the driver */
+	assert_true(smtp_session_pending(d->s));
+	assert_string_equal(d->user, "bob");
+	assert_string_equal(d->pass, "p4ss w:rd\"!");
+	/* commands sent meanwhile wait */
+	send_str(d, "NOOP\r\n");
+	assert_int_equal(d->out_len, 0);
+	smtp_session_reply(d->s, 250, "2.0.0", "not an answer to AUTH");
+	take_output(d);
+	assert_int_equal(d->out_len, 0);
+	smtp_session_auth_done(d->s, false);
+	take_output(d);
+	assert_string_equal(d->out, "535 5.7.8 Authentication credentials invalid\r\n"
+			    "250 2.0.0 Ok\r\n");
+	clear(d);
+	send_str(d, "AUTH PLAIN\r\n");
+	assert_string_equal(d->out, "334 \r\n");
+	clear(d);
+	b64_line(line, sizeof(line), "", "bob\0bob\0secret", 14);
+	send_str(d, line);
+	assert_string_equal(d->authzid, "bob");
+	smtp_session_auth_done(d->s, true);
+	take_output(d);
+	assert_string_equal(d->out, "235 2.7.0 Authentication successful\r\n");
+	assert_string_equal(smtp_session_user(d->s), "bob");
+	/* LOGIN with the user name as initial response */
+	drv *e = start(&set);
+	send_str(e, "EHLO c.example\r\n");
+	clear(e);
+	b64_line(line, sizeof(line), "AUTH LOGIN ", "carol", 5);
+	send_str(e, line);
+	assert_string_equal(e->out, "334 UGFzc3dvcmQ6\r\n");
+	clear(e);
+	b64_line(line, sizeof(line), "", "secret", 6);
+	send_str(e, line);
+	assert_string_equal(e->out, "235 2.7.0 Authentication successful\r\n");
+	assert_string_equal(smtp_session_user(e->s), "carol");
+	stop(e);
+	stop(d);
+}
+
+/* B2 rows of the exchange: cancel, bad base64, malformed and over-long
+ * responses, unknown mechanisms, wrong order. */
+static void test_b2_auth_bad_input(void **state)
+{
+	(void)state;
+	smtp_settings set = auth_settings();
+	drv *d = start(&set);
+	send_str(d, "AUTH PLAIN\r\n");
+	assert_string_equal(d->out, "503 5.5.1 Send EHLO first\r\n");
+	clear(d);
+	send_str(d, "HELO c.example\r\n");
+	clear(d);
+	send_str(d, "AUTH PLAIN\r\n");
+	assert_string_equal(d->out, "503 5.5.1 Send EHLO first\r\n");
+	clear(d);
+	send_str(d, "EHLO c.example\r\n");
+	clear(d);
+	send_str(d, "AUTH LOGIN\r\n*\r\n");
+	assert_string_equal(d->out, "334 VXNlcm5hbWU6\r\n501 5.0.0 Authentication cancelled\r\n");
+	clear(d);
+	send_str(d, "AUTH PLAIN\r\n");
+	clear(d);
+	send_str(d, "*\r\n");
+	assert_string_equal(d->out, "501 5.0.0 Authentication cancelled\r\n");
+	clear(d);
+	static const char *const bad[] = {
+		"AUTH PLAIN !!!!\r\n",          /* not base64 */
+		"AUTH PLAIN AGFsaWNl\r\n",      /* "\0alice": no password field */
+		"AUTH PLAIN Zm9v\r\n",          /* "foo" */
+		"AUTH PLAIN AGFsaWNlAHNlY3JldAB4\r\n", /* a third NUL */
+		"AUTH PLAIN AABzZWNyZXQ=\r\n",  /* empty user */
+		"AUTH PLAIN AGFsaWNlAHNlY3JldA\r\n", /* unpadded */
+		"AUTH PLAIN =\r\n",             /* empty initial response */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		send_str(d, bad[i]);
+		assert_true(strncmp(d->out, "501 5.5.2 ", 10) == 0);
+		clear(d);
+	}
+	assert_int_equal(d->auths, 0);
+	/* a field over SMTP_AUTH_FIELD_MAX */
+	char raw[600], line[1000];
+	memset(raw, 'a', sizeof(raw));
+	raw[0] = '\0';
+	raw[300] = '\0';
+	b64_line(line, sizeof(line), "AUTH PLAIN ", raw, 310);
+	send_str(d, line);
+	assert_string_equal(d->out, "501 5.5.2 Malformed PLAIN response\r\n");
+	clear(d);
+	/* an exchange line over line_max ends the exchange, in sync */
+	send_str(d, "AUTH LOGIN\r\n");
+	clear(d);
+	char big[1500];
+	memset(big, 'Q', sizeof(big));
+	memcpy(big + sizeof(big) - 7, "\r\nNOOP", 6);
+	big[sizeof(big) - 1] = '\0';
+	send_str(d, big);
+	send_str(d, "\r\n");
+	assert_string_equal(d->out, "500 5.5.6 Authentication exchange line is too long\r\n"
+			    "250 2.0.0 Ok\r\n");
+	clear(d);
+	send_str(d, "AUTH CRAM-MD5\r\n");
+	assert_string_equal(d->out, "504 5.5.4 Unrecognized authentication type\r\n");
+	clear(d);
+	send_str(d, "AUTH\r\n");
+	assert_true(strncmp(d->out, "501 5.5.4 ", 10) == 0);
+	clear(d);
+	send_str(d, "AUTH PLAIN a b\r\n");
+	assert_true(strncmp(d->out, "501 5.5.4 ", 10) == 0);
+	clear(d);
+	/* a bare LF in an exchange line ends it */
+	send_str(d, "AUTH LOGIN\r\n");
+	clear(d);
+	send_str(d, "Ym9i\n");
+	assert_true(strncmp(d->out, "501 5.5.2 ", 10) == 0);
+	clear(d);
+	send_str(d, "NOOP\r\n");
+	assert_string_equal(d->out, "250 2.0.0 Ok\r\n");
+	assert_int_equal(d->auths, 0);
+	stop(d);
+}
+
+/* B2 538: AUTH only under TLS (not advertised before); T2: STARTTLS
+ * forgets a successful AUTH. */
+static void test_b2_t2_auth_and_tls(void **state)
+{
+	(void)state;
+	smtp_settings set = auth_settings();
+	set.auth_needs_tls = true;
+	drv *d = start(&set);
+	send_str(d, "EHLO c.example\r\n");
+	assert_null(strstr(d->out, "AUTH"));
+	clear(d);
+	send_str(d, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+	assert_string_equal(d->out, "538 5.7.11 Encryption required for requested "
+			    "authentication mechanism\r\n");
+	clear(d);
+	send_str(d, "STARTTLS\r\n");
+	smtp_session_tls_started(d->s);
+	clear(d);
+	send_str(d, "EHLO c.example\r\n");
+	assert_non_null(strstr(d->out, "250 AUTH PLAIN LOGIN\r\n"));
+	assert_null(strstr(d->out, "STARTTLS"));
+	clear(d);
+	send_str(d, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+	assert_string_equal(d->out, "235 2.7.0 Authentication successful\r\n");
+	stop(d);
+
+	set.auth_needs_tls = false;
+	d = start(&set);
+	send_str(d, "EHLO c.example\r\n");
+	send_str(d, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+	assert_non_null(strstr(d->out, "235 2.7.0"));
+	assert_string_equal(smtp_session_user(d->s), "alice");
+	clear(d);
+	send_str(d, "STARTTLS\r\n");
+	smtp_session_tls_started(d->s);
+	assert_null(smtp_session_user(d->s));
+	send_str(d, "EHLO c.example\r\n");
+	clear(d);
+	send_str(d, "MAIL FROM:<alice@alpha.test>\r\n");
+	assert_string_equal(d->out, "530 5.7.0 Authentication required\r\n");
+	stop(d);
+}
+
+static void test_auth_byte_by_byte(void **state)
+{
+	(void)state;
+	const char *script[] = {
+		"EHLO c.example\r\n", "AUTH LOGIN\r\n", "Ym9i\r\n", "c2VjcmV0\r\n",
+		"MAIL FROM:<bob>\r\n", "RSET\r\n", "AUTH PLAIN\r\n", "QUIT\r\n",
+	};
+	smtp_settings set = auth_settings();
+	drv *a = start(&set), *b = start(&set);
+	for (size_t i = 0; i < sizeof(script) / sizeof(script[0]); i++) {
+		send_str(a, script[i]);
+		for (const char *p = script[i]; *p != '\0'; p++)
+			send_bytes(b, p, 1);
+	}
+	assert_string_equal(a->out, b->out);
+	assert_non_null(strstr(a->out, "235 2.7.0"));
+	assert_non_null(strstr(a->out, "503 5.5.1 Already authenticated"));
+	stop(a);
+	stop(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -596,6 +913,12 @@ int main(void)
 		cmocka_unit_test(test_bdat),
 		cmocka_unit_test(test_async_decisions_hold_pipelined_commands),
 		cmocka_unit_test(test_byte_by_byte_equals_whole),
+		cmocka_unit_test(test_auth_off_by_default),
+		cmocka_unit_test(test_b2_auth_plain),
+		cmocka_unit_test(test_auth_login_async),
+		cmocka_unit_test(test_b2_auth_bad_input),
+		cmocka_unit_test(test_b2_t2_auth_and_tls),
+		cmocka_unit_test(test_auth_byte_by_byte),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
