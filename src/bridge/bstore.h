@@ -38,6 +38,15 @@
 #define BSTORE_KEY_BYTES 32u
 #define BSTORE_UNVERIFIED "Unverified"
 
+/* Limits (a call beyond one fails with -1): a message's bytes (an
+ * Unverified message carries a whole sealed envelope, AMP_ENVELOPE_MAX,
+ * in base64), mailboxes, levels of a name, messages of one mailbox (a
+ * view holds 12 bytes per message). */
+#define BSTORE_MSG_MAX (96u * 1024u * 1024u)
+#define BSTORE_MAILBOXES_MAX 1024u
+#define BSTORE_DEPTH_MAX 16u
+#define BSTORE_MESSAGES_MAX 1000000u
+
 typedef struct bstore bstore;
 
 /* Open (creating when missing) the database at path with key (copied,
