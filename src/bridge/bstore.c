@@ -7,7 +7,8 @@
  * nothing else.  One thread (the bridge's loop) uses a store at a time.
  *
  * File: created 0600 (opened with O_NOFOLLOW, made 0600 when it exists),
- * its directory created 0700 when missing; journal_mode=WAL,
+ * its directory created 0700 when missing, flock()ed while open (one
+ * process: a second open fails "in use"); journal_mode=WAL,
  * synchronous=FULL: every change is one BEGIN IMMEDIATE ... COMMIT and
  * is on disk when the call returns.
  *
@@ -58,6 +59,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -182,6 +184,7 @@ static const char *const stmt_sql[S_NSTMT] = {
 
 struct bstore {
 	sqlite3 *db;
+	int lock_fd;              /* the file, flock()ed: one process */
 	sqlite3_stmt *st[S_NSTMT];
 	uint8_t key[BSTORE_KEY_BYTES];
 	uint64_t generation;
@@ -520,6 +523,9 @@ static uint8_t *analyze(const uint8_t *msg, size_t len, int64_t *sent_r,
 		*error_r = e + s + y <= IMAP_MSG_CACHE_MAX
 				   ? E_NOMEM : "message structure too large";
 	}
+	sodium_memzero(info.envelope, e);
+	sodium_memzero(info.bodystructure, s);
+	sodium_memzero(info.body, y);
 	imap_msg_info_free(&info);
 	return p;
 }
@@ -904,8 +910,11 @@ static int op_rename(void *st, const char *from, const char *to,
 	if (r != 0)
 		return tx_fail(b, r == 1 ? IMAP_MBOX_EXISTS : -1,
 			       r == 1 ? E_EXISTS : E_DB, error_r);
+	/* RENAME INBOX leaves INBOX's inferiors where they are, so only
+	 * another mailbox cannot move under itself */
 	size_t flen = strlen(from);
-	if (strncmp(to, from, flen) == 0 && to[flen] == '/')
+	if (strcmp(from, "INBOX") != 0 && strncmp(to, from, flen) == 0 &&
+	    to[flen] == '/')
 		return tx_fail(b, -1, "cannot rename a mailbox into itself",
 			       error_r);
 	if (strcmp(from, "INBOX") == 0) {
@@ -1610,8 +1619,11 @@ static const char *load_keywords(bstore *b)
 	return rc == SQLITE_DONE ? NULL : "the keyword table is damaged";
 }
 
-/* Create the directory (0700) when missing and the file (0600). */
-static const char *make_file(const char *path)
+/* Create the directory (0700) when missing and the file (0600), and
+ * hold an flock() on it: a second process (a second `amp bridge`) would
+ * not see this one's generation counter.  (flock and SQLite's POSIX
+ * locks do not interact on Linux.) */
+static const char *make_file(bstore *b, const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	if (slash != NULL && slash != path) {
@@ -1630,14 +1642,17 @@ static const char *make_file(const char *path)
 	if (fd < 0)
 		return "cannot open the store file (see its path and "
 		       "permissions)";
-	int r = fchmod(fd, 0600);
-	close(fd);
-	return r == 0 ? NULL : "cannot make the store file 0600";
+	b->lock_fd = fd;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+		return errno == EWOULDBLOCK ? "the store is in use by another "
+					      "process"
+					    : "cannot lock the store file";
+	return fchmod(fd, 0600) == 0 ? NULL : "cannot make the store file 0600";
 }
 
 static const char *db_open(bstore *b, const char *path)
 {
-	const char *err = make_file(path);
+	const char *err = make_file(b, path);
 	if (err != NULL)
 		return err;
 	if (sqlite3_open_v2(path, &b->db, SQLITE_OPEN_READWRITE |
@@ -1693,6 +1708,8 @@ static void destroy(bstore *b)
 	for (size_t i = 0; i < b->nkw; i++)
 		free(b->kw[i]);
 	free_wiped(b->cache, b->cache_cap);
+	if (b->lock_fd >= 0)
+		close(b->lock_fd);
 	sodium_memzero(b, sizeof(*b));
 	free(b);
 }
@@ -1711,6 +1728,7 @@ int bstore_open(const char *path, const uint8_t key[BSTORE_KEY_BYTES],
 	}
 	memcpy(b->key, key, BSTORE_KEY_BYTES);
 	b->generation = 1;
+	b->lock_fd = -1;
 	const char *err = path != NULL ? db_open(b, path) : "no store path";
 	if (err != NULL) {
 		*error_r = err;

@@ -175,6 +175,12 @@ static void test_created(void **state)
 			assert_int_not_equal(uvs[i], uvs[j]);
 	}
 	free(l);
+	/* one process at a time (the lock is per open file) */
+	bstore *b2 = NULL;
+	err = NULL;
+	assert_int_equal(bstore_open(f->path, KEY, &b2, &err), -1);
+	assert_null(b2);
+	assert_non_null(strstr(err, "in use"));
 	/* a second open of the same file: nothing new */
 	reopen(f);
 	assert_int_equal(f->ops->list(f->b, &l, &n, &err), 0);
@@ -385,6 +391,15 @@ static void test_rename_inbox(void **state)
 		}
 	assert_true(seen_old);
 	free(l);
+	/* under INBOX is fine: its inferiors do not move */
+	assert_int_equal(f->ops->rename(f->b, "INBOX", "INBOX/Later", &err), 0);
+	imap_mbox_status e;
+	st(f, "INBOX/Later", &e);
+	assert_int_equal(e.messages, 1);
+	assert_subject(f, "INBOX/Later", 1, "four");
+	st(f, "INBOX", &e);
+	assert_int_equal(e.messages, 0);
+	assert_int_equal(e.uidnext, in0.uidnext + 1);
 }
 
 static void test_rename_tree(void **state)
