@@ -145,7 +145,7 @@ static void out_add(imap_session *s, const void *data, size_t n)
 		return;
 	}
 	if (s->out_len + n > s->out_cap) {
-		size_t cap = s->out_cap;
+		size_t cap = s->out_cap > 0 ? s->out_cap : 4096;
 		while (cap < s->out_len + n)
 			cap = cap > s->out_max / 2 ? s->out_max : cap * 2;
 		uint8_t *p = realloc(s->out, cap);
@@ -1927,6 +1927,29 @@ static int64_t day_of(int64_t t, int32_t tz)
 	return floor_div(t + (int64_t)tz * 60, 86400);
 }
 
+/* The day of the Date: field in its own zone (SENTBEFORE... disregard
+ * the time and the zone): the zone is read from ENVELOPE's date string,
+ * the last "+hhmm" / "-hhmm" in it; UTC when there is none. */
+static int64_t sent_day(const imap_mbox_cached *c)
+{
+	int32_t tz = 0;
+	const char *e = c->envelope;
+	if (e != NULL && e[0] == '(' && e[1] == '"') {
+		const char *end = strchr(e + 2, '"');
+		for (const char *q = e + 2; end != NULL && q + 5 <= end; q++) {
+			if ((*q == '+' || *q == '-') && q[1] >= '0' && q[1] <= '9' &&
+			    q[2] >= '0' && q[2] <= '9' && q[3] >= '0' && q[3] <= '5' &&
+			    q[4] >= '0' && q[4] <= '9') {
+				tz = (int32_t)((q[1] - '0') * 600 + (q[2] - '0') * 60 +
+					       (q[3] - '0') * 10 + (q[4] - '0'));
+				if (*q == '-')
+					tz = -tz;
+			}
+		}
+	}
+	return day_of(c->sent, tz);
+}
+
 /* Evaluate the program for one message: right to left with a stack. */
 static bool sp_eval(const search_prog *p, uint8_t *stack, uint32_t seq,
 		    uint32_t uid, uint64_t flags, const imap_mbox_cached *c,
@@ -1974,13 +1997,13 @@ static bool sp_eval(const search_prog *p, uint8_t *stack, uint32_t seq,
 			v = c != NULL && day_of(c->internaldate, c->tz_minutes) >= x->day;
 			break;
 		case SN_SENTBEFORE:
-			v = c != NULL && c->sent != INT64_MIN && day_of(c->sent, 0) < x->day;
+			v = c != NULL && c->sent != INT64_MIN && sent_day(c) < x->day;
 			break;
 		case SN_SENTON:
-			v = c != NULL && c->sent != INT64_MIN && day_of(c->sent, 0) == x->day;
+			v = c != NULL && c->sent != INT64_MIN && sent_day(c) == x->day;
 			break;
 		case SN_SENTSINCE:
-			v = c != NULL && c->sent != INT64_MIN && day_of(c->sent, 0) >= x->day;
+			v = c != NULL && c->sent != INT64_MIN && sent_day(c) >= x->day;
 			break;
 		case SN_SEQ: v = in_ranges(x, seq); break;
 		case SN_UID: v = in_ranges(x, uid); break;
