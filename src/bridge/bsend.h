@@ -12,8 +12,11 @@
  *    node); otherwise a legacy address: named in one AMP-Egress-To field
  *    added at the top and reached through our node's gateway
  *    did:aftersmtp:<our domain>:gateway (PROTOCOL.md §10.9).
- * Bcc fields are removed before sealing (their addresses come as
- * recipients); the message is sealed once for all recipients.
+ * Bcc fields (and any AMP- field the client wrote) are removed before
+ * sealing: the recipients are the envelope's.  The message is sealed once
+ * for the AMP recipients and once, with the AMP-Egress-To field, for the
+ * gateway (so an AMP recipient never sees the legacy recipients' list,
+ * Bcc'd ones included); each envelope is delivered on c.
  *
  * Lives in the cli layer's terms (cli_env: HOME, --doc files); the bridge
  * links it into the `amp` executable.
@@ -44,6 +47,7 @@ typedef struct bsend_rcpt {
 typedef struct bsend_opts {
 	uint64_t expires;          /* unix time, 0: none */
 	amp_lane lane;
+	const char *content_type;  /* NULL: message/rfc822 */
 } bsend_opts;
 
 /* Send msg (an RFC 5322 message, CRLF or LF lines) from id to rcpts[0..n)
@@ -78,16 +82,17 @@ int bsend_gateway(struct cli_env *env, struct nclient *c,
 		  const amp_identity *id, amp_public_identity *pub_r)
 	__attribute__((warn_unused_result));
 
-/* Seal body to rcpts[0..n) and deliver it on c.  *resp_r as
+/* Seal body to rcpts[0..n) (distinct) and deliver it on c.  *resp_r as
  * nclient_deliver (set whenever the node answered with per-recipient
- * results); *env_r/*env_len_r the envelope (amp_free).  0 delivered (see
- * the results), -1 with *error_r. */
+ * results); *env_r and *env_len_r: the envelope (amp_free).  0 delivered (see
+ * the results), -1 with *error_r and *status_r (the node's status, -1
+ * when it did not answer: sealing or the connection failed). */
 struct Amp__V1__Response;
 int bsend_seal_deliver(const amp_identity *id, struct nclient *c,
 		       const amp_public_identity *rcpts, size_t n,
 		       const bsend_opts *o, const uint8_t *body, size_t len,
 		       struct Amp__V1__Response **resp_r, uint8_t **env_r,
-		       size_t *env_len_r, const char **error_r)
+		       size_t *env_len_r, int *status_r, const char **error_r)
 	__attribute__((warn_unused_result));
 
 #endif

@@ -13,6 +13,7 @@
  */
 #include "cli.h"
 
+#include "bsend.h"
 #include "client.h"
 #include "client-log.h"
 #include "amp-private.h"
@@ -389,32 +390,22 @@ int cmd_send(cli_env *env, int argc, char **argv)
 			free(body);
 			return CLI_USAGE;
 		}
-		size_t hl = 16;
-		for (int i = optind; i < argc; i++)
+		const char **addrs = calloc(n_mail, sizeof(*addrs));
+		size_t na = 0, nlen = 0;
+		uint8_t *nb = NULL;
+		for (int i = optind; addrs != NULL && i < argc; i++)
 			if (strncmp(argv[i], "did:", 4) != 0)
-				hl += strlen(argv[i]) + 2;
-		uint8_t *nb = malloc(hl + len);
-		if (nb == NULL) {
-			sodium_memzero(body, len);
-			free(body);
-			return CLI_FAIL;
-		}
-		size_t o = (size_t)snprintf((char *)nb, hl, "AMP-Egress-To: ");
-		bool first = true;
-		for (int i = optind; i < argc; i++) {
-			if (strncmp(argv[i], "did:", 4) == 0)
-				continue;
-			o += (size_t)snprintf((char *)nb + o, hl - o, "%s%s",
-					      first ? "" : ", ", argv[i]);
-			first = false;
-		}
-		nb[o++] = '\r';
-		nb[o++] = '\n';
-		memcpy(nb + o, body, len);
+				addrs[na++] = argv[i];
+		int w = addrs != NULL ? bsend_egress_wrap(addrs, na, body, len, &nb, &nlen) : -1;
+		free(addrs);
 		sodium_memzero(body, len);
 		free(body);
+		if (w != 0) {
+			cli_err(env, "the message is too large");
+			return CLI_FAIL;
+		}
 		body = nb;
-		len += o;
+		len = nlen;
 	}
 	amp_identity *id = NULL;
 	nclient *cl = NULL;
@@ -438,31 +429,19 @@ int cmd_send(cli_env *env, int argc, char **argv)
 		if (cli_resolve_via(env, cl, canon, &id->pub, &rcpts[nr++]) != CLI_OK)
 			goto out;
 	}
-	if (n_mail > 0) {
-		amp_did me;
-		char gw[AMP_DID_MAX + 1];
-		if (amp_did_parse(id->pub.did, strlen(id->pub.did), &me, &err) != AMP_OK ||
-		    amp_did_format(me.domain, "gateway", gw, sizeof(gw), &err) != AMP_OK ||
-		    cli_resolve_via(env, cl, gw, &id->pub, &rcpts[nr++]) != CLI_OK)
-			goto out;
-	}
-	amp_seal_params sp = {
+	if (n_mail > 0 && bsend_gateway(env, cl, id, &rcpts[nr++]) != 0)
+		goto out;
+	bsend_opts so = {
 		.content_type = looks_like_rfc5322(body, len) ? "message/rfc822"
 							      : "text/plain",
 		.expires = expires_in > 0 ? (uint64_t)time(NULL) + expires_in : 0,
 		.lane = lane,
 	};
-	amp_err e = amp_seal(NULL, id, rcpts, nr, &sp, body, len, &env_bytes,
-			     &env_len, &err);
-	if (e != AMP_OK) {
-		cli_fail(env, "seal", e, err);
-		goto out;
-	}
 	Amp__V1__Response *resp = NULL;
 	int status;
-	if (nclient_deliver(cl, env_bytes, env_len, &resp, &status, &err) != 0 &&
-	    resp == NULL) {
-		cli_err(env, "deliver: %s", err);
+	if (bsend_seal_deliver(id, cl, rcpts, nr, &so, body, len, &resp, &env_bytes,
+			       &env_len, &status, &err) != 0) {
+		cli_err(env, "%s: %s", env_bytes == NULL ? "seal" : "deliver", err);
 		goto out;
 	}
 	r = CLI_OK;
