@@ -4,25 +4,41 @@
  * computed from the message's bytes over the MIME tree of src/mime/mime.c.
  * Pure: no I/O, no logging.  Owns nothing beyond the strings it returns.
  *
- * Where RFC 3501 leaves room, the output is Dovecot 2.3's (checked by
- * tests/e2e/test_imap_msg_dovecot.py):
- *  - header values in ENVELOPE (date, subject, message-id, in-reply-to)
- *    and in BODYSTRUCTURE (id, description, location) are raw: the bytes
- *    after the colon, leading blanks skipped, CR, LF and NUL removed,
- *    encoded-words left as they are; the first field of each name counts;
- *  - addresses: RFC 5322 parsing of the raw value, the display name is
- *    the phrase (quoted strings unquoted, words joined by one space) or,
- *    without one, the last comment after the addr-spec; a missing local
- *    part or domain is "MISSING_MAILBOX" / "MISSING_DOMAIN"; groups are
+ * Where RFC 3501 leaves room, the output is Dovecot 2.3's, byte for byte
+ * (tests/e2e/test_imap_msg_dovecot.py compares 300 corpus messages):
+ *  - header values are raw (encoded-words left as they are), CR and LF
+ *    removed, the blanks after the colon skipped (only one when the first
+ *    line holds nothing else); date, subject, message-id, in-reply-to:
+ *    the last field of the name; From, To, ...: every field's addresses
+ *    joined; Sender and Reply-To: From's when they have none;
+ *  - the subject and display names are "for humans": runs of blanks and
+ *    line ends become one space, none at the ends, and a string that had
+ *    to change, or holds '"', '\\' or 8-bit, is sent as a literal; other
+ *    strings are quoted (at most 4 escapes) or literals (8-bit);
+ *  - addresses: RFC 5322 with Dovecot's recovery: a display name from the
+ *    phrase, or from the last comment after an addr-spec; a missing local
+ *    part or domain is "MISSING_MAILBOX" / "MISSING_DOMAIN", an angle
+ *    address that does not close "SYNTAX_ERROR", a bad route
+ *    "INVALID_ROUTE"; an empty list element is a missing address; what
+ *    follows an address up to the next ',' is skipped; groups are
  *    (NIL NIL "name" NIL) ... (NIL NIL NIL NIL);
- *  - Content-Type and parameter names keep their case; a text part
- *    without a charset is given ("charset" "us-ascii") last; RFC 2231
- *    parameters are shown undecoded; a multipart without parts (no
- *    boundary) shows one empty text/plain part;
- *  - strings are quoted unless they hold '"', '\\' or an 8-bit byte, then
- *    they are literals;
- *  - sizes and line counts are of the bytes as given: a caller that
- *    stores CRLF (as the bridge does) gets what IMAP means.
+ *  - Content-Type, subtype, parameter names and values keep their case;
+ *    a text part without a charset is given ("charset" "us-ascii") last;
+ *    RFC 2231 parameters are shown undecoded; the first MIME field of a
+ *    name counts; a message's own header with neither MIME-Version nor
+ *    Content-Type has no MIME fields at all (text/plain, 7bit); a
+ *    multipart without parts (no boundary) shows one empty text/plain;
+ *  - a multipart whose close delimiter ends a part takes that line's end
+ *    into the part (sizes, lines, BODY[n]);
+ *  - sections: part numbers as find_part says; HEADER.FIELDS gives the
+ *    fields as they are then CRLF; a part that does not exist, or
+ *    HEADER / TEXT of a part that is not a message/rfc822, is empty.
+ * Sizes and line counts are of the bytes as given: a caller that stores
+ * CRLF (as the bridge does) gets what IMAP means.  Header sections end
+ * where mail-header.h says (a line that is not a field ends them), and
+ * the MIME tree is mime.h's (a boundary collision is not split): there
+ * Dovecot differs (a line without a colon stays in its header; the
+ * innermost boundary wins).
  */
 #include "imap-msg.h"
 
@@ -94,20 +110,32 @@ static void sb_num(sb *o, uint64_t v)
 	sb_put(o, t + i, sizeof(t) - i);
 }
 
-/* An IMAP string of s[0..n) with CR, LF and NUL left out: quoted, or a
- * literal when it holds '"', '\\' or an 8-bit byte (Dovecot's choice). */
+/* Escaped quotes and backslashes a quoted string may hold before it is
+ * sent as a literal instead (Dovecot's limit). */
+#define QUOTED_ESCAPES_MAX 4u
+
+/* An IMAP string of s[0..n): CR and LF left out, the string cut at a NUL;
+ * quoted (with at most QUOTED_ESCAPES_MAX escapes), else a literal when
+ * it holds an 8-bit byte or more escapes. */
 static void put_string(sb *o, const uint8_t *s, size_t n)
 {
-	size_t keep = 0;
+	const uint8_t *z = memchr(s, '\0', n);
+	if (z != NULL)
+		n = (size_t)(z - s);
+	size_t keep = 0, esc = 0;
 	bool lit = false;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t c = s[i];
-		if (c == '\r' || c == '\n' || c == '\0')
+		if (c == '\r' || c == '\n')
 			continue;
 		keep++;
-		if (c == '"' || c == '\\' || c >= 0x80)
+		if (c == '"' || c == '\\')
+			esc++;
+		if (c >= 0x80)
 			lit = true;
 	}
+	if (esc > QUOTED_ESCAPES_MAX)
+		lit = true;
 	if (lit) {
 		sb_byte(o, '{');
 		sb_num(o, keep);
@@ -118,9 +146,15 @@ static void put_string(sb *o, const uint8_t *s, size_t n)
 	size_t run = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t c = s[i];
-		if (c == '\r' || c == '\n' || c == '\0') {
+		bool drop = c == '\r' || c == '\n';
+		bool quote = !lit && (c == '"' || c == '\\');
+		if (drop || quote) {
 			sb_put(o, s + i - run, run);
 			run = 0;
+			if (quote) {
+				sb_byte(o, '\\');
+				sb_byte(o, (char)c);
+			}
 			continue;
 		}
 		run++;
@@ -128,6 +162,71 @@ static void put_string(sb *o, const uint8_t *s, size_t n)
 	sb_put(o, s + n - run, run);
 	if (!lit)
 		sb_byte(o, '"');
+}
+
+/* A string meant for people (ENVELOPE subject and display names):
+ * blanks, tabs and line ends collapse into one space, none kept at
+ * either end, NUL becomes 0x80; sent quoted when nothing had to change
+ * and it holds no '"', '\\' or 8-bit byte, else as a literal (Dovecot's
+ * imap_append_string_for_humans rules). */
+static void put_human(sb *o, const uint8_t *s, size_t n)
+{
+	bool change = false, lwsp = true;
+	size_t out = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = s[i];
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			if (c != ' ' || lwsp)
+				change = true;
+			if (!lwsp)
+				out++;
+			lwsp = true;
+			continue;
+		}
+		if (c == '"' || c == '\\' || c >= 0x80 || c == '\0')
+			change = true;
+		lwsp = false;
+		out++;
+	}
+	if (lwsp && out > 0) {
+		out--; /* the space that would end it */
+		change = true;
+	}
+	if (n > 0 && lwsp && out == 0)
+		change = true;
+	if (!change) {
+		sb_byte(o, '"');
+		sb_put(o, s, n);
+		sb_byte(o, '"');
+		return;
+	}
+	if (out == 0) {
+		sb_str(o, "\"\"");
+		return;
+	}
+	sb_byte(o, '{');
+	sb_num(o, out);
+	sb_str(o, "}\r\n");
+	size_t w = 0;
+	bool pend = false;
+	lwsp = true;
+	for (size_t i = 0; i < n && w < out; i++) {
+		uint8_t c = s[i];
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			if (!lwsp)
+				pend = true;
+			lwsp = true;
+			continue;
+		}
+		if (pend) {
+			sb_byte(o, ' ');
+			w++;
+			pend = false;
+		}
+		sb_byte(o, c == '\0' ? (char)0x80 : (char)c);
+		w++;
+		lwsp = false;
+	}
 }
 
 /* ---- header fields ---- */
@@ -138,8 +237,9 @@ typedef struct span {
 	bool ok;  /* the field is present */
 } span;
 
-/* The raw value of a field: after the colon, leading SP/HTAB skipped,
- * without the final line end. */
+/* The raw value of a field, without its final line end: after the
+ * colon, the blanks that start it are skipped when its first line has
+ * something else, else only one (Dovecot). */
 static span field_value(const uint8_t *h, const mail_field *f)
 {
 	size_t a = f->value_off, e = f->off + f->len;
@@ -147,7 +247,12 @@ static span field_value(const uint8_t *h, const mail_field *f)
 		e--;
 	if (e > a && h[e - 1] == '\r')
 		e--;
-	while (a < e && (h[a] == ' ' || h[a] == '\t'))
+	size_t k = a;
+	while (k < e && (h[k] == ' ' || h[k] == '\t'))
+		k++;
+	if (k < e && h[k] != '\r' && h[k] != '\n')
+		a = k;
+	else if (a < e && (h[a] == ' ' || h[a] == '\t'))
 		a++;
 	return (span){ h + a, e - a, true };
 }
@@ -187,7 +292,16 @@ static bool is_wsp(uint8_t c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* Skip blanks, line ends and (nested) comments. */
+static void sb_reset(sb *s)
+{
+	s->len = 0;
+	s->over = false;
+	if (s->p != NULL)
+		s->p[0] = '\0';
+}
+
+/* Skip blanks, line ends and (nested) comments; an unclosed comment runs
+ * to the end. */
 static void skip_cfws(cur *c)
 {
 	while (c->i < c->n) {
@@ -199,7 +313,7 @@ static void skip_cfws(cur *c)
 		if (ch != '(')
 			return;
 		unsigned depth = 0;
-		size_t start = c->i + 1, stop = c->i + 1;
+		size_t start = c->i + 1, stop = c->n;
 		while (c->i < c->n) {
 			ch = c->p[c->i];
 			if (ch == '\\' && c->i + 1 < c->n) {
@@ -209,23 +323,17 @@ static void skip_cfws(cur *c)
 			c->i++;
 			if (ch == '(') {
 				depth++;
-			} else if (ch == ')') {
-				if (--depth == 0) {
-					stop = c->i - 1;
-					break;
-				}
+			} else if (ch == ')' && --depth == 0) {
+				stop = c->i - 1;
+				break;
 			}
-			stop = c->i;
 		}
 		if (c->want_comment) {
-			c->comment.len = 0;
-			c->comment.over = false;
+			sb_reset(&c->comment);
 			/* the comment's text, escapes undone */
 			for (size_t k = start; k < stop; k++) {
 				if (c->p[k] == '\\' && k + 1 < stop)
 					k++;
-				if (c->p[k] == '\r' || c->p[k] == '\n')
-					continue;
 				sb_byte(&c->comment, (char)c->p[k]);
 			}
 		}
@@ -247,7 +355,7 @@ static bool is_mime_token(uint8_t c)
 }
 
 /* A quoted string at c->p[c->i] == '"', its content (escapes undone,
- * line ends dropped) appended to out. */
+ * line ends dropped) appended to out; false when it is not closed. */
 static bool take_quoted(cur *c, sb *out)
 {
 	c->i++;
@@ -273,75 +381,99 @@ static bool take_token(cur *c, sb *out)
 	return c->i > s;
 }
 
-/* ---- addresses ---- */
+static void take_atext(cur *c, sb *out)
+{
+	size_t s = c->i;
+	while (c->i < c->n && is_atext(c->p[c->i]))
+		c->i++;
+	sb_put(out, c->p + s, c->i - s);
+}
+
+/* ---- addresses (Dovecot's recovery from bad syntax) ---- */
+
+typedef struct addr {
+	sb name, route, mbox, host;
+	bool no_host;       /* host: "MISSING_DOMAIN" */
+	bool syntax_error;  /* host: "SYNTAX_ERROR" */
+	bool bad_route;     /* route: "INVALID_ROUTE" */
+} addr;
 
 typedef struct addr_ctx {
 	sb *o;
-	unsigned count;
+	cur c;
+	addr a;
 	bool opened;
 } addr_ctx;
 
-static void addr_open(addr_ctx *a)
+static void addr_open(addr_ctx *x)
 {
-	if (!a->opened) {
-		sb_byte(a->o, '(');
-		a->opened = true;
+	if (!x->opened) {
+		sb_byte(x->o, '(');
+		x->opened = true;
 	}
-	a->count++;
 }
 
-static void put_nsb(sb *o, const sb *s, bool empty_is_nil)
+static void addr_emit(addr_ctx *x)
 {
-	if (s->len == 0 && empty_is_nil)
+	addr *a = &x->a;
+	sb *o = x->o;
+	addr_open(x);
+	sb_byte(o, '(');
+	if (a->name.len == 0)
 		sb_str(o, "NIL");
 	else
-		put_string(o, (const uint8_t *)(s->p != NULL ? s->p : ""),
-			   s->len);
-}
-
-static void addr_emit(addr_ctx *a, const sb *name, const sb *route,
-		      const sb *mbox, const sb *host)
-{
-	addr_open(a);
-	sb_byte(a->o, '(');
-	put_nsb(a->o, name, true);
-	sb_byte(a->o, ' ');
-	put_nsb(a->o, route, true);
-	sb_byte(a->o, ' ');
-	if (mbox->len == 0)
-		sb_str(a->o, "\"MISSING_MAILBOX\"");
+		put_human(o, (const uint8_t *)a->name.p, a->name.len);
+	sb_byte(o, ' ');
+	if (a->bad_route)
+		sb_str(o, "\"INVALID_ROUTE\"");
+	else if (a->route.len == 0)
+		sb_str(o, "NIL");
 	else
-		put_nsb(a->o, mbox, false);
-	sb_byte(a->o, ' ');
-	if (host->len == 0)
-		sb_str(a->o, "\"MISSING_DOMAIN\"");
+		put_string(o, (const uint8_t *)a->route.p, a->route.len);
+	sb_byte(o, ' ');
+	if (a->mbox.len == 0)
+		sb_str(o, "\"MISSING_MAILBOX\"");
 	else
-		put_nsb(a->o, host, false);
-	sb_byte(a->o, ')');
+		put_string(o, (const uint8_t *)a->mbox.p, a->mbox.len);
+	sb_byte(o, ' ');
+	if (a->syntax_error)
+		sb_str(o, "\"SYNTAX_ERROR\"");
+	else if (a->host.len == 0 || a->no_host)
+		sb_str(o, "\"MISSING_DOMAIN\"");
+	else
+		put_string(o, (const uint8_t *)a->host.p, a->host.len);
+	sb_byte(o, ')');
 }
 
-static void sb_reset(sb *s)
+static void addr_reset(addr *a)
 {
-	s->len = 0;
-	s->over = false;
-	if (s->p != NULL)
-		s->p[0] = '\0';
+	sb_reset(&a->name);
+	sb_reset(&a->route);
+	sb_reset(&a->mbox);
+	sb_reset(&a->host);
+	a->no_host = a->syntax_error = a->bad_route = false;
 }
 
-/* A phrase: words (atoms with dots, quoted strings) joined by one space.
- * Returns the number of words. */
-static unsigned take_phrase(cur *c, sb *out)
+static bool at(const cur *c, char ch)
 {
-	unsigned words = 0;
+	return c->i < c->n && c->p[c->i] == (uint8_t)ch;
+}
+
+/* A phrase: words (atoms that may hold dots, quoted strings) joined by
+ * one space. */
+static void take_phrase(cur *c, sb *out)
+{
+	bool first = true;
 	for (;;) {
 		skip_cfws(c);
 		if (c->i >= c->n)
-			break;
+			return;
 		uint8_t ch = c->p[c->i];
 		if (ch != '"' && !is_atext(ch) && ch != '.')
-			break;
-		if (words > 0)
+			return;
+		if (!first)
 			sb_byte(out, ' ');
+		first = false;
 		if (ch == '"') {
 			take_quoted(c, out);
 		} else {
@@ -351,263 +483,309 @@ static unsigned take_phrase(cur *c, sb *out)
 				c->i++;
 			sb_put(out, c->p + s, c->i - s);
 		}
-		words++;
 	}
-	return words;
 }
 
-/* local-part: dot-atom or quoted string (unquoted), with CFWS between
- * the pieces. */
+/* local-part: words (atoms, quoted strings) and dots, leniently (empty
+ * and trailing dots are kept, as Dovecot does). */
 static void take_local(cur *c, sb *out)
 {
-	for (;;) {
-		skip_cfws(c);
-		if (c->i >= c->n)
-			return;
-		uint8_t ch = c->p[c->i];
-		if (ch == '"') {
-			take_quoted(c, out);
-		} else if (is_atext(ch)) {
-			size_t s = c->i;
-			while (c->i < c->n && is_atext(c->p[c->i]))
-				c->i++;
-			sb_put(out, c->p + s, c->i - s);
-		} else {
-			return;
-		}
-		skip_cfws(c);
-		if (c->i < c->n && c->p[c->i] == '.') {
-			sb_byte(out, '.');
-			c->i++;
-			continue;
-		}
-		return;
-	}
-}
-
-/* domain: dot-atom or a domain literal "[...]" kept with its brackets. */
-static void take_domain(cur *c, sb *out)
-{
-	for (;;) {
-		skip_cfws(c);
-		if (c->i >= c->n)
-			return;
-		uint8_t ch = c->p[c->i];
-		if (ch == '[') {
-			size_t s = c->i;
-			while (c->i < c->n && c->p[c->i] != ']') {
-				if (c->p[c->i] == '\\' && c->i + 1 < c->n)
-					c->i++;
-				c->i++;
-			}
-			if (c->i < c->n)
-				c->i++;
-			sb_put(out, c->p + s, c->i - s);
-		} else if (is_atext(ch)) {
-			size_t s = c->i;
-			while (c->i < c->n && is_atext(c->p[c->i]))
-				c->i++;
-			sb_put(out, c->p + s, c->i - s);
-		} else {
-			return;
-		}
-		skip_cfws(c);
-		if (c->i < c->n && c->p[c->i] == '.') {
-			sb_byte(out, '.');
-			c->i++;
-			continue;
-		}
-		return;
-	}
-}
-
-/* addr-spec into mbox and host. */
-static void take_addr_spec(cur *c, sb *mbox, sb *host)
-{
-	take_local(c, mbox);
 	skip_cfws(c);
-	if (c->i < c->n && c->p[c->i] == '@') {
+	for (bool word = true;;) {
+		if (word) {
+			if (at(c, '"'))
+				take_quoted(c, out);
+			else if (c->i < c->n && is_atext(c->p[c->i]))
+				take_atext(c, out);
+		}
+		skip_cfws(c);
+		if (!at(c, '.'))
+			return;
+		sb_byte(out, '.');
 		c->i++;
-		take_domain(c, host);
+		skip_cfws(c);
+		word = true;
+	}
+}
+
+/* domain: a dot-atom (strict: a dot between two atoms) or a domain
+ * literal "[...]"; false when it does not parse. */
+static bool take_domain(cur *c, sb *out)
+{
+	skip_cfws(c);
+	if (at(c, '[')) {
+		size_t s = c->i;
+		while (c->i < c->n && c->p[c->i] != ']') {
+			if (c->p[c->i] == '\\' && c->i + 1 < c->n)
+				c->i++;
+			c->i++;
+		}
+		if (c->i >= c->n)
+			return false;
+		c->i++;
+		sb_put(out, c->p + s, c->i - s);
+		skip_cfws(c);
+		return true;
+	}
+	for (;;) {
+		if (c->i >= c->n || !is_atext(c->p[c->i]))
+			return false;
+		take_atext(c, out);
+		skip_cfws(c);
+		if (!at(c, '.'))
+			return true;
+		sb_byte(out, '.');
+		c->i++;
+		skip_cfws(c);
+	}
+}
+
+/* Skip to the next ',' (or ';' in a group) outside quotes and comments. */
+static void skip_junk(cur *c, bool in_group)
+{
+	while (c->i < c->n) {
+		uint8_t ch = c->p[c->i];
+		if (ch == ',' || (in_group && ch == ';'))
+			return;
+		if (ch == '"') {
+			sb none = { .max = 0 };
+			take_quoted(c, &none);
+		} else if (ch == '(') {
+			bool w = c->want_comment;
+			c->want_comment = false;
+			skip_cfws(c);
+			c->want_comment = w;
+		} else {
+			c->i++;
+		}
 	}
 }
 
 /* angle-addr after '<': [route ":"] addr-spec ">". */
-static void take_angle(cur *c, sb *route, sb *mbox, sb *host)
+static void take_angle(cur *c, addr *a)
 {
 	skip_cfws(c);
-	if (c->i < c->n && c->p[c->i] == '@') {
+	if (at(c, '@')) {
 		/* obs-route: "@a,@b:" */
-		size_t s = c->i;
-		while (c->i < c->n && c->p[c->i] != ':' && c->p[c->i] != '>')
+		for (;;) {
 			c->i++;
-		if (c->i < c->n && c->p[c->i] == ':') {
-			sb_put(route, c->p + s, c->i - s);
-			c->i++;
-		} else {
-			c->i = s;
+			sb_byte(&a->route, '@');
+			if (!take_domain(c, &a->route)) {
+				a->bad_route = true;
+				break;
+			}
+			while (at(c, ',')) {
+				c->i++;
+				skip_cfws(c);
+			}
+			if (at(c, '@')) {
+				sb_byte(&a->route, ',');
+				continue;
+			}
+			if (at(c, ':'))
+				c->i++;
+			else
+				a->bad_route = true;
+			break;
 		}
 	}
-	take_addr_spec(c, mbox, host);
+	take_local(c, &a->mbox);
+	if (at(c, '@')) {
+		c->i++;
+		if (!take_domain(c, &a->host)) {
+			sb_reset(&a->host);
+			a->syntax_error = true;
+		}
+	}
 	skip_cfws(c);
-	while (c->i < c->n && c->p[c->i] != '>' && c->p[c->i] != ',')
+	if (at(c, '>'))
 		c->i++;
-	if (c->i < c->n && c->p[c->i] == '>')
-		c->i++;
+	else
+		a->syntax_error = true;
 }
 
-/* One mailbox (name-addr or addr-spec) starting at c->i; false when
- * nothing could be read (c->i then moves past one byte). */
-static void take_mailbox(cur *c, addr_ctx *a, sb *name, sb *route, sb *mbox,
-			 sb *host, bool in_group, bool *group_r)
+/* One list element at c->i (not ',' or ';'): a mailbox, or a group's
+ * start (true: the phrase in a->name is its name). */
+static bool take_mailbox(addr_ctx *x, bool in_group)
 {
-	sb_reset(name);
-	sb_reset(route);
-	sb_reset(mbox);
-	sb_reset(host);
-	*group_r = false;
+	cur *c = &x->c;
+	addr *a = &x->a;
+	addr_reset(a);
 	size_t start = c->i;
-	take_phrase(c, name);
+	take_phrase(c, &a->name);
 	skip_cfws(c);
-	if (c->i < c->n && c->p[c->i] == '<') {
+	if (at(c, '<')) {
 		c->i++;
-		take_angle(c, route, mbox, host);
-		addr_emit(a, name, route, mbox, host);
-		return;
+		take_angle(c, a);
+		addr_emit(x);
+		return false;
 	}
-	if (!in_group && c->i < c->n && c->p[c->i] == ':') {
+	if (!in_group && at(c, ':')) {
 		c->i++;
-		*group_r = true;
-		return;
+		return true;
 	}
-	/* an addr-spec: read it again from the start */
+	/* an addr-spec, its name from the last comment after its start */
 	c->i = start;
-	sb_reset(name);
+	sb_reset(&a->name);
+	take_local(c, &a->mbox);
 	c->want_comment = true;
 	sb_reset(&c->comment);
-	take_addr_spec(c, mbox, host);
+	if (at(c, '@')) {
+		c->i++;
+		if (!take_domain(c, &a->host)) {
+			sb_reset(&a->host);
+			a->no_host = true;
+		}
+	} else if (!(c->i >= c->n || at(c, ',') || (in_group && at(c, ';')))) {
+		/* neither: a phrase without an address */
+		c->want_comment = false;
+		c->i = start;
+		sb_reset(&a->mbox);
+		take_phrase(c, &a->name);
+		skip_junk(c, in_group);
+		addr_emit(x);
+		return false;
+	}
 	skip_cfws(c);
 	c->want_comment = false;
-	if (mbox->len == 0 && host->len == 0 && c->i == start) {
-		/* not an address: skip the byte */
-		c->i++;
-		return;
-	}
-	addr_emit(a, &c->comment, route, mbox, host);
+	if (c->comment.len > 0)
+		sb_put(&a->name, c->comment.p, c->comment.len);
+	addr_emit(x);
+	return false;
 }
 
-/* An address list as ENVELOPE wants it, or NIL. */
-static void put_addresses(sb *o, span v)
+/* The addresses of one field's value, added to x's list. */
+static void parse_addresses(addr_ctx *x, span v)
 {
-	if (!v.ok) {
-		sb_str(o, "NIL");
-		return;
-	}
-	cur c = { .p = v.p, .n = v.n };
-	c.comment.max = v.n + 1;
-	sb name = { .max = v.n + 1 }, route = { .max = v.n + 1 };
-	sb mbox = { .max = v.n + 1 }, host = { .max = v.n + 1 };
-	addr_ctx a = { .o = o };
+	cur *c = &x->c;
+	*c = (cur){ .p = v.p, .n = v.n, .comment = c->comment };
 	bool in_group = false;
-	while (c.i < c.n) {
-		skip_cfws(&c);
-		if (c.i >= c.n)
-			break;
-		uint8_t ch = c.p[c.i];
-		if (ch == ',') {
-			c.i++;
+	skip_cfws(c);
+	while (c->i < c->n) {
+		if (at(c, ',')) {
+			/* an empty element */
+			if (!in_group) {
+				addr_reset(&x->a);
+				addr_emit(x);
+			}
+			c->i++;
+			skip_cfws(c);
 			continue;
 		}
-		if (ch == ';' && in_group) {
-			c.i++;
+		if (in_group && at(c, ';')) {
+			c->i++;
 			in_group = false;
-			addr_open(&a);
-			sb_str(o, "(NIL NIL NIL NIL)");
-			continue;
-		}
-		bool group;
-		take_mailbox(&c, &a, &name, &route, &mbox, &host, in_group,
-			     &group);
-		if (group) {
+			addr_open(x);
+			sb_str(x->o, "(NIL NIL NIL NIL)");
+			skip_junk(c, false);
+		} else if (take_mailbox(x, in_group)) {
 			in_group = true;
-			addr_open(&a);
-			sb_str(o, "(NIL NIL ");
-			put_nsb(o, &name, false);
-			sb_str(o, " NIL)");
+			addr_open(x);
+			sb_str(x->o, "(NIL NIL ");
+			put_string(x->o, (const uint8_t *)x->a.name.p,
+				   x->a.name.len);
+			sb_str(x->o, " NIL)");
+			skip_cfws(c);
+			continue;
+		} else {
+			skip_junk(c, in_group);
 		}
+		if (at(c, ','))
+			c->i++;
+		skip_cfws(c);
 	}
 	if (in_group) {
-		addr_open(&a);
-		sb_str(o, "(NIL NIL NIL NIL)");
+		addr_open(x);
+		sb_str(x->o, "(NIL NIL NIL NIL)");
 	}
-	if (a.opened)
-		sb_byte(o, ')');
-	else
-		sb_str(o, "NIL");
-	free(c.comment.p);
-	free(name.p);
-	free(route.p);
-	free(mbox.p);
-	free(host.p);
 }
 
-/* ---- ENVELOPE ---- */
-
-static void put_envelope(sb *o, const uint8_t *h, size_t n)
+/* The address list of every field called name in h[0..n) (Dovecot joins
+ * them), or NIL when there is none. */
+static void put_addresses(sb *o, const uint8_t *h, size_t n, const char *name)
 {
-	span date = { 0 }, subject = { 0 }, from = { 0 }, sender = { 0 };
-	span reply = { 0 }, to = { 0 }, cc = { 0 }, bcc = { 0 };
-	span irt = { 0 }, mid = { 0 };
-	static const char *const names[] = {
-		"Date", "Subject", "From", "Sender", "Reply-To", "To", "Cc",
-		"Bcc", "In-Reply-To", "Message-ID",
-	};
-	span *slots[] = { &date, &subject, &from, &sender, &reply, &to, &cc,
-			  &bcc, &irt, &mid };
+	addr_ctx x = { .o = o };
+	size_t cap = n + 16;
+	x.c.comment.max = cap;
+	x.a.name.max = x.a.route.max = x.a.mbox.max = x.a.host.max = cap;
 	mail_header_iter it;
 	mail_field f;
 	mail_header_iter_init(&it, h, n);
 	while (mail_header_next(&it, &f) == 1) {
-		for (size_t k = 0; k < sizeof(slots) / sizeof(slots[0]); k++) {
-			if (!slots[k]->ok && mail_field_is(h, &f, names[k])) {
-				*slots[k] = field_value(h, &f);
-				break;
-			}
-		}
+		if (mail_field_is(h, &f, name))
+			parse_addresses(&x, field_value(h, &f));
 	}
+	if (x.opened)
+		sb_byte(o, ')');
+	else
+		sb_str(o, "NIL");
+	free(x.c.comment.p);
+	free(x.a.name.p);
+	free(x.a.route.p);
+	free(x.a.mbox.p);
+	free(x.a.host.p);
+}
+
+/* ---- ENVELOPE ---- */
+
+/* The last field called name in h[0..n) (Dovecot: the last one wins). */
+static span header_last(const uint8_t *h, size_t n, const char *name)
+{
+	span v = { NULL, 0, false };
+	mail_header_iter it;
+	mail_field f;
+	mail_header_iter_init(&it, h, n);
+	while (mail_header_next(&it, &f) == 1) {
+		if (mail_field_is(h, &f, name))
+			v = field_value(h, &f);
+	}
+	return v;
+}
+
+/* Sender and Reply-To: their addresses, or From's when they have none. */
+static void put_or_from(sb *o, const uint8_t *h, size_t n, const char *name,
+			size_t from_off, size_t from_len)
+{
+	size_t m = o->len;
+	put_addresses(o, h, n, name);
+	if (o->over || o->len - m != 3 || memcmp(o->p + m, "NIL", 3) != 0)
+		return;
+	o->len = m;
+	char *copy = malloc(from_len);
+	if (copy == NULL)
+		abort();
+	memcpy(copy, o->p + from_off, from_len);
+	sb_put(o, copy, from_len);
+	free(copy);
+}
+
+static void put_envelope(sb *o, const uint8_t *h, size_t n)
+{
 	sb_byte(o, '(');
-	put_nspan(o, date);
+	put_nspan(o, header_last(h, n, "Date"));
 	sb_byte(o, ' ');
-	put_nspan(o, subject);
+	span subject = header_last(h, n, "Subject");
+	if (subject.ok)
+		put_human(o, subject.p, subject.n);
+	else
+		sb_str(o, "NIL");
 	sb_byte(o, ' ');
-	size_t mark = o->len;
-	put_addresses(o, from);
-	size_t from_len = o->len - mark;
-	for (int k = 0; k < 2; k++) {
-		span v = k == 0 ? sender : reply;
-		sb_byte(o, ' ');
-		size_t m2 = o->len;
-		put_addresses(o, v);
-		if (!o->over && o->len - m2 == 3 &&
-		    memcmp(o->p + m2, "NIL", 3) == 0) {
-			/* absent or empty: the From addresses */
-			o->len = m2;
-			if (!o->over && from_len <= o->max - o->len) {
-				sb_put(o, o->p + mark, from_len);
-			} else {
-				o->over = true;
-			}
-		}
-	}
-	span rest[] = { to, cc, bcc };
+	size_t from_off = o->len;
+	put_addresses(o, h, n, "From");
+	size_t from_len = o->len - from_off;
+	sb_byte(o, ' ');
+	put_or_from(o, h, n, "Sender", from_off, from_len);
+	sb_byte(o, ' ');
+	put_or_from(o, h, n, "Reply-To", from_off, from_len);
+	static const char *const rest[] = { "To", "Cc", "Bcc" };
 	for (size_t k = 0; k < 3; k++) {
 		sb_byte(o, ' ');
-		put_addresses(o, rest[k]);
+		put_addresses(o, h, n, rest[k]);
 	}
 	sb_byte(o, ' ');
-	put_nspan(o, irt);
+	put_nspan(o, header_last(h, n, "In-Reply-To"));
 	sb_byte(o, ' ');
-	put_nspan(o, mid);
+	put_nspan(o, header_last(h, n, "Message-ID"));
 	sb_byte(o, ')');
 }
 
@@ -783,6 +961,53 @@ static void put_language(sb *o, const uint8_t *h, size_t n)
 	sb_str(o, k == 0 ? "NIL" : ")");
 }
 
+/* Where Dovecot ends a part: where mime.c does, except that a part whose
+ * last line is the close delimiter of a multipart it holds (it, or its
+ * last part, ..., or the message it encapsulates) also takes that line's
+ * end, which RFC 2046 gives to the next delimiter when no epilogue
+ * follows.  Dovecot's sizes, line counts and BODY[n] include it. */
+static size_t part_end(const uint8_t *msg, size_t len, const mime_tree *t,
+		       uint32_t idx)
+{
+	size_t e = t->parts[idx].end;
+	if (e >= len || (msg[e] != '\r' && msg[e] != '\n'))
+		return e;
+	size_t ls = e, b0 = t->parts[idx].body_off;
+	while (ls > b0 && msg[ls - 1] != '\n')
+		ls--;
+	const uint8_t *line = msg + ls;
+	size_t ln = e - ls;
+	for (uint32_t q = idx; q != MIME_NONE;) {
+		const mime_part *p = &t->parts[q];
+		if (p->n_children == 0)
+			break;
+		if (strcmp(p->type, "multipart") == 0) {
+			size_t bl = strlen(p->boundary);
+			if (!(p->flags & MIME_PART_UNTERMINATED) && ln >= bl + 4 &&
+			    line[0] == '-' && line[1] == '-' &&
+			    memcmp(line + 2, p->boundary, bl) == 0 &&
+			    line[bl + 2] == '-' && line[bl + 3] == '-') {
+				if (msg[e] == '\r' && e + 1 < len &&
+				    msg[e + 1] == '\n')
+					return e + 2;
+				return e + 1;
+			}
+			/* its last part */
+			uint32_t c = p->first_child, last = MIME_NONE;
+			while (c != MIME_NONE) {
+				last = c;
+				c = t->parts[c].next_sibling;
+			}
+			q = last;
+		} else {
+			q = p->first_child;
+		}
+		if (q != MIME_NONE && t->parts[q].end != e)
+			break;
+	}
+	return e;
+}
+
 static void put_part(sb *o, const pview *v, uint32_t idx, bool ext,
 		     bool dflt_msg);
 
@@ -825,7 +1050,7 @@ static void put_part(sb *o, const pview *v, uint32_t idx, bool ext,
 		p = &v->t->parts[idx];
 		hoff = p->hdr_off;
 		boff = p->body_off;
-		end = p->end;
+		end = part_end(v->msg, v->len, v->t, idx);
 	} else {
 		hoff = 0;
 		boff = v->body_off;
@@ -833,6 +1058,13 @@ static void put_part(sb *o, const pview *v, uint32_t idx, bool ext,
 	}
 	const uint8_t *h = v->msg + hoff;
 	size_t hn = boff - hoff;
+	/* A message's own header without MIME-Version or Content-Type: its
+	 * Content-* fields are not MIME ones (Dovecot ignores them all). */
+	bool root = p == NULL || p->parent == MIME_NONE ||
+		    strcmp(v->t->parts[p->parent].type, "message") == 0;
+	if (root && !header_get(h, hn, "MIME-Version").ok &&
+	    !header_get(h, hn, "Content-Type").ok)
+		hn = 0;
 	ctype ct;
 	read_ctype(h, hn, &ct, dflt_msg);
 	if (v->t == NULL) {
@@ -991,12 +1223,47 @@ static uint32_t nth_child(const mime_tree *t, uint32_t i, unsigned long k)
 	return c;
 }
 
-/* Part number k inside the message whose top part is m. */
-static uint32_t in_message(const mime_tree *t, uint32_t m, unsigned long k)
+/* The part that the numbers nums[0..nn) name, MIME_NONE if none, by
+ * Dovecot's rules: in a multipart, n is its n-th part (a multipart
+ * without parts has none); in a message/rfc822 part, n is the n-th part
+ * of the message it holds (1: that message's body when it is not a
+ * multipart); a message that is not a multipart has only part 1, itself;
+ * and a leaf inside a multipart also answers to one more ".1", itself
+ * again ("2.1" is "2", "2.1.1" is nothing). */
+static uint32_t find_part(const mime_tree *t, const unsigned long *nums,
+			  size_t nn)
 {
-	if (part_is_multi(t, m))
-		return nth_child(t, m, k);
-	return k == 1 ? m : MIME_NONE;
+	uint32_t c = 0;
+	bool self = true; /* c cannot be its own part 1 any more */
+	for (size_t k = 0; k < nn && c != MIME_NONE; k++) {
+		unsigned long num = nums[k];
+		if (k > 0 && part_is_message(t, c)) {
+			c = t->parts[c].first_child;
+			self = false;
+			if (!part_is_multi(t, c) &&
+			    strcmp(t->parts[c].type, "multipart") != 0) {
+				/* the message's body: its part 1 */
+				self = true;
+				if (num != 1)
+					c = MIME_NONE;
+				continue;
+			}
+		}
+		if (part_is_multi(t, c)) {
+			c = nth_child(t, c, num);
+			self = false;
+		} else if (strcmp(t->parts[c].type, "multipart") == 0) {
+			c = MIME_NONE; /* no boundary: no parts */
+		} else if (k == 0) {
+			if (num != 1)
+				c = MIME_NONE;
+		} else if (num != 1 || self) {
+			c = MIME_NONE;
+		} else {
+			self = true;
+		}
+	}
+	return c;
 }
 
 static bool word_is(const char *s, size_t n, size_t *i, const char *w)
@@ -1061,7 +1328,9 @@ static bool hlist_has(const hlist *l, const uint8_t *name, size_t nl)
 	return false;
 }
 
-/* HEADER.FIELDS [.NOT]: the matching fields of h[0..n), then CRLF. */
+/* HEADER.FIELDS [.NOT]: the matching fields of h[0..n) as they are, then
+ * CRLF; for HEADER.FIELDS.NOT only when the header section ends with an
+ * empty line (Dovecot). */
 static int build_fields(const uint8_t *h, size_t n, const hlist *l, bool not,
 			const uint8_t **out_r, size_t *n_r, uint8_t **alloc_r)
 {
@@ -1078,13 +1347,11 @@ static int build_fields(const uint8_t *h, size_t n, const hlist *l, bool not,
 			continue;
 		memcpy(b + bl, h + f.off, f.len);
 		bl += f.len;
-		if (f.len > 0 && h[f.off + f.len - 1] != '\n') {
-			b[bl++] = '\r';
-			b[bl++] = '\n';
-		}
 	}
-	b[bl++] = '\r';
-	b[bl++] = '\n';
+	if (!not || !it.no_separator) {
+		b[bl++] = '\r';
+		b[bl++] = '\n';
+	}
 	*out_r = b;
 	*n_r = bl;
 	*alloc_r = b;
@@ -1191,31 +1458,22 @@ int imap_msg_section(const uint8_t *msg, size_t len, const char *section,
 	} else {
 		mb = t->parts[0].body_off;
 		if (nn > 0) {
-			uint32_t c = in_message(t, 0, nums[0]);
-			for (size_t k = 1; k < nn && c != MIME_NONE; k++) {
-				if (part_is_multi(t, c))
-					c = nth_child(t, c, nums[k]);
-				else if (part_is_message(t, c))
-					c = in_message(t,
-						       t->parts[c].first_child,
-						       nums[k]);
-				else
-					c = MIME_NONE;
-			}
+			uint32_t c = find_part(t, nums, nn);
 			if (c == MIME_NONE) {
 				found = false;
 			} else {
 				const mime_part *p = &t->parts[c];
 				ph = p->hdr_off;
 				pb = p->body_off;
-				pe = p->end;
+				pe = part_end(msg, len, t, c);
 				is_msg = part_is_message(t, c);
 				if (is_msg) {
 					const mime_part *m =
 						&t->parts[p->first_child];
 					mh = m->hdr_off;
 					mb = m->body_off;
-					me = m->end;
+					me = part_end(msg, len, t,
+							   p->first_child);
 				}
 			}
 		}
