@@ -14,10 +14,7 @@
 #include "bridge.h"
 
 #include "bimap.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "bsend.h"
-#pragma GCC diagnostic pop
 #include "bstore.h"
 #include "bsubmit.h"
 #include "bsync.h"

@@ -37,6 +37,9 @@ static const char usage[] =
 	"  inbox             list the messages waiting on the node\n"
 	"  ack SEQ...        delete messages from the node\n"
 	"  lookup DID        fetch a DID's document through the node\n"
+	"  bridge run|password|status\n"
+	"                    the local bridge: our AMP mail over IMAP and SMTP\n"
+	"                    submission on 127.0.0.1, for ordinary mail clients\n"
 	"  log head|verify|monitor|proof|consistency\n"
 	"                    check the home node's transparency log: its\n"
 	"                    signed head, a full audit, watching a DID's keys,\n"
@@ -126,6 +129,7 @@ int main(int argc, char **argv)
 		{ "admin", cmd_admin },   { "map", cmd_map },
 		{ "dkim", cmd_dkim },     { "queue", cmd_queue },
 		{ "log", cmd_log },       { "receipt", cmd_receipt },
+		{ "bridge", cmd_bridge },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) == 0) {
