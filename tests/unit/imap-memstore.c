@@ -27,6 +27,7 @@ typedef struct mbox {
 	imap_special special;
 	bool subscribed;
 	uint32_t uidvalidity, uidnext;
+	size_t max;
 	mmsg *m;
 	size_t n, cap;
 } mbox;
@@ -37,6 +38,7 @@ struct memstore {
 	char *kw[IMAP_KEYWORDS_MAX];
 	size_t nkw;
 	uint32_t next_validity;
+	size_t max;
 	unsigned long reads, views;
 };
 
@@ -75,6 +77,7 @@ static mbox *add_box(memstore *ms, const char *name, imap_special sp)
 	b->subscribed = true;
 	b->uidvalidity = ms->next_validity++;
 	b->uidnext = 1;
+	b->max = ms->max;
 	return b;
 }
 
@@ -97,6 +100,7 @@ memstore *memstore_new(void)
 	if (ms == NULL)
 		return NULL;
 	ms->next_validity = 1700000000u;
+	ms->max = 20000;
 	if (add_box(ms, "INBOX", IMAP_SPECIAL_NONE) == NULL ||
 	    add_box(ms, "Sent", IMAP_SPECIAL_SENT) == NULL ||
 	    add_box(ms, "Trash", IMAP_SPECIAL_TRASH) == NULL ||
@@ -124,6 +128,8 @@ void memstore_free(memstore **msp)
 static int put_msg(mbox *b, const uint8_t *data, size_t len, uint64_t flags,
 		   int64_t t, int32_t tz, uint32_t *uid_r)
 {
+	if (b->n >= b->max)
+		return -1;
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 16;
 		mmsg *m = realloc(b->m, cap * sizeof(*m));
@@ -163,6 +169,13 @@ uint32_t memstore_add(memstore *ms, const char *mailbox, const char *msg,
 	if (b == NULL || put_msg(b, (const uint8_t *)msg, strlen(msg), flags, t, 0, &uid) != 0)
 		return 0;
 	return uid;
+}
+
+void memstore_set_max(memstore *ms, size_t max)
+{
+	ms->max = max;
+	for (size_t i = 0; i < ms->n; i++)
+		ms->b[i].max = max;
 }
 
 unsigned long memstore_reads(const memstore *ms)
