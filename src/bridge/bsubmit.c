@@ -11,11 +11,12 @@
  * after the client has gone; the listener lives until its last
  * connection is freed.
  *
- * Limits: max_conns connections (more: 421 and close); input held back
- * while the session waits (BSUBMIT_READ_MAX), reading stops while more
- * than BSUBMIT_WRITE_QUEUE_MAX octets of replies are unsent; one idle
- * timeout per command and for the TLS handshake; a session ends after
- * BSUBMIT_SESSION_MAX_MS.
+ * Limits: max_conns connections (more: 421 and close); the socket is not
+ * read while the session waits for the bridge or has not taken the last
+ * read (BSUBMIT_READ_MAX), nor while more than BSUBMIT_OUT_HIGH octets of
+ * replies are unsent (BSUBMIT_OUT_MAX: dropped); one idle timeout per
+ * command and for the TLS handshake; a session ends after
+ * BSUBMIT_SESSION_MAX_MS.  Input and the message are wiped after use.
  */
 #include "bsubmit.h"
 
@@ -29,8 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BSUBMIT_READ_MAX 65536u
-#define BSUBMIT_WRITE_QUEUE_MAX (1u << 20)
+#define BSUBMIT_READ_MAX 16384u          /* one read, plaintext waiting */
+#define BSUBMIT_CIPHER_MAX (16384u + 2048u) /* one read under TLS: a record */
+#define BSUBMIT_OUT_HIGH (256u * 1024u)   /* replies queued: stop reading */
+#define BSUBMIT_OUT_MAX (8u * 1024u * 1024u) /* ... and drop the client */
 #define BSUBMIT_SESSION_MAX_MS (3600u * 1000u)
 #define BSUBMIT_MAX_RCPT 100u
 #define BSUBMIT_ADDR_MAX 520u /* local (quoted, 64 * 2 + 2) @ domain (255) */
@@ -53,13 +56,19 @@ struct conn {
 	unsigned long long id;
 	smtp_session *s;
 	tls_session *tls;
-	bool closing, shutting, reading, handshaking, starttls_req, eof;
-	bool write_full;                /* reading stopped: replies unsent */
-	unsigned depth;                 /* session calls on the stack */
+	bool closing;                   /* uv_close called */
+	bool draining;                  /* last reply queued: close once sent */
+	bool reading, writing, handshaking, starttls_req, eof;
 	bool delayed;                   /* a tarpit delay before the next reply */
-	uint8_t *held;                  /* input the session could not take */
-	size_t held_len;
+	bool delay_done;                /* ... which is over: send */
+	unsigned depth;                 /* calls into the session on the stack */
 	uint64_t deadline, session_end;
+	uint8_t in[BSUBMIT_READ_MAX];   /* plaintext not yet taken */
+	size_t in_off, in_len;
+	uint8_t cipher[BSUBMIT_CIPHER_MAX];
+	uint8_t *out, *wbuf;            /* queued; in flight */
+	size_t out_len, out_cap, wlen, wcap;
+	uv_write_t wr;
 	bsubmit_req req;
 	/* the transaction */
 	char from[BSUBMIT_ADDR_MAX];
@@ -86,9 +95,7 @@ struct bsubmit {
 
 static void conn_close(conn *c);
 static void conn_unref(conn *c);
-static void flush(conn *c);
-static void arm(conn *c);
-static void resume_input(conn *c);
+static void settle(conn *c);
 
 /* ---------------------------------------------------------- transaction */
 
@@ -229,13 +236,15 @@ static const smtp_callbacks session_cbs = {
 	.starttls = cb_starttls, .auth = cb_auth,
 };
 
-/* After an answer: send it and go on reading, unless we are inside a
- * call into the session (a synchronous answer), whose caller does both. */
+static void pump(conn *c);
+
+/* After an answer: the session may go on with pipelined input, then
+ * settle (both wait when the answer came from inside the session). */
 static void answered(conn *c)
 {
 	if (!c->closing && c->depth == 0) {
-		flush(c);
-		resume_input(c);
+		pump(c);
+		settle(c);
 	}
 	conn_unref(c);
 }
@@ -299,189 +308,161 @@ void bsubmit_submit_done(bsubmit_req *req, bsubmit_result result,
 	answered(c);
 }
 
-/* ---------------------------------------------------------------- output */
+/* ------------------------------------------------------------------ I/O
+ *
+ * One state-driven pump instead of a chain of callbacks: every event (a
+ * read, a write finished, the timer, an answer of the bridge) changes the
+ * connection's state and then calls settle(), which moves the session's
+ * replies to the output queue, starts the next write, decides whether the
+ * socket should be read and re-arms the timer.
+ *
+ * Output: the session's replies (encrypted once TLS is up) are appended to
+ * out[]; one uv_write is in flight at a time, over the bytes moved to
+ * wbuf[].  Reading stops while out[] holds more than BSUBMIT_OUT_HIGH
+ * octets; beyond BSUBMIT_OUT_MAX the client is dropped.
+ * Input: plaintext waits in in[] (a read lands there directly when there
+ * is no TLS); the socket is read only when in[] is empty and the session
+ * is not waiting for the bridge, so one buffer per connection suffices.
+ */
 
-typedef struct wreq {
-	uv_write_t w;
-	conn *c;
-	uint8_t data[];
-} wreq;
-
-static void write_done(uv_write_t *w, int status)
+static bool want_read(const conn *c)
 {
-	wreq *wr = (wreq *)w;
-	conn *c = wr->c;
-	(void)status;
-	free(wr);
-	/* back-pressure: reading resumes once the replies drain */
-	if (c->write_full && !c->closing &&
-	    uv_stream_get_write_queue_size((uv_stream_t *)&c->h) <= BSUBMIT_WRITE_QUEUE_MAX / 2) {
-		c->write_full = false;
-		resume_input(c);
-	}
-	conn_unref(c);
+	return !c->closing && !c->draining && !c->delayed && !c->eof &&
+	       c->s != NULL && c->in_len == 0 && c->out_len < BSUBMIT_OUT_HIGH &&
+	       (c->handshaking || !smtp_session_pending(c->s));
 }
 
-static int write_raw(conn *c, const uint8_t *p, size_t n)
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	wreq *wr = malloc(sizeof(*wr) + n);
-	if (wr == NULL)
-		abort();
-	memcpy(wr->data, p, n);
-	wr->c = c;
-	uv_buf_t b = uv_buf_init((char *)wr->data, (unsigned)n);
-	if (uv_write(&wr->w, (uv_stream_t *)&c->h, &b, 1, write_done) != 0) {
-		free(wr);
-		return -1;
-	}
-	c->refs++;
-	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->h) > BSUBMIT_WRITE_QUEUE_MAX &&
-	    !c->write_full) {
-		c->write_full = true;
-		if (c->reading) {
-			uv_read_stop((uv_stream_t *)&c->h);
-			c->reading = false;
-		}
-	}
-	return 0;
+	conn *c = h->data;
+	(void)suggested;
+	if (c->tls != NULL)
+		*buf = uv_buf_init((char *)c->cipher, sizeof(c->cipher));
+	else
+		*buf = uv_buf_init((char *)c->in, sizeof(c->in));
 }
 
-static int push_tls(conn *c)
-{
-	const uint8_t *o;
-	size_t n;
-	while ((n = tls_take_output(c->tls, &o)) > 0) {
-		if (write_raw(c, o, n) != 0)
-			return -1;
-		tls_output_consumed(c->tls, n);
-	}
-	return 0;
-}
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
-static int send_bytes(conn *c, const uint8_t *p, size_t n)
+static void update_reading(conn *c)
 {
-	if (c->tls == NULL)
-		return write_raw(c, p, n);
-	const char *err = NULL;
-	if (tls_write(c->tls, p, n, &err) != 0)
-		return -1;
-	return push_tls(c);
-}
-
-static void shutdown_done(uv_shutdown_t *req, int status)
-{
-	conn *c = req->data;
-	(void)status;
-	free(req);
-	conn_close(c);
-	conn_unref(c);
-}
-
-/* The session is over: let the replies go out, then close. */
-static void finish(conn *c)
-{
-	if (c->shutting || c->closing)
-		return;
-	c->shutting = true;
-	if (c->reading) {
+	bool want = want_read(c);
+	if (want && !c->reading) {
+		if (uv_read_start((uv_stream_t *)&c->h, alloc_cb, read_cb) == 0)
+			c->reading = true;
+	} else if (!want && c->reading) {
 		uv_read_stop((uv_stream_t *)&c->h);
 		c->reading = false;
 	}
-	uv_shutdown_t *req = malloc(sizeof(*req));
-	if (req == NULL)
-		abort();
-	req->data = c;
-	c->refs++;
-	if (uv_shutdown(req, (uv_stream_t *)&c->h, shutdown_done) != 0) {
-		free(req);
-		c->refs--;
+}
+
+static void write_cb(uv_write_t *w, int status);
+
+/* Start the next write when none is in flight. */
+static void out_kick(conn *c)
+{
+	if (c->closing || c->writing || c->out_len == 0)
+		return;
+	uint8_t *t = c->wbuf;
+	size_t tcap = c->wcap;
+	c->wbuf = c->out;
+	c->wcap = c->out_cap;
+	c->wlen = c->out_len;
+	c->out = t;
+	c->out_cap = tcap;
+	c->out_len = 0;
+	uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)c->wlen);
+	if (uv_write(&c->wr, (uv_stream_t *)&c->h, &b, 1, write_cb) != 0) {
 		conn_close(c);
 		return;
 	}
-	c->deadline = uv_now(c->b->loop) + 10000; /* a client that never reads */
-	arm(c);
+	c->writing = true;
+	c->refs++;
 }
 
-static int start_tls(conn *c)
+static int out_append(conn *c, const uint8_t *p, size_t n)
 {
-	const char *err = NULL;
-	if (tls_session_new_mode(c->b->set.creds, true, TLS_MODE_SMTP, &c->tls,
-				 &err) != 0) {
-		log_msg(LOG_ERR, "msg=\"submission: TLS session\" error=\"%s\"", err);
-		return -1;
+	if (n > BSUBMIT_OUT_MAX - c->out_len)
+		return -1; /* a client that does not read what it asked for */
+	if (c->out_len + n > c->out_cap) {
+		size_t cap = c->out_cap > 0 ? c->out_cap : 4096;
+		while (cap < c->out_len + n)
+			cap *= 2;
+		uint8_t *o = realloc(c->out, cap);
+		if (o == NULL)
+			abort();
+		c->out = o;
+		c->out_cap = cap;
 	}
-	c->handshaking = true;
-	c->deadline = uv_now(c->b->loop) + c->b->set.timeout_ms;
-	arm(c);
+	memcpy(c->out + c->out_len, p, n);
+	c->out_len += n;
 	return 0;
 }
 
-static void send_output(conn *c)
+/* Ciphertext the TLS session has for the peer. */
+static int out_tls(conn *c)
+{
+	const uint8_t *o;
+	for (size_t n; (n = tls_take_output(c->tls, &o)) > 0; tls_output_consumed(c->tls, n))
+		if (out_append(c, o, n) != 0)
+			return -1;
+	return 0;
+}
+
+/* The session's replies into the queue (after its tarpit delay, S14). */
+static void take_replies(conn *c)
 {
 	const uint8_t *o;
 	size_t n;
-	bool sent = false;
-	while (!c->closing && (n = smtp_session_output(c->s, &o)) > 0) {
-		if (send_bytes(c, o, n) != 0) {
+	const char *err = NULL;
+	if (c->s == NULL || c->delayed || c->draining)
+		return;
+	unsigned delay = smtp_session_delay_ms(c->s);
+	if (delay > 0 && !c->delay_done && !c->starttls_req &&
+	    !smtp_session_closing(c->s) && smtp_session_output(c->s, &o) > 0) {
+		c->delayed = true;
+		c->deadline = uv_now(c->b->loop) + delay;
+		return;
+	}
+	c->delay_done = false;
+	bool any = false;
+	while ((n = smtp_session_output(c->s, &o)) > 0) {
+		if (c->tls != NULL ? tls_write(c->tls, o, n, &err) != 0 || out_tls(c) != 0
+				   : out_append(c, o, n) != 0) {
 			conn_close(c);
 			return;
 		}
 		smtp_session_output_consumed(c->s, n);
-		sent = true;
+		any = true;
 	}
-	if (c->closing)
-		return;
-	if (smtp_session_closing(c->s)) {
-		finish(c);
-		return;
-	}
-	if (sent)
+	if (any) /* the client's turn */
 		c->deadline = uv_now(c->b->loop) + c->b->set.timeout_ms;
-	if (c->starttls_req) {
-		/* the 220 went out in plaintext; nothing received before
-		 * the handshake is kept (T1) */
+	if (smtp_session_closing(c->s)) {
+		c->draining = true;
+		c->deadline = uv_now(c->b->loop) + 10000; /* to read the last reply */
+	} else if (c->starttls_req) {
+		/* the 220 is queued in plaintext; what follows is TLS, and
+		 * nothing read before the handshake is kept (T1) */
 		c->starttls_req = false;
-		free(c->held);
-		c->held = NULL;
-		c->held_len = 0;
-		if (start_tls(c) != 0)
+		sodium_memzero(c->in, sizeof(c->in));
+		c->in_len = c->in_off = 0;
+		if (tls_session_new_mode(c->b->set.creds, true, TLS_MODE_SMTP,
+					 &c->tls, &err) != 0) {
+			log_msg(LOG_ERR, "msg=\"submission: TLS session\" error=\"%s\"", err);
 			conn_close(c);
-	}
-}
-
-/* Send what the session wrote, after its tarpit delay (S14). */
-static void flush(conn *c)
-{
-	const uint8_t *o;
-	if (c->closing || c->shutting || c->delayed)
-		return;
-	unsigned delay = smtp_session_delay_ms(c->s);
-	if (delay > 0 && !c->starttls_req && !smtp_session_closing(c->s) &&
-	    smtp_session_output(c->s, &o) > 0) {
-		c->delayed = true;
-		if (c->reading) {
-			uv_read_stop((uv_stream_t *)&c->h);
-			c->reading = false;
+			return;
 		}
-		c->deadline = uv_now(c->b->loop) + delay;
-		arm(c);
-		return;
+		c->handshaking = true;
+		c->deadline = uv_now(c->b->loop) + c->b->set.timeout_ms;
 	}
-	send_output(c);
-	arm(c);
 }
-
-/* ----------------------------------------------------------------- timer */
 
 static void timer_cb(uv_timer_t *t);
 
 static void arm(conn *c)
 {
-	if (c->closing)
-		return;
-	uint64_t now = uv_now(c->b->loop);
-	uint64_t at = c->deadline;
-	if (!c->delayed && !c->shutting && !c->handshaking) {
+	uint64_t now = uv_now(c->b->loop), at = c->deadline;
+	if (!c->delayed && !c->draining && !c->handshaking && c->s != NULL) {
 		if (smtp_session_pending(c->s)) {
 			uv_timer_stop(&c->timer); /* the client waits for the bridge */
 			return;
@@ -492,174 +473,150 @@ static void arm(conn *c)
 	uv_timer_start(&c->timer, timer_cb, at > now ? at - now : 1, 0);
 }
 
+static void pump(conn *c);
+
+/* After every event: replies out, reading on or off, the timer. */
+static void settle(conn *c)
+{
+	if (c->closing || c->depth > 0)
+		return;
+	take_replies(c);
+	if (c->closing)
+		return;
+	out_kick(c);
+	if (c->closing)
+		return;
+	if (c->draining && !c->writing && c->out_len == 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->eof && !c->draining && c->in_len == 0 && c->s != NULL &&
+	    !smtp_session_pending(c->s)) {
+		/* the client half-closed: it gets every answer, then we close */
+		c->draining = true;
+		c->deadline = uv_now(c->b->loop) + 10000;
+		if (!c->writing && c->out_len == 0) {
+			conn_close(c);
+			return;
+		}
+	}
+	update_reading(c);
+	arm(c);
+}
+
+/* Feed the plaintext waiting in in[] (and, under TLS, what GnuTLS has
+ * decrypted) to the session while it takes it. */
+static void pump(conn *c)
+{
+	const char *err = NULL;
+	c->depth++;
+	while (!c->closing && !c->draining && !c->handshaking && !c->delayed) {
+		if (c->in_len == 0 && c->tls != NULL && !smtp_session_pending(c->s)) {
+			long n = tls_read(c->tls, c->in, sizeof(c->in), &err);
+			if (n < 0) {
+				conn_close(c);
+				break;
+			}
+			c->in_off = 0;
+			c->in_len = (size_t)n;
+		}
+		if (c->in_len == 0)
+			break;
+		size_t n = smtp_session_feed(c->s, c->in + c->in_off, c->in_len);
+		sodium_memzero(c->in + c->in_off, n); /* AUTH lines */
+		c->in_off += n;
+		c->in_len -= n;
+		if (c->in_len == 0)
+			c->in_off = 0;
+		if (c->starttls_req || smtp_session_closing(c->s)) {
+			sodium_memzero(c->in, sizeof(c->in));
+			c->in_len = c->in_off = 0; /* T1: the rest is never run */
+			break;
+		}
+		if (n == 0)
+			break; /* full while the bridge decides */
+	}
+	c->depth--;
+}
+
+static void handshake(conn *c)
+{
+	const char *err = NULL;
+	int r = tls_progress(c->tls, &err);
+	if (r < 0 || out_tls(c) != 0) {
+		log_msg(LOG_INFO, "msg=\"submission: TLS handshake failed\" "
+			"session=%llu error=\"%s\"", c->id, err != NULL ? err : "queue");
+		conn_close(c);
+		return;
+	}
+	if (r == 0)
+		return;
+	c->handshaking = false;
+	c->deadline = uv_now(c->b->loop) + c->b->set.timeout_ms;
+	c->depth++;
+	smtp_session_tls_started(c->s);
+	c->depth--;
+}
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	conn *c = st->data;
+	(void)buf;
+	if (nread == UV_EOF) {
+		c->eof = true;
+	} else if (nread < 0) {
+		conn_close(c);
+		return;
+	} else if (nread > 0) {
+		c->deadline = uv_now(c->b->loop) + c->b->set.timeout_ms;
+		if (c->tls == NULL) {
+			c->in_off = 0;
+			c->in_len = (size_t)nread;
+		} else if (tls_feed(c->tls, c->cipher, (size_t)nread) != 0) {
+			conn_close(c);
+			return;
+		} else if (c->handshaking) {
+			handshake(c);
+		}
+		pump(c);
+	}
+	settle(c);
+}
+
+static void write_cb(uv_write_t *w, int status)
+{
+	conn *c = w->data;
+	c->writing = false;
+	c->wlen = 0;
+	if (status < 0)
+		conn_close(c);
+	else
+		settle(c);
+	conn_unref(c);
+}
+
 static void timer_cb(uv_timer_t *t)
 {
 	conn *c = t->data;
 	uint64_t now = uv_now(c->b->loop);
 	if (c->closing)
 		return;
-	if (c->shutting) {
-		conn_close(c);
-		return;
-	}
 	if (c->delayed) {
 		c->delayed = false;
-		send_output(c);
-		resume_input(c);
-		arm(c);
-		return;
-	}
-	if (c->handshaking) {
-		if (now >= c->deadline) {
+		c->delay_done = true;
+		settle(c);    /* the replies that waited */
+		pump(c);      /* then the commands that came meanwhile */
+	} else if (c->draining || (c->handshaking && now >= c->deadline)) {
+		if (c->handshaking)
 			log_msg(LOG_INFO, "msg=\"submission: TLS handshake timeout\" "
 				"session=%llu", c->id);
-			conn_close(c);
-			return;
-		}
-		arm(c);
+		conn_close(c);
 		return;
-	}
-	if (now >= c->deadline || now >= c->session_end) {
+	} else if (!c->handshaking && (now >= c->deadline || now >= c->session_end)) {
 		log_msg(LOG_INFO, "msg=\"submission: timeout\" session=%llu", c->id);
 		smtp_session_timeout(c->s);
-		send_output(c);
-		return;
 	}
-	arm(c);
-}
-
-/* ----------------------------------------------------------------- input */
-
-/* Plaintext for the session; what it cannot take now (waiting for the
- * bridge with a full buffer) is held and reading stops. */
-static void feed(conn *c, const uint8_t *p, size_t len)
-{
-	size_t off = 0;
-	c->deadline = uv_now(c->b->loop) + c->b->set.timeout_ms;
-	c->depth++;
-	while (off < len && !c->closing && !c->shutting) {
-		size_t n = smtp_session_feed(c->s, p + off, len - off);
-		off += n;
-		if (c->starttls_req)
-			break; /* what followed STARTTLS is dropped (T1) */
-		if (n == 0) {
-			if (c->held == NULL && (c->held = malloc(BSUBMIT_READ_MAX)) == NULL)
-				abort();
-			c->held_len = len - off;
-			memcpy(c->held, p + off, c->held_len);
-			if (c->reading) {
-				uv_read_stop((uv_stream_t *)&c->h);
-				c->reading = false;
-			}
-			break;
-		}
-	}
-	c->depth--;
-	flush(c);
-}
-
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	(void)h;
-	(void)suggested;
-	buf->base = malloc(BSUBMIT_READ_MAX);
-	buf->len = buf->base != NULL ? BSUBMIT_READ_MAX : 0;
-}
-
-/* Ciphertext: the handshake, then records for the session. */
-static void tls_input(conn *c, const uint8_t *p, size_t len)
-{
-	const char *err = NULL;
-	if (len > 0 && tls_feed(c->tls, p, len) != 0) {
-		conn_close(c);
-		return;
-	}
-	if (c->handshaking) {
-		int r = tls_progress(c->tls, &err);
-		if (r < 0 || push_tls(c) != 0) {
-			log_msg(LOG_INFO, "msg=\"submission: TLS handshake failed\" "
-				"session=%llu error=\"%s\"", c->id,
-				err != NULL ? err : "write");
-			conn_close(c);
-			return;
-		}
-		if (r == 0)
-			return;
-		c->handshaking = false;
-		c->deadline = uv_now(c->b->loop) + c->b->set.timeout_ms;
-		c->depth++;
-		smtp_session_tls_started(c->s);
-		c->depth--;
-		flush(c);
-	}
-	uint8_t buf[16384];
-	long n;
-	while (!c->closing && !c->shutting && c->held_len == 0 &&
-	       !smtp_session_pending(c->s) &&
-	       (n = tls_read(c->tls, buf, sizeof(buf), &err)) != 0) {
-		if (n < 0) {
-			conn_close(c);
-			return;
-		}
-		feed(c, buf, (size_t)n);
-	}
-	sodium_memzero(buf, sizeof(buf));
-}
-
-static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-	conn *c = (conn *)st;
-	if (nread < 0) {
-		free(buf->base);
-		if (nread == UV_EOF && (smtp_session_pending(c->s) || c->held_len > 0)) {
-			/* everything sent and half-closed: answer it, then close */
-			c->eof = true;
-			uv_read_stop(st);
-			c->reading = false;
-			return;
-		}
-		conn_close(c);
-		return;
-	}
-	if (nread > 0) {
-		if (c->tls != NULL)
-			tls_input(c, (const uint8_t *)buf->base, (size_t)nread);
-		else
-			feed(c, (const uint8_t *)buf->base, (size_t)nread);
-		/* AUTH lines in plaintext: no copy left behind */
-		sodium_memzero(buf->base, (size_t)nread);
-	}
-	free(buf->base);
-}
-
-static void resume_input(conn *c)
-{
-	if (c->closing || c->shutting || c->delayed || c->write_full ||
-	    smtp_session_pending(c->s))
-		return;
-	if (c->held_len > 0) {
-		uint8_t *tmp = c->held;
-		size_t n = c->held_len;
-		c->held = NULL;
-		c->held_len = 0;
-		feed(c, tmp, n);
-		sodium_memzero(tmp, n);
-		free(tmp);
-		if (c->held_len > 0 || c->closing || c->shutting)
-			return;
-	}
-	if (c->tls != NULL && !c->handshaking)
-		tls_input(c, NULL, 0);
-	if (c->closing || c->shutting)
-		return;
-	if (c->eof) {
-		if (c->held_len == 0 && !smtp_session_pending(c->s))
-			finish(c);
-		return;
-	}
-	if (!c->reading && c->held_len == 0 && !smtp_session_pending(c->s) &&
-	    uv_read_start((uv_stream_t *)&c->h, alloc_cb, read_cb) == 0)
-		c->reading = true;
+	settle(c);
 }
 
 /* ----------------------------------------------------------- connections */
@@ -688,9 +645,9 @@ static void conn_unref(conn *c)
 	tx_clear(c);
 	smtp_session_free(&c->s);
 	tls_session_free(&c->tls);
-	if (c->held != NULL)
-		sodium_memzero(c->held, BSUBMIT_READ_MAX);
-	free(c->held);
+	sodium_memzero(c->in, sizeof(c->in));
+	free(c->out);
+	free(c->wbuf);
 	free(c);
 	b->n_conns--;
 	maybe_free(b);
@@ -706,6 +663,7 @@ static void conn_close(conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	c->reading = false;
 	uv_close((uv_handle_t *)&c->h, conn_handle_closed);
 	uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
 }
@@ -714,10 +672,13 @@ static void conn_close(conn *c)
 static void refuse(conn *c)
 {
 	static const char line[] = "421 4.7.0 Too many connections, try again later\r\n";
-	if (write_raw(c, (const uint8_t *)line, sizeof(line) - 1) == 0)
-		finish(c);
-	else
+	if (out_append(c, (const uint8_t *)line, sizeof(line) - 1) != 0) {
 		conn_close(c);
+		return;
+	}
+	c->draining = true;
+	c->deadline = uv_now(c->b->loop) + 10000;
+	settle(c);
 }
 
 static void on_connection(uv_stream_t *ls, int status)
@@ -741,6 +702,7 @@ static void on_connection(uv_stream_t *ls, int status)
 	uv_timer_init(b->loop, &c->timer);
 	c->h.data = c;
 	c->timer.data = c;
+	c->wr.data = c;
 	c->next = b->conns;
 	if (b->conns != NULL)
 		b->conns->prev = c;
@@ -776,8 +738,7 @@ static void on_connection(uv_stream_t *ls, int status)
 	uv_tcp_nodelay(&c->h, 1);
 	log_msg(LOG_INFO, "msg=\"submission: connect\" session=%llu", c->id);
 	smtp_session_greet(c->s);
-	flush(c);
-	resume_input(c);
+	settle(c);
 }
 
 /* ------------------------------------------------------------------ API */

@@ -610,6 +610,31 @@ static void test_byte_by_byte_equals_whole(void **state)
 
 /* ----------------------------------------------------------------- AUTH */
 
+/* Send in, check the whole output is want (NULL: anything), clear it. */
+static void say(drv *d, const char *in, const char *want)
+{
+	send_str(d, in);
+	if (want != NULL)
+		assert_string_equal(d->out, want);
+	clear(d);
+}
+
+/* The same with the start of the output only. */
+static void say_prefix(drv *d, const char *in, const char *want)
+{
+	send_str(d, in);
+	assert_true(strncmp(d->out, want, strlen(want)) == 0);
+	clear(d);
+}
+
+/* A session past EHLO, its output cleared. */
+static drv *start_ehlo(const smtp_settings *set)
+{
+	drv *d = start(set);
+	say(d, "EHLO c.example\r\n", NULL);
+	return d;
+}
+
 static smtp_settings auth_settings(void)
 {
 	smtp_settings set = default_settings();
@@ -653,36 +678,23 @@ static void test_b2_auth_plain(void **state)
 	send_str(d, "EHLO c.example\r\n");
 	assert_non_null(strstr(d->out, "250 AUTH PLAIN LOGIN\r\n"));
 	clear(d);
-	send_str(d, "MAIL FROM:<alice@alpha.test>\r\n");
-	assert_string_equal(d->out, "530 5.7.0 Authentication required\r\n");
+	say(d, "MAIL FROM:<alice@alpha.test>\r\n", "530 5.7.0 Authentication required\r\n");
 	assert_int_equal(d->mails, 0);
-	clear(d);
 	char line[512];
 	b64_line(line, sizeof(line), "AUTH PLAIN ", "\0alice@alpha.test\0wrong", 23);
-	send_str(d, line);
-	assert_string_equal(d->out, "535 5.7.8 Authentication credentials invalid\r\n");
+	say(d, line, "535 5.7.8 Authentication credentials invalid\r\n");
 	assert_null(smtp_session_user(d->s));
-	clear(d);
 	b64_line(line, sizeof(line), "auth plain ", "\0alice@alpha.test\0secret", 24);
-	send_str(d, line);
-	assert_string_equal(d->out, "235 2.7.0 Authentication successful\r\n");
+	say(d, line, "235 2.7.0 Authentication successful\r\n");
 	assert_string_equal(d->user, "alice@alpha.test");
 	assert_string_equal(d->authzid, "");
 	assert_int_equal(d->pass_len, 6);
 	assert_string_equal(smtp_session_user(d->s), "alice@alpha.test");
-	clear(d);
-	send_str(d, "MAIL FROM:<mallory@alpha.test>\r\n");
-	assert_string_equal(d->out, "553 5.7.1 Sender address not owned by the user\r\n");
-	clear(d);
-	send_str(d, "MAIL FROM:<alice@alpha.test>\r\n");
-	assert_string_equal(d->out, "250 2.1.0 Ok\r\n");
-	clear(d);
-	send_str(d, line);
-	assert_string_equal(d->out, "503 5.5.1 Already authenticated\r\n");
-	clear(d);
+	say(d, "MAIL FROM:<mallory@alpha.test>\r\n", "553 5.7.1 Sender address not owned by the user\r\n");
+	say(d, "MAIL FROM:<alice@alpha.test>\r\n", "250 2.1.0 Ok\r\n");
+	say(d, line, "503 5.5.1 Already authenticated\r\n");
 	/* a new EHLO keeps the authentication (only STARTTLS forgets it) */
-	send_str(d, "EHLO c.example\r\n");
-	clear(d);
+	say(d, "EHLO c.example\r\n", NULL);
 	send_str(d, "MAIL FROM:<alice@alpha.test>\r\nRCPT TO:<bob@beta.test>\r\n");
 	assert_string_equal(d->out, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
 	assert_int_equal(d->auths, 2);
@@ -695,18 +707,12 @@ static void test_auth_login_async(void **state)
 {
 	(void)state;
 	smtp_settings set = auth_settings();
-	drv *d = start(&set);
+	drv *d = start_ehlo(&set);
 	d->auto_reply = false;
-	send_str(d, "EHLO c.example\r\n");
-	clear(d);
-	send_str(d, "AUTH LOGIN\r\n");
-	assert_string_equal(d->out, "334 VXNlcm5hbWU6\r\n");
-	clear(d);
+	say(d, "AUTH LOGIN\r\n", "334 VXNlcm5hbWU6\r\n");
 	char line[512];
 	b64_line(line, sizeof(line), "", "bob", 3);
-	send_str(d, line);
-	assert_string_equal(d->out, "334 UGFzc3dvcmQ6\r\n");
-	clear(d);
+	say(d, line, "334 UGFzc3dvcmQ6\r\n");
 	b64_line(line, sizeof(line), "", "p4ss w:rd\"!", 11);
 	send_str(d, line);
 	assert_int_equal(d->out_len, 0);   /* waits for the driver */
@@ -724,9 +730,7 @@ static void test_auth_login_async(void **state)
 	assert_string_equal(d->out, "535 5.7.8 Authentication credentials invalid\r\n"
 			    "250 2.0.0 Ok\r\n");
 	clear(d);
-	send_str(d, "AUTH PLAIN\r\n");
-	assert_string_equal(d->out, "334 \r\n");
-	clear(d);
+	say(d, "AUTH PLAIN\r\n", "334 \r\n");
 	b64_line(line, sizeof(line), "", "bob\0bob\0secret", 14);
 	send_str(d, line);
 	assert_string_equal(d->authzid, "bob");
@@ -735,13 +739,9 @@ static void test_auth_login_async(void **state)
 	assert_string_equal(d->out, "235 2.7.0 Authentication successful\r\n");
 	assert_string_equal(smtp_session_user(d->s), "bob");
 	/* LOGIN with the user name as initial response */
-	drv *e = start(&set);
-	send_str(e, "EHLO c.example\r\n");
-	clear(e);
+	drv *e = start_ehlo(&set);
 	b64_line(line, sizeof(line), "AUTH LOGIN ", "carol", 5);
-	send_str(e, line);
-	assert_string_equal(e->out, "334 UGFzc3dvcmQ6\r\n");
-	clear(e);
+	say(e, line, "334 UGFzc3dvcmQ6\r\n");
 	b64_line(line, sizeof(line), "", "secret", 6);
 	send_str(e, line);
 	assert_string_equal(e->out, "235 2.7.0 Authentication successful\r\n");
@@ -757,24 +757,13 @@ static void test_b2_auth_bad_input(void **state)
 	(void)state;
 	smtp_settings set = auth_settings();
 	drv *d = start(&set);
-	send_str(d, "AUTH PLAIN\r\n");
-	assert_string_equal(d->out, "503 5.5.1 Send EHLO first\r\n");
-	clear(d);
-	send_str(d, "HELO c.example\r\n");
-	clear(d);
-	send_str(d, "AUTH PLAIN\r\n");
-	assert_string_equal(d->out, "503 5.5.1 Send EHLO first\r\n");
-	clear(d);
-	send_str(d, "EHLO c.example\r\n");
-	clear(d);
-	send_str(d, "AUTH LOGIN\r\n*\r\n");
-	assert_string_equal(d->out, "334 VXNlcm5hbWU6\r\n501 5.0.0 Authentication cancelled\r\n");
-	clear(d);
-	send_str(d, "AUTH PLAIN\r\n");
-	clear(d);
-	send_str(d, "*\r\n");
-	assert_string_equal(d->out, "501 5.0.0 Authentication cancelled\r\n");
-	clear(d);
+	say(d, "AUTH PLAIN\r\n", "503 5.5.1 Send EHLO first\r\n");
+	say(d, "HELO c.example\r\n", NULL);
+	say(d, "AUTH PLAIN\r\n", "503 5.5.1 Send EHLO first\r\n");
+	say(d, "EHLO c.example\r\n", NULL);
+	say(d, "AUTH LOGIN\r\n*\r\n", "334 VXNlcm5hbWU6\r\n501 5.0.0 Authentication cancelled\r\n");
+	say(d, "AUTH PLAIN\r\n", NULL);
+	say(d, "*\r\n", "501 5.0.0 Authentication cancelled\r\n");
 	static const char *const bad[] = {
 		"AUTH PLAIN !!!!\r\n",          /* not base64 */
 		"AUTH PLAIN AGFsaWNl\r\n",      /* "\0alice": no password field */
@@ -784,11 +773,8 @@ static void test_b2_auth_bad_input(void **state)
 		"AUTH PLAIN AGFsaWNlAHNlY3JldA\r\n", /* unpadded */
 		"AUTH PLAIN =\r\n",             /* empty initial response */
 	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		send_str(d, bad[i]);
-		assert_true(strncmp(d->out, "501 5.5.2 ", 10) == 0);
-		clear(d);
-	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		say_prefix(d, bad[i], "501 5.5.2 ");
 	assert_int_equal(d->auths, 0);
 	/* a field over SMTP_AUTH_FIELD_MAX */
 	char raw[600], line[1000];
@@ -796,36 +782,22 @@ static void test_b2_auth_bad_input(void **state)
 	raw[0] = '\0';
 	raw[300] = '\0';
 	b64_line(line, sizeof(line), "AUTH PLAIN ", raw, 310);
-	send_str(d, line);
-	assert_string_equal(d->out, "501 5.5.2 Malformed PLAIN response\r\n");
-	clear(d);
+	say(d, line, "501 5.5.2 Malformed PLAIN response\r\n");
 	/* an exchange line over line_max ends the exchange, in sync */
-	send_str(d, "AUTH LOGIN\r\n");
-	clear(d);
+	say(d, "AUTH LOGIN\r\n", NULL);
 	char big[1500];
 	memset(big, 'Q', sizeof(big));
 	memcpy(big + sizeof(big) - 7, "\r\nNOOP", 6);
 	big[sizeof(big) - 1] = '\0';
 	send_str(d, big);
-	send_str(d, "\r\n");
-	assert_string_equal(d->out, "500 5.5.6 Authentication exchange line is too long\r\n"
-			    "250 2.0.0 Ok\r\n");
-	clear(d);
-	send_str(d, "AUTH CRAM-MD5\r\n");
-	assert_string_equal(d->out, "504 5.5.4 Unrecognized authentication type\r\n");
-	clear(d);
-	send_str(d, "AUTH\r\n");
-	assert_true(strncmp(d->out, "501 5.5.4 ", 10) == 0);
-	clear(d);
-	send_str(d, "AUTH PLAIN a b\r\n");
-	assert_true(strncmp(d->out, "501 5.5.4 ", 10) == 0);
-	clear(d);
+	say(d, "\r\n", "500 5.5.6 Authentication exchange line is too long\r\n"
+	    "250 2.0.0 Ok\r\n");
+	say(d, "AUTH CRAM-MD5\r\n", "504 5.5.4 Unrecognized authentication type\r\n");
+	say_prefix(d, "AUTH\r\n", "501 5.5.4 ");
+	say_prefix(d, "AUTH PLAIN a b\r\n", "501 5.5.4 ");
 	/* a bare LF in an exchange line ends it */
-	send_str(d, "AUTH LOGIN\r\n");
-	clear(d);
-	send_str(d, "Ym9i\n");
-	assert_true(strncmp(d->out, "501 5.5.2 ", 10) == 0);
-	clear(d);
+	say(d, "AUTH LOGIN\r\n", NULL);
+	say_prefix(d, "Ym9i\n", "501 5.5.2 ");
 	send_str(d, "NOOP\r\n");
 	assert_string_equal(d->out, "250 2.0.0 Ok\r\n");
 	assert_int_equal(d->auths, 0);
@@ -843,10 +815,8 @@ static void test_b2_t2_auth_and_tls(void **state)
 	send_str(d, "EHLO c.example\r\n");
 	assert_null(strstr(d->out, "AUTH"));
 	clear(d);
-	send_str(d, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
-	assert_string_equal(d->out, "538 5.7.11 Encryption required for requested "
+	say(d, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n", "538 5.7.11 Encryption required for requested "
 			    "authentication mechanism\r\n");
-	clear(d);
 	send_str(d, "STARTTLS\r\n");
 	smtp_session_tls_started(d->s);
 	clear(d);
@@ -868,8 +838,7 @@ static void test_b2_t2_auth_and_tls(void **state)
 	send_str(d, "STARTTLS\r\n");
 	smtp_session_tls_started(d->s);
 	assert_null(smtp_session_user(d->s));
-	send_str(d, "EHLO c.example\r\n");
-	clear(d);
+	say(d, "EHLO c.example\r\n", NULL);
 	send_str(d, "MAIL FROM:<alice@alpha.test>\r\n");
 	assert_string_equal(d->out, "530 5.7.0 Authentication required\r\n");
 	stop(d);
