@@ -68,7 +68,7 @@ typedef struct sb {
 
 static void sb_put(sb *o, const void *d, size_t n)
 {
-	if (o->over)
+	if (o->over || n == 0)
 		return;
 	if (n > o->max - o->len) {
 		o->over = true;
@@ -119,6 +119,10 @@ static void sb_num(sb *o, uint64_t v)
  * it holds an 8-bit byte or more escapes. */
 static void put_string(sb *o, const uint8_t *s, size_t n)
 {
+	if (n == 0) {
+		sb_str(o, "\"\"");
+		return;
+	}
 	const uint8_t *z = memchr(s, '\0', n);
 	if (z != NULL)
 		n = (size_t)(z - s);

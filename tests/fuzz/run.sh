@@ -30,7 +30,7 @@ case $secs in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$build/tests/fuzz
-targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session smtp-reply dotstuff smtp-client maps mail-header mime-decode egress admin dns-rdata dsn mtasts logleaf logproof logfile dkim-tags dkim-verify arc didsig spf dmarc authres imap-parse imap-session}
+targets=${FUZZ_TARGETS:-envelope did diddoc armor pow keystore config frame request response routes invite smtp-addr smtp-data smtp-session smtp-reply dotstuff smtp-client maps mail-header mime-decode egress admin dns-rdata dsn mtasts logleaf logproof logfile dkim-tags dkim-verify arc didsig spf dmarc authres imap-parse imap-session imap-msg}
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -81,6 +81,9 @@ max_len() {
 	imap-parse) echo 16384 ;;
 	# a short IMAP conversation (literals are capped at 16 KiB there)
 	imap-session) echo 16384 ;;
+	# a message: a few parts and addresses are enough, longer inputs
+	# only repeat them (the unit tests cover huge and deep messages)
+	imap-msg) echo 65536 ;;
 	*) echo 65536 ;;
 	esac
 }
