@@ -314,6 +314,42 @@ def test_submission_sends_as_amp_and_keeps_a_sent_copy(bridged):
     m.logout()
 
 
+def test_restart_keeps_uids_and_stores_nothing_twice(alpha):
+    b, node = alpha
+    alice, bob = User(b, "alice", node), User(b, "bob", node)
+    alice.register()
+    bob.register()
+    pw = bob.run("bridge", "password").stdout.decode().strip()
+    msg = b"Subject: kept\r\n\r\nacross restarts\r\n"
+    br = Bridge(bob)
+    try:
+        alice.run("send", bob.did, input=msg)
+        m, n = wait_messages(br, "bob@alpha.test", pw, "INBOX", 1)
+        before = m.status("INBOX", "(UIDVALIDITY UIDNEXT MESSAGES)")[1][0]
+        m.logout()
+    finally:
+        br.stop()
+    # started again: the same UIDVALIDITY, UIDNEXT grows by the one new
+    # message, the first is still there (the cursor and acks held)
+    br = Bridge(bob)
+    try:
+        alice.run("send", bob.did, input=b"Subject: second\r\n\r\nafter\r\n")
+        m, n = wait_messages(br, "bob@alpha.test", pw, "INBOX", 2)
+        assert n == 2
+        after = m.status("INBOX", "(UIDVALIDITY UIDNEXT MESSAGES)")[1][0]
+        vb = re.search(rb"UIDVALIDITY (\d+)", before).group(1)
+        assert re.search(rb"UIDVALIDITY (\d+)", after).group(1) == vb
+        nb = int(re.search(rb"UIDNEXT (\d+)", before).group(1))
+        assert int(re.search(rb"UIDNEXT (\d+)", after).group(1)) == nb + 1
+        assert fetch_body(m, 1) == msg
+        m.logout()
+    finally:
+        br.stop()
+    # sealed at rest: no plaintext in the database file
+    store = (bob.home / "bridge" / "store.db").read_bytes()
+    assert b"across restarts" not in store
+
+
 def test_help_and_status(alpha):
     b, node = alpha
     bob = User(b, "bob", node)
