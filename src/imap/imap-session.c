@@ -678,6 +678,13 @@ static void resync(imap_session *s, bool expunge_ok)
 		return;
 	}
 	imap_mbox_view *v = &s->view;
+	if (nv.uidvalidity != v->uidvalidity) {
+		/* the client's UIDs mean nothing any more (RFC 3501 §2.3.1.1) */
+		imap_mbox_view_free(&nv);
+		if (expunge_ok)
+			bye(s, "UIDVALIDITY of the selected mailbox changed.");
+		return;
+	}
 	/* UIDs only ever leave a view or join it at the end */
 	size_t kept = 0;
 	for (size_t i = 0; i < v->n; i++) {
@@ -2427,7 +2434,19 @@ static void cmd_store(imap_session *s, const imap_command *c)
 	bool silent = ieq(w, wl, "FLAGS.SILENT");
 	a = a->next;
 	uint64_t flags = 0;
+	const char *const *kw;
+	size_t nkw_before, nkw_after;
+	keyword_table(s, &kw, &nkw_before);
 	int r = parse_flags(s, a, a->type == IMAP_ARG_LIST, &flags, &err);
+	keyword_table(s, &kw, &nkw_after);
+	if (nkw_after != nkw_before && !s->readonly) {
+		/* a new keyword: the client's list of flags grows (§7.2.6) */
+		out_str(s, "* FLAGS ");
+		out_all_flags(s, false);
+		out_str(s, "\r\n* OK [PERMANENTFLAGS ");
+		out_all_flags(s, true);
+		out_str(s, "] Flags permitted.\r\n");
+	}
 	if (r != 0) {
 		taggedf(s, s->tag, r == -1 ? "BAD" : "NO", "%s%s",
 			r == -1 ? "Error in IMAP command STORE: " : "", err);

@@ -1,7 +1,7 @@
 /*
  * imap-memstore.c — see imap-memstore.h.  Mailboxes and messages in
- * plain arrays; every lookup is linear (tests hold a few thousand
- * messages at most, and views are built with one pass).
+ * plain arrays; messages in UID order (found by binary search),
+ * mailboxes found by a linear search.
  */
 #include "imap-memstore.h"
 
@@ -50,12 +50,18 @@ static mbox *find(memstore *ms, const char *name)
 	return NULL;
 }
 
+/* Messages are kept in UID order. */
 static mmsg *find_msg(mbox *b, uint32_t uid)
 {
-	for (size_t i = 0; i < b->n; i++)
-		if (b->m[i].uid == uid)
-			return &b->m[i];
-	return NULL;
+	size_t lo = 0, hi = b->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (b->m[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < b->n && b->m[lo].uid == uid ? &b->m[lo] : NULL;
 }
 
 static mbox *add_box(memstore *ms, const char *name, imap_special sp)

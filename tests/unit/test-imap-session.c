@@ -424,7 +424,11 @@ static void test_store_copy_move(void **state)
 	cli c;
 	selected(&c, ms);
 	const char *o = sendc(&c, "a STORE 1 +FLAGS (\\Deleted $Junk)\r\n");
+	HAS(o, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk)\r\n"
+	       "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk \\*)] "
+	       "Flags permitted.\r\n");
 	HAS(o, "* 1 FETCH (FLAGS (\\Deleted $Junk))\r\na OK Store completed.");
+	HASNT(sendc(&c, "a2 STORE 1 +FLAGS.SILENT ($Junk)\r\n"), "* FLAGS");
 	o = sendc(&c, "b UID STORE 2:3 -FLAGS.SILENT \\Seen\r\n");
 	assert_string_equal(o, "b OK Store completed.\r\n");
 	o = sendc(&c, "c STORE 2 FLAGS (\\Answered)\r\n");
@@ -830,6 +834,14 @@ static void test_idle_and_races(void **state)
 	HAS(sendc(&a, "c2 SELECT gone\r\n"), "c2 OK");
 	HAS(sendc(&b, "c3 DELETE gone\r\n"), "c3 OK");
 	HAS(sendc(&a, "c4 NOOP\r\n"), "* BYE");
+	assert_true(imap_session_closing(a.s));
+	cli_free(&a);
+	/* deleted and created again: another UIDVALIDITY */
+	logged_in(&a, ms);
+	HAS(sendc(&b, "d1 CREATE again\r\n"), "d1 OK");
+	HAS(sendc(&a, "d2 SELECT again\r\n"), "d2 OK");
+	HAS(sendc(&b, "d3 DELETE again\r\nd4 CREATE again\r\n"), "d4 OK");
+	HAS(sendc(&a, "d5 NOOP\r\n"), "* BYE UIDVALIDITY of the selected mailbox changed.");
 	assert_true(imap_session_closing(a.s));
 	cli_free(&a);
 	cli_free(&b);
