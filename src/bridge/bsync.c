@@ -339,6 +339,7 @@ static int take_item(bsync *s, nclient *c, const Amp__V1__InboxItem *it)
 	uint8_t *made = NULL;
 	size_t made_len = 0;
 	char idhex[2 * AMP_ENVELOPE_ID_BYTES + 1], folder[16];
+	int built = 0;
 	int r = cli_open_fetched(&s->env, c, s->set.id, s->set.retired,
 				 s->set.n_retired, it->envelope.data,
 				 it->envelope.len, &op);
@@ -358,17 +359,9 @@ static int take_item(bsync *s, nclient *c, const Amp__V1__InboxItem *it)
 		if (strncmp(op.content_type, "text/plain", 10) == 0) {
 			if (!bsync_did_address(op.sender, from, sizeof(from)))
 				snprintf(from, sizeof(from), "%s", op.sender);
-			if (bsync_wrap_text(from, s->address, idhex, it->received,
-					    op.body, op.len, &made,
-					    &made_len) != 0) {
-				cli_opened_clear(&op);
-				log_msg(LOG_ERR, "msg=\"bridge sync: cannot wrap a "
-					"text message\" seq=%llu",
-					(unsigned long long)it->seq);
-				return -1;
-			}
-			j.msg = made;
-			j.len = made_len;
+			built = bsync_wrap_text(from, s->address, idhex,
+						it->received, op.body, op.len,
+						&made, &made_len);
 		} else {
 			j.msg = op.body;
 			j.len = op.len;
@@ -386,15 +379,18 @@ static int take_item(bsync *s, nclient *c, const Amp__V1__InboxItem *it)
 			op.sender[0] != '\0' ? op.sender : "-",
 			idhex[0] != '\0' ? idhex : "-",
 			log_quote(op.reason, strlen(op.reason), q));
-		if (bsync_unverified_message(op.reason, op.sender, idhex,
-					     it->received, it->envelope.data,
-					     it->envelope.len, &made,
-					     &made_len) != 0) {
-			log_msg(LOG_ERR, "msg=\"bridge sync: cannot build the "
-				"unverified notice\" seq=%llu",
-				(unsigned long long)it->seq);
-			return -1;
-		}
+		built = bsync_unverified_message(op.reason, op.sender, idhex,
+						 it->received, it->envelope.data,
+						 it->envelope.len, &made,
+						 &made_len);
+	}
+	if (built != 0) {
+		cli_opened_clear(&op);
+		log_msg(LOG_ERR, "msg=\"bridge sync: cannot build the message "
+			"to store\" seq=%llu", (unsigned long long)it->seq);
+		return -1;
+	}
+	if (made != NULL) {
 		j.msg = made;
 		j.len = made_len;
 	}

@@ -93,18 +93,26 @@ def alpha(base):
     return b, n
 
 
-@pytest.fixture
-def bridged(alpha):
-    """alice and bob registered at alpha; bob's bridge running with a
-    fresh bridge password."""
+def two_users(alpha, before_password=None):
+    """alice and bob registered at alpha, bob with a fresh bridge
+    password (before_password(alice, bob) runs first)."""
     b, node = alpha
     alice, bob = User(b, "alice", node), User(b, "bob", node)
     alice.register()
     bob.register()
+    if before_password is not None:
+        before_password(alice, bob)
     pw = bob.run("bridge", "password").stdout.decode().strip()
     assert re.fullmatch(r"[a-z2-9]{5}(-[a-z2-9]{5}){3}", pw)
     mode = (bob.home / "bridge" / "password").stat().st_mode & 0o777
     assert mode == 0o600
+    return alice, bob, pw
+
+
+@pytest.fixture
+def bridged(alpha):
+    """two_users, and bob's bridge running."""
+    alice, bob, pw = two_users(alpha)
     br = Bridge(bob)
     try:
         yield alice, bob, br, pw
@@ -234,20 +242,20 @@ def test_text_plain_mail_is_wrapped(bridged):
 
 def test_unverifiable_mail_goes_to_unverified_with_the_reason(alpha):
     b, node = alpha
-    alice, bob = User(b, "alice", node), User(b, "bob", node)
-    alice.register()
-    bob.register()
-    # bob believes alice has other keys (an impostor's document pinned in
-    # HOME/known): her real signature cannot verify, and her node's log
-    # does not prove a rotation to it
-    other = User.__new__(User)
-    other.node, other.did, other.home = node, alice.did, b / "fake-alice"
-    other.run("keygen", "--did", alice.did, "--kdf", "min")
-    doc = other.run("did", "document").stdout
-    known = bob.home / "known"
-    known.mkdir(exist_ok=True)
-    (known / f"{alice.did}.json").write_bytes(doc)
-    pw = bob.run("bridge", "password").stdout.decode().strip()
+
+    def pin_an_impostor(alice, bob):
+        # bob believes alice has other keys (an impostor's document pinned
+        # in HOME/known): her real signature cannot verify, and her node's
+        # log does not prove a rotation to it
+        other = User.__new__(User)
+        other.node, other.did, other.home = node, alice.did, b / "fake-alice"
+        other.run("keygen", "--did", alice.did, "--kdf", "min")
+        doc = other.run("did", "document").stdout
+        known = bob.home / "known"
+        known.mkdir(exist_ok=True)
+        (known / f"{alice.did}.json").write_bytes(doc)
+
+    alice, bob, pw = two_users(alpha, pin_an_impostor)
     br = Bridge(bob)
     try:
         msg = b"Subject: forged?\r\n\r\nbody\r\n"
@@ -315,11 +323,7 @@ def test_submission_sends_as_amp_and_keeps_a_sent_copy(bridged):
 
 
 def test_restart_keeps_uids_and_stores_nothing_twice(alpha):
-    b, node = alpha
-    alice, bob = User(b, "alice", node), User(b, "bob", node)
-    alice.register()
-    bob.register()
-    pw = bob.run("bridge", "password").stdout.decode().strip()
+    alice, bob, pw = two_users(alpha)
     msg = b"Subject: kept\r\n\r\nacross restarts\r\n"
     br = Bridge(bob)
     try:
