@@ -736,11 +736,11 @@ static void process_loop(smtp_session *s)
 		/* A command line. */
 		if (s->skipping) {
 			uint8_t *lf = memchr(s->in, '\n', s->in_len);
-			if (lf == NULL) {
-				s->in_len = 0;
+			size_t n = lf != NULL ? (size_t)(lf - s->in) + 1 : s->in_len;
+			consume(s, n);
+			sodium_memzero(s->in + s->in_len, n); /* an over-long AUTH line */
+			if (lf == NULL)
 				return;
-			}
-			consume(s, (size_t)(lf - s->in) + 1);
 			s->skipping = false;
 			continue;
 		}
