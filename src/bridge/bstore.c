@@ -1524,9 +1524,10 @@ int bstore_deliver(bstore *b, const char *mailbox,
 	}
 	if (internaldate < 0)
 		internaldate = (int64_t)time(NULL);
-	return add_message(b, mailbox, msg, len, 0, internaldate,
-			   local_tz(internaldate), envelope_id, uid_r, NULL,
-			   error_r);
+	int r = add_message(b, mailbox, msg, len, 0, internaldate,
+			    local_tz(internaldate), envelope_id, uid_r, NULL,
+			    error_r);
+	return r < 0 ? -1 : r; /* bstore.h: 1, 0 or -1 */
 }
 
 int bstore_cursor_get(bstore *b, uint64_t *cursor_r)

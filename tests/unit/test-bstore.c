@@ -342,6 +342,50 @@ static void test_delete_refused(void **state)
 	free(l);
 }
 
+/* I9: names are SQL values, never paths; the store's own bounds hold
+ * even when the session's checks are bypassed. */
+static void test_names(void **state)
+{
+	fx *f = *state;
+	const char *err = NULL;
+	static const char *const odd[] = { "../x", "..", "a'b\"; DROP TABLE "
+		"message; --", "&-&", "x/../../y" };
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		assert_int_equal(f->ops->create(f->b, odd[i], &err), 0);
+		append(f, odd[i], "odd", 0);
+		assert_subject(f, odd[i], 1, "odd");
+	}
+	char path[160];
+	snprintf(path, sizeof(path), "%s/x", f->dir);
+	assert_int_not_equal(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s/bridge/x", f->dir);
+	assert_int_not_equal(access(path, F_OK), 0);
+	char *big = malloc(10240 + 1);
+	assert_non_null(big);
+	memset(big, 'n', 10240);
+	big[10240] = '\0';
+	assert_int_equal(f->ops->create(f->b, big, &err), -1);
+	assert_int_equal(f->ops->status(f->b, big, &(imap_mbox_status){0}, &err),
+			 IMAP_MBOX_NONEXISTENT);
+	big[IMAP_MBOX_NAME_MAX] = '\0';
+	assert_int_equal(f->ops->create(f->b, big, &err), 0);
+	assert_int_equal(f->ops->rename(f->b, big, "short", &err), 0);
+	free(big);
+	/* at most BSTORE_DEPTH_MAX levels */
+	char deep[2 * BSTORE_DEPTH_MAX + 2] = "";
+	for (unsigned i = 0; i <= BSTORE_DEPTH_MAX; i++)
+		memcpy(deep + (i == 0 ? 0 : 2 * i - 1), i == 0 ? "d" : "/d",
+		       i == 0 ? 1 : 2);
+	deep[2 * BSTORE_DEPTH_MAX + 1] = '\0';
+	assert_int_equal(f->ops->create(f->b, deep, &err), -1);
+	deep[2 * BSTORE_DEPTH_MAX - 1] = '\0';
+	assert_int_equal(f->ops->create(f->b, deep, &err), 0);
+	imap_mbox_info *l;
+	size_t n;
+	assert_int_equal(f->ops->list(f->b, &l, &n, &err), 0);
+	free(l);
+}
+
 static void test_rename_inbox(void **state)
 {
 	fx *f = *state;
@@ -651,7 +695,8 @@ static void test_deliver_dedup(void **state)
 					&uid, &err), 0);
 	assert_int_equal(bstore_deliver(f->b, "Nope", (const uint8_t *)"xxxxxxxxxxxxxxxx",
 					(const uint8_t *)m, len, 1767225600,
-					&uid, &err), IMAP_MBOX_NONEXISTENT);
+					&uid, &err), -1);
+	assert_string_equal(err, "no such mailbox");
 	imap_mbox_status s;
 	st(f, "INBOX", &s);
 	assert_int_equal(s.messages, 1);
@@ -882,6 +927,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wrong_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_refused, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_inbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_tree, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscribe, setup, teardown),
