@@ -38,6 +38,9 @@
 #define BSUBMIT_MAX_RCPT 100u
 #define BSUBMIT_ADDR_MAX 520u /* local (quoted, 64 * 2 + 2) @ domain (255) */
 
+_Static_assert(BSUBMIT_USER_MAX == SMTP_AUTH_FIELD_MAX &&
+	       BSUBMIT_PASSWORD_MAX == SMTP_AUTH_FIELD_MAX, "AUTH field limits");
+
 typedef struct conn conn;
 
 enum { REQ_NONE, REQ_AUTH, REQ_SUBMIT };

@@ -23,6 +23,8 @@ struct tls_creds;
 #define BSUBMIT_SIZE_MAX_DEFAULT (25u * 1024u * 1024u)
 #define BSUBMIT_TIMEOUT_DEFAULT_MS (300u * 1000u) /* RFC 5321 §4.5.3.2.7 */
 #define BSUBMIT_CONNS_DEFAULT 32u
+/* AUTH fields the bridge may be given (longer ones: 501 before it is
+ * asked) */
 #define BSUBMIT_USER_MAX 255u
 #define BSUBMIT_PASSWORD_MAX 255u
 
