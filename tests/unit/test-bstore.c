@@ -348,8 +348,8 @@ static void test_names(void **state)
 {
 	fx *f = *state;
 	const char *err = NULL;
-	static const char *const odd[] = { "../x", "..", "a'b\"; DROP TABLE "
-		"message; --", "&-&", "x/../../y" };
+	static const char sql[] = "a'b\"; DROP TABLE message; --";
+	const char *const odd[] = { "../x", "..", sql, "&-&", "x/../../y" };
 	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
 		assert_int_equal(f->ops->create(f->b, odd[i], &err), 0);
 		append(f, odd[i], "odd", 0);
