@@ -1515,7 +1515,7 @@ static void cmd_expunge(imap_session *s, const imap_command *c)
 	size_t nidx = 0;
 	const char *err = NULL;
 	if (c->uid && resolve_set(s, c->args, true, &idx, &nidx, &err) != 0) {
-		tagged(s, s->tag, "BAD", err);
+		taggedf(s, s->tag, "BAD", "Error in IMAP command %s: %s", c->name, err);
 		return;
 	}
 	if (s->readonly) {
@@ -1555,7 +1555,7 @@ static void cmd_copy(imap_session *s, const imap_command *c)
 	uint32_t *idx;
 	size_t n;
 	if (resolve_set(s, c->args, c->uid, &idx, &n, &err) != 0) {
-		tagged(s, s->tag, "BAD", err);
+		taggedf(s, s->tag, "BAD", "Error in IMAP command %s: %s", c->name, err);
 		return;
 	}
 	if (!name_check(c->args->next, false, dest, &err)) {
@@ -2652,6 +2652,8 @@ size_t imap_session_feed(imap_session *s, const uint8_t *data, size_t len)
 			break;
 		case IMAP_PARSE_ERROR: {
 			const char *tag = imap_parser_error_tag(s->p);
+			if (s->sasl == SASL_NONE && !s->idling)
+				s->cmd_name = "";       /* the command was not read */
 			if (s->sasl != SASL_NONE) {
 				/* a bad AUTHENTICATE response line */
 				s->sasl = SASL_NONE;

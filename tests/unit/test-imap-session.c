@@ -355,6 +355,18 @@ static void test_input_limits(void **state)
 	HAS(sendc(&c, "c NOOP\r\n"), "c OK");
 	assert_int_equal(c.logins, 0);
 	cli_free(&c);
+	/* I5: a bare LF ends a line (as Dovecot); I4: a 100 KB line is the end */
+	cli_init(&c, NULL, ms);
+	HAS(sendc(&c, "a CAPABILITY\n"), "a OK Capability completed.");
+	char *line = malloc(100 * 1024 + 16);
+	assert_non_null(line);
+	memcpy(line, "b NOOP ", 7);
+	memset(line + 7, 'x', 100 * 1024);
+	memcpy(line + 7 + 100 * 1024, "\r\n", 2);
+	HAS(sendn(&c, line, 7 + 100 * 1024 + 2), "* BYE Input line too long");
+	assert_true(imap_session_closing(c.s));
+	free(line);
+	cli_free(&c);
 	memstore_free(&ms);
 }
 
