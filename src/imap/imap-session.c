@@ -2247,6 +2247,12 @@ static bool fetch_one(imap_session *s, job *j, uint32_t i)
 		out_fmt(s, "UID %u", uid);
 		first = false;
 	}
+	if (flags_changed && !j->has_flags) {
+		/* \Seen was set: FLAGS first, as Dovecot */
+		out_str(s, first ? "FLAGS " : " FLAGS ");
+		out_flags(s, s->view.flags[i]);
+		first = false;
+	}
 	for (size_t k = 0; k < j->nitems && !s->closing; k++) {
 		const fetch_item *x = &j->items[k];
 		if (x->kind == F_UID && j->uid)
@@ -2308,10 +2314,6 @@ static bool fetch_one(imap_session *s, job *j, uint32_t i)
 			break;
 		}
 		}
-	}
-	if (flags_changed && !j->has_flags) {
-		out_str(s, first ? "FLAGS " : " FLAGS ");
-		out_flags(s, s->view.flags[i]);
 	}
 	out_str(s, ")\r\n");
 	if (msg != NULL)

@@ -513,7 +513,7 @@ static int m_copy(void *st, const char *from, const uint32_t *uids, size_t n,
 			*error_r = "Out of memory";
 			return -1;
 		}
-		if (move && fb != db) {
+		if (move) {	/* into the same mailbox too: the copy has a new UID */
 			const char *e;
 			(void)m_expunge(st, from, &uids[i], 1, &e);
 		}

@@ -392,7 +392,7 @@ static void test_select_fetch(void **state)
 	HAS(o, "BODY[HEADER.FIELDS (SUBJECT)] {24}\r\nSubject: hello world\r\n\r\n)\r\n");
 	HASNT(o, "\\Seen");
 	o = sendc(&c, "c FETCH 1 BODY[TEXT]<3.3>\r\n");
-	HAS(o, "* 1 FETCH (BODY[TEXT]<3> {3}\r\nBob FLAGS (\\Seen))\r\nc OK Fetch completed.");
+	HAS(o, "* 1 FETCH (FLAGS (\\Seen) BODY[TEXT]<3> {3}\r\nBob)\r\nc OK Fetch completed.");
 	o = sendc(&c, "d UID FETCH 2 (BODYSTRUCTURE BODY[1] RFC822.HEADER)\r\n");
 	HAS(o, "* 2 FETCH (UID 2 BODYSTRUCTURE ((\"text\" \"plain\"");
 	HAS(o, "BODY[1] {16}\r\nfirst part zebra RFC822.HEADER {");
@@ -413,8 +413,7 @@ static void test_select_fetch(void **state)
 	HAS(sendc(&c, "g4 FETCH 1 (FLAGS) (CHANGEDSINCE 1)\r\n"), "g4 BAD");
 	/* RFC822 sets \Seen */
 	o = sendc(&c, "h FETCH 3 RFC822\r\n");
-	HAS(o, "* 3 FETCH (RFC822 {");
-	HAS(o, "FLAGS (\\Flagged \\Seen))\r\n");
+	HAS(o, "* 3 FETCH (FLAGS (\\Flagged \\Seen) RFC822 {");
 	/* EXAMINE: read-only, no \Seen set */
 	o = sendc(&c, "i EXAMINE Sent\r\n");
 	HAS(o, "* OK [CLOSED] Previous mailbox closed.");
@@ -465,15 +464,20 @@ static void test_store_copy_move(void **state)
 	o = sendc(&c, "i MOVE 2:3 Trash\r\n");
 	assert_string_equal(o, "* OK [COPYUID 1700000002 2:3 3:4] Moved UIDs.\r\n"
 			       "* 3 EXPUNGE\r\n* 2 EXPUNGE\r\ni OK Move completed.\r\n");
+	/* MOVE into the selected mailbox itself */
+	o = sendc(&c, "i2 MOVE 2 INBOX\r\n");
+	assert_string_equal(o, "* OK [COPYUID 1700000000 4 5] Moved UIDs.\r\n"
+			       "* 2 EXPUNGE\r\n* 2 EXISTS\r\ni2 OK Move completed.\r\n");
+	HAS(sendc(&c, "i3 UID MOVE 5 INBOX\r\n"), "* OK [COPYUID 1700000000 5 6] Moved UIDs.");
 	/* EXPUNGE: 1 is \Deleted */
 	o = sendc(&c, "j EXPUNGE\r\n");
 	assert_string_equal(o, "* 1 EXPUNGE\r\nj OK Expunge completed.\r\n");
 	o = sendc(&c, "k FETCH 1 UID\r\n");
-	HAS(o, "* 1 FETCH (UID 4)");
+	HAS(o, "* 1 FETCH (UID 6)");
 	sendc(&c, "l STORE 1 +FLAGS.SILENT \\Deleted\r\n");
 	o = sendc(&c, "m UID EXPUNGE 1:3\r\n");
 	assert_string_equal(o, "m OK Expunge completed.\r\n");
-	o = sendc(&c, "n UID EXPUNGE 4\r\n");
+	o = sendc(&c, "n UID EXPUNGE 6\r\n");
 	assert_string_equal(o, "* 1 EXPUNGE\r\nn OK Expunge completed.\r\n");
 	/* CLOSE expunges silently */
 	o = sendc(&c, "o SELECT Trash\r\np STORE 1 +FLAGS.SILENT \\Deleted\r\nq CLOSE\r\n");
