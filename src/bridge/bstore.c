@@ -38,8 +38,10 @@
  *
  * Mailboxes: the seven of bstore.h made with the database.  INBOX, the
  * special-use mailboxes and Unverified can be neither deleted nor renamed
- * (RENAME INBOX moves its messages, RFC 3501 §6.3.5).  A parent level
- * without a mailbox of its own is listed \Noselect.
+ * (RENAME INBOX moves its messages, RFC 3501 §6.3.5; not under INBOX, as
+ * Dovecot).  A parent level without a mailbox of its own is listed
+ * \Noselect; RENAME of it moves its inferiors, DELETE of it is
+ * NONEXISTENT (Dovecot's maildir does the same).
  *
  * Limits: a message 1..BSTORE_MSG_MAX bytes; BSTORE_MAILBOXES_MAX
  * mailboxes, BSTORE_DEPTH_MAX levels per name; BSTORE_MESSAGES_MAX
@@ -807,8 +809,9 @@ static void ren_free(ren *r, size_t n)
 	free(r);
 }
 
-/* RENAME of another mailbox: it and its inferiors (from/...) take the
- * new names; the old names keep their UIDNEXT as floors. */
+/* RENAME of another mailbox (fm; NULL: a level without a mailbox): it
+ * and its inferiors (from/...) take the new names; the old names keep
+ * their UIDNEXT as floors.  A level without inferiors does not exist. */
 static int rename_tree(bstore *b, const mbox *fm, const char *from,
 		       const char *to, const char **error_r)
 {
@@ -875,10 +878,17 @@ static int rename_tree(bstore *b, const mbox *fm, const char *from,
 		r[i].id = m.id;
 		r[i].uidnext = m.uidnext;
 	}
-	int ok = floor_put(b, from, fm->uidnext) == 0;
-	s = stmt(b, S_MBOX_RENAME);
-	ok = ok && bind_i64(s, 1, fm->id) == 0 && bind_text(s, 2, to) == 0 &&
-	     step_done(s) == 0;
+	if (fm == NULL && n == 0) {
+		ren_free(r, n);
+		return tx_fail(b, IMAP_MBOX_NONEXISTENT, E_NOBOX, error_r);
+	}
+	int ok = 1;
+	if (fm != NULL) {
+		ok = floor_put(b, from, fm->uidnext) == 0;
+		s = stmt(b, S_MBOX_RENAME);
+		ok = ok && bind_i64(s, 1, fm->id) == 0 &&
+		     bind_text(s, 2, to) == 0 && step_done(s) == 0;
+	}
 	for (size_t i = 0; ok && i < n; i++) {
 		ok = floor_put(b, r[i].old_name, r[i].uidnext) == 0;
 		s = stmt(b, S_MBOX_RENAME);
@@ -904,20 +914,23 @@ static int op_rename(void *st, const char *from, const char *to,
 	mbox fm, tm;
 	const char *err;
 	int r = mbox_need(b, from, &fm, &err);
-	if (r != 0)
+	/* a level without a mailbox of its own: its inferiors move */
+	bool level = r == IMAP_MBOX_NONEXISTENT && name_ok(from) &&
+		     strcmp(from, "INBOX") != 0;
+	if (r != 0 && !level)
 		return tx_fail(b, r, err, error_r);
 	r = mbox_get(b, to, &tm);
 	if (r != 0)
 		return tx_fail(b, r == 1 ? IMAP_MBOX_EXISTS : -1,
 			       r == 1 ? E_EXISTS : E_DB, error_r);
-	/* RENAME INBOX leaves INBOX's inferiors where they are, so only
-	 * another mailbox cannot move under itself */
+	/* (Dovecot refuses RENAME INBOX INBOX/x too) */
 	size_t flen = strlen(from);
-	if (strcmp(from, "INBOX") != 0 && strncmp(to, from, flen) == 0 &&
-	    to[flen] == '/')
-		return tx_fail(b, -1, "cannot rename a mailbox into itself",
+	if (strncmp(to, from, flen) == 0 && to[flen] == '/')
+		return tx_fail(b, -1, "Can't rename mailbox under its own child",
 			       error_r);
-	if (strcmp(from, "INBOX") == 0) {
+	if (level) {
+		r = rename_tree(b, NULL, from, to, error_r);
+	} else if (strcmp(from, "INBOX") == 0) {
 		int64_t n;
 		if (mbox_count(b, &n) != 0)
 			return tx_fail(b, -1, E_DB, error_r);

@@ -435,12 +435,13 @@ static void test_rename_inbox(void **state)
 		}
 	assert_true(seen_old);
 	free(l);
-	/* under INBOX is fine: its inferiors do not move */
-	assert_int_equal(f->ops->rename(f->b, "INBOX", "INBOX/Later", &err), 0);
+	/* not under INBOX (as Dovecot) */
+	assert_int_equal(f->ops->rename(f->b, "INBOX", "INBOX/Later", &err), -1);
+	assert_int_equal(f->ops->rename(f->b, "INBOX", "Later", &err), 0);
 	imap_mbox_status e;
-	st(f, "INBOX/Later", &e);
+	st(f, "Later", &e);
 	assert_int_equal(e.messages, 1);
-	assert_subject(f, "INBOX/Later", 1, "four");
+	assert_subject(f, "Later", 1, "four");
 	st(f, "INBOX", &e);
 	assert_int_equal(e.messages, 0);
 	assert_int_equal(e.uidnext, in0.uidnext + 1);
@@ -496,6 +497,15 @@ static void test_rename_tree(void **state)
 	free(l);
 	st(f, "z/q/b", &s1);
 	assert_int_equal(s1.messages, 2);
+	/* a level without a mailbox renames its inferiors (as Dovecot) */
+	assert_int_equal(f->ops->rename(f->b, "z/q", "lv", &err), 0);
+	st(f, "lv/b/c", &s1);
+	assert_int_equal(f->ops->status(f->b, "lv", &s1, &err),
+			 IMAP_MBOX_NONEXISTENT);
+	assert_subject(f, "lv/b", 1, "inner");
+	assert_int_equal(f->ops->rename(f->b, "none/such", "x", &err),
+			 IMAP_MBOX_NONEXISTENT);
+	assert_int_equal(f->ops->rename(f->b, "lv/b/c", "lv/b/c/d", &err), -1);
 }
 
 static void test_subscribe(void **state)
