@@ -24,6 +24,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -511,6 +512,7 @@ int bridge_run(const bridge_settings *set)
 		return CLI_FAIL;
 	br->set = set;
 	log_init(2, LOG_INFO, "amp-bridge");
+	signal(SIGPIPE, SIG_IGN); /* a client gone mid-answer: EPIPE, not death */
 	if (uv_loop_init(&br->loop) != 0) {
 		free(br);
 		return CLI_FAIL;

@@ -189,6 +189,17 @@ def test_starttls_and_a_large_message(bridged):
     m.select("INBOX", readonly=True)
     assert fetch_body(m, 1) == big
     m.logout()
+    # a client that leaves in the middle of that answer (EPIPE, reset)
+    # does not take the bridge with it
+    for _ in range(3):
+        m = br.imap()
+        m.login("bob@alpha.test", pw)
+        m.select("INBOX", readonly=True)
+        m.send(b"x FETCH 1 BODY.PEEK[]\r\n")
+        m.sock.close()
+    m = br.imap()
+    m.login("bob@alpha.test", pw)
+    m.logout()
 
 
 def test_idle_wakes_on_a_new_delivery(bridged):
