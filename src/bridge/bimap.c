@@ -148,6 +148,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void update_reading(iconn *c);
 
 static void arm(iconn *c, unsigned ms);
+static void timer_cb(uv_timer_t *t);
 
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
@@ -216,6 +217,8 @@ static void finish(iconn *c)
 {
 	c->shutting = true;
 	update_reading(c);
+	/* a client that does not read the rest: closed after a while */
+	uv_timer_start(&c->timer, timer_cb, BIMAP_LINGER_MS, 0);
 	c->shut.data = c;
 	if (uv_shutdown(&c->shut, (uv_stream_t *)&c->h, shutdown_cb) != 0)
 		conn_close(c);
@@ -276,7 +279,8 @@ static void process(iconn *c)
 			c->held_off = 0;
 			c->held_len = (size_t)r;
 		}
-		if (c->held_len > 0 && !write_full(c) && !c->starttls_req) {
+		if (c->held_len > 0 && !write_full(c) && !c->starttls_req &&
+		    !imap_session_closing(c->s)) {
 			size_t k = imap_session_feed(c->s, c->held + c->held_off,
 						     c->held_len);
 			c->held_off += k;

@@ -8,7 +8,8 @@
  * wrong, SELECT, LOGOUT's BYE then close; FETCH 1:* over 10,000 messages
  * while the client does not read (back-pressure), every response
  * arriving; STARTTLS with a pipelined plaintext command that must be
- * dropped (I6); IDLE woken by bimap_changed; the idle timeout's BYE.
+ * dropped (I6); IDLE woken by bimap_changed; the idle timeout's BYE;
+ * a huge literal before login: BYE, then closed (I1).
  * The client thread never calls cmocka (it records its first failure;
  * the test asserts after joining it).
  */
@@ -489,6 +490,34 @@ static void test_idle_timeout(void **state)
 	go(&w);
 }
 
+static void script_huge_literal(t_world *w)
+{
+	client c;
+	char line[1024];
+	CHECK(w, cl_open(w, &c), "no greeting");
+	/* I1: a literal far over the pre-login limit, and data after it */
+	CHECK(w, cl_send(&c, "a LOGIN {999999999}\r\nxxxxxxxxxxxxxxxx"),
+	      "send");
+	bool bye = false;
+	struct timeval a, b;
+	gettimeofday(&a, NULL);
+	while (cl_line(&c, line, sizeof(line)))
+		if (strncmp(line, "* BYE", 5) == 0)
+			bye = true;
+	gettimeofday(&b, NULL);
+	CHECK(w, bye, "no BYE before the close");
+	CHECK(w, b.tv_sec - a.tv_sec < 5, "not closed (the read timed out)");
+	cl_close(&c);
+}
+
+static void test_huge_literal_closes(void **state)
+{
+	(void)state;
+	t_world w;
+	run(&w, script_huge_literal, 0, false);
+	go(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -497,6 +526,7 @@ int main(void)
 		cmocka_unit_test(test_starttls_drops_pipelined_plaintext),
 		cmocka_unit_test(test_idle_woken_by_changed),
 		cmocka_unit_test(test_idle_timeout),
+		cmocka_unit_test(test_huge_literal_closes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
