@@ -16,7 +16,9 @@
  * resync waits for the next command that allows it.  An IDLE session
  * sends the changes as soon as imap_session_changed() is called.
  *
- * Limits: the parser's (literal_max small until login, I1); at most
+ * Limits: the parser's, in two sizes: before login a small one (8 KiB
+ * lines, literal_max_pre_auth, one level of list, 64 arguments: I1, I2),
+ * after login 64 KiB lines, literal_max, 32768 arguments (I8); at most
  * IMAP_OUT_CHUNK of pending output before more commands are read or a
  * long answer continues (one message's FETCH response is the unit: a
  * single huge BODY[] can exceed the chunk, bounded by OUT_MAX); search
@@ -38,6 +40,7 @@
 #define TAG_MAX 256u
 #define ARGS_MAX 32768u              /* parser argument nodes (I8: ORs) */
 #define LINE_MAX_SESSION 65536u      /* long sequence sets (I8) */
+#define PRE_AUTH_ARGS_MAX 64u
 #define OUT_EXTRA (4u * 1024u * 1024u)
 #define AUTH_USER_MAX 256u
 #define AUTH_PASS_MAX 1024u
@@ -82,6 +85,7 @@ struct imap_session {
 	imap_parser *p;
 	int state;
 	bool closing, idling, login_pending, tls_pending, changed;
+	bool parser_upgrade;        /* logged in: the larger parser next */
 	char tag[TAG_MAX];          /* the command being answered */
 	const char *cmd_name;       /* its name, for the log callback */
 	bool sync_tag;              /* resync before its tagged answer */
@@ -2566,6 +2570,29 @@ static void dispatch(imap_session *s, const imap_command *c)
 
 /* ------------------------------------------------------------- the API */
 
+/* The parser before login is small (LOGIN, AUTHENTICATE and the like:
+ * one level of list, a few arguments, literal_max_pre_auth, I1/I2);
+ * after login it takes APPEND's literals, long sets and 10,000 ORs (I8).
+ * It is replaced between commands, never while one is being read. */
+static int parser_for(imap_session *s, bool authed, imap_parser **p_r)
+{
+	imap_parser_settings ps = {
+		.line_max = IMAP_LINE_MAX_DEFAULT,
+		.literal_max = s->set.literal_max_pre_auth,
+		.cmd_max = s->set.literal_max_pre_auth + IMAP_LINE_MAX_DEFAULT,
+		.depth_max = 1,
+		.args_max = PRE_AUTH_ARGS_MAX,
+	};
+	if (authed) {
+		ps.line_max = LINE_MAX_SESSION;
+		ps.literal_max = s->set.literal_max;
+		ps.cmd_max = s->set.literal_max + LINE_MAX_SESSION;
+		ps.depth_max = 0;       /* the parser's default, 16 */
+		ps.args_max = ARGS_MAX;
+	}
+	return imap_parser_new(&ps, p_r);
+}
+
 int imap_session_new(const imap_session_settings *set,
 		     const imap_session_callbacks *cb, void *arg,
 		     imap_session **s_r)
@@ -2589,13 +2616,7 @@ int imap_session_new(const imap_session_settings *set,
 		s->set.literal_max = IMAP_CMD_MAX_LIMIT - LINE_MAX_SESSION;
 	if (s->set.literal_max_pre_auth > s->set.literal_max)
 		s->set.literal_max_pre_auth = s->set.literal_max;
-	imap_parser_settings ps = {
-		.line_max = LINE_MAX_SESSION,
-		.literal_max = s->set.literal_max_pre_auth,
-		.cmd_max = s->set.literal_max + LINE_MAX_SESSION,
-		.args_max = ARGS_MAX,
-	};
-	if (imap_parser_new(&ps, &s->p) != 0) {
+	if (parser_for(s, false, &s->p) != 0) {
 		free(s);
 		return -1;
 	}
@@ -2641,6 +2662,16 @@ size_t imap_session_feed(imap_session *s, const uint8_t *data, size_t len)
 		return len;             /* nothing more is read */
 	while (off < len && !blocked(s)) {
 		size_t used = 0;
+		if (s->parser_upgrade) {
+			imap_parser *np;
+			s->parser_upgrade = false;
+			if (parser_for(s, true, &np) != 0) {
+				bye(s, "Out of memory");
+				return len;
+			}
+			imap_parser_free(&s->p);
+			s->p = np;
+		}
 		imap_parse_status r = imap_parser_feed(s->p, data + off, len - off, &used);
 		off += used;
 		switch (r) {
@@ -2706,7 +2737,7 @@ void imap_session_login_done(imap_session *s, bool ok,
 		s->st = st;
 		s->state = ST_AUTH;
 		s->auth_fails = 0;
-		imap_parser_set_literal_max(s->p, s->set.literal_max);
+		s->parser_upgrade = true;       /* before the next command */
 		out_str(s, s->tag);
 		out_str(s, " OK [CAPABILITY ");
 		out_caps(s);

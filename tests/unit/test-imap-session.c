@@ -353,6 +353,8 @@ static void test_input_limits(void **state)
 	HAS(sendn(&c, deep, 4009), "a BAD Error in IMAP command: Too many '('");
 	HAS(sendn(&c, "b LOGIN \"ali\0ce\" \"x\"\r\n", 22), "b BAD Error in IMAP command: NULs not allowed in strings");
 	HAS(sendc(&c, "c NOOP\r\n"), "c OK");
+	/* before login one level of list is all (TESTING.md I2) */
+	HAS(sendc(&c, "d NOOP ((x))\r\n"), "d BAD Error in IMAP command: Too many '('");
 	assert_int_equal(c.logins, 0);
 	cli_free(&c);
 	/* I5: a bare LF ends a line (as Dovecot); I4: a 100 KB line is the end */
@@ -662,6 +664,7 @@ static void test_search(void **state)
 		{ "UNKEYWORD nothere", "* SEARCH 1 2 3" },
 		{ "CHARSET UTF-8 ALL", "* SEARCH 1 2 3" },
 		{ "((SEEN) (ALL))", "* SEARCH 2" },
+		{ "((((((((NOT SEEN))))))))", "* SEARCH 1 3" },
 	};
 	char cmd[256];
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
