@@ -50,7 +50,8 @@ typedef struct bridge {
 	bsubmit *smtp;
 	bsync *sync;
 	uv_signal_t sig[2];
-	char address[AMP_DID_MAX + 2];
+	char address[AMP_DID_MAX + 2];  /* local@domain of the DID */
+	char alias[512];                 /* the node's name for us, if other */
 	char pwpath[PATH_MAX];
 	unsigned fails;          /* wrong passwords in a row */
 	pwcheck *delayed;        /* answers waiting out their back-off */
@@ -78,10 +79,12 @@ struct pwcheck {
 	bool user_ok, ok;
 };
 
-/* Is user ours: the mail address (any case) or the DID? */
+/* Is user ours: the mail address (any case; the DID's local@domain or
+ * the one the home node's canonical_maps give us) or the DID? */
 static bool user_is_ours(const bridge *br, const char *user)
 {
 	return strcasecmp(user, br->address) == 0 ||
+	       (br->alias[0] != '\0' && strcasecmp(user, br->alias) == 0) ||
 	       strcmp(user, br->id->pub.did) == 0;
 }
 
@@ -318,6 +321,15 @@ static void store_changed(void *arg)
 		bimap_changed(br->imap);
 }
 
+static void address_learnt(void *arg, const char *address)
+{
+	bridge *br = arg;
+	if (strcasecmp(address, br->address) == 0)
+		br->alias[0] = '\0';
+	else
+		snprintf(br->alias, sizeof(br->alias), "%s", address);
+}
+
 static void stop(bridge *br)
 {
 	if (br->stopping)
@@ -481,7 +493,8 @@ static int start(bridge *br, const bridge_settings *set)
 			.env = env, .conn = set->conn, .id = br->id,
 			.retired = br->retired, .n_retired = br->n_retired,
 			.address = br->address, .wait_ms = set->poll_wait_ms,
-			.store = br->store, .changed = store_changed, .arg = br,
+			.store = br->store, .changed = store_changed,
+			.address_cb = address_learnt, .arg = br,
 		};
 		if (bsync_start(&br->loop, &ys, &br->sync, &err) != 0) {
 			cli_err(env, "sync: %s", err);

@@ -18,7 +18,9 @@
  *   tls.key     "localhost"; the key 0600).
  *
  * Logins (IMAP LOGIN/AUTHENTICATE, SMTP AUTH): the user name is the
- * identity's mail address local@domain (any case) or its DID; wrong
+ * identity's mail address local@domain (any case), the address the home
+ * node's canonical_maps give it (learnt by the sync at each connection),
+ * or its DID; the same addresses are accepted as MAIL FROM.  Wrong
  * passwords are answered after a delay that doubles with each failure
  * in a row (BRIDGE_BACKOFF_MIN_MS .. BRIDGE_BACKOFF_MAX_MS), whichever
  * connection they come from; a success resets it.

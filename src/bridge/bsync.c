@@ -31,7 +31,7 @@
 #define BSYNC_REASON_MAX 200u
 #define BSYNC_B64_LINE 76u
 
-typedef enum job_kind { JOB_DELIVER, JOB_CURSOR } job_kind;
+typedef enum job_kind { JOB_DELIVER, JOB_CURSOR, JOB_ADDRESS } job_kind;
 
 typedef struct job {
 	job_kind kind;
@@ -263,10 +263,14 @@ static void async_cb(uv_async_t *a)
 				"uid=%u size=%zu", j->mailbox, uid, j->len);
 		if (j->result == 0 && s->set.changed != NULL)
 			s->set.changed(s->set.arg);
-	} else {
+	} else if (j->kind == JOB_CURSOR) {
 		j->result = bstore_cursor_set(s->set.store, j->cursor);
 		if (j->result != 0)
 			j->error = "cannot store the cursor";
+	} else {
+		if (s->set.address_cb != NULL)
+			s->set.address_cb(s->set.arg, s->address);
+		j->result = 0;
 	}
 	pthread_mutex_lock(&s->mu);
 	j->done = true;
@@ -411,6 +415,40 @@ static int take_item(bsync *s, nclient *c, const Amp__V1__InboxItem *it)
 	return 0;
 }
 
+/* Our mail address as the node names it (§10.3.1: its canonical_maps
+ * reverse entry, else local@domain): into s->address and, through the
+ * loop, to the bridge.  Kept as it was when the node does not say. */
+static void learn_address(bsync *s, nclient *c)
+{
+	Amp__V1__LookupRequest lr = AMP__V1__LOOKUP_REQUEST__INIT;
+	lr.did = (char *)s->set.id->pub.did;
+	Amp__V1__Frame f = AMP__V1__FRAME__INIT;
+	f.body_case = AMP__V1__FRAME__BODY_LOOKUP;
+	f.lookup = &lr;
+	Amp__V1__Response *resp = NULL;
+	const char *err = NULL;
+	if (nclient_op(c, &f, nclient_timeout(c), &resp, NULL, &err) != 0) {
+		log_msg(LOG_INFO, "msg=\"bridge sync: our address not learnt\" "
+			"error=\"%s\"", err != NULL ? err : "?");
+		return;
+	}
+	const char *a = resp->result_case == AMP__V1__RESPONSE__RESULT_LOOKUP &&
+		resp->lookup->address != NULL ? resp->lookup->address : "";
+	char safe[sizeof(s->address)];
+	header_safe(a, safe, sizeof(safe), sizeof(safe) - 1);
+	bool usable = a[0] != '\0' && strlen(a) < sizeof(s->address) &&
+		      strcmp(safe, a) == 0 && strchr(a, '@') != NULL &&
+		      strpbrk(a, " <>\"") == NULL;
+	amp__v1__response__free_unpacked(resp, NULL);
+	if (!usable)
+		return;
+	snprintf(s->address, sizeof(s->address), "%s", safe);
+	log_msg(LOG_INFO, "msg=\"bridge sync: our address\" address=%s",
+		s->address);
+	job j = { .kind = JOB_ADDRESS };
+	(void)run_job(s, &j);
+}
+
 /* Fetch and store until the connection fails or we stop. */
 static void sync_loop(bsync *s, nclient *c)
 {
@@ -482,6 +520,7 @@ static void *worker(void *arg)
 		log_msg(LOG_INFO, "msg=\"bridge sync: connected\" cursor=%llu",
 			(unsigned long long)s->cursor);
 		backoff = BSYNC_BACKOFF_MIN_MS;
+		learn_address(s, c);
 		sync_loop(s, c);
 		nclient_close(&c);
 		if (!stopping(s))

@@ -18,6 +18,11 @@
  * 5322 message (From: the sender's address, To, Date: received, Message-ID
  * from the envelope id, Subject: "(no subject)").
  *
+ * Our mail address: at each connection the node is asked for our own
+ * DID; the address it names (its canonical_maps reverse entry, else
+ * local@domain, PROTOCOL.md §10.3.1) is handed to set.address_cb and
+ * used as To: of wrapped text/plain mail.
+ *
  * A node that cannot be reached: reconnect with a back-off from 1 s
  * doubling to BSYNC_BACKOFF_MAX_MS.  Log lines key=value (log.h).
  *
@@ -53,6 +58,8 @@ typedef struct bsync_settings {
 	bstore *store;                 /* used on the loop thread only */
 	/* After each stored message (loop thread): wake IDLE sessions. */
 	void (*changed)(void *arg);
+	/* Our mail address as the node names it (loop thread; may be NULL). */
+	void (*address_cb)(void *arg, const char *address);
 	void *arg;
 } bsync_settings;
 

@@ -365,6 +365,31 @@ def test_restart_keeps_uids_and_stores_nothing_twice(alpha):
     assert b"across restarts" not in store
 
 
+def test_canonical_address_is_a_user_name(base):
+    """The home node's canonical_maps give bob another address: the bridge
+    learns it from the node and takes it as a user name and as To:."""
+    b, nodes = base
+    node = Node(b, "alpha.test")
+    cmap = b / "canonical"
+    cmap.write_text("bob.builder@alpha.test did:aftersmtp:alpha.test:bob\n")
+    cmap.chmod(0o644)
+    node.conf["canonical_maps"] = str(cmap)
+    node.write_conf()
+    nodes.append(node)
+    node.start()
+    alice, bob, pw = two_users((b, node))
+    br = Bridge(bob)
+    try:
+        br.wait_log(r'msg="bridge sync: our address" address=bob.builder@alpha.test')
+        alice.run("send", bob.did, input=b"plain words\n")
+        m, n = wait_messages(br, "Bob.Builder@alpha.test", pw, "INBOX", 1)
+        assert n == 1
+        assert b"To: <bob.builder@alpha.test>\r\n" in fetch_body(m, 1)
+        m.logout()
+    finally:
+        br.stop()
+
+
 def test_help_and_status(alpha):
     b, node = alpha
     bob = User(b, "bob", node)

@@ -7,8 +7,9 @@
  * delivery note, text/plain wrapped, a failure to Unverified with its
  * reason; every ack only after its message was stored; a message fetched
  * again after a crash between store and ack is stored once; the cursor
- * kept in the store; the node unreachable then back (back-off); a stop
- * during a long poll returns at once; the pure helpers.
+ * kept in the store; our address as the node names it; the node
+ * unreachable then back (back-off); a stop during a long poll returns
+ * at once; the pure helpers.
  */
 #define _GNU_SOURCE /* memmem */
 #include <stdarg.h>
@@ -147,6 +148,39 @@ int nclient_fetch(nclient *c, uint64_t cursor, uint32_t limit,
 	return 0;
 }
 
+/* The lookup of our own DID: the node names our address. */
+int nclient_op(nclient *c, Amp__V1__Frame *req, unsigned timeout_ms,
+	       Amp__V1__Response **resp_r, int *status_r, const char **error_r)
+{
+	(void)c;
+	(void)timeout_ms;
+	(void)status_r;
+	if (req->body_case != AMP__V1__FRAME__BODY_LOOKUP ||
+	    strcmp(req->lookup->did, "did:aftersmtp:example.org:bob") != 0) {
+		*error_r = "unexpected request";
+		return -1;
+	}
+	Amp__V1__LookupResult lr = AMP__V1__LOOKUP_RESULT__INIT;
+	lr.did_document = (char *)"{}";
+	lr.address = (char *)"Bob.Builder@example.org";
+	Amp__V1__Response r = AMP__V1__RESPONSE__INIT;
+	r.result_case = AMP__V1__RESPONSE__RESULT_LOOKUP;
+	r.lookup = &lr;
+	size_t len = amp__v1__response__get_packed_size(&r);
+	uint8_t *buf = malloc(len + 1);
+	assert_non_null(buf);
+	amp__v1__response__pack(&r, buf);
+	*resp_r = amp__v1__response__unpack(NULL, len, buf);
+	free(buf);
+	return *resp_r != NULL ? 0 : -1;
+}
+
+unsigned nclient_timeout(const nclient *c)
+{
+	(void)c;
+	return 1000;
+}
+
 int nclient_ack(nclient *c, const uint64_t *seqs, size_t n, int *status_r,
 		const char **error_r)
 {
@@ -236,8 +270,17 @@ typedef struct world {
 	size_t want_acks;
 	uint64_t want_cursor;
 	cli_env env;
+	const amp_identity *id;
 	bool done;
 } world;
+
+static char learnt[128];
+
+static void address_cb(void *arg, const char *address)
+{
+	(void)arg;
+	snprintf(learnt, sizeof(learnt), "%s", address);
+}
 
 static void changed(void *arg)
 {
@@ -285,8 +328,10 @@ static void run_sync(world *w, size_t want_acks, uint64_t want_cursor)
 {
 	const char *err = NULL;
 	bsync_settings set = {
-		.env = &w->env, .address = "bob@example.org", .wait_ms = 100,
-		.store = w->store, .changed = changed, .arg = w,
+		.env = &w->env, .id = w->id, .address = "bob@example.org",
+		.wait_ms = 100,
+		.store = w->store, .changed = changed, .address_cb = address_cb,
+		.arg = w,
 	};
 	assert_int_equal(uv_loop_init(&w->loop), 0);
 	w->want_acks = want_acks;
@@ -306,7 +351,13 @@ static void run_sync(world *w, size_t want_acks, uint64_t want_cursor)
 
 static void world_init(world *w)
 {
+	static amp_identity *me;
+	const char *err = NULL;
+	if (me == NULL)
+		assert_int_equal(amp_identity_generate(
+			"did:aftersmtp:example.org:bob", &me, &err), AMP_OK);
 	memset(w, 0, sizeof(*w));
+	w->id = me;
 	snprintf(w->dir, sizeof(w->dir), "/tmp/test-bsync-XXXXXX");
 	assert_non_null(mkdtemp(w->dir));
 	snprintf(w->path, sizeof(w->path), "%s/store.db", w->dir);
@@ -385,7 +436,9 @@ static void test_routes_and_orders(void **state)
 	assert_non_null(strstr(text, "Subject: one\r\n\r\nfirst\r\n#"));
 	/* text/plain wrapped: From the sender's address, CRLF lines */
 	assert_non_null(strstr(text, "From: <alice@example.org>\r\n"));
-	assert_non_null(strstr(text, "To: <bob@example.org>\r\n"));
+	/* To: the address the node named for us, also told to the bridge */
+	assert_non_null(strstr(text, "To: <Bob.Builder@example.org>\r\n"));
+	assert_string_equal(learnt, "Bob.Builder@example.org");
 	assert_non_null(strstr(text, "Subject: (no subject)\r\n"));
 	assert_non_null(strstr(text, "Date: Tue, 14 Nov 2023 22:13:22 +0000\r\n"));
 	assert_non_null(strstr(text, "\r\n\r\nhi\r\nthere\r\n"));
@@ -485,7 +538,8 @@ static void test_stop_during_long_poll(void **state)
 	const char *err = NULL;
 	world_init(&w);
 	bsync_settings set = {
-		.env = &w.env, .address = "bob@example.org", .wait_ms = 25000,
+		.env = &w.env, .id = w.id, .address = "bob@example.org",
+		.wait_ms = 25000,
 		.store = w.store, .changed = changed, .arg = &w,
 	};
 	assert_int_equal(uv_loop_init(&w.loop), 0);
