@@ -27,7 +27,10 @@
  *    RFC 2231 parameters are shown undecoded; the first MIME field of a
  *    name counts; a message's own header with neither MIME-Version nor
  *    Content-Type has no MIME fields at all (text/plain, 7bit); a
- *    multipart without parts (no boundary) shows one empty text/plain;
+ *    multipart mime.c did not split (no boundary, a boundary collision,
+ *    a transfer encoding) shows one empty text/plain part; an unparsed
+ *    message/rfc822 an empty envelope and body; message/global is a
+ *    basic part;
  *  - a multipart whose close delimiter ends a part takes that line's end
  *    into the part (sizes, lines, BODY[n]);
  *  - sections: part numbers as find_part says; HEADER.FIELDS gives the
@@ -1079,16 +1082,20 @@ static void put_part(sb *o, const pview *v, uint32_t idx, bool ext,
 		sb_str(&ct.subtype, "plain");
 		ct.params = (cur){ .p = (const uint8_t *)"", .n = 0 };
 	}
-	bool multi = p != NULL && sb_is(&ct.type, "multipart") &&
-		     (p->n_children > 0 || (p->flags & MIME_PART_NO_BOUNDARY));
+	/* a multipart mime.c did not split (no boundary, a boundary
+	 * collision, a transfer encoding) is still shown as a multipart, of
+	 * one empty part (Dovecot) */
+	bool multi = p != NULL && sb_is(&ct.type, "multipart");
 	if (multi) {
 		put_multipart(o, v, p, &ct, h, hn, ext);
 		ctype_free(&ct);
 		return;
 	}
 	bool text = sb_is(&ct.type, "text");
-	bool message = p != NULL && p->n_children == 1 &&
-		       sb_is(&ct.type, "message");
+	/* message/rfc822 has an envelope and a body (RFC 3501 body-type-msg;
+	 * message/global is a basic part, as in Dovecot 2.3) */
+	bool message = p != NULL && sb_is(&ct.type, "message") &&
+		       sb_is(&ct.subtype, "rfc822");
 	sb_byte(o, '(');
 	put_string(o, (const uint8_t *)ct.type.p, ct.type.len);
 	sb_byte(o, ' ');
@@ -1115,7 +1122,7 @@ static void put_part(sb *o, const pview *v, uint32_t idx, bool ext,
 	}
 	sb_byte(o, ' ');
 	sb_num(o, end - boff);
-	if (message) {
+	if (message && p->n_children == 1) {
 		uint32_t ch = p->first_child;
 		const mime_part *cp = &v->t->parts[ch];
 		sb_byte(o, ' ');
@@ -1123,6 +1130,13 @@ static void put_part(sb *o, const pview *v, uint32_t idx, bool ext,
 			     cp->body_off - cp->hdr_off);
 		sb_byte(o, ' ');
 		put_part(o, v, ch, ext, false);
+	} else if (message) {
+		/* not parsed (a transfer encoding): an empty message */
+		sb_str(o, " (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ");
+		sb_str(o, ext ? "(\"text\" \"plain\" (\"charset\" \"us-ascii\") "
+				"NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL)"
+			      : "(\"text\" \"plain\" (\"charset\" "
+				"\"us-ascii\") NIL NIL \"7bit\" 0 0)");
 	}
 	if (text || message) {
 		sb_byte(o, ' ');
@@ -1212,11 +1226,13 @@ static bool part_is_multi(const mime_tree *t, uint32_t i)
 	return strcmp(p->type, "multipart") == 0 && p->n_children > 0;
 }
 
+/* message/rfc822 with its message parsed (message/global is a leaf for
+ * IMAP, as in Dovecot 2.3) */
 static bool part_is_message(const mime_tree *t, uint32_t i)
 {
 	const mime_part *p = &t->parts[i];
-	return strcmp(p->type, "message") == 0 && p->n_children == 1 &&
-	       !part_is_multi(t, i);
+	return strcmp(p->type, "message") == 0 &&
+	       strcmp(p->subtype, "rfc822") == 0 && p->n_children == 1;
 }
 
 static uint32_t nth_child(const mime_tree *t, uint32_t i, unsigned long k)

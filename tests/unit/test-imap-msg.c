@@ -307,6 +307,32 @@ static void test_structure_missing_boundary(void **state)
 			 "\"7bit\" 0 0) \"mixed\")");
 }
 
+static void test_structure_encoded_composite(void **state)
+{
+	(void)state;
+	/* a base64 message/rfc822 is not parsed: still an envelope and a
+	 * body (empty ones), as RFC 3501's grammar wants; message/global is
+	 * a basic part; a base64 multipart has one empty part (Dovecot) */
+	expect_structure(
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+		"--b\r\nContent-Type: message/rfc822\r\n"
+		"Content-Transfer-Encoding: base64\r\n\r\n"
+		"U3ViamVjdDogeAoKYgo=\r\n"
+		"--b\r\nContent-Type: message/global\r\n\r\n"
+		"Subject: g\r\n\r\nx\r\n"
+		"--b\r\nContent-Type: multipart/alternative; boundary=c\r\n"
+		"Content-Transfer-Encoding: base64\r\n\r\n"
+		"LS1jCgp4Ci0tYy0tCg==\r\n--b--\r\n",
+		"((\"message\" \"rfc822\" NIL NIL NIL \"base64\" 20 (NIL NIL NIL "
+		"NIL NIL NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" "
+		"\"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL) 0 NIL NIL NIL "
+		"NIL)(\"message\" \"global\" NIL NIL NIL \"7bit\" 15 NIL NIL NIL "
+		"NIL)((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+		"\"7bit\" 0 0 NIL NIL NIL NIL) \"alternative\" (\"boundary\" "
+		"\"c\") NIL NIL NIL) \"mixed\" (\"boundary\" \"b\") NIL NIL NIL)",
+		NULL);
+}
+
 static void test_structure_close_delimiter_line_end(void **state)
 {
 	(void)state;
@@ -593,6 +619,7 @@ int main(void)
 		cmocka_unit_test(test_structure_not_mime),
 		cmocka_unit_test(test_structure_nested),
 		cmocka_unit_test(test_structure_missing_boundary),
+		cmocka_unit_test(test_structure_encoded_composite),
 		cmocka_unit_test(test_structure_close_delimiter_line_end),
 		cmocka_unit_test(test_i10_deep_nesting),
 		cmocka_unit_test(test_i10_huge_part),
