@@ -1383,13 +1383,18 @@ int imap_msg_section(const uint8_t *msg, size_t len, const char *section,
 		     uint8_t **alloc_r, const char **error_r)
 {
 	static const uint8_t empty[1] = { 0 };
+	const char *dummy;
 	*out_r = empty;
 	*n_r = 0;
 	*alloc_r = NULL;
+	if (error_r == NULL)
+		error_r = &dummy;
 	if (msg == NULL)
 		msg = empty;
-	if (section == NULL)
+	if (section == NULL) {
+		section = "";
 		section_len = 0;
+	}
 	const char *s = section;
 	size_t i = 0;
 	/* the part numbers */

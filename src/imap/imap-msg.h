@@ -8,7 +8,10 @@
  * Output strings are IMAP syntax ready to send: strings quoted when
  * they can be (no CR, LF, NUL, '"' or '\\' problem, 8-bit as literal),
  * else literals "{n}\r\n..."; NIL for absent fields.  Output is
- * deterministic and compared with Dovecot's in tests/e2e.
+ * deterministic and compared with Dovecot's in tests/e2e (byte for byte;
+ * imap-msg.c lists the rules).  Sizes and line counts are those of the
+ * bytes given: pass the message with CRLF line ends, as stored, to get
+ * RFC 3501's octet counts (Dovecot counts a bare LF as two octets).
  *
  * Limits: the MIME limits of mime.h; a message whose MIME tree does not
  * parse within them is shown as one text/plain part (never an error).
@@ -30,8 +33,9 @@ typedef struct imap_msg_info {
 				 when absent or unparsable (SENTBEFORE...) */
 } imap_msg_info;
 
-/* Analyse a message: -1 only when out of memory for the output or when
- * the strings would exceed IMAP_MSG_CACHE_MAX (*error_r). */
+/* Analyse a message: -1 only when the strings would exceed
+ * IMAP_MSG_CACHE_MAX (*error_r; *info_r is then all NULL); running out of
+ * memory aborts (STYLE.md). */
 int imap_msg_analyze(const uint8_t *msg, size_t len, imap_msg_info *info_r,
 		     const char **error_r) __attribute__((warn_unused_result));
 void imap_msg_info_free(imap_msg_info *info);
