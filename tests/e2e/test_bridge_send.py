@@ -13,7 +13,7 @@ import pytest
 
 from dnsfixture import dns_server  # noqa: F401
 from nodes import Node, User, free_port
-from test_bridge import Bridge
+from bridgefixture import Bridge
 from test_outbound import Receiver, outbound_node, zone  # noqa: F401
 
 pytest.importorskip("aiosmtpd.controller")
