@@ -69,6 +69,9 @@ echo | tee -a "$tmp"
 # Outbound: relaying to smtp-sink next to Postfix relaying the same load.
 "$here/outbound-bench.sh" "${node_args[@]}" | tee -a "$tmp"
 echo | tee -a "$tmp"
+# IMAP: the local bridge's initial sync and FETCH next to Dovecot.
+"$here/imap-bench.py" "${node_args[@]}" | tee -a "$tmp"
+echo | tee -a "$tmp"
 # log-bench.sh also files its section into a results file: a scratch one
 RESULTS="$tmp.log" "$here/log-bench.sh" "${node_args[@]}" | tee -a "$tmp"
 rm -f "$tmp.log"

@@ -75,6 +75,7 @@ t build/bench/amp-bench-log --quick
 t bench/run-node.sh --quick
 t bench/smtp-bench.sh --quick
 t bench/outbound-bench.sh --quick
+t bench/imap-bench.py --quick
 
 echo
 if [ "$failed" -ne 0 ]; then
