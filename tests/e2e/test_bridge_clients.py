@@ -24,6 +24,7 @@ import re
 import shutil
 import smtplib
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -321,5 +322,121 @@ SyncState *
         mbsync(rc, home)
         assert maildir(md) == local2
         assert imap_all(br, user, pw) == final
+    finally:
+        br.stop()
+
+
+@pytest.mark.skipif(MUTT is None, reason="mutt is not installed")
+def test_mutt_sends_to_a_remote_amp_user_and_a_legacy_address(
+        base, dns_server, receiver, tmp_path):  # noqa: F811
+    dns = dns_server(ZONE)
+    b, nodes = base
+    alpha = Node(b, "alpha.test", dns_forwarder=dns.forwarder, smtp_out_port=receiver.port,
+                 smtp_hostname="mx.alpha.test", smtp_out_retry_min="1s",
+                 smtp_out_retry_max="1s", smtp_out_command_timeout="5s",
+                 smtp_out_connect_timeout="3s")
+    beta = Node(b, "beta.test")
+    nodes += [alpha, beta]
+    bob, carol = User(b, "bob", alpha), User(b, "carol", beta)
+    key, txt = dkim_key(tmp_path, bob)
+    alpha.conf["dkim_keys"] = f"alpha.test:{SELECTOR}:{key}"
+    alpha.write_conf()
+    alpha.route_to(beta)
+    beta.route_to(alpha)
+    alpha.start()
+    beta.start()
+    bob.register()
+    carol.register()
+    pw = bob.run("bridge", "password").stdout.decode().strip()
+    br = Bridge(bob)
+    try:
+        home = tmp_path / "mutthome"
+        home.mkdir()
+        rc = home / "muttrc"
+        rc.write_text(f"""set smtp_url = "smtp://bob%40alpha.test@127.0.0.1:{br.smtp_port}/"
+set smtp_pass = "{pw}"
+set from = "bob@alpha.test"
+set realname = "Bob"
+set use_from = yes
+set hostname = "alpha.test"
+set ssl_starttls = no
+set ssl_force_tls = no
+set record = ""
+set copy = no
+set charset = "utf-8"
+set send_charset = "utf-8"
+""")
+        token = "mutt-token-" + os.urandom(8).hex()
+        body = f"Hello Carol and Dave,\n{token}\n.a dot line\nGr\u00fc\u00dfe \u2713\n"
+        subject = f"from mutt {token[-6:]}"
+        p = subprocess.run([MUTT, "-n", "-F", str(rc), "-s", subject, "--",
+                            "carol@beta.test", "dave@example.net"],
+                           input=body.encode(), capture_output=True, timeout=120,
+                           env={"HOME": str(home), "PATH": os.environ["PATH"],
+                                "LANG": "C.UTF-8", "TERM": "dumb"})
+        assert p.returncode == 0, (p.stdout, p.stderr)
+
+        # what mutt wrote, as the bridge's Sent folder kept it
+        m, k = wait_messages(br, "bob@alpha.test", pw, "Sent", 1)
+        assert k == 1
+        wrote = fetch_body(m, 1)
+        m.logout()
+        parsed = email.message_from_bytes(wrote, policy=email.policy.default)
+        assert parsed["Subject"] == subject
+        assert parsed["From"] == "Bob <bob@alpha.test>"
+        # the text as given, 8-bit, CRLF on the wire
+        assert wrote.split(b"\r\n\r\n", 1)[1] == body.replace("\n", "\r\n").encode()
+        assert parsed["Content-Transfer-Encoding"] == "8bit"
+        # mutt's own Message-ID (hostname alpha.test)
+        assert re.fullmatch(r"<\S+@alpha\.test>", parsed["Message-ID"])
+
+        # (a) carol at beta: sealed to her, the node holds no plaintext
+        saved = tmp_path / "saved"
+        t_end = time.monotonic() + 60
+        while time.monotonic() < t_end:
+            out = carol.run("inbox", "--save", str(saved)).stdout
+            if out:
+                break
+            time.sleep(0.3)
+        (env_file,) = saved.iterdir()
+        sealed = env_file.read_bytes()
+        assert token.encode() not in sealed and subject.encode() not in sealed
+        # (--info prints the envelope's claims, then fails to verify: carol
+        # has not imported bob's document; her `amp fetch` below does)
+        info = carol.run("open", "--info", "-i", str(env_file), check=False)
+        info = (info.stdout + info.stderr).decode()
+        assert re.findall(r"^recipient\s+(\S+)", info, re.M) == [carol.did], info
+        assert re.search(rf"^sender\s+{re.escape(bob.did)}$", info, re.M), info
+        # nothing under beta's directory (database, WAL, queue) has the text
+        for f in beta.dir.rglob("*"):
+            if f.is_file():
+                assert token.encode() not in f.read_bytes(), f
+        md = carol.home / "md"
+        carol.run("fetch", "--maildir", str(md), "--wait", "20", "--ack")
+        (got,) = sorted((md / "new").iterdir())
+        assert got.read_bytes() == wrote
+
+        # routed back: carol answers, bob's bridge shows it
+        reply = (f"From: carol@beta.test\r\nTo: bob@alpha.test\r\nSubject: Re: {subject}\r\n"
+                 f"\r\nthanks\r\n").encode()
+        carol.run("send", bob.did, input=reply)
+        m, k = wait_messages(br, "bob@alpha.test", pw, "INBOX", 1)
+        assert k == 1 and fetch_body(m, 1) == reply
+        m.logout()
+
+        # (b) dave behind alpha's gateway: plain SMTP, From bob's address,
+        # DKIM signed by alpha.test
+        (mail_from, rcpts, data), = receiver.wait(1)
+        assert mail_from == "bob@alpha.test" and rcpts == ["dave@example.net"]
+        legacy = email.message_from_bytes(data, policy=email.policy.default)
+        assert legacy["From"] == "Bob <bob@alpha.test>"
+        assert legacy["Subject"] == subject
+        assert data.split(b"\r\n\r\n", 1)[1] == body.replace("\n", "\r\n").encode()
+        assert data.startswith(b"DKIM-Signature:")
+
+        def dnsfunc(name, timeout=5):
+            assert name == f"{SELECTOR}._domainkey.alpha.test.".encode()
+            return txt
+        assert dkim.verify(data, dnsfunc=dnsfunc)
     finally:
         br.stop()
