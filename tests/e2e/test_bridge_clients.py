@@ -16,12 +16,18 @@
   to end: that node's files never hold the text) and to a legacy address
   behind alpha's gateway (aiosmtpd; From is the sender's address, DKIM
   signed by the node and verified with python3-dkim).
+* mutt's IMAP client, on a pseudo-terminal and driven by `push`, pipes a
+  message raw, flags it, deletes another and syncs: the bridge shows the
+  flag and the expunge.
 """
 import email
 import email.policy
 import os
+import pty
 import re
+import select
 import shutil
+import signal
 import smtplib
 import subprocess
 import time
@@ -438,5 +444,107 @@ set send_charset = "utf-8"
             assert name == f"{SELECTOR}._domainkey.alpha.test.".encode()
             return txt
         assert dkim.verify(data, dnsfunc=dnsfunc)
+    finally:
+        br.stop()
+
+
+def run_mutt_tty(argv, env, timeout=60):
+    """mutt on a pseudo-terminal (it needs one to open a mailbox); what it
+    drew, once it exits."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    screen = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.5)
+            if r:
+                try:
+                    d = os.read(fd, 4096)
+                except OSError:            # EIO: mutt has exited
+                    break
+                if not d:
+                    break
+                screen += d
+    finally:
+        if time.monotonic() >= deadline:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (status, screen[-2000:])
+    return screen
+
+
+@pytest.mark.skipif(MUTT is None, reason="mutt is not installed")
+def test_mutt_reads_flags_and_deletes_over_imap(base, tmp_path):
+    """mutt's IMAP client (on a pseudo-terminal, driven by `push`): it
+    lists INBOX, pipes the first message raw (what the bridge serves),
+    flags it, deletes the second and syncs: the bridge shows \\Flagged on
+    the first (not \\Seen: piping is not reading) and the second
+    expunged."""
+    b, nodes = base
+    n = Node(b, "alpha.test")
+    nodes.append(n)
+    n.start()
+    alice, bob = User(b, "alice", n), User(b, "bob", n)
+    alice.register()
+    bob.register()
+    pw = bob.run("bridge", "password").stdout.decode().strip()
+    br = Bridge(bob)
+    try:
+        first = (b"From: alice@alpha.test\r\nTo: bob@alpha.test\r\nSubject: read me\r\n"
+                 b"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <r1@alpha.test>\r\n"
+                 b"\r\nline one\r\n.dot\r\n\xe2\x9c\x93\r\n")
+        second = (b"From: alice@alpha.test\r\nTo: bob@alpha.test\r\nSubject: delete me\r\n"
+                  b"Date: Mon, 23 Nov 2026 11:00:00 +0000\r\nMessage-ID: <r2@alpha.test>\r\n"
+                  b"\r\ngone soon\r\n")
+        alice.run("send", bob.did, input=first)
+        m, k = wait_messages(br, "bob@alpha.test", pw, "INBOX", 1)
+        m.logout()
+        alice.run("send", bob.did, input=second)
+        m, k = wait_messages(br, "bob@alpha.test", pw, "INBOX", 2)
+        assert k == 2
+        m.logout()
+        home = tmp_path / "mutthome"
+        home.mkdir()
+        out = home / "piped"
+        rc = home / "muttrc"
+        rc.write_text(f"""set folder = "imap://bob%40alpha.test@127.0.0.1:{br.imap_port}/"
+set imap_pass = "{pw}"
+set spoolfile = "+INBOX"
+set ssl_starttls = no
+set ssl_force_tls = no
+set pipe_decode = no
+set wait_key = no
+set quit = yes
+set delete = yes
+set move = no
+set mark_old = no
+set sort = date
+set header_cache = ""
+""")
+        screen = run_mutt_tty(
+            [MUTT, "-n", "-F", str(rc), "-f", "+INBOX", "-e",
+             f'push "<first-entry><pipe-message>cat > {out}<enter><flag-message>'
+             f'<next-undeleted><delete-message><sync-mailbox><quit>"'],
+            {"HOME": str(home), "PATH": os.environ["PATH"], "TERM": "vt100",
+             "LANG": "C.UTF-8"})
+        # mutt had both (0/2 headers), and after its sync one, flagged
+        assert b"Fetching message headers... 0/2" in screen, screen[-2000:]
+        assert b"read me" in screen and b"[Msgs:1 New:1 Flag:1 " in screen, screen[-2000:]
+        # mutt pipes the raw message with LF line ends
+        assert out.read_bytes() == first.replace(b"\r\n", b"\n")
+        m = br.imap()
+        m.login("bob@alpha.test", pw)
+        typ, data = m.select("INBOX", readonly=True)
+        assert data == [b"1"]
+        assert fetch_body(m, 1) == first
+        typ, data = m.fetch("1", "(FLAGS)")
+        assert data == [b"1 (FLAGS (\\Flagged))"], data
+        m.logout()
     finally:
         br.stop()
