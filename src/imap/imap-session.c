@@ -2378,6 +2378,20 @@ static void job_start(imap_session *s, enum job_kind k, bool uid, uint32_t *idx,
 	memcpy(j->tag, s->tag, sizeof(j->tag));
 }
 
+/* The items answered first, then the body sections (literals), each in
+ * the order asked, as Dovecot does (its "buffered" handlers first). */
+static void fetch_order(job *j)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < j->nitems; i++) {
+		if (j->items[i].kind == F_SECTION)
+			continue;
+		fetch_item x = j->items[i];
+		memmove(&j->items[k + 1], &j->items[k], (i - k) * sizeof(x));
+		j->items[k++] = x;
+	}
+}
+
 static void cmd_fetch(imap_session *s, const imap_command *c)
 {
 	uint32_t *idx;
@@ -2415,6 +2429,7 @@ static void cmd_fetch(imap_session *s, const imap_command *c)
 		taggedf(s, s->tag, "BAD", "Error in IMAP command FETCH: %s", err);
 		return;
 	}
+	fetch_order(j);
 	job_start(s, JOB_FETCH, c->uid, idx, n);
 	job_run(s);
 }
