@@ -593,6 +593,8 @@ def test_dovecot_diff_changes(world):
         "z1 NOOP",
         "z2 CLOSE",
         "z3 SELECT Archive",
+        "z3a STORE 2,4 +FLAGS.SILENT (\\Deleted)",
+        "z3b EXPUNGE",
         "z4 FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)",
         "z5 EXAMINE Trash",
         "z6 FETCH 1:* (UID FLAGS)",
@@ -689,3 +691,626 @@ def test_dovecot_agreement_figures(world):
     print(f"\nDovecot diff: {STATS['scripts']} scripts, {STATS['lines']} lines, "
           f"{STATS['same']} identical, {STATS['pinned']} pinned lines "
           f"({len(PINNED)} pinned rules)")
+
+
+# --------------------------------------- differences found, not yet fixed
+
+def append_both(w, mailbox, msg):
+    """The same message APPENDed (with the same date) to a new mailbox
+    on both servers."""
+    cmds = [f"a CREATE {mailbox}",
+            f'b APPEND {mailbox} () "01-Jan-2024 00:00:00 +0000" {{{len(msg)}+}}\r\n'.encode()
+            + msg]
+    compare(w, cmds)
+
+
+@pytest.mark.xfail(strict=True, reason="imap-msg.c field_has(): mail_field_unfold() gives the "
+                   "value only, but field_has() still skips up to a ':' found within the "
+                   "name's length, so a Subject \"Re: x\" is searched as \" x\"")
+def test_search_header_value_with_an_early_colon(world):
+    w = world
+    append_both(w, "Colon", b"From: a@b.test\r\nSubject: Re: New Sequences\r\n\r\nx\r\n")
+    compare(w, ["a EXAMINE Colon", 'b SEARCH SUBJECT "re:"', 'c SEARCH SUBJECT "Re"',
+                'd SEARCH HEADER Subject "Re: New"', "z CLOSE"])
+
+
+@pytest.mark.xfail(strict=True, reason="imap-msg.c: a Content-Type parameter whose value is "
+                   "an unquoted non-token (boundary==_b1: '=' is a tspecial) makes the whole "
+                   "parameter list NIL in BODYSTRUCTURE, though mime.c splits the parts by "
+                   "that boundary; Dovecot keeps (\"boundary\" \"=_b1\")")
+def test_bodystructure_unquoted_boundary_with_equals(world):
+    w = world
+    append_both(w, "Eqb", b"Subject: eq\r\nMIME-Version: 1.0\r\n"
+                b"Content-Type: multipart/mixed; boundary==_b1\r\n\r\n--=_b1\r\n"
+                b"Content-Type: text/plain\r\n\r\none\r\n--=_b1--\r\n")
+    compare(w, ["a EXAMINE Eqb", "b FETCH 1 (BODY BODYSTRUCTURE)", "z CLOSE"])
+
+
+def test_dovecot_agreement_figures(world):
+    """The figures for the report (pytest -s shows them)."""
+    print(f"\nDovecot diff: {STATS['scripts']} scripts, {STATS['commands']} commands, "
+          f"{STATS['lines']} lines, {STATS['same']} identical after pins, "
+          f"{STATS['pinned']} of Dovecot's lines pinned ({len(PINNED)} exact pins)")
+    assert STATS["scripts"] == 0 or STATS["same"] <= STATS["lines"]
+
+
+# ------------------------------------------------ hostile input (I1-I11)
+
+class Raw:
+    """A raw IMAP connection: bytes in, lines out."""
+
+    def __init__(self, port, timeout=10):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.f = self.s.makefile("rb")
+        self.greeting = self.f.readline()
+        assert self.greeting.startswith(b"* OK"), self.greeting
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def line(self):
+        return self.f.readline()
+
+    def until(self, tag):
+        """Lines up to the tagged one (literals inline)."""
+        out = []
+        while True:
+            line = self.f.readline()
+            if not line:
+                raise AssertionError(f"closed; got {out[-5:]}")
+            m = re.search(rb"\{(\d+)\}\r\n$", line)
+            while m:
+                line += self.f.read(int(m.group(1)))
+                more = self.f.readline()
+                line += more
+                m = re.search(rb"\{(\d+)\}\r\n$", more)
+            out.append(line)
+            if line.startswith(tag + b" "):
+                return out
+
+    def cmd(self, tag, text):
+        self.send(tag + b" " + text + b"\r\n")
+        return self.until(tag)
+
+    def login(self, user, pw):
+        r = self.cmd(b"l", f"LOGIN {user} {pw}".encode())
+        assert r[-1].startswith(b"l OK"), r
+
+    def closed(self, timeout=15):
+        """Everything until the server closes (AssertionError if it does not)."""
+        self.s.settimeout(timeout)
+        out = b""
+        try:
+            while True:
+                d = self.s.recv(65536)
+                if not d:
+                    return out
+                out += d
+        except socket.timeout:
+            raise AssertionError(f"not closed; got {out[-300:]!r}")
+
+    def close(self):
+        self.f.close()
+        self.s.close()
+
+
+def bye_and_close(c):
+    rest = c.closed()
+    assert rest.startswith(b"* BYE"), rest[:300]
+    return rest
+
+
+def user_login(w):
+    c = Raw(w.br.imap_port)
+    c.login("bob@alpha.test", w.pw)
+    return c
+
+
+def test_i1_big_literals(world):
+    w = world
+    for lit in (b"{4294967295}", b"{100000000+}", b"{18446744073709551616}"):
+        c = Raw(w.br.imap_port)
+        c.send(b"a LOGIN " + lit + b"\r\n")
+        rest = bye_and_close(c)
+        assert b"+ " not in rest            # no continuation was offered
+        c.close()
+    # after login: past the APPEND limit, sync or not
+    for lit in (b"{4294967295}", b"{4294967295+}"):
+        c = user_login(w)
+        c.send(b"a APPEND INBOX " + lit + b"\r\n")
+        rest = bye_and_close(c)
+        assert b"+ " not in rest
+        c.close()
+    # Dovecot for comparison: the same BYE for the pre-auth literal
+    c = Raw(w.dovecot.port)
+    c.send(b"a LOGIN {4294967295}\r\n")
+    assert c.closed().startswith(b"* BYE")
+    c.close()
+    bridge_ok(w)
+
+
+def test_i2_deep_parentheses(world):
+    w = world
+    c = Raw(w.br.imap_port)
+    r = c.cmd(b"a", b"NOOP " + b"(" * 2000 + b")" * 2000)
+    assert r[-1].startswith(b"a BAD"), r
+    assert c.cmd(b"b", b"NOOP")[-1].startswith(b"b OK")   # still in step
+    c.login("bob@alpha.test", w.pw)
+    r = c.cmd(b"c", b"SEARCH " + b"(" * 2000 + b"ALL" + b")" * 2000)
+    assert r[-1].startswith(b"c BAD"), r[-1]
+    r = c.cmd(b"d", b"SEARCH " + b"NOT " * 5000 + b"ALL")
+    assert r[-1].split(b" ")[1] in (b"OK", b"BAD"), r[-1]
+    assert c.cmd(b"e", b"NOOP")[-1].startswith(b"e OK")
+    c.close()
+    bridge_ok(w)
+
+
+def test_i3_nul_in_a_quoted_string(world):
+    w = world
+    c = Raw(w.br.imap_port)
+    r = c.cmd(b"a", b'LOGIN "bob\0@alpha.test" "x"')
+    assert r[-1].startswith(b"a BAD"), r
+    c.login("bob@alpha.test", w.pw)
+    r = c.cmd(b"b", b'SELECT "IN\0BOX"')
+    assert r[-1].split(b" ")[1] in (b"BAD", b"NO"), r
+    assert c.cmd(b"c", b"NOOP")[-1].startswith(b"c OK")
+    c.close()
+    d = Raw(w.dovecot.port)
+    assert d.cmd(b"a", b'LOGIN "bob\0@alpha.test" "x"')[-1].startswith(b"a BAD")
+    d.close()
+    bridge_ok(w)
+
+
+def test_i4_100k_line(world):
+    w = world
+    for authed in (False, True):
+        c = user_login(w) if authed else Raw(w.br.imap_port)
+        c.send(b"a NOOP " + b"x" * 100_000 + b"\r\n")
+        bye_and_close(c)
+        c.close()
+    bridge_ok(w)
+
+
+def test_i5_bare_lf(world):
+    """Accepted, as Dovecot does (TESTING.md I5)."""
+    w = world
+    for port in (w.br.imap_port, w.dovecot.port):
+        c = Raw(port)
+        c.send(b"a CAPABILITY\n")
+        r = c.until(b"a")
+        assert r[0].startswith(b"* CAPABILITY") and r[-1].startswith(b"a OK"), r
+        c.send(b"b NOOP\n")
+        assert c.until(b"b")[-1].startswith(b"b OK")
+        c.close()
+    bridge_ok(w)
+
+
+def test_i6_starttls_with_a_pipelined_command(world):
+    w = world
+    c = Raw(w.br.imap_port)
+    c.send(b"a STARTTLS\r\nb LOGIN bob@alpha.test " + w.pw.encode() + b"\r\n")
+    r = c.line()
+    assert r.startswith(b"a OK"), r
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    t = ctx.wrap_socket(c.s, server_hostname="localhost")
+    f = t.makefile("rb")
+    t.sendall(b"c SELECT INBOX\r\nd NOOP\r\n")
+    got = []
+    while True:
+        line = f.readline()
+        assert line, got
+        got.append(line)
+        if line.startswith(b"d "):
+            break
+    assert not any(x.startswith(b"b ") for x in got), got     # never ran
+    assert got[0].startswith(b"c BAD") or got[0].startswith(b"c NO"), got  # not logged in
+    t.sendall(b"e LOGIN bob@alpha.test " + w.pw.encode() + b"\r\n")
+    assert f.readline().startswith(b"e OK")
+    t.close()
+    bridge_ok(w)
+
+
+def test_i7_back_off_and_plaintext_login_on_loopback(world):
+    """Wrong passwords are answered ever more slowly (1 s, 2 s, 4 s; the
+    count is the bridge's, over every connection); LOGIN without TLS is
+    allowed: the listener is loopback only (docs/amp-bridge.md), so the
+    capability list has no LOGINDISABLED."""
+    w = world
+    c = Raw(w.br.imap_port)
+    caps = c.cmd(b"a", b"CAPABILITY")[0]
+    assert b"LOGINDISABLED" not in caps and b"STARTTLS" in caps
+    c.close()
+    times = []
+    for _ in range(3):
+        c = Raw(w.br.imap_port)
+        t0 = time.monotonic()
+        r = c.cmd(b"a", b"LOGIN bob@alpha.test wrong-password")
+        times.append(time.monotonic() - t0)
+        assert r[-1].startswith(b"a NO"), r
+        c.close()
+    assert times[0] >= 0.9 and times[1] >= 1.9 and times[2] >= 3.9, times
+    assert times[0] < times[1] < times[2], times
+    c = Raw(w.br.imap_port)
+    c.login("bob@alpha.test", w.pw)                  # resets the count
+    c.close()
+    c = Raw(w.br.imap_port)
+    t0 = time.monotonic()
+    c.cmd(b"a", b"LOGIN bob@alpha.test wrong-again")
+    assert 0.9 <= time.monotonic() - t0 < 1.9
+    c.close()
+    c = Raw(w.br.imap_port)
+    c.login("bob@alpha.test", w.pw)
+    c.close()
+    bridge_ok(w)
+
+
+def timed_cmd(c, tag, text, limit=5.0):
+    t0 = time.monotonic()
+    r = c.cmd(tag, text)
+    took = time.monotonic() - t0
+    assert took < limit, (text[:60], took)
+    return r
+
+
+def test_i8_costly_sets_searches_and_patterns(world):
+    w = world
+    pid = w.br.proc.pid
+    rss0 = rss_kib(pid)
+    c = user_login(w)
+    assert c.cmd(b"s", b"SELECT INBOX")[-1].startswith(b"s OK")
+    r = timed_cmd(c, b"a", b"FETCH 0 FLAGS")
+    assert r[-1].startswith(b"a BAD")
+    r = timed_cmd(c, b"b", b"FETCH *:1 UID")
+    assert r[-1].startswith(b"b OK")
+    r = timed_cmd(c, b"c", b"FETCH 1:4294967295 UID")
+    assert r[-1].split(b" ")[1] in (b"OK", b"BAD")
+    r = timed_cmd(c, b"d", b"UID FETCH 1:4294967295 UID")
+    assert r[-1].startswith(b"d OK")
+    r = timed_cmd(c, b"e", b"FETCH " + b",".join([b"1"] * 30000) + b" UID")
+    assert r[-1].startswith(b"e OK")
+    r = timed_cmd(c, b"f", b"UID SEARCH " + b"OR " * 10000 + b"1 " * 10001)
+    assert r[-1].split(b" ")[1] in (b"OK", b"BAD"), r[-1]
+    r = timed_cmd(c, b"g", b'LIST "" "%*%*%*%*%*%*%*%*"')
+    assert r[-1].startswith(b"g OK")
+    for k in range(20):
+        assert c.cmd(b"h", f"CREATE deep{k}/a/b/c/d/e/f/g/h".encode())[-1].startswith(b"h OK")
+    r = timed_cmd(c, b"i", b'LIST "" "' + b"%*" * 500 + b'x"')
+    assert r[-1].split(b" ")[1] in (b"OK", b"BAD")
+    r = timed_cmd(c, b"j", b"SEARCH " + b" ".join(b"%d:%d" % (i, i + 1) for i in range(1, 5000)))
+    assert r[-1].split(b" ")[1] in (b"OK", b"BAD")
+    r = timed_cmd(c, b"k", b"UID SEARCH UID " + b",".join(b"%d" % (i * 7) for i in range(1, 7000)))
+    assert r[-1].startswith(b"k OK")
+    c.close()
+    rss1 = rss_kib(pid)
+    assert rss1 < rss0 + 64 * 1024, (rss0, rss1)
+    bridge_ok(w)
+
+
+def store_files(w):
+    return {p for p in w.base.rglob("*")}
+
+
+BAD_NAMES = ["../x", "../../etc/x", "/abs", "a//b", "trail/", "&-&", "&AGE",
+             "a/../b", ".", "..", "x" * 10_000, "/".join(["d"] * 300), "a\\b"]
+
+
+def test_i9_bad_mailbox_names(world):
+    w = world
+    before = store_files(w)
+    c = user_login(w)
+    ours = {}
+    for i, name in enumerate(BAD_NAMES):
+        q = name.encode()
+        lit = b"{%d+}\r\n" % len(q) + q
+        r = c.cmd(b"c%d" % i, b"CREATE " + lit)
+        ours[name] = r[-1].split(b" ")[1]
+        assert r[-1].split(b" ")[1] in (b"OK", b"NO", b"BAD"), r[-1][:200]
+        r = c.cmd(b"s%d" % i, b"SELECT " + lit)
+        r = c.cmd(b"r%d" % i, b"RENAME Archive " + lit)
+        assert r[-1].split(b" ")[1] in (b"NO", b"BAD")   # special-use: never renamed
+    listing = b"".join(c.cmd(b"l", b'LIST "" *'))
+    c.close()
+    # refused: traversal, empty levels, invalid modified UTF-7, oversized
+    for name in ["../x", "../../etc/x", "/abs", "a//b", "&-&", "&AGE", "x" * 10_000,
+                 "/".join(["d"] * 300)]:
+        assert ours[name] != b"OK", (name[:40], ours[name])
+    assert b"etc" not in listing and b"xxxxxxxxxx" not in listing
+    after = store_files(w)
+    new = {p for p in after - before
+           if not p.name.startswith("store.db") and p.suffix != ".log"}
+    assert new == set(), sorted(new)[:10]
+    assert not (w.bob.home / "x").exists() and not (w.bob.home.parent / "x").exists()
+    bridge_ok(w)
+
+
+def deep_multipart(depth):
+    head = b"From: alice@alpha.test\r\nSubject: deep\r\nMIME-Version: 1.0\r\n"
+    body = b"Content-Type: text/plain\r\n\r\nthe leaf\r\n"
+    for d in range(depth, 0, -1):
+        body = (b"Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n" % (d, d) +
+                body + b"\r\n--b%d--\r\n" % d)
+    return head + body
+
+
+MALFORMED = {
+    "deep": deep_multipart(300),
+    "no-boundary-param": b"Subject: nb\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed"
+                         b"\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\na\r\n--x--\r\n",
+    "boundary-never-seen": b"Subject: ns\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed;"
+                           b" boundary=zz\r\n\r\nno parts at all\r\n",
+    "unclosed": b"Subject: uc\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=u"
+                b"\r\n\r\n--u\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n"
+                b"Content-Type: multipart/alternative; boundary=v\r\n\r\n--v\r\n\r\nx\r\n",
+    "huge-part": b"Subject: huge\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+                 b"boundary=h\r\n\r\n--h\r\nContent-Type: text/plain\r\n\r\n" +
+                 b"0123456789abcdef" * 65536 * 3 + b"\r\n--h\r\nContent-Type: image/png\r\n"
+                 b"Content-Transfer-Encoding: base64\r\n\r\n" + b"QUFB\r\n" * 200_000 +
+                 b"--h--\r\n",
+    "many-parts": b"Subject: many\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+                  b"boundary=m\r\n\r\n" + b"--m\r\n\r\np\r\n" * 20000 + b"--m--\r\n",
+    "long-header": b"Subject: " + b"s" * 200_000 + b"\r\nContent-Type: text/plain; " +
+                   b"; ".join(b"p%d=v" % i for i in range(5000)) + b"\r\n\r\nbody\r\n",
+}
+
+
+def test_i10_malformed_mime_through_the_node(world):
+    w = world
+    m = w.br.imap()
+    m.login("bob@alpha.test", w.pw)
+    before = int(m.select("INBOX", readonly=True)[1][0])
+    m.logout()
+    for raw in MALFORMED.values():
+        w.alice.run("send", w.bob.did, input=raw)
+    m, n = wait_messages(w.br, "bob@alpha.test", w.pw, "INBOX", before + len(MALFORMED),
+                         timeout=120)
+    assert n == before + len(MALFORMED)
+    m.logout()
+    c = user_login(w)
+    assert c.cmd(b"s", b"EXAMINE INBOX")[-1].startswith(b"s OK")
+    for k in range(before + 1, n + 1):
+        for item in (b"BODYSTRUCTURE", b"BODY", b"ENVELOPE",
+                     b"BODY.PEEK[1.1.1.1.1.1.1.1]", b"BODY.PEEK[2]", b"BODY.PEEK[1.MIME]",
+                     b"BODY.PEEK[1.1.TEXT]", b"BODY.PEEK[300]", b"BODY.PEEK[1]<0.100>",
+                     b"(RFC822.SIZE BODY.PEEK[HEADER])"):
+            r = timed_cmd(c, b"f", b"FETCH %d %s" % (k, item), limit=10)
+            assert r[-1].split(b" ")[1] in (b"OK", b"BAD"), (k, item, r[-1])
+        r = timed_cmd(c, b"t", b'SEARCH TEXT "the leaf"', limit=10)
+        assert r[-1].startswith(b"t OK")
+    r = c.cmd(b"b", b"FETCH %d BODYSTRUCTURE" % (before + 1))
+    assert r[0].startswith(b"* %d FETCH (BODYSTRUCTURE (" % (before + 1))
+    c.close()
+    bridge_ok(w)
+
+
+def test_i11_idle_without_done(world):
+    """IDLE and then nothing: the session stays (RFC 2177; the 30-minute
+    idle timeout itself is tested in test-bimap with a short one); a
+    client that leaves in the middle of IDLE is cleaned up; something
+    else than DONE ends IDLE with BAD."""
+    w = world
+    c = user_login(w)
+    c.cmd(b"s", b"SELECT INBOX")
+    c.send(b"i IDLE\r\n")
+    assert c.line().startswith(b"+")
+    time.sleep(2)
+    c.s.settimeout(1)
+    with pytest.raises(socket.timeout):
+        c.s.recv(1)                      # nothing said, not closed
+    c.close()                            # gone without DONE
+    c = user_login(w)
+    c.cmd(b"s", b"SELECT INBOX")
+    c.send(b"i IDLE\r\n")
+    assert c.line().startswith(b"+")
+    c.send(b"NOTDONE\r\n")
+    r = c.until(b"i")
+    assert r[-1].split(b" ")[1] in (b"BAD", b"OK"), r
+    assert c.cmd(b"n", b"NOOP")[-1].startswith(b"n OK")
+    c.close()
+    bridge_ok(w)
+
+
+IDLERS = 60   # BIMAP_CONNS_MAX is 64 (src/bridge/bimap.h)
+
+
+def test_i11_many_idle_clients_woken_by_one_delivery(world):
+    w = world
+    clients = []
+    try:
+        for _ in range(IDLERS):
+            c = user_login(w)
+            r = c.cmd(b"s", b"SELECT INBOX")
+            n = int(re.search(rb"\* (\d+) EXISTS", b"".join(r)).group(1))
+            c.send(b"i IDLE\r\n")
+            assert c.line().startswith(b"+")
+            clients.append(c)
+        # the cap: connections past BIMAP_CONNS_MAX are closed at once
+        extra = []
+        for _ in range(8):
+            try:
+                extra.append(socket.create_connection(("127.0.0.1", w.br.imap_port), timeout=5))
+            except OSError:
+                pass
+        closed = 0
+        for s in extra:
+            s.settimeout(5)
+            try:
+                data = b""
+                while True:
+                    d = s.recv(4096)
+                    if not d:
+                        closed += 1
+                        break
+                    data += d
+                    if data.endswith(b"\r\n"):
+                        break
+            except OSError:
+                closed += 1
+            s.close()
+        assert closed >= 8 - (64 - IDLERS), closed
+        t0 = time.monotonic()
+        w.alice.run("send", w.bob.did, input=b"Subject: wake up\r\n\r\nall of you\r\n")
+        want = b"* %d EXISTS" % (n + 1)
+        for c in clients:
+            c.s.settimeout(40)
+            seen = b""
+            while want not in seen:
+                line = c.line()
+                assert line, "closed while idling"
+                seen += line
+        assert time.monotonic() - t0 < 40
+        for c in clients:
+            c.send(b"DONE\r\n")
+            assert c.until(b"i")[-1].startswith(b"i OK")
+    finally:
+        for c in clients:
+            c.close()
+    bridge_ok(w)
+
+
+def expunged(lines, n):
+    """Which of the messages 1..n a series of EXPUNGE responses removes,
+    each number counted after the ones before it (RFC 3501 §7.4.1: the
+    bridge sends them in descending order, Dovecot ascending; both say
+    the same)."""
+    seqs = list(range(1, n + 1))
+    for x in lines:
+        m = re.fullmatch(rb"\* (\d+) EXPUNGE\r\n", x)
+        if m:
+            del seqs[int(m.group(1)) - 1]
+    return sorted(set(range(1, n + 1)) - set(seqs))
+
+
+def test_i11_expunge_while_another_session_fetches(world):
+    """RFC 3501 §7.4.1: no EXPUNGE while answering FETCH, STORE or SEARCH
+    (the numbers the client holds must stay right); it comes with the
+    next command that allows it (NOOP)."""
+    w = world
+    a, b = user_login(w), user_login(w)
+    assert a.cmd(b"m", b"CREATE Race")[-1].startswith(b"m OK")
+    for k in range(10):
+        msg = b"Subject: race %d\r\n\r\nbody\r\n" % k
+        assert a.cmd(b"p", b"APPEND Race {%d+}\r\n" % len(msg) + msg)[-1].startswith(b"p OK")
+    ra = a.cmd(b"s", b"SELECT Race")
+    assert b"* 10 EXISTS\r\n" in ra
+    b.cmd(b"s", b"SELECT Race")
+    r = b.cmd(b"x", b"STORE 3,5 +FLAGS.SILENT (\\Deleted)")
+    r = b.cmd(b"e", b"EXPUNGE")
+    assert expunged(r, 10) == [3, 5], r
+    # a still numbers 1..10: FETCH, STORE and SEARCH send no EXPUNGE
+    for tag, text in ((b"f", b"FETCH 1:* (UID FLAGS)"), (b"g", b"STORE 1 +FLAGS (\\Seen)"),
+                      (b"h", b"SEARCH ALL")):
+        r = a.cmd(tag, text)
+        assert not any(x.endswith(b"EXPUNGE\r\n") for x in r), r
+        assert r[-1].split(b" ")[1] in (b"OK", b"NO"), r
+    r = a.cmd(b"n", b"NOOP")
+    assert expunged(r, 10) == [3, 5], r
+    r = a.cmd(b"f2", b"FETCH 1:* UID")
+    assert len([x for x in r if b" FETCH " in x]) == 8
+    # a UID command may get them at once (§7.4.1)
+    b.cmd(b"x2", b"STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.cmd(b"e2", b"EXPUNGE")
+    r = a.cmd(b"u", b"UID FETCH 1:* UID")
+    ex = [x for x in r if x.endswith(b"EXPUNGE\r\n")]
+    assert ex in ([], [b"* 1 EXPUNGE\r\n"]), r
+    if ex:
+        assert r.index(ex[0]) < len(r) - 1
+    a.close()
+    b.close()
+    bridge_ok(w)
+
+
+def test_i11_expunge_racing_fetch(world):
+    """Two sessions at once, one expunging what the other fetches: every
+    answer of the fetching one is in step (no EXPUNGE inside a FETCH
+    answer, sequence numbers never past its EXISTS)."""
+    w = world
+    a, b = user_login(w), user_login(w)
+    a.cmd(b"m", b"CREATE Race2")
+    for k in range(60):
+        msg = b"Subject: r %d\r\n\r\nbody\r\n" % k
+        a.cmd(b"p", b"APPEND Race2 {%d+}\r\n" % len(msg) + msg)
+    a.cmd(b"s", b"SELECT Race2")
+    b.cmd(b"s", b"SELECT Race2")
+    stop = threading.Event()
+    errors = []
+
+    def expunger():
+        try:
+            while not stop.is_set():
+                b.cmd(b"x", b"STORE 1 +FLAGS.SILENT (\\Deleted)")
+                r = b.cmd(b"e", b"EXPUNGE")
+                if not any(x.endswith(b"EXPUNGE\r\n") for x in r):
+                    break
+        except Exception as e:     # noqa: BLE001 - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=expunger)
+    t.start()
+    exists = 60
+    try:
+        for _ in range(40):
+            r = a.cmd(b"f", b"FETCH 1:* (FLAGS)")
+            assert not any(x.endswith(b"EXPUNGE\r\n") for x in r), r
+            for x in r:
+                m = re.match(rb"\* (\d+) FETCH", x)
+                if m:
+                    assert int(m.group(1)) <= exists, (x, exists)
+            r = a.cmd(b"n", b"NOOP")
+            for x in r:
+                if x.endswith(b"EXPUNGE\r\n"):
+                    exists -= 1
+                m = re.match(rb"\* (\d+) EXISTS", x)
+                if m:
+                    exists = int(m.group(1))
+    finally:
+        stop.set()
+        t.join(30)
+    assert not errors, errors
+    a.close()
+    b.close()
+    bridge_ok(w)
+
+
+# ------------------------------------ a second user and the first's mail
+
+def test_a_second_user_cannot_read_the_first_users_mail(world):
+    """alice with her own bridge: her password at bob's bridge, her name
+    there, bob's name with her password, bob's name and password at her
+    bridge: all refused; what she reaches shows nothing of bob's mail."""
+    w = world
+    apw = w.alice.run("bridge", "password").stdout.decode().strip()
+    abr = Bridge(w.alice)
+    try:
+        attempts = [
+            (w.br, "alice@alpha.test", apw),            # B's name and password at A's bridge
+            (w.br, "bob@alpha.test", apw),              # A's name, B's password
+            (w.br, "alice@alpha.test", w.pw),           # B's name, A's password
+            (w.br, w.alice.did, apw),
+            (abr, "bob@alpha.test", w.pw),              # A's name and password at B's bridge
+            (abr, w.bob.did, w.pw),
+        ]
+        for br, user, pw in attempts:
+            c = Raw(br.imap_port)
+            r = c.cmd(b"a", f"LOGIN {user} {pw}".encode())
+            assert r[-1].startswith(b"a NO"), (user, r)
+            r = c.cmd(b"b", b"SELECT INBOX")
+            assert r[-1].split(b" ")[1] in (b"BAD", b"NO"), r
+            c.close()
+            c = Raw(br.imap_port)                       # a success resets the back-off
+            c.login(*(("bob@alpha.test", w.pw) if br is w.br else ("alice@alpha.test", apw)))
+            c.close()
+        c = Raw(abr.imap_port)
+        c.login("alice@alpha.test", apw)
+        listing = b"".join(c.cmd(b"l", b'LIST "" *'))
+        assert b"Race" not in listing and b"Projects" not in listing
+        for box in (b"INBOX", b"Archive", b"Trash", b"Junk", b"Unverified"):
+            r = c.cmd(b"s", b"EXAMINE " + box)
+            assert b"* 0 EXISTS\r\n" in r, (box, r)
+        c.close()
+        text = abr.log_text()
+        assert "bridge: wrong user or password" in text
+    finally:
+        abr.stop()
+    bridge_ok(w)
