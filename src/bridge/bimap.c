@@ -52,6 +52,7 @@ struct bimap {
 	iconn *conns;
 	unsigned n_conns;
 	uint64_t next_id;
+	uint64_t generation;         /* set.generation's value last seen */
 	int open_handles;
 	bool closing;
 };
@@ -292,6 +293,12 @@ static void process(iconn *c)
 			break;
 	}
 	c->processing = false;
+	/* a command changed a mailbox: every session (IDLE ones at once)
+	 * learns it; commands they then run may start this again */
+	bimap *b = c->b;
+	if (b->set.generation != NULL &&
+	    b->set.generation(b->set.st) != b->generation)
+		bimap_changed(b);
 	if (!c->closing)
 		update_reading(c);
 }
@@ -505,6 +512,8 @@ uint16_t bimap_port(const bimap *b)
 void bimap_changed(bimap *b)
 {
 	iconn *next;
+	if (b->set.generation != NULL)
+		b->generation = b->set.generation(b->set.st);
 	for (iconn *c = b->conns; c != NULL; c = next) {
 		next = c->next; /* process() may close c (freed later) */
 		if (c->closing || c->shutting || c->s == NULL)

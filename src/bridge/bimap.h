@@ -50,6 +50,10 @@ typedef struct bimap_settings {
 	 * returns: copy it for a later check. */
 	void (*login)(void *arg, bimap_login *req, const char *user,
 		      const char *password, size_t len);
+	/* A counter of st that grows with every change to a mailbox (NULL:
+	 * none): when a connection's command changed it, every session
+	 * learns it as from bimap_changed (an IDLE one at once). */
+	uint64_t (*generation)(void *st);
 	void *arg;
 } bimap_settings;
 

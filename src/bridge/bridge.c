@@ -196,6 +196,11 @@ static void pw_check(bridge *br, bimap_login *ireq, bsubmit_req *sreq,
 	}
 }
 
+static uint64_t store_generation(void *st)
+{
+	return bstore_generation(st);
+}
+
 static void imap_login(void *arg, bimap_login *req, const char *user,
 		       const char *password, size_t len)
 {
@@ -473,6 +478,7 @@ static int start(bridge *br, const bridge_settings *set)
 	bimap_settings is = {
 		.port = set->imap_port, .creds = br->creds, .ops = bstore_ops(),
 		.st = br->store, .login = imap_login, .arg = br,
+		.generation = store_generation,
 	};
 	if (bimap_start(&br->loop, &is, &br->imap, &err) != 0) {
 		cli_err(env, "IMAP on 127.0.0.1:%u: %s", (unsigned)set->imap_port,

@@ -134,6 +134,47 @@ def test_idle_wakes_on_a_new_delivery(bridged):
     m.logout()
 
 
+def read_until(m, what, timeout=5):
+    """Lines from an imaplib connection until one contains what."""
+    m.sock.settimeout(timeout)
+    seen = b""
+    while what not in seen:
+        line = m.readline()
+        assert line, f"the bridge closed the connection; got {seen!r}"
+        seen += line
+    return seen
+
+
+def test_idle_sees_what_another_session_does(bridged):
+    """Thunderbird's way: one connection IDLEs on INBOX while another
+    flags, appends and expunges; the IDLE one is told at once (RFC 2177),
+    not at its next command."""
+    alice, bob, br, pw = bridged
+    alice.run("send", bob.did, input=b"Subject: one\r\n\r\nfirst\r\n")
+    m, n = wait_messages(br, "bob@alpha.test", pw, "INBOX", 1)
+    m.logout()
+    idle = br.imap()
+    idle.login("bob@alpha.test", pw)
+    assert idle.select("INBOX")[0] == "OK"
+    idle.send(b"i1 IDLE\r\n")
+    assert idle.readline().startswith(b"+")
+    other = br.imap()
+    other.login("bob@alpha.test", pw)
+    other.select("INBOX")
+    assert other.store("1", "+FLAGS", "(\\Flagged)")[0] == "OK"
+    assert re.search(rb"\* 1 FETCH \(FLAGS \([^)]*\\Flagged", read_until(idle, b"FETCH"))
+    assert other.append("INBOX", None, None, b"Subject: two\r\n\r\nsecond\r\n")[0] == "OK"
+    read_until(idle, b"* 2 EXISTS")
+    other.store("1", "+FLAGS", "(\\Deleted)")
+    read_until(idle, b"FETCH")
+    assert other.expunge()[0] == "OK"
+    read_until(idle, b"* 1 EXPUNGE")
+    other.logout()
+    idle.send(b"DONE\r\n")
+    assert b"\r\ni1 OK" in b"\r\n" + read_until(idle, b"i1 ")
+    idle.logout()
+
+
 def test_text_plain_mail_is_wrapped(bridged):
     alice, bob, br, pw = bridged
     alice.run("send", bob.did, input=b"just a line\n")
