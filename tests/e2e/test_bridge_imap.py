@@ -18,7 +18,6 @@ bridge still serves a normal client, and its log never has a sanitizer
 report (checked again when it stops).
 """
 import difflib
-import imaplib
 import os
 import re
 import smtplib
@@ -298,7 +297,7 @@ def canon(lines):
     run = []
     for line in normalize(lines) + [None]:
         if line is not None and re.match(rb"\* \d+ FETCH \(BODY \(", line):
-            line = _DEFAULT_PART.sub(lambda m: m.group(0).lower(), line)
+            line = _DEFAULT_PART.sub(rb'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" ', line)
         if line is not None:
             line = re.sub(rb'INTERNALDATE "([ \d]\d-\w{3}-\d{4} \d\d:\d\d:\d\d [+-]\d{4})"',
                           _utc_date, line)
@@ -353,7 +352,12 @@ PINNED = [
     ("y2 SUBSCRIBE Nosuch", rb"y2 NO", rb"y2 NO \[NONEXISTENT\]",
      "SUBSCRIBE to a missing mailbox is NO (the engineers' note), with "
      "RFC 5530 [NONEXISTENT]"),
-    ("z7 UNSELECT", rb"z7 OK Unselect completed\.", rb"z7 BAD",
+    ("z6 RENAME Sent Sent2", rb"z6 NO \[NONEXISTENT\]", rb"z6 NO",
+     "special-use mailboxes cannot be renamed (the engineers' note); Dovecot's NO "
+     "is only that its auto-created Sent is not on disk yet"),
+    ("z7 DELETE Junk", rb"z7 OK Delete completed\.", rb"z7 NO",
+     "special-use mailboxes cannot be deleted (the engineers' note)"),
+    ("zz UNSELECT", rb"zz OK Unselect completed\.", rb"zz BAD",
      "UNSELECT (RFC 3691) is not offered (not in CAPABILITY); CLOSE is"),
     ("r FETCH 1 BODY.PEEK[0]", rb"\* 1 FETCH \(BODY\[0\] \{0\}\r\n\)\nr OK Fetch completed\.",
      rb"r BAD", "RFC 3501 §9: section-part = nz-number; Dovecot answers an empty part 0"),
@@ -362,8 +366,6 @@ PINNED = [
      rb"r2 BAD", "RFC 3501 §9: partial = \"<\" number \".\" nz-number \">\"; "
      "Dovecot answers an empty string"),
 ]
-for _t, _k in (("s", "NEW"), ("u", "UID SEARCH NEW"), ("s", "RECENT"), ("u", "UID SEARCH RECENT")):
-    pass
 for _i, _k in enumerate(["NEW", "OLD", "RECENT"]):
     for _t, _v in (("s", "SEARCH"), ("u", "UID SEARCH")):
         tag = f"{_t}{11 + _i}"
@@ -559,7 +561,6 @@ def test_dovecot_diff_read_only(world):
 
 def test_dovecot_diff_changes(world):
     w = world
-    n = w.total
     compare(w, [
         "a SELECT INBOX",
         "b STORE 1 +FLAGS (\\Seen)",
@@ -598,7 +599,7 @@ def test_dovecot_diff_changes(world):
         "z4 FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)",
         "z5 EXAMINE Trash",
         "z6 FETCH 1:* (UID FLAGS)",
-        "z7 UNSELECT",
+        "zz UNSELECT",
     ])
     # APPEND, with and without flags and a date; to the selected mailbox
     msg = b"From: me@x.test\r\nSubject: appended\r\n\r\nhello\r\n"
@@ -649,7 +650,11 @@ def test_dovecot_diff_changes(world):
         "z2 CREATE Work",
         "z3 SELECT Work",
         "z4 COPY 1 Work",
-        "z5 LOGOUT",
+        "z6 RENAME Sent Sent2",
+        "z7 DELETE Junk",
+        "z8 CLOSE",
+        "za LIST \"\" *",
+        "zb LOGOUT",
     ])
 
 
@@ -686,11 +691,39 @@ def test_dovecot_diff_errors(world):
     ])
 
 
+def test_delete_of_the_selected_mailbox_unselects_it(world):
+    """The engineers' note: DELETE of the selected mailbox unselects it
+    (the session goes on, authenticated); Dovecot 2.3 answers OK and then
+    ends the session (BYE) at the next command."""
+    w = world
+    c = user_login(w)
+    assert c.cmd(b"a", b"CREATE Gone")[-1].startswith(b"a OK")
+    assert c.cmd(b"b", b"SELECT Gone")[-1].startswith(b"b OK")
+    assert c.cmd(b"c", b"DELETE Gone")[-1].startswith(b"c OK")
+    assert c.cmd(b"d", b"FETCH 1 FLAGS")[-1].startswith(b"d BAD")   # nothing selected
+    assert c.cmd(b"e", b"SELECT INBOX")[-1].startswith(b"e OK")
+    c.close()
+    d = Raw(w.dovecot.port)
+    d.login("bob@alpha.test", w.pw)
+    assert d.cmd(b"a", b"CREATE Gone")[-1].startswith(b"a OK")
+    assert d.cmd(b"b", b"SELECT Gone")[-1].startswith(b"b OK")
+    assert d.cmd(b"c", b"DELETE Gone")[-1].startswith(b"c OK")
+    d.send(b"d NOOP\r\n")
+    try:
+        assert b"* BYE" in d.closed()
+    except ConnectionResetError:
+        pass                            # BYE then reset
+    d.close()
+
+
+
+
 def test_dovecot_agreement_figures(world):
-    """Runs last of the diffs: prints the figures for the report."""
-    print(f"\nDovecot diff: {STATS['scripts']} scripts, {STATS['lines']} lines, "
-          f"{STATS['same']} identical, {STATS['pinned']} pinned lines "
-          f"({len(PINNED)} pinned rules)")
+    """The figures of the diffs above (pytest -s shows them)."""
+    print(f"\nDovecot diff: {STATS['scripts']} scripts, {STATS['commands']} commands, "
+          f"{STATS['lines']} lines, {STATS['same']} identical after pins, "
+          f"{STATS['pinned']} of Dovecot's lines pinned ({len(PINNED)} exact pins)")
+    assert STATS["scripts"] == 0 or STATS["same"] <= STATS["lines"]
 
 
 # --------------------------------------- differences found, not yet fixed
@@ -724,14 +757,6 @@ def test_bodystructure_unquoted_boundary_with_equals(world):
                 b"Content-Type: multipart/mixed; boundary==_b1\r\n\r\n--=_b1\r\n"
                 b"Content-Type: text/plain\r\n\r\none\r\n--=_b1--\r\n")
     compare(w, ["a EXAMINE Eqb", "b FETCH 1 (BODY BODYSTRUCTURE)", "z CLOSE"])
-
-
-def test_dovecot_agreement_figures(world):
-    """The figures for the report (pytest -s shows them)."""
-    print(f"\nDovecot diff: {STATS['scripts']} scripts, {STATS['commands']} commands, "
-          f"{STATS['lines']} lines, {STATS['same']} identical after pins, "
-          f"{STATS['pinned']} of Dovecot's lines pinned ({len(PINNED)} exact pins)")
-    assert STATS["scripts"] == 0 or STATS["same"] <= STATS["lines"]
 
 
 # ------------------------------------------------ hostile input (I1-I11)
@@ -1012,10 +1037,18 @@ def test_i9_bad_mailbox_names(world):
         assert r[-1].split(b" ")[1] in (b"NO", b"BAD")   # special-use: never renamed
     listing = b"".join(c.cmd(b"l", b'LIST "" *'))
     c.close()
-    # refused: traversal, empty levels, invalid modified UTF-7, oversized
-    for name in ["../x", "../../etc/x", "/abs", "a//b", "&-&", "&AGE", "x" * 10_000,
-                 "/".join(["d"] * 300)]:
-        assert ours[name] != b"OK", (name[:40], ours[name])
+    d = Raw(w.dovecot.port)
+    d.login("bob@alpha.test", w.pw)
+    theirs = {}
+    for i, name in enumerate(BAD_NAMES):
+        q = name.encode()
+        r = d.cmd(b"c%d" % i, b"CREATE {%d+}\r\n" % len(q) + q)
+        theirs[name] = r[-1].split(b" ")[1]
+    d.close()
+    # the same as Dovecot 2.3 with a "/" separator, but for 300 levels
+    # (Dovecot takes them; the store has a depth limit)
+    assert {n for n in BAD_NAMES if ours[n] == b"OK"} == {"trail/", "a\\b"}, ours
+    assert {n for n in BAD_NAMES if ours[n] != theirs[n]} == {"/".join(["d"] * 300)}, theirs
     assert b"etc" not in listing and b"xxxxxxxxxx" not in listing
     after = store_files(w)
     new = {p for p in after - before
