@@ -4,7 +4,7 @@
 One node (alpha.test, with its SMTP ingress), alice and bob registered,
 bob's `amp bridge run`, and a private Dovecot (dovecotfixture) with a
 namespace like the bridge's ("/" separator, the same special-use
-mailboxes, subscribed).  Forty messages reach bob's INBOX through the
+mailboxes, subscribed).  38 messages reach bob's INBOX through the
 node: corpus files over SMTP and AMP mail from alice (multipart,
 message/rfc822, encodings).  Their exact bytes are read back from the
 bridge (BODY.PEEK[]) and put into Dovecot's INBOX in the same order with
