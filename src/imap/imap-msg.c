@@ -388,6 +388,19 @@ static bool take_token(cur *c, sb *out)
 	return c->i > s;
 }
 
+/* An unquoted parameter value, read as leniently as mime.c reads it
+ * (up to ';', a blank, a control or '"'), so boundary==_b1 is the value
+ * "=_b1" here too, as in Dovecot. */
+static bool take_value(cur *c, sb *out)
+{
+	size_t s = c->i;
+	while (c->i < c->n && c->p[c->i] > 32 && c->p[c->i] != 127 &&
+	       c->p[c->i] != ';' && c->p[c->i] != '"')
+		c->i++;
+	sb_put(out, c->p + s, c->i - s);
+	return c->i > s;
+}
+
 static void take_atext(cur *c, sb *out)
 {
 	size_t s = c->i;
@@ -829,7 +842,7 @@ static void put_params(sb *o, cur *c, bool add_charset)
 		if (c->i < c->n && c->p[c->i] == '"') {
 			if (!take_quoted(c, &val))
 				break;
-		} else if (!take_token(c, &val)) {
+		} else if (!take_value(c, &val)) {
 			break;
 		}
 		if (n >= PARAMS_MAX)
@@ -1573,15 +1586,10 @@ static bool field_has(const uint8_t *msg, const mail_field *f,
 	char *u = malloc(n + 1);
 	if (u == NULL)
 		abort();
+	/* the value only (mail_field_unfold leaves the name out) */
 	(void)mail_field_unfold(msg, f, u, n + 1);
-	/* the value only: skip "name:" */
-	size_t vs = f->value_off - f->off;
-	const char *val = u, *colon = memchr(u, ':', n);
+	const char *val = u;
 	size_t vn = n;
-	if (!f->malformed && colon != NULL && (size_t)(colon - u) < vs) {
-		val = colon + 1;
-		vn = n - (size_t)(val - u);
-	}
 	size_t dsz = MIME_DECODE_WORDS_SIZE(vn);
 	char *d = malloc(dsz);
 	if (d == NULL)
