@@ -1069,9 +1069,9 @@ static void *crash_writer(void *arg)
 	return NULL;
 }
 
-static int cmp_int(const void *a, const void *b)
+static int cmp_u32(const void *a, const void *b)
 {
-	int x = *(const int *)a, y = *(const int *)b;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	return (x > y) - (x < y);
 }
 
@@ -1079,8 +1079,8 @@ static void test_kill9_loses_nothing_acked(void **state)
 {
 	(void)state;
 	char *path = tmpdb();
-	int acked_total = 0;
-	static int acked[400000];
+	size_t acked_total = 0;
+	static uint32_t acked[400000];
 	srand((unsigned)time(NULL));
 	for (int round = 0; round < 4; round++) {
 		int p[2];
@@ -1106,22 +1106,21 @@ static void test_kill9_loses_nothing_acked(void **state)
 		}
 		close(p[1]);
 		/* once the child has opened the store (a sanitizer build takes
-		 * a while), let it write for a random 50-300 ms, then kill -9 */
+		 * a while) and acknowledged 40 writes, a random 0-250 ms more,
+		 * then kill -9 */
 		int ready = 0;
 		assert_int_equal(read(p[0], &ready, sizeof(ready)), sizeof(ready));
 		assert_int_equal(ready, -1);
-		usleep(50000 + (useconds_t)(rand() % 250000));
+		const size_t max = sizeof(acked) / sizeof(acked[0]);
+		crash_wait_acks(p[0], acked, max, &acked_total, 40);
+		usleep((useconds_t)(rand() % 250000));
 		kill(pid, SIGKILL);
-		int num;
-		while (read(p[0], &num, sizeof(num)) == sizeof(num)) {
-			if (acked_total < (int)(sizeof(acked) / sizeof(acked[0])))
-				acked[acked_total++] = num;
-		}
+		crash_drain(p[0], acked, max, &acked_total);
 		close(p[0]);
 		waitpid(pid, NULL, 0);
 	}
 	assert_true(acked_total > 100);
-	qsort(acked, (size_t)acked_total, sizeof(int), cmp_int);
+	qsort(acked, acked_total, sizeof(acked[0]), cmp_u32);
 
 	/* every acknowledged message is there: both domains' rows, the
 	 * right body */
@@ -1130,14 +1129,15 @@ static void test_kill9_loses_nothing_acked(void **state)
 	size_t n;
 	mailq_filter f = { -1, -1, "one.example", 0 };
 	assert_int_equal(store_mailq_list(s, &f, &it, &n), 0);
-	int found = 0;
+	size_t found = 0;
 	for (size_t i = 0; i < n; i++) {
 		int num = 0;
 		const char *p = it[i].msgid + 1;
 		while (*p >= '0' && *p <= '9')
 			num = num * 10 + (*p++ - '0');
-		if (bsearch(&num, acked, (size_t)acked_total, sizeof(int),
-			    cmp_int) != NULL)
+		uint32_t key = (uint32_t)num;
+		if (bsearch(&key, acked, acked_total, sizeof(acked[0]),
+			    cmp_u32) != NULL)
 			found++;
 		mailq_item *g;
 		assert_int_equal(store_mailq_get(s, it[i].id, true, &g), 0);
@@ -1148,7 +1148,7 @@ static void test_kill9_loses_nothing_acked(void **state)
 	mailq_items_free(it, n);
 	mailq_stats st;
 	assert_int_equal(store_mailq_stats(s, &st), 0);
-	print_message("kill -9: %d enqueues acknowledged over 4 crashes, %d "
+	print_message("kill -9: %zu enqueues acknowledged over 4 crashes, %zu "
 		      "found after restart (%zu rows per domain, %llu body "
 		      "bytes)\n", acked_total, found, n,
 		      (unsigned long long)st.bytes);

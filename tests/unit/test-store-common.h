@@ -7,6 +7,7 @@
 #ifndef AMP_TEST_STORE_COMMON_H
 #define AMP_TEST_STORE_COMMON_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,37 @@ static inline void crash_finished(pthread_mutex_t *fd_lock, int fd, int result,
 	crash_inflight--;
 	pthread_cond_signal(&crash_cond);
 	pthread_mutex_unlock(&crash_lock);
+}
+
+/* The parent's side of a kill -9 round: read the child's acknowledged
+ * ids (4 bytes each) from fd into ids[*n..max) until `want` arrived in
+ * this round, or 120 s passed (then the test's count fails), and return;
+ * the caller waits a random moment more, kills the child and drains fd
+ * with crash_drain.  Waiting for acknowledgements, not for a fixed time,
+ * puts the kill among acknowledged writes whatever the machine's load. */
+static inline void crash_wait_acks(int fd, uint32_t *ids, size_t max,
+				   size_t *n, size_t want)
+{
+	size_t got = 0;
+	for (int waited = 0; got < want && waited < 120000; waited += 100) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		uint32_t id;
+		if (read(fd, &id, sizeof(id)) != (ssize_t)sizeof(id))
+			return;
+		if (*n < max)
+			ids[(*n)++] = id;
+		got++;
+	}
+}
+
+static inline void crash_drain(int fd, uint32_t *ids, size_t max, size_t *n)
+{
+	uint32_t id;
+	while (read(fd, &id, sizeof(id)) == (ssize_t)sizeof(id))
+		if (*n < max)
+			ids[(*n)++] = id;
 }
 
 #endif

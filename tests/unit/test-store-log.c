@@ -601,7 +601,7 @@ static void test_kill9(void **state)
 	(void)state;
 	char *path = tmpdb();
 	static uint32_t acked[400000];
-	int acked_total = 0;
+	size_t acked_total = 0;
 	for (int round = 0; round < 4; round++) {
 		int p[2];
 		assert_int_equal(pipe(p), 0);
@@ -629,13 +629,12 @@ static void test_kill9(void **state)
 		uint32_t ready = 0;
 		assert_int_equal(read(p[0], &ready, sizeof(ready)), sizeof(ready));
 		assert_int_equal(ready, UINT32_MAX);
-		usleep(50000 + (useconds_t)(rand() % 250000));
+		/* 20 deliveries acknowledged, a random 0-250 ms more, kill -9 */
+		const size_t max = sizeof(acked) / sizeof(acked[0]);
+		crash_wait_acks(p[0], acked, max, &acked_total, 20);
+		usleep((useconds_t)(rand() % 250000));
 		kill(pid, SIGKILL);
-		uint32_t id;
-		while (read(p[0], &id, sizeof(id)) == sizeof(id)) {
-			if (acked_total < (int)(sizeof(acked) / sizeof(acked[0])))
-				acked[acked_total++] = id;
-		}
+		crash_drain(p[0], acked, max, &acked_total);
 		close(p[0]);
 		waitpid(pid, NULL, 0);
 	}
@@ -647,7 +646,7 @@ static void test_kill9(void **state)
 	assert_int_equal(raw_count(db, "SELECT count(*) FROM delivered"),
 			 (long long)size);
 	sqlite3_close(db);
-	for (int i = 0; i < acked_total; i++) {
+	for (size_t i = 0; i < acked_total; i++) {
 		uint8_t env[64], subj[32];
 		size_t len = env_of(acked[i], env);
 		amp_log_envelope_digest(env, len, subj);
@@ -656,7 +655,7 @@ static void test_kill9(void **state)
 		assert_int_equal(store_log_find(s, subj, UINT64_MAX, idx, 2, &n), 0);
 		assert_int_equal(n, 1);
 	}
-	print_message("kill -9: %d receipts acknowledged over 4 crashes, %llu "
+	print_message("kill -9: %zu receipts acknowledged over 4 crashes, %llu "
 		      "leaves after restart, all consistent\n", acked_total,
 		      (unsigned long long)size);
 	/* and appending goes on correctly */
