@@ -25,6 +25,10 @@ bench/RESULTS.md); progress on stderr.  Target: the bridge's warm FETCH
 within 1.5x of Dovecot's.
 
 Usage: bench/imap-bench.py [--messages N] [--rounds R] [--quick]
+                           [--results FILE]
+--results FILE also writes the section into FILE (bench/RESULTS.md),
+replacing an earlier "### imap-bench" section or appending one; bench/
+run.sh instead collects the section from standard output.
 Environment: BUILD_DIR (default <repo>/build).  Needs dovecot-imapd
 (scripts/bootstrap.sh).
 """
@@ -34,6 +38,7 @@ import re
 import smtplib
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -59,6 +64,8 @@ def messages(n):
     raw = []
     for p in files:
         b = p.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        if not b.endswith(b"\r\n"):
+            b += b"\r\n"       # SMTP ends the last line (RFC 5321 4.1.1.4)
         if b"\x00" in b or len(b) > 1024 * 1024:
             continue
         raw.append(b)
@@ -122,11 +129,22 @@ def vm_hwm_kb(pid):
     return 0
 
 
+def put_section(path, section):
+    """Replace the "### imap-bench" section of path (up to the next
+    heading of level 2 or 3), or append it."""
+    text = path.read_text() if path.exists() else ""
+    m = re.search(r"^### imap-bench .*?(?=^##)|^### imap-bench .*\Z", text, re.S | re.M)
+    text = (text[:m.start()] + section + "\n" + text[m.end():] if m
+            else text.rstrip("\n") + "\n\n" + section)
+    path.write_text(text)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--messages", type=int, default=10000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="500 messages, 2 rounds")
+    ap.add_argument("--results", help="also put the section into this file")
     a = ap.parse_args()
     if a.quick:
         a.messages, a.rounds = 500, 2
@@ -182,8 +200,13 @@ def main():
                 pos = m.end() + int(m.group(1))
         c.close()
         for i, body in enumerate(stored):
-            if split_trace(body)[2] != sent[i]:
+            rest = split_trace(body)[2]
+            if rest != sent[i]:
                 bad += 1
+                k = next((j for j in range(min(len(rest), len(sent[i])))
+                          if rest[j] != sent[i][j]), min(len(rest), len(sent[i])))
+                say(f"message {i} differs at byte {k}: sent {sent[i][k - 40:k + 40]!r}, "
+                    f"read {rest[k - 40:k + 40]!r}")
         if len(stored) != n or bad:
             raise AssertionError(f"{len(stored)} read back, {bad} differ from what was sent")
         dv = Dovecot({"bob": "secret"})
@@ -200,25 +223,37 @@ def main():
         mb, md = statistics.median(wb), statistics.median(wd)
         ratio = mb / md
         verdict = "PASS" if ratio <= 1.5 else "MISS"
-        print("### imap-bench (amp bridge vs Dovecot over IMAP)\n")
-        print(f"- messages: {n} (corpus ham+spam cycled, {sum(map(len, stored)) / n / 1024:.1f} KB "
+        out = []
+        emit = out.append
+        emit("### imap-bench (amp bridge vs Dovecot over IMAP)\n")
+        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
+                    if ln.startswith("model name")), "unknown CPU")
+        rev = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                             capture_output=True, text=True).stdout.strip() or "unknown"
+        emit(f"- date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; machine: "
+             f"{os.cpu_count()} CPUs, {cpu}; build: {BUILD}, source {rev}")
+        emit(f"- messages: {n} (corpus ham+spam cycled, {sum(map(len, stored)) / n / 1024:.1f} KB "
               f"average as stored); both servers serve the same bytes")
-        print(f"- command: `bench/imap-bench.py --messages {n} --rounds {a.rounds}`; "
+        emit(f"- command: `bench/imap-bench.py --messages {n} --rounds {a.rounds}`; "
               f"load average at the end: {' '.join(open('/proc/loadavg').read().split()[:3])}")
-        print(f"- SMTP ingress of the {n} messages into the node (one connection): "
+        emit(f"- SMTP ingress of the {n} messages into the node (one connection): "
               f"{t_smtp:.1f} s ({n / t_smtp:.0f} msg/s)")
-        print(f"- **initial sync** by the bridge (fetch, verify, open, store sealed, ack): "
+        emit(f"- **initial sync** by the bridge (fetch, verify, open, store sealed, ack): "
               f"**{t_sync:.1f} s** ({n / t_sync:.0f} msg/s); bridge peak RSS "
               f"**{hwm / 1024:.1f} MiB**")
-        print(f"- every message read back over IMAP equals the message sent "
+        emit(f"- every message read back over IMAP equals the message sent "
               f"(after the node's trace fields): {n}/{n}\n")
-        print("| FETCH 1:* (FLAGS ENVELOPE) | amp bridge | Dovecot 2.3 | bridge/Dovecot |")
-        print("|---|---:|---:|---:|")
-        print(f"| first run | {cold_b * 1000:.0f} ms | {cold_d * 1000:.0f} ms "
+        emit("| FETCH 1:* (FLAGS ENVELOPE) | amp bridge | Dovecot 2.3 | bridge/Dovecot |")
+        emit("|---|---:|---:|---:|")
+        emit(f"| first run | {cold_b * 1000:.0f} ms | {cold_d * 1000:.0f} ms "
               f"| {cold_b / cold_d:.2f}x |")
-        print(f"| median of {a.rounds} more | {mb * 1000:.0f} ms | {md * 1000:.0f} ms "
+        emit(f"| median of {a.rounds} more | {mb * 1000:.0f} ms | {md * 1000:.0f} ms "
               f"| **{ratio:.2f}x** (target <= 1.5x: **{verdict}**) |")
-        print()
+        emit("")
+        section = "\n".join(out) + "\n"
+        sys.stdout.write(section)
+        if a.results:
+            put_section(Path(a.results), section)
     finally:
         if br is not None:
             br.stop()
