@@ -86,19 +86,23 @@ class Imap:
         self.cmd("SELECT INBOX")
 
     def _until(self, marker):
-        """Up to and including the line that starts with marker."""
+        """Up to and including the line that starts with marker.  Each
+        byte is searched once and appended once (searching a growing
+        answer from its start would make the client what is timed)."""
+        buf, scan = bytearray(self.buf), 0
         while True:
-            i = 0 if self.buf.startswith(marker) else self.buf.find(b"\r\n" + marker)
+            i = 0 if buf.startswith(marker) else buf.find(b"\r\n" + marker, scan)
             if i > 0:
                 i += 2
-            j = self.buf.find(b"\r\n", i) if i >= 0 else -1
+            j = buf.find(b"\r\n", i) if i >= 0 else -1
             if j >= 0:
-                out, self.buf = self.buf[:j + 2], self.buf[j + 2:]
+                out, self.buf = bytes(buf[:j + 2]), bytes(buf[j + 2:])
                 return out, out[i:]
+            scan = max(0, len(buf) - len(marker) - 2)
             chunk = self.s.recv(1 << 20)
             if not chunk:
                 raise AssertionError("server closed the connection")
-            self.buf += chunk
+            buf += chunk
 
     def cmd(self, text):
         self.n += 1
