@@ -231,7 +231,8 @@ typedef struct sendjob {
 	uv_work_t w;
 	bridge *br;
 	bsubmit_req *req;
-	const bsubmit_msg *m;    /* valid until bsubmit_submit_done */
+	bsubmit_msg m;           /* a copy: its pointers are valid until
+				    bsubmit_submit_done, *m only in the call */
 	cli_env env;             /* this thread's copy */
 	bsend_rcpt *out;
 	bool all_ok, temporary;
@@ -254,11 +255,11 @@ static void send_work(uv_work_t *w)
 			 err != NULL ? ": " : "", err != NULL ? err : "");
 		return;
 	}
-	int r = bsend_message(&j->env, c, j->br->id, &o, j->m->rcpts,
-			      j->m->n_rcpts, j->m->data, j->m->len, j->out, &err);
+	int r = bsend_message(&j->env, c, j->br->id, &o, j->m.rcpts,
+			      j->m.n_rcpts, j->m.data, j->m.len, j->out, &err);
 	nclient_close(&c);
 	(void)r; /* the per-recipient outcomes say it all */
-	j->all_ok = bsend_summary(j->m->rcpts, j->out, j->m->n_rcpts,
+	j->all_ok = bsend_summary(j->m.rcpts, j->out, j->m.n_rcpts,
 				  &j->temporary, j->text, sizeof(j->text));
 }
 
@@ -272,13 +273,13 @@ static void send_after(uv_work_t *w, int status)
 		snprintf(j->text, sizeof(j->text), "not sent (stopping)");
 	}
 	log_msg(LOG_INFO, "msg=\"bridge: submitted\" rcpts=%zu size=%zu "
-		"result=%s", j->m->n_rcpts, j->m->len,
+		"result=%s", j->m.n_rcpts, j->m.len,
 		j->all_ok ? "sent" : j->temporary ? "tempfail" : "permfail");
 	if (j->all_ok) {
 		/* the copy in Sent (\Seen), as the client gave it */
 		uint32_t uid = 0, uidv = 0;
 		const char *err = NULL;
-		if (bstore_ops()->append(br->store, "Sent", j->m->data, j->m->len,
+		if (bstore_ops()->append(br->store, "Sent", j->m.data, j->m.len,
 					 IMAP_FLAG_SEEN, -1, 0, &uid, &uidv,
 					 &err) != 0)
 			log_msg(LOG_ERR, "msg=\"bridge: cannot keep the Sent "
@@ -306,7 +307,7 @@ static void smtp_submit(void *arg, bsubmit_req *req, const bsubmit_msg *m)
 	}
 	j->br = br;
 	j->req = req;
-	j->m = m;
+	j->m = *m;
 	j->env = *br->set->env;
 	j->w.data = j;
 	if (br->stopping ||

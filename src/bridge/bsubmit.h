@@ -66,7 +66,9 @@ typedef struct bsubmit_callbacks {
 	/* May user send with this MAIL FROM ("" for <>)?  false: 553 5.7.1. */
 	bool (*sender_ok)(void *arg, const char *user, const char *mail_from);
 	/* Send the message: answer with bsubmit_submit_done, usually from
-	 * the after-work callback of a worker running bsend_message. */
+	 * the after-work callback of a worker running bsend_message.  *m
+	 * lives only during the call (copy the struct); the strings and
+	 * bytes it points to stay valid until bsubmit_submit_done. */
 	void (*submit)(void *arg, bsubmit_req *req, const bsubmit_msg *m);
 } bsubmit_callbacks;
 
